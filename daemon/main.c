@@ -1,0 +1,168 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * dmabrokerd: the dmabroker daemon. Start-up, command line, signals and
+ * readiness; the bus objects live in their own files.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <systemd/sd-bus.h>
+#include <systemd/sd-daemon.h>
+#include <systemd/sd-event.h>
+
+#include "config.h"
+#include "log.h"
+
+#define BUS_NAME "org.dmabroker.Broker1"
+#define BROKER_PATH "/org/dmabroker/Broker1"
+
+enum bus_kind { BUS_SYSTEM, BUS_SESSION };
+
+static const char usage_text[] =
+	"Usage: dmabrokerd [OPTION]...\n"
+	"\n"
+	"The dmabroker daemon: allocates dma-buf buffers and orders every access to\n"
+	"them with kernel fences, for display, camera and GPU clients, over D-Bus\n"
+	"as " BUS_NAME ".\n"
+	"\n"
+	"Options:\n"
+	"  --system            serve on the system bus (the default)\n"
+	"  --session           serve on the session bus\n"
+	"  --log-level=LEVEL   err, warning, notice, info (default) or debug\n"
+	"  -h, --help          print this help and exit\n"
+	"  --version           print the version and exit\n"
+	"\n"
+	"Under systemd (Type=notify) it reports readiness once its name is owned.\n"
+	"It stops cleanly on SIGTERM or SIGINT.\n"
+	"\n"
+	"Exit status: 0 after a clean stop, 1 on a start-up error, 2 on bad usage.\n";
+
+static int property_version(sd_bus *bus, const char *path, const char *interface,
+			    const char *property, sd_bus_message *reply, void *userdata,
+			    sd_bus_error *error)
+{
+	return sd_bus_message_append(reply, "s", DMABROKER_VERSION);
+}
+
+static const sd_bus_vtable broker_vtable[] = {
+	SD_BUS_VTABLE_START(0),
+	SD_BUS_PROPERTY("Version", "s", property_version, 0, SD_BUS_VTABLE_PROPERTY_CONST),
+	SD_BUS_VTABLE_END,
+};
+
+static int on_signal(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata)
+{
+	log_info("received %s, stopping", strsignal((int)si->ssi_signo));
+	return sd_event_exit(sd_event_source_get_event(s), 0);
+}
+
+static int run(enum bus_kind kind)
+{
+	sd_event *event = NULL;
+	sd_bus *bus = NULL;
+	sd_bus_slot *slot = NULL;
+	sigset_t mask;
+	int r;
+
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGINT);
+	sigprocmask(SIG_BLOCK, &mask, NULL);
+
+	r = sd_event_default(&event);
+	if (r < 0) {
+		log_error("cannot create the event loop: %s", strerror(-r));
+		goto out;
+	}
+	sd_event_add_signal(event, NULL, SIGTERM, on_signal, NULL);
+	sd_event_add_signal(event, NULL, SIGINT, on_signal, NULL);
+
+	r = kind == BUS_SESSION ? sd_bus_open_user(&bus) : sd_bus_open_system(&bus);
+	if (r < 0) {
+		log_error("cannot connect to the %s bus: %s", kind == BUS_SESSION ? "session" : "system",
+			  strerror(-r));
+		goto out;
+	}
+	r = sd_bus_add_object_vtable(bus, &slot, BROKER_PATH, BUS_NAME, broker_vtable, NULL);
+	if (r < 0) {
+		log_error("cannot register %s: %s", BROKER_PATH, strerror(-r));
+		goto out;
+	}
+	r = sd_bus_request_name(bus, BUS_NAME, 0);
+	if (r < 0) {
+		log_error("cannot own the name %s on the %s bus: %s%s", BUS_NAME,
+			  kind == BUS_SESSION ? "session" : "system", strerror(-r),
+			  r == -EEXIST ? " (another dmabrokerd runs)" :
+			  r == -EACCES ? " (install the bus policy, or use --session)" : "");
+		goto out;
+	}
+	r = sd_bus_attach_event(bus, event, SD_EVENT_PRIORITY_NORMAL);
+	if (r < 0)
+		goto out;
+
+	log_info("dmabrokerd %s ready on the %s bus as %s", DMABROKER_VERSION,
+		 kind == BUS_SESSION ? "session" : "system", BUS_NAME);
+	sd_notify(0, "READY=1\nSTATUS=serving " BUS_NAME);
+	r = sd_event_loop(event);
+	sd_notify(0, "STOPPING=1");
+out:
+	sd_bus_slot_unref(slot);
+	sd_bus_flush_close_unref(bus);
+	sd_event_unref(event);
+	return r < 0 ? 1 : 0;
+}
+
+int main(int argc, char **argv)
+{
+	enum { OPT_SYSTEM = 256, OPT_SESSION, OPT_LOG_LEVEL, OPT_VERSION };
+	static const struct option options[] = {
+		{ "system", no_argument, NULL, OPT_SYSTEM },
+		{ "session", no_argument, NULL, OPT_SESSION },
+		{ "log-level", required_argument, NULL, OPT_LOG_LEVEL },
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, OPT_VERSION },
+		{ 0 },
+	};
+	enum bus_kind kind = BUS_SYSTEM;
+	int c, level;
+
+	while ((c = getopt_long(argc, argv, "h", options, NULL)) != -1) {
+		switch (c) {
+		case OPT_SYSTEM:
+			kind = BUS_SYSTEM;
+			break;
+		case OPT_SESSION:
+			kind = BUS_SESSION;
+			break;
+		case OPT_LOG_LEVEL:
+			level = log_level_from_string(optarg);
+			if (level < 0) {
+				fprintf(stderr, "dmabrokerd: unknown log level '%s' "
+					"(one of err, warning, notice, info, debug)\n", optarg);
+				return 2;
+			}
+			log_set_level(level);
+			break;
+		case 'h':
+			fputs(usage_text, stdout);
+			return 0;
+		case OPT_VERSION:
+			puts("dmabrokerd " DMABROKER_VERSION);
+			return 0;
+		default:
+			fputs("Try 'dmabrokerd --help' for more information.\n", stderr);
+			return 2;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "dmabrokerd: unexpected argument '%s'\n"
+			"Try 'dmabrokerd --help' for more information.\n", argv[optind]);
+		return 2;
+	}
+	return run(kind);
+}

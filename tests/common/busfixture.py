@@ -1,0 +1,76 @@
+"""Test fixtures: a private dbus-daemon and dmabrokerd started with a
+NOTIFY_SOCKET, so tests know when it is ready."""
+import os
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+
+
+class PrivateBus:
+    """A private session-type dbus-daemon; .address is its address."""
+
+    def __init__(self):
+        self.proc = subprocess.Popen(
+            ["dbus-daemon", "--session", "--nofork", "--nopidfile", "--print-address=1"],
+            stdout=subprocess.PIPE, text=True)
+        self.address = self.proc.stdout.readline().strip()
+        if not self.address:
+            raise RuntimeError("dbus-daemon did not start")
+
+    def env(self, **extra):
+        e = dict(os.environ, DBUS_SESSION_BUS_ADDRESS=self.address)
+        e.update(extra)
+        return e
+
+    def close(self):
+        self.proc.terminate()
+        self.proc.wait(5)
+
+
+class Daemon:
+    """dmabrokerd on a bus, waited for until it sends READY=1."""
+
+    def __init__(self, exe, bus, args=("--session",), timeout=10):
+        self.dir = tempfile.mkdtemp(prefix="dmabroker-test.")
+        self.notify_path = os.path.join(self.dir, "notify")
+        self.notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.notify.bind(self.notify_path)
+        self.stderr_path = os.path.join(self.dir, "stderr")
+        self.stderr = open(self.stderr_path, "w+")
+        self.proc = subprocess.Popen([exe, *args], env=bus.env(NOTIFY_SOCKET=self.notify_path),
+                                     stdout=subprocess.DEVNULL, stderr=self.stderr)
+        self.notify.settimeout(0.1)
+        deadline = time.monotonic() + timeout
+        self.ready = False
+        while time.monotonic() < deadline and not self.ready:
+            try:
+                msg = self.notify.recv(4096).decode()
+                self.ready = "READY=1" in msg.split("\n")
+            except socket.timeout:
+                if self.proc.poll() is not None:
+                    break
+
+    def log(self):
+        self.stderr.flush()
+        with open(self.stderr_path) as f:
+            return f.read()
+
+    def stop(self, sig=signal.SIGTERM, timeout=10):
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            return None
+
+    def close(self):
+        self.stop(signal.SIGKILL)
+        self.notify.close()
+        self.stderr.close()
+        for n in os.listdir(self.dir):
+            os.unlink(os.path.join(self.dir, n))
+        os.rmdir(self.dir)

@@ -1,0 +1,85 @@
+#!/usr/bin/env python3
+"""dmabrokerd start-up, readiness, name ownership and clean shutdown, on a
+private dbus-daemon."""
+import os
+import signal
+import subprocess
+import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "common"))
+from taptest import run, check  # noqa: E402
+from busfixture import PrivateBus, Daemon  # noqa: E402
+
+EXE = sys.argv[1]
+bus = PrivateBus()
+
+
+def get_version():
+    return subprocess.run(
+        ["dbus-send", "--print-reply=literal", "--dest=org.dmabroker.Broker1",
+         "/org/dmabroker/Broker1", "org.freedesktop.DBus.Properties.Get",
+         "string:org.dmabroker.Broker1", "string:Version"],
+        env=bus.env(), capture_output=True, text=True, timeout=10)
+
+
+def test_ready_and_version():
+    """the daemon reports READY=1 and serves its Version property"""
+    d = Daemon(EXE, bus)
+    try:
+        check(d.ready, "no READY=1", d.log())
+        r = get_version()
+        check(r.returncode == 0, "Get Version failed", r.stderr)
+        out = subprocess.run([EXE, "--version"], capture_output=True, text=True).stdout.split()[-1]
+        check(r.stdout.split()[-1] == out, "version mismatch", r.stdout, out)
+        code = d.stop(signal.SIGTERM)
+        check(code == 0, "SIGTERM exit status %r" % code, d.log())
+        check("stopping" in d.log(), "no stop log line", d.log())
+    finally:
+        d.close()
+
+
+def test_sigint():
+    """SIGINT stops it cleanly too, and the name is released"""
+    d = Daemon(EXE, bus)
+    try:
+        check(d.ready, "no READY=1", d.log())
+        check(d.stop(signal.SIGINT) == 0, "SIGINT exit status", d.log())
+        r = get_version()
+        check(r.returncode != 0 and "ServiceUnknown" in r.stderr, "name still owned", r.stdout, r.stderr)
+    finally:
+        d.close()
+
+
+def test_second_instance():
+    """a second daemon on the same bus refuses to start, saying why"""
+    d = Daemon(EXE, bus)
+    try:
+        check(d.ready, "no READY=1", d.log())
+        r = subprocess.run([EXE, "--session"], env=bus.env(), capture_output=True, text=True, timeout=10)
+        check(r.returncode == 1, "exit status %d" % r.returncode, r.stderr)
+        check("another dmabrokerd runs" in r.stderr, "unclear error", r.stderr)
+        check(get_version().returncode == 0, "first daemon disturbed")
+    finally:
+        d.close()
+
+
+def test_no_bus():
+    """with no bus to connect to it exits 1 and names the bus"""
+    r = subprocess.run([EXE, "--session"], capture_output=True, text=True, timeout=10,
+                       env=dict(os.environ, DBUS_SESSION_BUS_ADDRESS="unix:path=/nonexistent/bus"))
+    check(r.returncode == 1 and "cannot connect to the session bus" in r.stderr, "bad failure", r.returncode, r.stderr)
+
+
+def test_usage():
+    """--help documents the options; bad usage exits 2 with a hint"""
+    r = subprocess.run([EXE, "--help"], capture_output=True, text=True)
+    check(r.returncode == 0 and "--session" in r.stdout and "--log-level" in r.stdout, "help", r.stdout)
+    for args, what in ((["--bogus"], "--help"), (["--log-level=loud"], "unknown log level"), (["extra"], "unexpected argument")):
+        r = subprocess.run([EXE, *args], capture_output=True, text=True)
+        check(r.returncode == 2 and what in r.stderr, "args %r" % args, r.returncode, r.stderr)
+
+
+try:
+    run([test_ready_and_version, test_sigint, test_second_instance, test_no_bus, test_usage])
+finally:
+    bus.close()

@@ -1,0 +1,44 @@
+#!/bin/busybox sh
+# /init of the test bed's initramfs (busybox). Mounts the host root read-only
+# over 9p with a tmpfs overlay on top, gives it the guest's own proc, sys,
+# dev, debugfs and /run, chroots and runs /run/dmabroker-vm/cmd, which the
+# host runner (tests/vm/vm-run) wrote. Output, exit status and the kernel log
+# go back through the writable share mounted at /run/dmabroker-vm.
+/bin/busybox mkdir -p /proc /sys /dev /usr/bin /usr/sbin /sbin
+/bin/busybox --install -s
+mount -t proc proc /proc
+mount -t sysfs sys /sys
+mount -t devtmpfs dev /dev 2>/dev/null
+
+fail() { echo "vm-init: $*" >&2; echo 125 > /run-share/status 2>/dev/null; sync; reboot -f; }
+
+mkdir -p /host /rw /newroot /run-share
+mount -t 9p -o trans=virtio,version=9p2000.L,msize=512000,cache=none vmrun /run-share ||
+	fail "cannot mount the run share"
+mount -t 9p -o trans=virtio,version=9p2000.L,msize=512000,cache=loose,ro hostroot /host ||
+	fail "cannot mount the host root"
+mount -t tmpfs -o mode=0755 rw /rw
+mkdir -p /rw/upper /rw/work
+mount -t overlay -o lowerdir=/host,upperdir=/rw/upper,workdir=/rw/work overlay /newroot ||
+	fail "cannot mount the overlay"
+
+r=/newroot
+mount -t proc proc $r/proc
+mount -t sysfs sys $r/sys
+mount -t devtmpfs dev $r/dev
+mkdir -p $r/dev/pts $r/dev/shm
+mount -t devpts -o newinstance,ptmxmode=0666 devpts $r/dev/pts
+mount -t tmpfs -o mode=1777 shm $r/dev/shm
+mount -t debugfs debugfs $r/sys/kernel/debug
+mount -t tmpfs -o mode=0755 run $r/run
+mkdir -p $r/run/dmabroker-vm $r/run/udev/data
+mount --move /run-share $r/run/dmabroker-vm
+s=$r/run/dmabroker-vm
+hostname dmabroker-vm
+
+chroot $r /bin/sh /run/dmabroker-vm/cmd </dev/null >$s/stdout 2>$s/stderr
+echo $? > $s/status.tmp
+dmesg > $s/dmesg
+mv $s/status.tmp $s/status
+sync
+reboot -f
