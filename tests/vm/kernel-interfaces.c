@@ -34,6 +34,7 @@
 TAP_DEFINE;
 
 #define MIB (1024u * 1024u)
+#define ELEMENTS(a) (sizeof(a) / sizeof((a)[0]))
 
 /* ---- helpers ---- */
 
@@ -505,11 +506,12 @@ static bool step_vivid_capture(void)
 {
 	struct v4l2_format fmt = { .type = V4L2_BUF_TYPE_VIDEO_CAPTURE };
 	struct v4l2_requestbuffers rb = { .type = V4L2_BUF_TYPE_VIDEO_CAPTURE, .memory = V4L2_MEMORY_DMABUF };
-	struct v4l2_buffer b = { .type = V4L2_BUF_TYPE_VIDEO_CAPTURE, .memory = V4L2_MEMORY_DMABUF };
+	struct v4l2_buffer b;
 	int type = V4L2_BUF_TYPE_VIDEO_CAPTURE;
-	int fd, buf;
+	int fd, bufs[8];
+	uint8_t *maps[8];
+	uint32_t n;
 	size_t size, changed = 0;
-	uint8_t *map;
 
 	fd = find_vivid_capture();
 	CHECKF(fd >= 0, "no vivid capture device");
@@ -519,21 +521,27 @@ static bool step_vivid_capture(void)
 	size = (fmt.fmt.pix.sizeimage + 4095) & ~(size_t)4095;
 	CHECK(size > 0);
 
-	buf = heap_alloc("system", size);
-	CHECK(buf >= 0);
-	map = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, buf, 0);
-	CHECK(map != MAP_FAILED);
-	CHECK(dmabuf_sync(buf, DMA_BUF_SYNC_START | DMA_BUF_SYNC_WRITE) == 0);
-	memset(map, 0xa5, size);
-	CHECK(dmabuf_sync(buf, DMA_BUF_SYNC_END | DMA_BUF_SYNC_WRITE) == 0);
-
-	rb.count = 1;
+	/* vivid needs a minimum number of queued buffers: take what it grants. */
+	rb.count = 2;
 	CHECK(ioctl(fd, VIDIOC_REQBUFS, &rb) == 0);
-	CHECK(rb.count == 1);
-	b.index = 0;
-	b.m.fd = buf;
-	b.length = (uint32_t)size;
-	CHECK(ioctl(fd, VIDIOC_QBUF, &b) == 0);
+	CHECKF(rb.count >= 1 && rb.count <= ELEMENTS(bufs), "REQBUFS granted %u buffers", rb.count);
+	n = rb.count;
+	for (uint32_t i = 0; i < n; i++) {
+		bufs[i] = heap_alloc("system", size);
+		CHECK(bufs[i] >= 0);
+		maps[i] = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, bufs[i], 0);
+		CHECK(maps[i] != MAP_FAILED);
+		CHECK(dmabuf_sync(bufs[i], DMA_BUF_SYNC_START | DMA_BUF_SYNC_WRITE) == 0);
+		memset(maps[i], 0xa5, size);
+		CHECK(dmabuf_sync(bufs[i], DMA_BUF_SYNC_END | DMA_BUF_SYNC_WRITE) == 0);
+		memset(&b, 0, sizeof(b));
+		b.type = V4L2_BUF_TYPE_VIDEO_CAPTURE;
+		b.memory = V4L2_MEMORY_DMABUF;
+		b.index = i;
+		b.m.fd = bufs[i];
+		b.length = (uint32_t)size;
+		CHECK(ioctl(fd, VIDIOC_QBUF, &b) == 0);
+	}
 	CHECK(ioctl(fd, VIDIOC_STREAMON, &type) == 0);
 	{
 		struct pollfd p = { .fd = fd, .events = POLLIN };
@@ -543,21 +551,24 @@ static bool step_vivid_capture(void)
 	b.type = V4L2_BUF_TYPE_VIDEO_CAPTURE;
 	b.memory = V4L2_MEMORY_DMABUF;
 	CHECK(ioctl(fd, VIDIOC_DQBUF, &b) == 0);
-	CHECK(b.index == 0 && !(b.flags & V4L2_BUF_FLAG_ERROR));
+	CHECK(b.index < n && !(b.flags & V4L2_BUF_FLAG_ERROR));
 	CHECK(b.bytesused == fmt.fmt.pix.sizeimage);
 	CHECK(ioctl(fd, VIDIOC_STREAMOFF, &type) == 0);
 
-	CHECK(dmabuf_sync(buf, DMA_BUF_SYNC_START | DMA_BUF_SYNC_READ) == 0);
+	CHECK(dmabuf_sync(bufs[b.index], DMA_BUF_SYNC_START | DMA_BUF_SYNC_READ) == 0);
 	for (size_t i = 0; i < fmt.fmt.pix.sizeimage; i++)
-		changed += map[i] != 0xa5;
-	CHECK(dmabuf_sync(buf, DMA_BUF_SYNC_END | DMA_BUF_SYNC_READ) == 0);
-	tap_diag("%zu of %u bytes changed by the capture", changed, fmt.fmt.pix.sizeimage);
+		changed += maps[b.index][i] != 0xa5;
+	CHECK(dmabuf_sync(bufs[b.index], DMA_BUF_SYNC_END | DMA_BUF_SYNC_READ) == 0);
+	tap_diag("buffer %u of %u: %zu of %u bytes changed by the capture", b.index, n, changed,
+		 fmt.fmt.pix.sizeimage);
 	CHECK(changed > fmt.fmt.pix.sizeimage / 2);
 
 	rb.count = 0;
 	CHECK(ioctl(fd, VIDIOC_REQBUFS, &rb) == 0);
-	munmap(map, size);
-	close(buf);
+	for (uint32_t i = 0; i < n; i++) {
+		munmap(maps[i], size);
+		close(bufs[i]);
+	}
 	close(fd);
 	return true;
 }

@@ -16,6 +16,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from taptest import run, check  # noqa: E402
 
 VM_RUN = sys.argv[1]
+SHOW_PATTERN = sys.argv[2]
 SCREENDUMP = os.path.join(os.path.dirname(os.path.abspath(__file__)), "vm-screendump")
 
 
@@ -92,12 +93,13 @@ def test_killed_runner_leaves_no_qemu():
     check(not alive(pid), "qemu %d survived its runner" % pid)
 
 
-def png_size(path):
+def png_read(path):
+    """Decode an 8-bit RGB PNG (what qemu's screendump writes): (w, h, rows)."""
     with open(path, "rb") as f:
         data = f.read()
     check(data[:8] == b"\x89PNG\r\n\x1a\n", "not a PNG", data[:16])
-    w, h = struct.unpack(">II", data[16:24])
-    # Decompress the image data: a truncated or corrupt file fails here.
+    w, h, depth, ctype = struct.unpack(">IIBB", data[16:26])
+    check(depth == 8 and ctype == 2, "not 8-bit RGB: depth %d type %d" % (depth, ctype))
     idat, off = b"", 8
     while off < len(data):
         n, kind = struct.unpack(">I4s", data[off:off + 8])
@@ -105,8 +107,28 @@ def png_size(path):
             idat += data[off + 8:off + 8 + n]
         off += 12 + n
     raw = zlib.decompress(idat)
-    check(len(raw) >= h * (w * 3 + 1), "short image data")
-    return w, h
+    stride = w * 3
+    check(len(raw) == h * (stride + 1), "image data of %d bytes for %dx%d" % (len(raw), w, h))
+    rows, prev = [], bytearray(stride)
+    for y in range(h):
+        ft, line = raw[y * (stride + 1)], bytearray(raw[y * (stride + 1) + 1:(y + 1) * (stride + 1)])
+        for i in range(stride):
+            a = line[i - 3] if i >= 3 else 0
+            b = prev[i]
+            c = prev[i - 3] if i >= 3 else 0
+            if ft == 1:
+                line[i] = (line[i] + a) & 0xff
+            elif ft == 2:
+                line[i] = (line[i] + b) & 0xff
+            elif ft == 3:
+                line[i] = (line[i] + (a + b) // 2) & 0xff
+            elif ft == 4:
+                p = a + b - c
+                pa, pb, pc = abs(p - a), abs(p - b), abs(p - c)
+                line[i] = (line[i] + (a if pa <= pb and pa <= pc else b if pb <= pc else c)) & 0xff
+        rows.append(bytes(line))
+        prev = line
+    return w, h, rows
 
 
 def test_screendump():
@@ -119,9 +141,29 @@ def test_screendump():
         check("/run/dmabroker-vm/artifacts/virtio-gpu.png" in r.stdout, "guest path", r.stdout)
         check("unknown display 'nosuch'" in r.stdout, "bad display not refused", r.stdout)
         for disp in ("virtio-gpu", "vga"):
-            w, h = png_size(os.path.join(d, disp + ".png"))
+            w, h, _ = png_read(os.path.join(d, disp + ".png"))
             check(w >= 320 and h >= 200, "%s: %dx%d" % (disp, w, h))
 
 
+BARS = [0xff0000, 0x00ff00, 0x0000ff, 0xffffff, 0x000000, 0x808080, 0x12345a, 0xa5c3e1]
+
+
+def test_screendump_shows_scanout():
+    """a screendump of virtio-gpu shows the scanned-out buffer pixel for pixel"""
+    with tempfile.TemporaryDirectory() as d:
+        r = vm("--artifacts", d, "--", SHOW_PATTERN, "virtio_gpu", SCREENDUMP, "virtio-gpu", "bars.png")
+        check(r.returncode == 0, "status %d" % r.returncode, r.stdout, r.stderr)
+        w, h, rows = png_read(os.path.join(d, "bars.png"))
+    check(r.stdout.strip().endswith("%dx%d" % (w, h)), "size differs from the mode", r.stdout, (w, h))
+    bad = 0
+    for y in range(0, h, 7):
+        row = rows[y]
+        for x in range(w):
+            want = BARS[x * 8 // w]
+            got = (row[3 * x] << 16) | (row[3 * x + 1] << 8) | row[3 * x + 2]
+            bad += got != want
+    check(bad == 0, "%d pixels differ from the pattern" % bad)
+
+
 run([test_status_and_output, test_kernel_report_fails_run, test_timeout_kills_vm,
-     test_killed_runner_leaves_no_qemu, test_screendump])
+     test_killed_runner_leaves_no_qemu, test_screendump, test_screendump_shows_scanout])
