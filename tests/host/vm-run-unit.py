@@ -108,4 +108,20 @@ def test_usage_errors():
     check(r.returncode == 125 and "/nonexistent/bzImage" in r.stderr, "missing kernel", r.returncode, r.stderr)
 
 
-run([test_clean_log, test_lockdep, test_warning_trace, test_bug, test_initramfs, test_usage_errors])
+def test_missing_parts_fail_loudly():
+    """no test kernel built, or no qemu: the run fails (125) and says what to do"""
+    import tempfile
+    with tempfile.TemporaryDirectory() as empty:
+        r = subprocess.run([VM_RUN, "true"], capture_output=True, text=True,
+                           env=dict(os.environ, DMABROKER_CACHE=empty))
+        check(r.returncode == 125 and "not built" in r.stderr and "build-kernel.sh" in r.stderr,
+              "unbuilt kernel", r.returncode, r.stderr)
+        os.symlink(sys.executable, os.path.join(empty, "python3"))
+        r = subprocess.run([sys.executable, VM_RUN, "true"], capture_output=True, text=True,
+                           env=dict(os.environ, PATH=empty))
+        check(r.returncode == 125 and "qemu-system-x86_64 is not installed" in r.stderr,
+              "no qemu", r.returncode, r.stderr)
+
+
+run([test_clean_log, test_lockdep, test_warning_trace, test_bug, test_initramfs, test_usage_errors,
+     test_missing_parts_fail_loudly])
