@@ -28,6 +28,8 @@
 #include <xf86drm.h>
 #include <xf86drmMode.h>
 
+#include "drm-find.h"
+
 #include "tap.h"
 #include "uapi-extra.h"
 
@@ -87,28 +89,6 @@ static int dmabuf_sync(int fd, uint64_t flags)
 {
 	struct dma_buf_sync s = { .flags = flags };
 	return ioctl(fd, DMA_BUF_IOCTL_SYNC, &s) < 0 ? -errno : 0;
-}
-
-static int open_drm_by_driver(const char *driver)
-{
-	for (int i = 0; i < 16; i++) {
-		char path[64];
-		drmVersionPtr v;
-		int fd;
-
-		snprintf(path, sizeof(path), "/dev/dri/card%d", i);
-		fd = open(path, O_RDWR | O_CLOEXEC);
-		if (fd < 0)
-			continue;
-		v = drmGetVersion(fd);
-		if (v && strcmp(v->name, driver) == 0) {
-			drmFreeVersion(v);
-			return fd;
-		}
-		drmFreeVersion(v);
-		close(fd);
-	}
-	return -ENODEV;
 }
 
 /* 1 when signalled, 0 when pending after timeout_ms, negative on error. */

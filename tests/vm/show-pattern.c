@@ -20,33 +20,13 @@
 #include <xf86drm.h>
 #include <xf86drmMode.h>
 
+#include "drm-find.h"
+
 static uint32_t bar_colour(unsigned i)
 {
 	static const uint32_t c[8] = { 0xff0000, 0x00ff00, 0x0000ff, 0xffffff,
 				       0x000000, 0x808080, 0x12345a, 0xa5c3e1 };
 	return c[i % 8];
-}
-
-static int open_drm_by_driver(const char *driver)
-{
-	for (int i = 0; i < 16; i++) {
-		char path[64];
-		drmVersionPtr v;
-		int fd;
-
-		snprintf(path, sizeof(path), "/dev/dri/card%d", i);
-		fd = open(path, O_RDWR | O_CLOEXEC);
-		if (fd < 0)
-			continue;
-		v = drmGetVersion(fd);
-		if (v && strcmp(v->name, driver) == 0) {
-			drmFreeVersion(v);
-			return fd;
-		}
-		drmFreeVersion(v);
-		close(fd);
-	}
-	return -1;
 }
 
 static int fail(const char *what)
