@@ -15,11 +15,13 @@
 #include <systemd/sd-daemon.h>
 #include <systemd/sd-event.h>
 
-#include "config.h"
-#include "log.h"
+#include <sys/resource.h>
 
-#define BUS_NAME "org.dmabroker.Broker1"
-#define BROKER_PATH "/org/dmabroker/Broker1"
+#include "broker.h"
+#include "buildconf.h"
+#include "config.h"
+#include "errors.h"
+#include "log.h"
 
 enum bus_kind { BUS_SYSTEM, BUS_SESSION };
 
@@ -33,7 +35,10 @@ static const char usage_text[] =
 	"Options:\n"
 	"  --system            serve on the system bus (the default)\n"
 	"  --session           serve on the session bus\n"
-	"  --log-level=LEVEL   err, warning, notice, info (default) or debug\n"
+	"  --config=FILE       read FILE instead of " CONFIG_DEFAULT_PATH "\n"
+	"                      (the default file may be missing; a given one may not)\n"
+	"  --log-level=LEVEL   err, warning, notice, info (default) or debug;\n"
+	"                      overrides [daemon] log-level\n"
 	"  -h, --help          print this help and exit\n"
 	"  --version           print the version and exit\n"
 	"\n"
@@ -42,30 +47,27 @@ static const char usage_text[] =
 	"\n"
 	"Exit status: 0 after a clean stop, 1 on a start-up error, 2 on bad usage.\n";
 
-static int property_version(sd_bus *bus, const char *path, const char *interface,
-			    const char *property, sd_bus_message *reply, void *userdata,
-			    sd_bus_error *error)
-{
-	return sd_bus_message_append(reply, "s", DMABROKER_VERSION);
-}
-
-static const sd_bus_vtable broker_vtable[] = {
-	SD_BUS_VTABLE_START(0),
-	SD_BUS_PROPERTY("Version", "s", property_version, 0, SD_BUS_VTABLE_PROPERTY_CONST),
-	SD_BUS_VTABLE_END,
-};
-
 static int on_signal(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata)
 {
 	log_info("received %s, stopping", strsignal((int)si->ssi_signo));
 	return sd_event_exit(sd_event_source_get_event(s), 0);
 }
 
-static int run(enum bus_kind kind)
+/* Every buffer costs the daemon one fd: take all the fds we may. */
+static void raise_fd_limit(void)
 {
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+}
+
+static int run(enum bus_kind kind, struct config *cfg)
+{
+	struct broker broker;
 	sd_event *event = NULL;
 	sd_bus *bus = NULL;
-	sd_bus_slot *slot = NULL;
 	sigset_t mask;
 	int r;
 
@@ -73,14 +75,18 @@ static int run(enum bus_kind kind)
 	sigaddset(&mask, SIGTERM);
 	sigaddset(&mask, SIGINT);
 	sigprocmask(SIG_BLOCK, &mask, NULL);
+	raise_fd_limit();
 
 	r = sd_event_default(&event);
 	if (r < 0) {
 		log_error("cannot create the event loop: %s", strerror(-r));
-		goto out;
+		config_free(cfg);
+		return 1;
 	}
 	sd_event_add_signal(event, NULL, SIGTERM, on_signal, NULL);
 	sd_event_add_signal(event, NULL, SIGINT, on_signal, NULL);
+	sd_bus_error_add_map(dmabroker_error_map);
+	broker_init(&broker, event, cfg); /* takes cfg over */
 
 	r = kind == BUS_SESSION ? sd_bus_open_user(&bus) : sd_bus_open_system(&bus);
 	if (r < 0) {
@@ -88,9 +94,9 @@ static int run(enum bus_kind kind)
 			  strerror(-r));
 		goto out;
 	}
-	r = sd_bus_add_object_vtable(bus, &slot, BROKER_PATH, BUS_NAME, broker_vtable, NULL);
+	r = broker_attach_bus(&broker, bus);
 	if (r < 0) {
-		log_error("cannot register %s: %s", BROKER_PATH, strerror(-r));
+		log_error("cannot serve %s: %s", BROKER_PATH, strerror(-r));
 		goto out;
 	}
 	r = sd_bus_request_name(bus, BUS_NAME, 0);
@@ -101,9 +107,6 @@ static int run(enum bus_kind kind)
 			  r == -EACCES ? " (install the bus policy, or use --session)" : "");
 		goto out;
 	}
-	r = sd_bus_attach_event(bus, event, SD_EVENT_PRIORITY_NORMAL);
-	if (r < 0)
-		goto out;
 
 	log_info("dmabrokerd %s ready on the %s bus as %s", DMABROKER_VERSION,
 		 kind == BUS_SESSION ? "session" : "system", BUS_NAME);
@@ -111,25 +114,30 @@ static int run(enum bus_kind kind)
 	r = sd_event_loop(event);
 	sd_notify(0, "STOPPING=1");
 out:
-	sd_bus_slot_unref(slot);
-	sd_bus_flush_close_unref(bus);
+	broker_finish(&broker);
+	config_free(&broker.config);
+	sd_bus_unref(bus);
 	sd_event_unref(event);
 	return r < 0 ? 1 : 0;
 }
 
 int main(int argc, char **argv)
 {
-	enum { OPT_SYSTEM = 256, OPT_SESSION, OPT_LOG_LEVEL, OPT_VERSION };
+	enum { OPT_SYSTEM = 256, OPT_SESSION, OPT_LOG_LEVEL, OPT_VERSION, OPT_CONFIG };
 	static const struct option options[] = {
 		{ "system", no_argument, NULL, OPT_SYSTEM },
 		{ "session", no_argument, NULL, OPT_SESSION },
 		{ "log-level", required_argument, NULL, OPT_LOG_LEVEL },
+		{ "config", required_argument, NULL, OPT_CONFIG },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, OPT_VERSION },
 		{ 0 },
 	};
 	enum bus_kind kind = BUS_SYSTEM;
-	int c, level;
+	const char *config_path = NULL;
+	struct config cfg;
+	char *error = NULL;
+	int c, level = -1;
 
 	while ((c = getopt_long(argc, argv, "h", options, NULL)) != -1) {
 		switch (c) {
@@ -146,7 +154,9 @@ int main(int argc, char **argv)
 					"(one of err, warning, notice, info, debug)\n", optarg);
 				return 2;
 			}
-			log_set_level(level);
+			break;
+		case OPT_CONFIG:
+			config_path = optarg;
 			break;
 		case 'h':
 			fputs(usage_text, stdout);
@@ -164,5 +174,13 @@ int main(int argc, char **argv)
 			"Try 'dmabrokerd --help' for more information.\n", argv[optind]);
 		return 2;
 	}
-	return run(kind);
+	config_init(&cfg);
+	if (config_load(&cfg, config_path ? config_path : CONFIG_DEFAULT_PATH, config_path != NULL, &error) < 0) {
+		log_error("bad configuration, not starting: %s", error ? error : "out of memory");
+		free(error);
+		config_free(&cfg);
+		return 1;
+	}
+	log_set_level(level >= 0 ? level : cfg.log_level);
+	return run(kind, &cfg);
 }

@@ -1,0 +1,55 @@
+/* SPDX-License-Identifier: MIT */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "broker.h"
+#include "errors.h"
+#include "log.h"
+
+uint64_t now_usec(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+int broker_init(struct broker *b, sd_event *event, const struct config *c)
+{
+	memset(b, 0, sizeof(*b));
+	b->event = sd_event_ref(event);
+	b->config = *c;
+	b->uid = geteuid();
+	b->bus_endpoint.broker = b;
+	return backends_probe(&b->backends, c);
+}
+
+int broker_attach_bus(struct broker *b, sd_bus *bus)
+{
+	int r;
+
+	b->bus = sd_bus_ref(bus);
+	b->bus_endpoint.bus = bus;
+	r = sd_bus_add_object_vtable(bus, &b->bus_endpoint.vtable_slot, BROKER_PATH, BROKER_INTERFACE,
+				     broker_vtable, &b->bus_endpoint);
+	if (r < 0)
+		return r;
+	return sd_bus_attach_event(bus, b->event, SD_EVENT_PRIORITY_NORMAL);
+}
+
+void broker_finish(struct broker *b)
+{
+	while (b->clients)
+		client_free(b->clients);
+	hashmap_clear(&b->buffers);
+	hashmap_clear(&b->tokens);
+	backends_free(&b->backends);
+	sd_bus_slot_unref(b->bus_endpoint.vtable_slot);
+	if (b->bus)
+		sd_bus_flush_close_unref(b->bus);
+	sd_event_unref(b->event);
+	b->bus = NULL;
+	b->event = NULL;
+}

@@ -1,0 +1,156 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The broker's state: clients (client.c), buffers with their holds,
+ * attachments and sharing tokens (buffer.c, token.c), and the endpoints
+ * they are reached through: the bus and direct peer-to-peer connections
+ * (client.c). bus-api.c turns D-Bus calls into these operations.
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include <systemd/sd-bus.h>
+#include <systemd/sd-event.h>
+
+#include "backend.h"
+#include "config.h"
+#include "format.h"
+#include "hashmap.h"
+
+#define BUS_NAME "org.dmabroker.Broker1"
+#define BROKER_PATH "/org/dmabroker/Broker1"
+#define BROKER_INTERFACE "org.dmabroker.Broker1"
+
+struct broker;
+struct client;
+struct buffer;
+
+/* What a vtable's userdata points to: the bus (client == NULL: look the
+ * caller up by its unique name) or one client's direct connection. */
+struct endpoint {
+	struct broker *broker;
+	struct client *client;
+	sd_bus *bus;
+	sd_bus_slot *vtable_slot, *match_slot;
+	struct endpoint *next;          /* in client->directs */
+};
+
+struct hold {                           /* a client holds a buffer */
+	struct client *client;
+	struct buffer *buffer;
+	struct hold *next_in_client, *next_in_buffer;
+};
+
+struct attachment {
+	uint32_t id;
+	struct client *client;
+	uint32_t usage;
+	uint32_t flags;                 /* ATTACH_STATIC: pins the buffer */
+	char device[128];
+	struct attachment *next;
+};
+
+#define ATTACH_STATIC 1u
+
+struct token {
+	char value[33];                 /* 128 random bits, hex */
+	uint64_t key;
+	struct buffer *buffer;
+	struct client *creator;
+	bool single_use, used;
+	uint64_t expires_usec;          /* CLOCK_MONOTONIC */
+	struct token *next_in_buffer;
+};
+
+#define TOKEN_SINGLE_USE 1u
+
+struct buffer {
+	uint64_t id;
+	int fd;                         /* the daemon's own reference */
+	struct backend *backend;        /* NULL when imported */
+	bool dmabuf, imported;
+	uint32_t width, height, fourcc, usage;
+	uint64_t modifier, size;
+	struct layout layout;
+	uid_t owner_uid;
+	pid_t owner_pid;
+	uint64_t owner_id;              /* the client that allocated or imported it */
+	struct hold *holders;
+	unsigned n_holders;
+	struct attachment *attachments;
+	unsigned n_attachments;
+	uint32_t next_attachment_id;
+	struct token *tokens;
+	uint64_t created_usec;
+};
+
+struct client {
+	struct broker *broker;
+	uint64_t id;
+	char *bus_name;                 /* unique name; NULL once it left the bus */
+	uid_t uid;
+	gid_t gid;
+	pid_t pid;
+	char comm[32];
+	sd_bus_track *track;
+	struct hold *holds;
+	unsigned n_holds, n_tokens, n_directs;
+	uint64_t bytes;                 /* size of every buffer it holds */
+	struct endpoint *directs;
+	uint64_t created_usec;
+	struct client *next;
+};
+
+struct broker {
+	sd_event *event;
+	sd_bus *bus;
+	struct config config;
+	struct backends backends;
+	struct endpoint bus_endpoint;
+	struct client *clients;
+	unsigned n_clients;
+	struct hashmap buffers;         /* id -> struct buffer */
+	struct hashmap tokens;          /* key -> struct token */
+	uint64_t next_buffer_id, next_client_id;
+	uint64_t bytes;
+	uid_t uid;                      /* the daemon's own */
+};
+
+int broker_init(struct broker *b, sd_event *event, const struct config *c);
+int broker_attach_bus(struct broker *b, sd_bus *bus);
+void broker_finish(struct broker *b);
+uint64_t now_usec(void);
+
+/* client.c */
+struct client *client_find_by_name(struct broker *b, const char *name);
+int client_new(struct broker *b, sd_bus_message *m, struct client **ret, sd_bus_error *error);
+void client_free(struct client *c);
+bool client_is_admin(const struct client *c);
+int client_open_direct(struct client *c, int *ret_fd, sd_bus_error *error);
+
+/* buffer.c */
+struct buffer *buffer_find(struct broker *b, uint64_t id);
+struct hold *buffer_held_by(struct buffer *buf, struct client *c);
+int buffer_register(struct broker *b, struct client *owner, int fd, struct buffer **ret, sd_bus_error *error);
+int buffer_hold(struct buffer *buf, struct client *c, sd_bus_error *error);
+void buffer_release(struct hold *h);
+int buffer_attach(struct buffer *buf, struct client *c, uint32_t usage, const char *device, uint32_t flags,
+		  uint32_t *ret_id, sd_bus_error *error);
+int buffer_detach(struct buffer *buf, struct client *c, uint32_t id, sd_bus_error *error);
+void buffer_detach_client(struct buffer *buf, struct client *c);
+int buffer_dup_fd(const struct buffer *buf);
+
+/* token.c */
+int token_create(struct buffer *buf, struct client *c, uint32_t flags, uint32_t ttl_sec,
+		 const char **ret_value, sd_bus_error *error);
+int token_revoke(struct broker *b, struct client *c, const char *value, sd_bus_error *error);
+/* Finds a usable token; call token_consumed() once the buffer was opened. */
+int token_redeem(struct broker *b, const char *value, struct token **ret, sd_bus_error *error);
+void token_consumed(struct token *t);
+void token_free(struct token *t);
+void tokens_drop_for_client(struct broker *b, struct client *c);
+
+/* bus-api.c */
+extern const sd_bus_vtable broker_vtable[];

@@ -1,0 +1,210 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Buffers: a dma-buf (or shm memfd) the daemon keeps one fd of, held by one
+ * or more clients. A buffer lives while any client holds it; holders are
+ * charged its size against their quota. Attachments record who uses it, for
+ * what and on which device.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "broker.h"
+#include "cleanup.h"
+#include "errors.h"
+#include "log.h"
+
+struct buffer *buffer_find(struct broker *b, uint64_t id)
+{
+	return hashmap_get(&b->buffers, id);
+}
+
+struct hold *buffer_held_by(struct buffer *buf, struct client *c)
+{
+	for (struct hold *h = buf->holders; h; h = h->next_in_buffer)
+		if (h->client == c)
+			return h;
+	return NULL;
+}
+
+int buffer_dup_fd(const struct buffer *buf)
+{
+	int fd = fcntl(buf->fd, F_DUPFD_CLOEXEC, 3);
+	return fd < 0 ? -errno : fd;
+}
+
+static int charge(struct client *c, uint64_t size, sd_bus_error *error)
+{
+	const struct config *cfg = &c->broker->config;
+
+	if (c->n_holds >= cfg->max_buffers_per_client)
+		return sd_bus_error_setf(error, ERR_QUOTA_EXCEEDED,
+					 "client holds %u buffers, the limit (max-buffers-per-client); release some first",
+					 c->n_holds);
+	if (c->bytes + size > cfg->max_bytes_per_client || c->bytes + size < c->bytes)
+		return sd_bus_error_setf(error, ERR_QUOTA_EXCEEDED,
+					 "client holds %llu bytes; %llu more would pass max-bytes-per-client (%llu)",
+					 (unsigned long long)c->bytes, (unsigned long long)size,
+					 (unsigned long long)cfg->max_bytes_per_client);
+	return 0;
+}
+
+int buffer_hold(struct buffer *buf, struct client *c, sd_bus_error *error)
+{
+	struct hold *h;
+	int r;
+
+	if (buffer_held_by(buf, c))
+		return 0;
+	r = charge(c, buf->size, error);
+	if (r < 0)
+		return r;
+	h = calloc(1, sizeof(*h));
+	if (!h)
+		return -ENOMEM;
+	h->client = c;
+	h->buffer = buf;
+	h->next_in_client = c->holds;
+	c->holds = h;
+	h->next_in_buffer = buf->holders;
+	buf->holders = h;
+	buf->n_holders++;
+	c->n_holds++;
+	c->bytes += buf->size;
+	return 0;
+}
+
+static void buffer_free(struct buffer *buf, struct broker *b)
+{
+	while (buf->tokens)
+		token_free(buf->tokens);
+	hashmap_remove(&b->buffers, buf->id);
+	b->bytes -= buf->size;
+	log_debug("buffer %llu freed", (unsigned long long)buf->id);
+	safe_close(buf->fd);
+	free(buf);
+}
+
+void buffer_detach_client(struct buffer *buf, struct client *c)
+{
+	for (struct attachment **a = &buf->attachments; *a;) {
+		if ((*a)->client == c) {
+			struct attachment *dead = *a;
+			*a = dead->next;
+			buf->n_attachments--;
+			free(dead);
+		} else {
+			a = &(*a)->next;
+		}
+	}
+}
+
+void buffer_release(struct hold *h)
+{
+	struct buffer *buf = h->buffer;
+	struct client *c = h->client;
+	struct broker *b = c->broker;
+
+	for (struct hold **p = &c->holds; *p; p = &(*p)->next_in_client)
+		if (*p == h) {
+			*p = h->next_in_client;
+			break;
+		}
+	for (struct hold **p = &buf->holders; *p; p = &(*p)->next_in_buffer)
+		if (*p == h) {
+			*p = h->next_in_buffer;
+			break;
+		}
+	buf->n_holders--;
+	c->n_holds--;
+	c->bytes -= buf->size;
+	buffer_detach_client(buf, c);
+	free(h);
+	if (buf->n_holders == 0)
+		buffer_free(buf, b);
+}
+
+/*
+ * Registers fd (taken over, also on failure) as a new buffer held by owner,
+ * sized by the fd itself; the caller fills in the description.
+ */
+int buffer_register(struct broker *b, struct client *owner, int fd, struct buffer **ret, sd_bus_error *error)
+{
+	_cleanup_close_ int owned = fd;
+	struct buffer *buf;
+	off_t size = lseek(fd, 0, SEEK_END);
+	int r;
+
+	if (size <= 0)
+		return sd_bus_error_setf(error, ERR_NOT_A_DMABUF, "cannot tell the buffer's size: %s",
+					 size < 0 ? strerror(errno) : "it is empty");
+	lseek(fd, 0, SEEK_SET);
+	buf = calloc(1, sizeof(*buf));
+	if (!buf)
+		return -ENOMEM;
+	buf->id = ++b->next_buffer_id;
+	buf->fd = TAKE_FD(owned);
+	buf->size = (uint64_t)size;
+	buf->owner_uid = owner->uid;
+	buf->owner_pid = owner->pid;
+	buf->owner_id = owner->id;
+	buf->created_usec = now_usec();
+	buf->next_attachment_id = 1;
+	r = hashmap_put(&b->buffers, buf->id, buf);
+	if (r < 0) {
+		safe_close(buf->fd);
+		free(buf);
+		return r;
+	}
+	b->bytes += buf->size;
+	r = buffer_hold(buf, owner, error);
+	if (r < 0) {
+		buffer_free(buf, b);
+		return r;
+	}
+	*ret = buf;
+	return 0;
+}
+
+int buffer_attach(struct buffer *buf, struct client *c, uint32_t usage, const char *device, uint32_t flags,
+		  uint32_t *ret_id, sd_bus_error *error)
+{
+	struct attachment *a;
+
+	if (buf->n_attachments >= c->broker->config.max_attachments_per_buffer)
+		return sd_bus_error_setf(error, ERR_LIMIT_REACHED,
+					 "buffer %llu has %u attachments, the limit (max-attachments-per-buffer)",
+					 (unsigned long long)buf->id, buf->n_attachments);
+	a = calloc(1, sizeof(*a));
+	if (!a)
+		return -ENOMEM;
+	a->id = buf->next_attachment_id++;
+	a->client = c;
+	a->usage = usage;
+	a->flags = flags;
+	snprintf(a->device, sizeof(a->device), "%s", device);
+	a->next = buf->attachments;
+	buf->attachments = a;
+	buf->n_attachments++;
+	*ret_id = a->id;
+	return 0;
+}
+
+int buffer_detach(struct buffer *buf, struct client *c, uint32_t id, sd_bus_error *error)
+{
+	for (struct attachment **a = &buf->attachments; *a; a = &(*a)->next) {
+		if ((*a)->id == id && (*a)->client == c) {
+			struct attachment *dead = *a;
+			*a = dead->next;
+			buf->n_attachments--;
+			free(dead);
+			return 0;
+		}
+	}
+	return sd_bus_error_setf(error, ERR_UNKNOWN_ATTACHMENT,
+				 "buffer %llu has no attachment %u of this client",
+				 (unsigned long long)buf->id, id);
+}

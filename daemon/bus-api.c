@@ -1,0 +1,648 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The org.dmabroker.Broker1 interface: decodes each call, checks it, and
+ * turns it into an operation on clients and buffers. The same vtable serves
+ * the bus and every direct connection. protocol/org.dmabroker.Broker1.xml is
+ * the source of truth for what is here (tests/host/introspection-test.py).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <sys/vfs.h>
+#include <unistd.h>
+
+#include <drm_fourcc.h>
+#include <linux/dma-buf.h>
+
+#include "broker.h"
+#include "buildconf.h"
+#include "cleanup.h"
+#include "config.h"
+#include "errors.h"
+#include "log.h"
+#include "usage.h"
+
+#define DMA_BUF_FS_MAGIC 0x444d4142 /* "DMAB", include/uapi/linux/magic.h */
+#define MAX_MODIFIERS 64
+
+static int caller(struct endpoint *e, sd_bus_message *m, struct client **ret, sd_bus_error *error)
+{
+	struct client *c;
+
+	if (e->client) {
+		*ret = e->client;
+		return 0;
+	}
+	c = client_find_by_name(e->broker, sd_bus_message_get_sender(m));
+	if (c) {
+		*ret = c;
+		return 0;
+	}
+	return client_new(e->broker, m, ret, error);
+}
+
+/* The buffer `id`, which the caller must hold. */
+static int held_buffer(struct endpoint *e, sd_bus_message *m, uint64_t id, struct client **ret_client,
+		       struct buffer **ret_buffer, struct hold **ret_hold, sd_bus_error *error)
+{
+	struct buffer *buf;
+	struct hold *h;
+	int r = caller(e, m, ret_client, error);
+
+	if (r < 0)
+		return r;
+	buf = buffer_find(e->broker, id);
+	if (!buf)
+		return sd_bus_error_setf(error, ERR_UNKNOWN_BUFFER, "no buffer %llu (released, or never existed)",
+					 (unsigned long long)id);
+	h = buffer_held_by(buf, *ret_client);
+	if (!h)
+		return sd_bus_error_setf(error, ERR_NOT_PERMITTED,
+					 "buffer %llu is not held by this client; open it with a token from its owner",
+					 (unsigned long long)id);
+	*ret_buffer = buf;
+	if (ret_hold)
+		*ret_hold = h;
+	return 0;
+}
+
+static int check_format(uint32_t fourcc, const struct format_info **ret, sd_bus_error *error)
+{
+	char name[5], list[256] = "";
+	const struct format_info *all;
+	unsigned n;
+
+	*ret = format_lookup(fourcc);
+	if (*ret)
+		return 0;
+	all = format_all(&n);
+	for (unsigned i = 0; i < n; i++)
+		snprintf(list + strlen(list), sizeof(list) - strlen(list), "%s%s", i ? ", " : "", all[i].name);
+	return sd_bus_error_setf(error, ERR_UNSUPPORTED_FORMAT, "format 0x%08x ('%s') is not supported; supported: %s",
+				 fourcc, fourcc_str(fourcc, name), list);
+}
+
+static int check_usage(uint32_t usage, sd_bus_error *error)
+{
+	if (usage & ~DMABROKER_USAGE_ALL)
+		return sd_bus_error_setf(error, ERR_INVALID_ARGUMENT, "unknown usage bits 0x%x (known: 0x%x)",
+					 usage & ~DMABROKER_USAGE_ALL, DMABROKER_USAGE_ALL);
+	return 0;
+}
+
+static int check_dimensions(struct broker *b, uint32_t w, uint32_t h, sd_bus_error *error)
+{
+	if (w == 0 || h == 0 || w > b->config.max_dimension || h > b->config.max_dimension)
+		return sd_bus_error_setf(error, ERR_INVALID_DIMENSIONS,
+					 "%ux%u: width and height must be 1 to %u (max-dimension)", w, h,
+					 b->config.max_dimension);
+	return 0;
+}
+
+static void name_dmabuf(const struct buffer *buf)
+{
+	char name[DMA_BUF_NAME_LEN];
+	snprintf(name, sizeof(name), "dmabroker:%llu", (unsigned long long)buf->id);
+	if (buf->dmabuf && ioctl(buf->fd, DMA_BUF_SET_NAME_B, name) < 0)
+		log_debug("DMA_BUF_SET_NAME on buffer %llu: %s", (unsigned long long)buf->id, strerror(errno));
+}
+
+static int append_planes(sd_bus_message *reply, const struct layout *l)
+{
+	int r = sd_bus_message_open_container(reply, 'a', "(tu)");
+	for (unsigned i = 0; r >= 0 && i < l->n_planes; i++)
+		r = sd_bus_message_append(reply, "(tu)", l->plane[i].offset, l->plane[i].stride);
+	return r < 0 ? r : sd_bus_message_close_container(reply);
+}
+
+static int read_options(sd_bus_message *m, const char **backend, const char **device, sd_bus_error *error)
+{
+	int r = sd_bus_message_enter_container(m, 'a', "{sv}");
+	if (r < 0)
+		return r;
+	while ((r = sd_bus_message_enter_container(m, 'e', "sv")) > 0) {
+		const char *key;
+		const char **slot;
+		r = sd_bus_message_read(m, "s", &key);
+		if (r < 0)
+			return r;
+		if (strcmp(key, "backend") == 0)
+			slot = backend;
+		else if (strcmp(key, "device") == 0)
+			slot = device;
+		else
+			return sd_bus_error_setf(error, ERR_INVALID_ARGUMENT,
+						 "unknown option '%.64s' (known: backend, device)", key);
+		r = sd_bus_message_read(m, "v", "s", slot);
+		if (r < 0)
+			return sd_bus_error_setf(error, ERR_INVALID_ARGUMENT, "option '%s' must be a string", key);
+		r = sd_bus_message_exit_container(m);
+		if (r < 0)
+			return r;
+	}
+	if (r < 0)
+		return r;
+	return sd_bus_message_exit_container(m);
+}
+
+static int method_allocate(sd_bus_message *m, void *userdata, sd_bus_error *error)
+{
+	struct endpoint *e = userdata;
+	struct broker *b = e->broker;
+	const struct format_info *f;
+	struct backend *candidates[16];
+	const char *backend_hint = NULL, *device_hint = NULL;
+	uint32_t width, height, fourcc, usage;
+	const uint64_t *mods;
+	size_t mods_size;
+	bool linear_ok;
+	struct alloc_request req;
+	struct layout layout;
+	struct backend *chosen = NULL;
+	struct buffer *buf;
+	struct client *c;
+	sd_bus_message *reply = NULL;
+	char why[256];
+	unsigned n;
+	int r, fd = -ENODEV;
+
+	r = sd_bus_message_read(m, "uuu", &width, &height, &fourcc);
+	if (r >= 0)
+		r = sd_bus_message_read_array(m, 't', (const void **)&mods, &mods_size);
+	if (r >= 0)
+		r = sd_bus_message_read(m, "u", &usage);
+	if (r >= 0)
+		r = read_options(m, &backend_hint, &device_hint, error);
+	if (r < 0)
+		return r;
+	r = caller(e, m, &c, error);
+	if (r < 0)
+		return r;
+	r = check_dimensions(b, width, height, error);
+	if (r >= 0)
+		r = check_format(fourcc, &f, error);
+	if (r >= 0)
+		r = check_usage(usage, error);
+	if (r < 0)
+		return r;
+	if (mods_size / 8 > MAX_MODIFIERS)
+		return sd_bus_error_setf(error, ERR_INVALID_ARGUMENT, "%zu modifiers; at most %d", mods_size / 8,
+					 MAX_MODIFIERS);
+	linear_ok = mods_size == 0;
+	for (size_t i = 0; i < mods_size / 8; i++)
+		linear_ok |= mods[i] == DRM_FORMAT_MOD_LINEAR || mods[i] == DRM_FORMAT_MOD_INVALID;
+	if (!linear_ok)
+		return sd_bus_error_setf(error, ERR_UNSUPPORTED_MODIFIER,
+					 "none of the %zu modifiers (first 0x%llx) can be allocated: dmabroker "
+					 "allocates linear buffers (DRM_FORMAT_MOD_LINEAR)",
+					 mods_size / 8, (unsigned long long)mods[0]);
+
+	n = backends_choose(&b->backends, usage, backend_hint, device_hint, candidates, ELEMENTSOF(candidates),
+			    why, sizeof(why));
+	if (n == 0)
+		return sd_bus_error_setf(error, ERR_NO_BACKEND, "%s", why);
+
+	req = (struct alloc_request){ .format = f, .width = width, .height = height, .usage = usage,
+				      .max_size = b->config.max_buffer_size, .max_dimension = b->config.max_dimension };
+	for (unsigned i = 0; i < n; i++) {
+		fd = candidates[i]->ops->alloc(candidates[i], &req, &layout);
+		if (fd == -E2BIG)
+			return sd_bus_error_setf(error, ERR_TOO_LARGE,
+						 "%ux%u %s needs more than %llu bytes (max-buffer-size)", width, height,
+						 f->name, (unsigned long long)b->config.max_buffer_size);
+		if (fd >= 0) {
+			chosen = candidates[i];
+			break;
+		}
+		log_info("backend %s failed to allocate %ux%u %s: %s", candidates[i]->name, width, height, f->name,
+			 strerror(-fd));
+	}
+	if (!chosen)
+		return sd_bus_error_setf(error, ERR_ALLOCATION_FAILED, "%s could not allocate %ux%u %s: %s",
+					 candidates[n - 1]->name, width, height, f->name, strerror(-fd));
+
+	r = buffer_register(b, c, fd, &buf, error);
+	if (r < 0)
+		return r;
+	buf->backend = chosen;
+	buf->dmabuf = chosen->dmabuf;
+	buf->width = width;
+	buf->height = height;
+	buf->fourcc = fourcc;
+	buf->usage = usage;
+	buf->modifier = DRM_FORMAT_MOD_LINEAR;
+	buf->layout = layout;
+	name_dmabuf(buf);
+	log_debug("client %llu allocated buffer %llu: %ux%u %s, %llu bytes on %s", (unsigned long long)c->id,
+		  (unsigned long long)buf->id, width, height, f->name, (unsigned long long)buf->size, chosen->name);
+
+	r = sd_bus_message_new_method_return(m, &reply);
+	if (r >= 0)
+		r = sd_bus_message_append(reply, "thtt", buf->id, buf->fd, buf->size, buf->modifier);
+	if (r >= 0)
+		r = append_planes(reply, &buf->layout);
+	if (r >= 0)
+		r = sd_bus_message_append(reply, "sb", chosen->name, buf->dmabuf);
+	if (r >= 0)
+		r = sd_bus_send(NULL, reply, NULL);
+	sd_bus_message_unref(reply);
+	if (r < 0) /* the client never learns of it: do not keep it */
+		buffer_release(buffer_held_by(buf, c));
+	return r < 0 ? r : 1;
+}
+
+static const char *fd_kind(int fd)
+{
+	struct stat st;
+	if (fstat(fd, &st) < 0)
+		return "an unusable fd";
+	if (S_ISFIFO(st.st_mode))
+		return "a pipe";
+	if (S_ISREG(st.st_mode))
+		return "a regular file";
+	if (S_ISSOCK(st.st_mode))
+		return "a socket";
+	if (S_ISCHR(st.st_mode))
+		return "a character device";
+	if (S_ISDIR(st.st_mode))
+		return "a directory";
+	return "not a dma-buf";
+}
+
+static int method_import(sd_bus_message *m, void *userdata, sd_bus_error *error)
+{
+	struct endpoint *e = userdata;
+	struct broker *b = e->broker;
+	const struct format_info *f;
+	uint32_t width, height, fourcc, usage;
+	uint64_t modifier, offset;
+	uint32_t stride;
+	struct layout l = { 0 };
+	struct statfs sfs;
+	struct buffer *buf;
+	struct client *c;
+	off_t size;
+	int fd, r, own;
+
+	r = sd_bus_message_read(m, "huuut", &fd, &width, &height, &fourcc, &modifier);
+	if (r < 0)
+		return r;
+	r = sd_bus_message_enter_container(m, 'a', "(tu)");
+	if (r < 0)
+		return r;
+	while ((r = sd_bus_message_read(m, "(tu)", &offset, &stride)) > 0) {
+		if (l.n_planes == FORMAT_MAX_PLANES)
+			return sd_bus_error_setf(error, ERR_INVALID_ARGUMENT, "more than %d planes", FORMAT_MAX_PLANES);
+		l.plane[l.n_planes].offset = offset;
+		l.plane[l.n_planes++].stride = stride;
+	}
+	if (r < 0)
+		return r;
+	r = sd_bus_message_exit_container(m);
+	if (r >= 0)
+		r = sd_bus_message_read(m, "u", &usage);
+	if (r < 0)
+		return r;
+	r = caller(e, m, &c, error);
+	if (r < 0)
+		return r;
+	if (fstatfs(fd, &sfs) < 0 || sfs.f_type != DMA_BUF_FS_MAGIC)
+		return sd_bus_error_setf(error, ERR_NOT_A_DMABUF, "the fd is %s, not a dma-buf", fd_kind(fd));
+	r = check_dimensions(b, width, height, error);
+	if (r >= 0)
+		r = check_format(fourcc, &f, error);
+	if (r >= 0)
+		r = check_usage(usage, error);
+	if (r < 0)
+		return r;
+	if (modifier != DRM_FORMAT_MOD_LINEAR)
+		return sd_bus_error_setf(error, ERR_UNSUPPORTED_MODIFIER,
+					 "modifier 0x%llx: dmabroker checks and imports linear buffers only",
+					 (unsigned long long)modifier);
+	if (l.n_planes != f->n_planes)
+		return sd_bus_error_setf(error, ERR_INVALID_ARGUMENT, "%s has %u planes; %u were described",
+					 f->name, f->n_planes, l.n_planes);
+	size = lseek(fd, 0, SEEK_END);
+	if (size <= 0)
+		return sd_bus_error_setf(error, ERR_NOT_A_DMABUF, "cannot tell the dma-buf's size");
+	r = layout_validate(f, width, height, &l, (uint64_t)size);
+	if (r == -EINVAL)
+		return sd_bus_error_setf(error, ERR_INVALID_ARGUMENT,
+					 "a stride is smaller than a row of %u %s pixels", width, f->name);
+	if (r < 0)
+		return sd_bus_error_setf(error, ERR_PLANES_DO_NOT_FIT,
+					 "the planes described for %ux%u %s do not fit in the dma-buf's %lld bytes",
+					 width, height, f->name, (long long)size);
+	own = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+	if (own < 0)
+		return -errno;
+	r = buffer_register(b, c, own, &buf, error);
+	if (r < 0)
+		return r;
+	buf->imported = true;
+	buf->dmabuf = true;
+	buf->width = width;
+	buf->height = height;
+	buf->fourcc = fourcc;
+	buf->usage = usage;
+	buf->modifier = modifier;
+	l.size = buf->size;
+	buf->layout = l;
+	return sd_bus_reply_method_return(m, "tt", buf->id, buf->size);
+}
+
+static int method_release(sd_bus_message *m, void *userdata, sd_bus_error *error)
+{
+	struct client *c;
+	struct buffer *buf;
+	struct hold *h;
+	uint64_t id;
+	int r = sd_bus_message_read(m, "t", &id);
+
+	if (r >= 0)
+		r = held_buffer(userdata, m, id, &c, &buf, &h, error);
+	if (r < 0)
+		return r;
+	buffer_release(h);
+	return sd_bus_reply_method_return(m, "");
+}
+
+static int method_create_token(sd_bus_message *m, void *userdata, sd_bus_error *error)
+{
+	struct client *c;
+	struct buffer *buf;
+	const char *value;
+	uint64_t id;
+	uint32_t flags, ttl;
+	int r = sd_bus_message_read(m, "tuu", &id, &flags, &ttl);
+
+	if (r >= 0)
+		r = held_buffer(userdata, m, id, &c, &buf, NULL, error);
+	if (r >= 0)
+		r = token_create(buf, c, flags, ttl, &value, error);
+	if (r < 0)
+		return r;
+	return sd_bus_reply_method_return(m, "s", value);
+}
+
+static int method_revoke_token(sd_bus_message *m, void *userdata, sd_bus_error *error)
+{
+	struct endpoint *e = userdata;
+	struct client *c;
+	const char *value;
+	int r = sd_bus_message_read(m, "s", &value);
+
+	if (r >= 0)
+		r = caller(e, m, &c, error);
+	if (r >= 0)
+		r = token_revoke(e->broker, c, value, error);
+	if (r < 0)
+		return r;
+	return sd_bus_reply_method_return(m, "");
+}
+
+static int method_open_token(sd_bus_message *m, void *userdata, sd_bus_error *error)
+{
+	struct endpoint *e = userdata;
+	sd_bus_message *reply = NULL;
+	struct token *t;
+	struct buffer *buf;
+	struct client *c;
+	const char *value;
+	int r = sd_bus_message_read(m, "s", &value);
+
+	if (r >= 0)
+		r = caller(e, m, &c, error);
+	if (r >= 0)
+		r = token_redeem(e->broker, value, &t, error);
+	if (r < 0)
+		return r;
+	buf = t->buffer;
+	r = buffer_hold(buf, c, error);
+	if (r < 0)
+		return r;
+	token_consumed(t);
+	r = sd_bus_message_new_method_return(m, &reply);
+	if (r >= 0)
+		r = sd_bus_message_append(reply, "thuuutt", buf->id, buf->fd, buf->width, buf->height, buf->fourcc,
+					  buf->modifier, buf->size);
+	if (r >= 0)
+		r = append_planes(reply, &buf->layout);
+	if (r >= 0)
+		r = sd_bus_message_append(reply, "ub", buf->usage, buf->dmabuf);
+	if (r >= 0)
+		r = sd_bus_send(NULL, reply, NULL);
+	sd_bus_message_unref(reply);
+	return r < 0 ? r : 1;
+}
+
+static int method_attach(sd_bus_message *m, void *userdata, sd_bus_error *error)
+{
+	struct client *c;
+	struct buffer *buf;
+	const char *device;
+	uint64_t id;
+	uint32_t usage, flags, aid;
+	int r = sd_bus_message_read(m, "tusu", &id, &usage, &device, &flags);
+
+	if (r >= 0)
+		r = held_buffer(userdata, m, id, &c, &buf, NULL, error);
+	if (r >= 0)
+		r = check_usage(usage, error);
+	if (r < 0)
+		return r;
+	if (flags & ~ATTACH_STATIC)
+		return sd_bus_error_setf(error, ERR_INVALID_ARGUMENT, "unknown attach flags 0x%x (known: 1 = static)",
+					 flags & ~ATTACH_STATIC);
+	if (strlen(device) >= sizeof(((struct attachment *)0)->device))
+		return sd_bus_error_setf(error, ERR_INVALID_ARGUMENT, "device name longer than %zu bytes",
+					 sizeof(((struct attachment *)0)->device) - 1);
+	r = buffer_attach(buf, c, usage, device, flags, &aid, error);
+	if (r < 0)
+		return r;
+	return sd_bus_reply_method_return(m, "u", aid);
+}
+
+static int method_detach(sd_bus_message *m, void *userdata, sd_bus_error *error)
+{
+	struct client *c;
+	struct buffer *buf;
+	uint64_t id;
+	uint32_t aid;
+	int r = sd_bus_message_read(m, "tu", &id, &aid);
+
+	if (r >= 0)
+		r = held_buffer(userdata, m, id, &c, &buf, NULL, error);
+	if (r >= 0)
+		r = buffer_detach(buf, c, aid, error);
+	if (r < 0)
+		return r;
+	return sd_bus_reply_method_return(m, "");
+}
+
+static int method_list_buffers(sd_bus_message *m, void *userdata, sd_bus_error *error)
+{
+	struct endpoint *e = userdata;
+	sd_bus_message *reply = NULL;
+	struct client *c;
+	uint64_t now = now_usec(), key;
+	void *v;
+	int r = caller(e, m, &c, error);
+
+	if (r < 0)
+		return r;
+	r = sd_bus_message_new_method_return(m, &reply);
+	if (r >= 0)
+		r = sd_bus_message_open_container(reply, 'a', "(tuuutsuuuuut)");
+	for (size_t i = 0; r >= 0 && hashmap_next(&e->broker->buffers, &i, &key, &v);) {
+		struct buffer *buf = v;
+		if (!client_is_admin(c) && !buffer_held_by(buf, c))
+			continue;
+		r = sd_bus_message_append(reply, "(tuuutsuuuuut)", buf->id, buf->width, buf->height, buf->fourcc,
+					  buf->size, buf->backend ? buf->backend->name : "import", buf->usage,
+					  (uint32_t)buf->owner_uid, (uint32_t)buf->owner_pid, buf->n_holders,
+					  buf->n_attachments, now - buf->created_usec);
+	}
+	if (r >= 0)
+		r = sd_bus_message_close_container(reply);
+	if (r >= 0)
+		r = sd_bus_send(NULL, reply, NULL);
+	sd_bus_message_unref(reply);
+	return r < 0 ? r : 1;
+}
+
+static int method_list_clients(sd_bus_message *m, void *userdata, sd_bus_error *error)
+{
+	struct endpoint *e = userdata;
+	sd_bus_message *reply = NULL;
+	struct client *self;
+	uint64_t now = now_usec();
+	int r = caller(e, m, &self, error);
+
+	if (r < 0)
+		return r;
+	r = sd_bus_message_new_method_return(m, &reply);
+	if (r >= 0)
+		r = sd_bus_message_open_container(reply, 'a', "(tsuuusutuut)");
+	for (struct client *c = e->broker->clients; r >= 0 && c; c = c->next) {
+		if (!client_is_admin(self) && c != self)
+			continue;
+		r = sd_bus_message_append(reply, "(tsuuusutuut)", c->id, c->bus_name ? c->bus_name : "",
+					  (uint32_t)c->uid, (uint32_t)c->gid, (uint32_t)c->pid, c->comm, c->n_holds,
+					  c->bytes, c->n_tokens, c->n_directs, now - c->created_usec);
+	}
+	if (r >= 0)
+		r = sd_bus_message_close_container(reply);
+	if (r >= 0)
+		r = sd_bus_send(NULL, reply, NULL);
+	sd_bus_message_unref(reply);
+	return r < 0 ? r : 1;
+}
+
+static int method_list_backends(sd_bus_message *m, void *userdata, sd_bus_error *error)
+{
+	struct endpoint *e = userdata;
+	const struct backends *bs = &e->broker->backends;
+	sd_bus_message *reply = NULL;
+	int r = sd_bus_message_new_method_return(m, &reply);
+
+	if (r >= 0)
+		r = sd_bus_message_open_container(reply, 'a', "(sssbs)");
+	for (unsigned i = 0; r >= 0 && i < bs->n_notes; i++)
+		r = sd_bus_message_append(reply, "(sssbs)", bs->notes[i].name, bs->notes[i].kind,
+					  bs->notes[i].device, bs->notes[i].available, bs->notes[i].detail);
+	if (r >= 0)
+		r = sd_bus_message_close_container(reply);
+	if (r >= 0)
+		r = sd_bus_send(NULL, reply, NULL);
+	sd_bus_message_unref(reply);
+	return r < 0 ? r : 1;
+}
+
+static int method_open_direct(sd_bus_message *m, void *userdata, sd_bus_error *error)
+{
+	struct endpoint *e = userdata;
+	_cleanup_close_ int fd = -1;
+	struct client *c;
+	int r;
+
+	if (e->client)
+		return sd_bus_error_set(error, ERR_NOT_PERMITTED,
+					"this is a direct connection already; call OpenDirect on the bus");
+	r = caller(e, m, &c, error);
+	if (r >= 0)
+		r = client_open_direct(c, &fd, error);
+	if (r < 0)
+		return r;
+	return sd_bus_reply_method_return(m, "h", fd);
+}
+
+static int property_get(sd_bus *bus, const char *path, const char *interface, const char *property,
+			sd_bus_message *reply, void *userdata, sd_bus_error *error)
+{
+	struct endpoint *e = userdata;
+	struct broker *b = e->broker;
+
+	if (strcmp(property, "Version") == 0)
+		return sd_bus_message_append(reply, "s", DMABROKER_VERSION);
+	if (strcmp(property, "Clients") == 0)
+		return sd_bus_message_append(reply, "u", b->n_clients);
+	if (strcmp(property, "Buffers") == 0)
+		return sd_bus_message_append(reply, "u", (uint32_t)b->buffers.len);
+	if (strcmp(property, "BytesAllocated") == 0)
+		return sd_bus_message_append(reply, "t", b->bytes);
+	return -ENOENT;
+}
+
+const sd_bus_vtable broker_vtable[] = {
+	SD_BUS_VTABLE_START(0),
+	SD_BUS_PROPERTY("Version", "s", property_get, 0, SD_BUS_VTABLE_PROPERTY_CONST),
+	SD_BUS_PROPERTY("Clients", "u", property_get, 0, 0),
+	SD_BUS_PROPERTY("Buffers", "u", property_get, 0, 0),
+	SD_BUS_PROPERTY("BytesAllocated", "t", property_get, 0, 0),
+	SD_BUS_METHOD_WITH_NAMES("Allocate", "uuuatua{sv}",
+				 SD_BUS_PARAM(width) SD_BUS_PARAM(height) SD_BUS_PARAM(fourcc)
+				 SD_BUS_PARAM(modifiers) SD_BUS_PARAM(usage) SD_BUS_PARAM(options),
+				 "thtta(tu)sb",
+				 SD_BUS_PARAM(buffer) SD_BUS_PARAM(fd) SD_BUS_PARAM(size) SD_BUS_PARAM(modifier)
+				 SD_BUS_PARAM(planes) SD_BUS_PARAM(backend) SD_BUS_PARAM(dmabuf),
+				 method_allocate, SD_BUS_VTABLE_UNPRIVILEGED),
+	SD_BUS_METHOD_WITH_NAMES("Import", "huuuta(tu)u",
+				 SD_BUS_PARAM(fd) SD_BUS_PARAM(width) SD_BUS_PARAM(height) SD_BUS_PARAM(fourcc)
+				 SD_BUS_PARAM(modifier) SD_BUS_PARAM(planes) SD_BUS_PARAM(usage),
+				 "tt", SD_BUS_PARAM(buffer) SD_BUS_PARAM(size),
+				 method_import, SD_BUS_VTABLE_UNPRIVILEGED),
+	SD_BUS_METHOD_WITH_NAMES("Release", "t", SD_BUS_PARAM(buffer), "", ,
+				 method_release, SD_BUS_VTABLE_UNPRIVILEGED),
+	SD_BUS_METHOD_WITH_NAMES("CreateToken", "tuu",
+				 SD_BUS_PARAM(buffer) SD_BUS_PARAM(flags) SD_BUS_PARAM(ttl),
+				 "s", SD_BUS_PARAM(token),
+				 method_create_token, SD_BUS_VTABLE_UNPRIVILEGED),
+	SD_BUS_METHOD_WITH_NAMES("RevokeToken", "s", SD_BUS_PARAM(token), "", ,
+				 method_revoke_token, SD_BUS_VTABLE_UNPRIVILEGED),
+	SD_BUS_METHOD_WITH_NAMES("OpenToken", "s", SD_BUS_PARAM(token),
+				 "thuuutta(tu)ub",
+				 SD_BUS_PARAM(buffer) SD_BUS_PARAM(fd) SD_BUS_PARAM(width) SD_BUS_PARAM(height)
+				 SD_BUS_PARAM(fourcc) SD_BUS_PARAM(modifier) SD_BUS_PARAM(size)
+				 SD_BUS_PARAM(planes) SD_BUS_PARAM(usage) SD_BUS_PARAM(dmabuf),
+				 method_open_token, SD_BUS_VTABLE_UNPRIVILEGED),
+	SD_BUS_METHOD_WITH_NAMES("Attach", "tusu",
+				 SD_BUS_PARAM(buffer) SD_BUS_PARAM(usage) SD_BUS_PARAM(device) SD_BUS_PARAM(flags),
+				 "u", SD_BUS_PARAM(attachment),
+				 method_attach, SD_BUS_VTABLE_UNPRIVILEGED),
+	SD_BUS_METHOD_WITH_NAMES("Detach", "tu", SD_BUS_PARAM(buffer) SD_BUS_PARAM(attachment), "", ,
+				 method_detach, SD_BUS_VTABLE_UNPRIVILEGED),
+	SD_BUS_METHOD_WITH_NAMES("ListBuffers", "", , "a(tuuutsuuuuut)", SD_BUS_PARAM(buffers),
+				 method_list_buffers, SD_BUS_VTABLE_UNPRIVILEGED),
+	SD_BUS_METHOD_WITH_NAMES("ListClients", "", , "a(tsuuusutuut)", SD_BUS_PARAM(clients),
+				 method_list_clients, SD_BUS_VTABLE_UNPRIVILEGED),
+	SD_BUS_METHOD_WITH_NAMES("ListBackends", "", , "a(sssbs)", SD_BUS_PARAM(backends),
+				 method_list_backends, SD_BUS_VTABLE_UNPRIVILEGED),
+	SD_BUS_METHOD_WITH_NAMES("OpenDirect", "", , "h", SD_BUS_PARAM(fd),
+				 method_open_direct, SD_BUS_VTABLE_UNPRIVILEGED),
+	SD_BUS_VTABLE_END,
+};

@@ -1,0 +1,219 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Clients: one per bus peer (by unique name), created on its first call,
+ * with the credentials the bus vouches for. A client may also open direct
+ * peer-to-peer connections (OpenDirect) that act as it. It lives while its
+ * bus name or any of its direct connections does; then everything it holds
+ * is released.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "broker.h"
+#include "cleanup.h"
+#include "errors.h"
+#include "log.h"
+
+struct client *client_find_by_name(struct broker *b, const char *name)
+{
+	for (struct client *c = b->clients; c; c = c->next)
+		if (c->bus_name && strcmp(c->bus_name, name) == 0)
+			return c;
+	return NULL;
+}
+
+bool client_is_admin(const struct client *c)
+{
+	return c->uid == 0 || c->uid == c->broker->uid;
+}
+
+static void endpoint_free(struct endpoint *e)
+{
+	sd_bus_slot_unref(e->vtable_slot);
+	sd_bus_slot_unref(e->match_slot);
+	if (e->bus) {
+		sd_bus_detach_event(e->bus);
+		sd_bus_flush_close_unref(e->bus);
+	}
+	free(e);
+}
+
+void client_free(struct client *c)
+{
+	struct broker *b = c->broker;
+
+	log_debug("client %llu (%s, pid %d) gone: releasing %u buffers",
+		  (unsigned long long)c->id, c->bus_name ? c->bus_name : "off the bus", (int)c->pid, c->n_holds);
+	tokens_drop_for_client(b, c);
+	while (c->holds)
+		buffer_release(c->holds);
+	while (c->directs) {
+		struct endpoint *e = c->directs;
+		c->directs = e->next;
+		endpoint_free(e);
+	}
+	for (struct client **p = &b->clients; *p; p = &(*p)->next)
+		if (*p == c) {
+			*p = c->next;
+			break;
+		}
+	b->n_clients--;
+	sd_bus_track_unref(c->track);
+	free(c->bus_name);
+	free(c);
+}
+
+static int on_bus_peer_gone(sd_bus_track *track, void *userdata)
+{
+	struct client *c = userdata;
+
+	free(c->bus_name);
+	c->bus_name = NULL;
+	if (!c->directs)
+		client_free(c);
+	return 0;
+}
+
+int client_new(struct broker *b, sd_bus_message *m, struct client **ret, sd_bus_error *error)
+{
+	_cleanup_free_ struct client *c = NULL;
+	sd_bus_creds *creds = NULL;
+	const char *comm = NULL;
+	uid_t uid;
+	gid_t gid;
+	pid_t pid;
+	int r;
+
+	if (b->n_clients >= b->config.max_clients)
+		return sd_bus_error_setf(error, ERR_LIMIT_REACHED,
+					 "the broker serves %u clients, the limit (max-clients)", b->n_clients);
+	r = sd_bus_query_sender_creds(m, SD_BUS_CREDS_EUID | SD_BUS_CREDS_EGID | SD_BUS_CREDS_PID |
+				      SD_BUS_CREDS_COMM | SD_BUS_CREDS_AUGMENT, &creds);
+	if (r < 0)
+		return sd_bus_error_set_errnof(error, r, "cannot get the caller's credentials: %s", strerror(-r));
+	r = sd_bus_creds_get_euid(creds, &uid);
+	if (r >= 0)
+		r = sd_bus_creds_get_egid(creds, &gid);
+	if (r >= 0)
+		r = sd_bus_creds_get_pid(creds, &pid);
+	if (r < 0) {
+		sd_bus_creds_unref(creds);
+		return sd_bus_error_set_errnof(error, r, "the bus did not vouch for the caller's uid, gid and pid");
+	}
+	sd_bus_creds_get_comm(creds, &comm);
+	c = calloc(1, sizeof(*c));
+	if (!c) {
+		sd_bus_creds_unref(creds);
+		return -ENOMEM;
+	}
+	c->broker = b;
+	c->uid = uid;
+	c->gid = gid;
+	c->pid = pid;
+	snprintf(c->comm, sizeof(c->comm), "%s", comm ? comm : "?");
+	sd_bus_creds_unref(creds);
+	c->bus_name = strdup(sd_bus_message_get_sender(m));
+	if (!c->bus_name)
+		return -ENOMEM;
+	r = sd_bus_track_new(sd_bus_message_get_bus(m), &c->track, on_bus_peer_gone, c);
+	if (r >= 0)
+		r = sd_bus_track_add_name(c->track, c->bus_name);
+	if (r < 0) {
+		sd_bus_track_unref(c->track);
+		free(c->bus_name);
+		return r;
+	}
+	c->id = ++b->next_client_id;
+	c->created_usec = now_usec();
+	c->next = b->clients;
+	b->clients = c;
+	b->n_clients++;
+	log_debug("client %llu: %s uid %u pid %d (%s)", (unsigned long long)c->id, c->bus_name,
+		  (unsigned)uid, (int)pid, c->comm);
+	*ret = TAKE_PTR(c);
+	return 0;
+}
+
+static int on_direct_disconnected(sd_bus_message *m, void *userdata, sd_bus_error *error)
+{
+	struct endpoint *e = userdata;
+	struct client *c = e->client;
+
+	for (struct endpoint **p = &c->directs; *p; p = &(*p)->next)
+		if (*p == e) {
+			*p = e->next;
+			break;
+		}
+	c->n_directs--;
+	sd_bus_slot_unref(e->vtable_slot);
+	sd_bus_slot_unref(e->match_slot);
+	e->vtable_slot = e->match_slot = NULL;
+	sd_bus_detach_event(e->bus);
+	sd_bus_close(e->bus);
+	sd_bus_unref(e->bus); /* sd-bus holds its own reference while it dispatches */
+	e->bus = NULL;
+	free(e);
+	if (!c->bus_name && !c->directs)
+		client_free(c);
+	return 0;
+}
+
+int client_open_direct(struct client *c, int *ret_fd, sd_bus_error *error)
+{
+	struct broker *b = c->broker;
+	_cleanup_close_ int mine = -1, theirs = -1;
+	struct endpoint *e;
+	sd_id128_t id;
+	int fds[2], r;
+
+	if (c->n_directs >= b->config.max_direct_per_client)
+		return sd_bus_error_setf(error, ERR_LIMIT_REACHED,
+					 "client has %u direct connections, the limit (max-direct-connections-per-client)",
+					 c->n_directs);
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, fds) < 0)
+		return -errno;
+	mine = fds[0];
+	theirs = fds[1];
+	e = calloc(1, sizeof(*e));
+	if (!e)
+		return -ENOMEM;
+	e->broker = b;
+	e->client = c;
+	r = sd_bus_new(&e->bus);
+	if (r >= 0)
+		r = sd_bus_set_fd(e->bus, mine, mine);
+	if (r >= 0) {
+		mine = -1; /* the bus owns it now */
+		sd_id128_randomize(&id);
+		r = sd_bus_set_server(e->bus, 1, id);
+	}
+	/* The peer was authenticated by the bus already: the socket came to it
+	 * in a reply to its own call. */
+	if (r >= 0)
+		r = sd_bus_set_anonymous(e->bus, 1);
+	if (r >= 0)
+		r = sd_bus_negotiate_fds(e->bus, 1);
+	if (r >= 0)
+		r = sd_bus_add_object_vtable(e->bus, &e->vtable_slot, BROKER_PATH, BROKER_INTERFACE,
+					     broker_vtable, e);
+	if (r >= 0)
+		r = sd_bus_match_signal(e->bus, &e->match_slot, NULL, "/org/freedesktop/DBus/Local",
+					"org.freedesktop.DBus.Local", "Disconnected", on_direct_disconnected, e);
+	if (r >= 0)
+		r = sd_bus_start(e->bus);
+	if (r >= 0)
+		r = sd_bus_attach_event(e->bus, b->event, SD_EVENT_PRIORITY_NORMAL);
+	if (r < 0) {
+		endpoint_free(e);
+		return sd_bus_error_set_errnof(error, r, "cannot set up the direct connection: %s", strerror(-r));
+	}
+	e->next = c->directs;
+	c->directs = e;
+	c->n_directs++;
+	*ret_fd = TAKE_FD(theirs);
+	return 0;
+}

@@ -1,0 +1,57 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * dmabroker.conf: an INI file. Sections [daemon], [backends], [limits];
+ * "key = value" lines; '#' or ';' start a comment line. An unknown section
+ * or key, a bad value or a repeated key is an error that names the file,
+ * the line and the reason: the daemon refuses to start with it.
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "buildconf.h"
+
+#define CONFIG_MAX_LIST 16
+#define CONFIG_DEFAULT_PATH DMABROKER_SYSCONFDIR "/dmabroker/dmabroker.conf"
+
+struct config {
+	/* [daemon] */
+	int log_level;                 /* log-level: err ... debug */
+	/* [backends] */
+	unsigned n_order;              /* order: backend kinds, first match wins */
+	char *order[CONFIG_MAX_LIST];
+	char *heap;                    /* heap: the default heap's name */
+	char *contiguous_heap;         /* contiguous-heap: "auto" = the first CMA heap */
+	unsigned n_drm_devices;        /* drm-devices: paths or driver names; none = every card */
+	char *drm_devices[CONFIG_MAX_LIST];
+	bool shm;                      /* shm: allow the memfd fallback */
+	/* [limits] */
+	uint64_t max_buffer_size;
+	uint32_t max_dimension;
+	uint32_t max_clients;
+	uint32_t max_buffers_per_client;
+	uint64_t max_bytes_per_client;
+	uint32_t max_tokens_per_client;
+	uint32_t max_token_ttl;        /* seconds */
+	uint32_t max_attachments_per_buffer;
+	uint32_t max_direct_per_client;
+};
+
+void config_init(struct config *c);
+void config_free(struct config *c);
+
+/*
+ * Parses text (named `name` in errors) into c, on top of what c holds.
+ * Returns 0, or -EINVAL with *ret_error = "name:LINE: reason" (free() it).
+ */
+int config_parse(struct config *c, const char *text, const char *name, char **ret_error);
+
+/*
+ * Loads the file at path. A missing file is no error when !must_exist (the
+ * defaults hold). Returns 0 or a negative errno with *ret_error set.
+ */
+int config_load(struct config *c, const char *path, bool must_exist, char **ret_error);
+
+/* Parses "512", "64K", "256M", "2G" (binary units). false if malformed or too big. */
+bool config_parse_size(const char *s, uint64_t *ret);
