@@ -489,12 +489,13 @@ static int method_list_buffers(sd_bus_message *m, void *userdata, sd_bus_error *
 	struct endpoint *e = userdata;
 	sd_bus_message *reply = NULL;
 	struct client *c;
-	uint64_t now = now_usec(), key;
+	uint64_t now, key;
 	void *v;
 	int r = caller(e, m, &c, error);
 
 	if (r < 0)
 		return r;
+	now = now_usec();
 	r = sd_bus_message_new_method_return(m, &reply);
 	if (r >= 0)
 		r = sd_bus_message_open_container(reply, 'a', "(tuuutsuuuuut)");
@@ -520,11 +521,12 @@ static int method_list_clients(sd_bus_message *m, void *userdata, sd_bus_error *
 	struct endpoint *e = userdata;
 	sd_bus_message *reply = NULL;
 	struct client *self;
-	uint64_t now = now_usec();
+	uint64_t now;
 	int r = caller(e, m, &self, error);
 
 	if (r < 0)
 		return r;
+	now = now_usec();
 	r = sd_bus_message_new_method_return(m, &reply);
 	if (r >= 0)
 		r = sd_bus_message_open_container(reply, 'a', "(tsuuusutuut)");

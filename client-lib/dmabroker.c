@@ -1,0 +1,663 @@
+/* SPDX-License-Identifier: MIT */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <systemd/sd-bus.h>
+
+#include "cleanup.h"
+#include "dmabroker.h"
+#include "errors.h"
+
+#define EXPORT __attribute__((visibility("default")))
+
+#define BUS_NAME "org.dmabroker.Broker1"
+#define BROKER_PATH "/org/dmabroker/Broker1"
+#define BROKER_INTERFACE "org.dmabroker.Broker1"
+#define MAX_PLANES 4
+
+struct dmabroker {
+	sd_event *event;             /* ours, or the caller's after attach_event */
+	sd_bus *bus;
+	sd_bus *direct;              /* NULL until dmabroker_open_direct() */
+	struct dmabroker_buffer *buffers;
+	sd_bus_error error;          /* the last failure */
+};
+
+struct dmabroker_buffer {
+	struct dmabroker *b;
+	uint64_t id;
+	int fd;
+	uint32_t width, height, fourcc, usage;
+	uint64_t modifier, size;
+	bool dmabuf;
+	char backend[64];
+	unsigned n_planes;
+	struct dmabroker_plane planes[MAX_PLANES];
+	struct dmabroker_buffer *next, **prevp;
+};
+
+static sd_bus *calls(const struct dmabroker *b)
+{
+	return b->direct ? b->direct : b->bus;
+}
+
+static const char *destination(const struct dmabroker *b)
+{
+	return b->direct ? NULL : BUS_NAME;
+}
+
+static int set_error(struct dmabroker *b, const sd_bus_error *e, int r)
+{
+	sd_bus_error_free(&b->error);
+	if (e && sd_bus_error_is_set(e))
+		sd_bus_error_copy(&b->error, e);
+	else
+		sd_bus_error_set_errno(&b->error, r);
+	return r;
+}
+
+static void clear_error(struct dmabroker *b)
+{
+	sd_bus_error_free(&b->error);
+}
+
+static int connect_common(sd_bus *bus, struct dmabroker **ret)
+{
+	struct dmabroker *b = calloc(1, sizeof(*b));
+	int r;
+
+	if (!b) {
+		sd_bus_unref(bus);
+		return -ENOMEM;
+	}
+	b->bus = bus;
+	r = sd_event_new(&b->event);
+	if (r >= 0)
+		r = sd_bus_attach_event(bus, b->event, SD_EVENT_PRIORITY_NORMAL);
+	if (r < 0) {
+		dmabroker_disconnect(b);
+		return r;
+	}
+	*ret = b;
+	return 0;
+}
+
+EXPORT int dmabroker_connect(enum dmabroker_bus which, struct dmabroker **ret)
+{
+	sd_bus *bus = NULL;
+	int r;
+
+	sd_bus_error_add_map(dmabroker_error_map);
+	r = which == DMABROKER_BUS_SESSION ? sd_bus_open_user(&bus) : sd_bus_open_system(&bus);
+	if (r < 0)
+		return r;
+	return connect_common(bus, ret);
+}
+
+EXPORT int dmabroker_connect_address(const char *address, struct dmabroker **ret)
+{
+	sd_bus *bus = NULL;
+	int r;
+
+	sd_bus_error_add_map(dmabroker_error_map);
+	r = sd_bus_new(&bus);
+	if (r >= 0)
+		r = sd_bus_set_address(bus, address);
+	if (r >= 0)
+		r = sd_bus_set_bus_client(bus, 1);
+	if (r >= 0)
+		r = sd_bus_negotiate_fds(bus, 1);
+	if (r >= 0)
+		r = sd_bus_start(bus);
+	if (r < 0) {
+		sd_bus_unref(bus);
+		return r;
+	}
+	return connect_common(bus, ret);
+}
+
+EXPORT int dmabroker_open_direct(struct dmabroker *b)
+{
+	sd_bus_error e = SD_BUS_ERROR_NULL;
+	sd_bus_message *reply = NULL;
+	sd_bus *direct = NULL;
+	int fd, own = -1, r;
+
+	if (b->direct)
+		return 0;
+	r = sd_bus_call_method(b->bus, BUS_NAME, BROKER_PATH, BROKER_INTERFACE, "OpenDirect", &e, &reply, "");
+	if (r >= 0)
+		r = sd_bus_message_read(reply, "h", &fd);
+	if (r >= 0) {
+		own = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+		r = own < 0 ? -errno : 0;
+	}
+	sd_bus_message_unref(reply);
+	if (r >= 0)
+		r = sd_bus_new(&direct);
+	if (r >= 0)
+		r = sd_bus_set_fd(direct, own, own);
+	if (r >= 0) {
+		own = -1;
+		r = sd_bus_set_anonymous(direct, 1);
+	}
+	if (r >= 0)
+		r = sd_bus_negotiate_fds(direct, 1);
+	if (r >= 0)
+		r = sd_bus_start(direct);
+	if (r >= 0)
+		r = sd_bus_attach_event(direct, sd_bus_get_event(b->bus), SD_EVENT_PRIORITY_NORMAL);
+	if (r < 0) {
+		safe_close(own);
+		sd_bus_unref(direct);
+		set_error(b, &e, r);
+		sd_bus_error_free(&e);
+		return r;
+	}
+	b->direct = direct;
+	return 0;
+}
+
+EXPORT bool dmabroker_is_direct(const struct dmabroker *b)
+{
+	return b->direct != NULL;
+}
+
+static void buffer_free(struct dmabroker_buffer *buf)
+{
+	if (buf->prevp) {
+		*buf->prevp = buf->next;
+		if (buf->next)
+			buf->next->prevp = buf->prevp;
+	}
+	safe_close(buf->fd);
+	free(buf);
+}
+
+EXPORT struct dmabroker *dmabroker_disconnect(struct dmabroker *b)
+{
+	if (!b)
+		return NULL;
+	while (b->buffers)
+		buffer_free(b->buffers);
+	if (b->direct) {
+		sd_bus_detach_event(b->direct);
+		sd_bus_flush_close_unref(b->direct);
+	}
+	if (b->bus) {
+		sd_bus_detach_event(b->bus);
+		sd_bus_flush_close_unref(b->bus);
+	}
+	sd_event_unref(b->event);
+	sd_bus_error_free(&b->error);
+	free(b);
+	return NULL;
+}
+
+EXPORT int dmabroker_get_fd(struct dmabroker *b)
+{
+	return sd_event_get_fd(b->event);
+}
+
+EXPORT int dmabroker_process(struct dmabroker *b)
+{
+	int r;
+	do
+		r = sd_event_run(b->event, 0);
+	while (r > 0);
+	return r;
+}
+
+EXPORT int dmabroker_attach_event(struct dmabroker *b, sd_event *event, int priority)
+{
+	int r;
+
+	sd_bus_detach_event(b->bus);
+	if (b->direct)
+		sd_bus_detach_event(b->direct);
+	r = sd_bus_attach_event(b->bus, event, priority);
+	if (r >= 0 && b->direct)
+		r = sd_bus_attach_event(b->direct, event, priority);
+	if (r < 0)
+		return r;
+	sd_event_unref(b->event);
+	b->event = sd_event_ref(event);
+	return 0;
+}
+
+EXPORT const char *dmabroker_error_name(const struct dmabroker *b)
+{
+	return b->error.name;
+}
+
+EXPORT const char *dmabroker_error_message(const struct dmabroker *b)
+{
+	return b->error.message;
+}
+
+static struct dmabroker_buffer *buffer_new(struct dmabroker *b)
+{
+	struct dmabroker_buffer *buf = calloc(1, sizeof(*buf));
+	if (!buf)
+		return NULL;
+	buf->b = b;
+	buf->fd = -1;
+	return buf;
+}
+
+static void buffer_link(struct dmabroker_buffer *buf)
+{
+	struct dmabroker *b = buf->b;
+	buf->next = b->buffers;
+	if (b->buffers)
+		b->buffers->prevp = &buf->next;
+	buf->prevp = &b->buffers;
+	b->buffers = buf;
+}
+
+static int read_planes(sd_bus_message *m, struct dmabroker_buffer *buf)
+{
+	uint64_t offset;
+	uint32_t stride;
+	int r = sd_bus_message_enter_container(m, 'a', "(tu)");
+
+	if (r < 0)
+		return r;
+	while ((r = sd_bus_message_read(m, "(tu)", &offset, &stride)) > 0) {
+		if (buf->n_planes == MAX_PLANES)
+			return -EBADMSG;
+		buf->planes[buf->n_planes].offset = offset;
+		buf->planes[buf->n_planes++].stride = stride;
+	}
+	if (r < 0)
+		return r;
+	return sd_bus_message_exit_container(m);
+}
+
+static int take_fd(int fd, int *ret)
+{
+	int own = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+	if (own < 0)
+		return -errno;
+	*ret = own;
+	return 0;
+}
+
+/* Parses an Allocate reply into a new buffer. */
+static int parse_allocate_reply(struct dmabroker *b, const struct dmabroker_alloc_desc *d, sd_bus_message *m,
+				struct dmabroker_buffer **ret)
+{
+	struct dmabroker_buffer *buf = buffer_new(b);
+	const char *backend;
+	int fd, dmabuf, r;
+
+	if (!buf)
+		return -ENOMEM;
+	r = sd_bus_message_read(m, "thtt", &buf->id, &fd, &buf->size, &buf->modifier);
+	if (r >= 0)
+		r = take_fd(fd, &buf->fd);
+	if (r >= 0)
+		r = read_planes(m, buf);
+	if (r >= 0)
+		r = sd_bus_message_read(m, "sb", &backend, &dmabuf);
+	if (r < 0) {
+		buffer_free(buf);
+		return r;
+	}
+	snprintf(buf->backend, sizeof(buf->backend), "%s", backend);
+	buf->dmabuf = dmabuf;
+	buf->width = d->width;
+	buf->height = d->height;
+	buf->fourcc = d->fourcc;
+	buf->usage = d->usage;
+	buffer_link(buf);
+	*ret = buf;
+	return 0;
+}
+
+static int new_allocate_call(struct dmabroker *b, const struct dmabroker_alloc_desc *d, sd_bus_message **ret)
+{
+	sd_bus_message *m = NULL;
+	int r;
+
+	if (!d || d->version != DMABROKER_ALLOC_DESC_VERSION || (d->n_modifiers && !d->modifiers))
+		return -EINVAL;
+	r = sd_bus_message_new_method_call(calls(b), &m, destination(b), BROKER_PATH, BROKER_INTERFACE, "Allocate");
+	if (r >= 0)
+		r = sd_bus_message_append(m, "uuu", d->width, d->height, d->fourcc);
+	if (r >= 0)
+		r = sd_bus_message_append_array(m, 't', d->modifiers, d->n_modifiers * sizeof(uint64_t));
+	if (r >= 0)
+		r = sd_bus_message_append(m, "u", d->usage);
+	if (r >= 0)
+		r = sd_bus_message_open_container(m, 'a', "{sv}");
+	if (r >= 0 && d->backend)
+		r = sd_bus_message_append(m, "{sv}", "backend", "s", d->backend);
+	if (r >= 0 && d->device)
+		r = sd_bus_message_append(m, "{sv}", "device", "s", d->device);
+	if (r >= 0)
+		r = sd_bus_message_close_container(m);
+	if (r < 0) {
+		sd_bus_message_unref(m);
+		return r;
+	}
+	*ret = m;
+	return 0;
+}
+
+/* Sends m and waits; on failure records the error. Takes m. */
+static int call(struct dmabroker *b, sd_bus_message *m, sd_bus_message **reply)
+{
+	sd_bus_error e = SD_BUS_ERROR_NULL;
+	int r = sd_bus_call(calls(b), m, 0, &e, reply);
+
+	sd_bus_message_unref(m);
+	if (r < 0)
+		set_error(b, &e, r);
+	else
+		clear_error(b);
+	sd_bus_error_free(&e);
+	return r;
+}
+
+static int new_call(struct dmabroker *b, const char *method, sd_bus_message **ret)
+{
+	return sd_bus_message_new_method_call(calls(b), ret, destination(b), BROKER_PATH, BROKER_INTERFACE, method);
+}
+
+EXPORT int dmabroker_allocate(struct dmabroker *b, const struct dmabroker_alloc_desc *desc,
+			      struct dmabroker_buffer **ret)
+{
+	sd_bus_message *m = NULL, *reply = NULL;
+	int r = new_allocate_call(b, desc, &m);
+
+	if (r < 0)
+		return set_error(b, NULL, r);
+	r = call(b, m, &reply);
+	if (r >= 0)
+		r = parse_allocate_reply(b, desc, reply, ret);
+	sd_bus_message_unref(reply);
+	return r;
+}
+
+struct async_alloc {
+	struct dmabroker *b;
+	struct dmabroker_alloc_desc desc;
+	dmabroker_buffer_callback cb;
+	void *userdata;
+};
+
+static int on_allocate_reply(sd_bus_message *m, void *userdata, sd_bus_error *ret_error)
+{
+	struct async_alloc *a = userdata;
+	struct dmabroker_buffer *buf = NULL;
+	const sd_bus_error *e = sd_bus_message_get_error(m);
+	int r;
+
+	if (e) {
+		r = set_error(a->b, e, -sd_bus_message_get_errno(m));
+	} else {
+		r = parse_allocate_reply(a->b, &a->desc, m, &buf);
+		if (r < 0)
+			set_error(a->b, NULL, r);
+	}
+	a->cb(a->b, r < 0 ? r : 0, buf, a->userdata);
+	return 0;
+}
+
+EXPORT int dmabroker_allocate_async(struct dmabroker *b, const struct dmabroker_alloc_desc *desc,
+				    dmabroker_buffer_callback cb, void *userdata)
+{
+	sd_bus_message *m = NULL;
+	sd_bus_slot *slot = NULL;
+	struct async_alloc *a;
+	int r;
+
+	if (!cb)
+		return -EINVAL;
+	r = new_allocate_call(b, desc, &m);
+	if (r < 0)
+		return r;
+	a = calloc(1, sizeof(*a));
+	if (!a) {
+		sd_bus_message_unref(m);
+		return -ENOMEM;
+	}
+	*a = (struct async_alloc){ b, *desc, cb, userdata };
+	/* The hints are the caller's strings: they are in m already; do not keep them. */
+	a->desc.modifiers = NULL;
+	a->desc.backend = a->desc.device = NULL;
+	r = sd_bus_call_async(calls(b), &slot, m, on_allocate_reply, a, 0);
+	sd_bus_message_unref(m);
+	if (r < 0) {
+		free(a);
+		return set_error(b, NULL, r);
+	}
+	/* The closure lives as long as the slot: freed after the reply, or
+	 * when the connection closes first. */
+	sd_bus_slot_set_destroy_callback(slot, free);
+	sd_bus_slot_set_floating(slot, 1);
+	sd_bus_slot_unref(slot);
+	return 0;
+}
+
+EXPORT int dmabroker_import(struct dmabroker *b, int fd, uint32_t width, uint32_t height, uint32_t fourcc,
+			    uint64_t modifier, const struct dmabroker_plane *planes, unsigned n_planes,
+			    uint32_t usage, struct dmabroker_buffer **ret)
+{
+	sd_bus_message *m = NULL, *reply = NULL;
+	struct dmabroker_buffer *buf;
+	int r;
+
+	if (n_planes > MAX_PLANES || (n_planes && !planes))
+		return set_error(b, NULL, -EINVAL);
+	buf = buffer_new(b);
+	if (!buf)
+		return -ENOMEM;
+	r = take_fd(fd, &buf->fd);
+	if (r >= 0)
+		r = new_call(b, "Import", &m);
+	if (r >= 0)
+		r = sd_bus_message_append(m, "huuut", fd, width, height, fourcc, modifier);
+	if (r >= 0)
+		r = sd_bus_message_open_container(m, 'a', "(tu)");
+	for (unsigned i = 0; r >= 0 && i < n_planes; i++)
+		r = sd_bus_message_append(m, "(tu)", planes[i].offset, planes[i].stride);
+	if (r >= 0)
+		r = sd_bus_message_close_container(m);
+	if (r >= 0)
+		r = sd_bus_message_append(m, "u", usage);
+	if (r < 0) {
+		sd_bus_message_unref(m);
+		buffer_free(buf);
+		return set_error(b, NULL, r);
+	}
+	r = call(b, m, &reply);
+	if (r >= 0)
+		r = sd_bus_message_read(reply, "tt", &buf->id, &buf->size);
+	sd_bus_message_unref(reply);
+	if (r < 0) {
+		buffer_free(buf);
+		return r;
+	}
+	buf->width = width;
+	buf->height = height;
+	buf->fourcc = fourcc;
+	buf->modifier = modifier;
+	buf->usage = usage;
+	buf->dmabuf = true;
+	snprintf(buf->backend, sizeof(buf->backend), "import");
+	buf->n_planes = n_planes;
+	memcpy(buf->planes, planes, n_planes * sizeof(*planes));
+	buffer_link(buf);
+	*ret = buf;
+	return 0;
+}
+
+EXPORT int dmabroker_open_token(struct dmabroker *b, const char *token, struct dmabroker_buffer **ret)
+{
+	sd_bus_message *m = NULL, *reply = NULL;
+	struct dmabroker_buffer *buf;
+	int fd, dmabuf, r;
+
+	if (!token)
+		return set_error(b, NULL, -EINVAL);
+	r = new_call(b, "OpenToken", &m);
+	if (r >= 0)
+		r = sd_bus_message_append(m, "s", token);
+	if (r < 0) {
+		sd_bus_message_unref(m);
+		return set_error(b, NULL, r);
+	}
+	r = call(b, m, &reply);
+	if (r < 0)
+		return r;
+	buf = buffer_new(b);
+	if (!buf) {
+		sd_bus_message_unref(reply);
+		return -ENOMEM;
+	}
+	r = sd_bus_message_read(reply, "thuuutt", &buf->id, &fd, &buf->width, &buf->height, &buf->fourcc,
+				&buf->modifier, &buf->size);
+	if (r >= 0)
+		r = take_fd(fd, &buf->fd);
+	if (r >= 0)
+		r = read_planes(reply, buf);
+	if (r >= 0)
+		r = sd_bus_message_read(reply, "ub", &buf->usage, &dmabuf);
+	sd_bus_message_unref(reply);
+	if (r < 0) {
+		buffer_free(buf);
+		return r;
+	}
+	buf->dmabuf = dmabuf;
+	snprintf(buf->backend, sizeof(buf->backend), "shared");
+	buffer_link(buf);
+	*ret = buf;
+	return 0;
+}
+
+EXPORT struct dmabroker_buffer *dmabroker_buffer_release(struct dmabroker_buffer *buf)
+{
+	sd_bus_message *m = NULL;
+
+	if (!buf)
+		return NULL;
+	/* No need to wait: the daemon drops the hold when the call arrives. */
+	if (new_call(buf->b, "Release", &m) >= 0 && sd_bus_message_append(m, "t", buf->id) >= 0 &&
+	    sd_bus_message_set_expect_reply(m, 0) >= 0)
+		sd_bus_send(calls(buf->b), m, NULL);
+	sd_bus_message_unref(m);
+	buffer_free(buf);
+	return NULL;
+}
+
+EXPORT int dmabroker_buffer_create_token(struct dmabroker_buffer *buf, uint32_t flags, uint32_t ttl_seconds,
+					 char **ret_token)
+{
+	struct dmabroker *b = buf->b;
+	sd_bus_message *m = NULL, *reply = NULL;
+	const char *token;
+	int r = new_call(b, "CreateToken", &m);
+
+	if (r >= 0)
+		r = sd_bus_message_append(m, "tuu", buf->id, flags, ttl_seconds);
+	if (r < 0) {
+		sd_bus_message_unref(m);
+		return set_error(b, NULL, r);
+	}
+	r = call(b, m, &reply);
+	if (r >= 0)
+		r = sd_bus_message_read(reply, "s", &token);
+	if (r >= 0) {
+		*ret_token = strdup(token);
+		r = *ret_token ? 0 : -ENOMEM;
+	}
+	sd_bus_message_unref(reply);
+	return r;
+}
+
+/* A call whose reply carries nothing. */
+static int call_simple(struct dmabroker *b, const char *method, const char *sig, ...)
+{
+	sd_bus_message *m = NULL, *reply = NULL;
+	va_list ap;
+	int r = new_call(b, method, &m);
+
+	if (r >= 0) {
+		va_start(ap, sig);
+		r = sd_bus_message_appendv(m, sig, ap);
+		va_end(ap);
+	}
+	if (r < 0) {
+		sd_bus_message_unref(m);
+		return set_error(b, NULL, r);
+	}
+	r = call(b, m, &reply);
+	sd_bus_message_unref(reply);
+	return r;
+}
+
+EXPORT int dmabroker_revoke_token(struct dmabroker *b, const char *token)
+{
+	return call_simple(b, "RevokeToken", "s", token);
+}
+
+EXPORT int dmabroker_buffer_attach(struct dmabroker_buffer *buf, uint32_t usage, const char *device,
+				   uint32_t flags, uint32_t *ret_id)
+{
+	struct dmabroker *b = buf->b;
+	sd_bus_message *m = NULL, *reply = NULL;
+	int r = new_call(b, "Attach", &m);
+
+	if (r >= 0)
+		r = sd_bus_message_append(m, "tusu", buf->id, usage, device ? device : "", flags);
+	if (r < 0) {
+		sd_bus_message_unref(m);
+		return set_error(b, NULL, r);
+	}
+	r = call(b, m, &reply);
+	if (r >= 0)
+		r = sd_bus_message_read(reply, "u", ret_id);
+	sd_bus_message_unref(reply);
+	return r < 0 ? r : 0;
+}
+
+EXPORT int dmabroker_buffer_detach(struct dmabroker_buffer *buf, uint32_t id)
+{
+	return call_simple(buf->b, "Detach", "tu", buf->id, id);
+}
+
+EXPORT uint64_t dmabroker_buffer_get_id(const struct dmabroker_buffer *buf) { return buf->id; }
+EXPORT int dmabroker_buffer_get_fd(const struct dmabroker_buffer *buf) { return buf->fd; }
+EXPORT uint32_t dmabroker_buffer_get_width(const struct dmabroker_buffer *buf) { return buf->width; }
+EXPORT uint32_t dmabroker_buffer_get_height(const struct dmabroker_buffer *buf) { return buf->height; }
+EXPORT uint32_t dmabroker_buffer_get_fourcc(const struct dmabroker_buffer *buf) { return buf->fourcc; }
+EXPORT uint64_t dmabroker_buffer_get_modifier(const struct dmabroker_buffer *buf) { return buf->modifier; }
+EXPORT uint64_t dmabroker_buffer_get_size(const struct dmabroker_buffer *buf) { return buf->size; }
+EXPORT bool dmabroker_buffer_is_dmabuf(const struct dmabroker_buffer *buf) { return buf->dmabuf; }
+EXPORT const char *dmabroker_buffer_get_backend(const struct dmabroker_buffer *buf) { return buf->backend; }
+EXPORT unsigned dmabroker_buffer_get_plane_count(const struct dmabroker_buffer *buf) { return buf->n_planes; }
+
+EXPORT int dmabroker_buffer_dup_fd(const struct dmabroker_buffer *buf)
+{
+	int fd = fcntl(buf->fd, F_DUPFD_CLOEXEC, 3);
+	return fd < 0 ? -errno : fd;
+}
+
+EXPORT int dmabroker_buffer_get_plane(const struct dmabroker_buffer *buf, unsigned i, uint64_t *offset,
+				      uint32_t *stride)
+{
+	if (i >= buf->n_planes)
+		return -EINVAL;
+	if (offset)
+		*offset = buf->planes[i].offset;
+	if (stride)
+		*stride = buf->planes[i].stride;
+	return 0;
+}

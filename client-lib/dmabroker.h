@@ -1,0 +1,197 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * libdmabroker: the client library of dmabroker.
+ *
+ * A struct dmabroker is a connection to dmabrokerd (org.dmabroker.Broker1),
+ * over the bus and, once dmabroker_open_direct() was called, over a direct
+ * peer-to-peer connection that later calls use. A struct dmabroker_buffer is
+ * a buffer this client holds.
+ *
+ * Errors: functions that can fail return 0 (or a positive count) on success
+ * and a negative errno on failure. When the daemon refused a call, the errno
+ * is the one its named error maps to (e.g. -ENOKEY for
+ * org.dmabroker.Error.TokenUnknown) and dmabroker_error_name() /
+ * dmabroker_error_message() tell the name and the daemon's message.
+ *
+ * File descriptors: every fd the library creates is O_CLOEXEC. Who owns an
+ * fd is said at each function: "borrowed" means the library keeps owning it
+ * and the caller must not close it; "the caller owns" means the caller must
+ * close it.
+ *
+ * Event loops: asynchronous calls complete in dmabroker_process(), which the
+ * caller runs when dmabroker_get_fd() is readable; or attach the connection
+ * to an sd-event loop with dmabroker_attach_event(). Synchronous calls block
+ * until the reply.
+ *
+ * Threads: a struct dmabroker and its buffers may be used from one thread at
+ * a time.
+ */
+#ifndef DMABROKER_H
+#define DMABROKER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <systemd/sd-event.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+struct dmabroker;
+struct dmabroker_buffer;
+
+/** Which bus to find the daemon on. */
+enum dmabroker_bus {
+	DMABROKER_BUS_SYSTEM = 0,
+	DMABROKER_BUS_SESSION = 1,
+};
+
+/** Usage flags: how a buffer will be used (Allocate, Import, Attach). */
+enum dmabroker_usage_flags {
+	DMABROKER_USAGE_CPU_READ_FLAG = 1u << 0,
+	DMABROKER_USAGE_CPU_WRITE_FLAG = 1u << 1,
+	DMABROKER_USAGE_SCANOUT_FLAG = 1u << 2,
+	DMABROKER_USAGE_CAPTURE_FLAG = 1u << 3,
+	DMABROKER_USAGE_GPU_FLAG = 1u << 4,
+	DMABROKER_USAGE_CONTIGUOUS_FLAG = 1u << 5,
+};
+
+/** Token flags for dmabroker_buffer_create_token(). */
+#define DMABROKER_TOKEN_SINGLE_USE 1u
+/** Attach flags: a static attachment pins the buffer (no moves). */
+#define DMABROKER_ATTACH_STATIC 1u
+
+/** What to allocate. Zero-initialise it, then set version and the fields. */
+struct dmabroker_alloc_desc {
+	uint32_t version;            /**< DMABROKER_ALLOC_DESC_VERSION */
+	uint32_t width, height;      /**< pixels, 1 to the daemon's max-dimension */
+	uint32_t fourcc;             /**< a DRM fourcc, e.g. DRM_FORMAT_NV12 */
+	uint32_t usage;              /**< dmabroker_usage_flags */
+	const uint64_t *modifiers;   /**< acceptable modifiers; NULL/0 = linear */
+	size_t n_modifiers;
+	const char *backend;         /**< optional: "heap", "drm:vkms", "udmabuf", "shm", ... */
+	const char *device;          /**< optional: a device path, DRM driver or heap name */
+};
+#define DMABROKER_ALLOC_DESC_VERSION 1u
+
+/** A plane of a buffer to import. */
+struct dmabroker_plane {
+	uint64_t offset;
+	uint32_t stride;
+};
+
+/* ---- connections ---- */
+
+/** Connects to the daemon on a bus. *ret is freed with dmabroker_disconnect(). */
+int dmabroker_connect(enum dmabroker_bus bus, struct dmabroker **ret);
+/** Connects to the daemon on the bus at a D-Bus address ("unix:path=..."). */
+int dmabroker_connect_address(const char *address, struct dmabroker **ret);
+/**
+ * Opens a direct peer-to-peer connection to the daemon (OpenDirect); every
+ * later call of this handle goes over it. The bus connection stays open:
+ * the daemon keeps this client while either is open.
+ */
+int dmabroker_open_direct(struct dmabroker *b);
+/** Whether calls go over a direct connection. */
+bool dmabroker_is_direct(const struct dmabroker *b);
+/**
+ * Closes the connections and frees b and every buffer still open through it
+ * (their fds are closed; the daemon releases them). NULL is accepted.
+ * Returns NULL.
+ */
+struct dmabroker *dmabroker_disconnect(struct dmabroker *b);
+
+/* ---- event loop ---- */
+
+/** An fd to poll for POLLIN (borrowed; owned by b). */
+int dmabroker_get_fd(struct dmabroker *b);
+/** Dispatches whatever is pending without blocking: completes async calls. */
+int dmabroker_process(struct dmabroker *b);
+/**
+ * Runs b's connections on an sd-event loop instead (the loop is referenced,
+ * not owned); dmabroker_get_fd()/dmabroker_process() are then not used.
+ */
+int dmabroker_attach_event(struct dmabroker *b, sd_event *event, int priority);
+
+/* ---- errors ---- */
+
+/** The D-Bus error name of the last failed call, or NULL. Borrowed. */
+const char *dmabroker_error_name(const struct dmabroker *b);
+/** The message of the last failed call, or NULL. Borrowed. */
+const char *dmabroker_error_message(const struct dmabroker *b);
+
+/* ---- buffers ---- */
+
+/** Allocates a buffer. *ret is freed with dmabroker_buffer_release(). */
+int dmabroker_allocate(struct dmabroker *b, const struct dmabroker_alloc_desc *desc,
+		       struct dmabroker_buffer **ret);
+
+/**
+ * Called when an asynchronous call completes: error is 0 and buffer the new
+ * buffer (the callee owns it from then on), or error < 0 and buffer NULL.
+ */
+typedef void (*dmabroker_buffer_callback)(struct dmabroker *b, int error,
+					  struct dmabroker_buffer *buffer, void *userdata);
+
+/** Allocates without blocking; cb runs from dmabroker_process() or the sd-event loop. */
+int dmabroker_allocate_async(struct dmabroker *b, const struct dmabroker_alloc_desc *desc,
+			     dmabroker_buffer_callback cb, void *userdata);
+
+/**
+ * Registers a dma-buf the caller holds (fd is borrowed: the library keeps a
+ * duplicate, the caller still owns and closes fd).
+ */
+int dmabroker_import(struct dmabroker *b, int fd, uint32_t width, uint32_t height, uint32_t fourcc,
+		     uint64_t modifier, const struct dmabroker_plane *planes, unsigned n_planes,
+		     uint32_t usage, struct dmabroker_buffer **ret);
+
+/** Opens a buffer shared with this client by a token. */
+int dmabroker_open_token(struct dmabroker *b, const char *token, struct dmabroker_buffer **ret);
+
+/**
+ * Tells the daemon this client no longer holds buf, closes its fd and
+ * frees buf. NULL is accepted. Returns NULL.
+ */
+struct dmabroker_buffer *dmabroker_buffer_release(struct dmabroker_buffer *buf);
+
+/**
+ * Creates a sharing token for buf (flags: DMABROKER_TOKEN_SINGLE_USE;
+ * ttl_seconds 0 = the daemon's maximum). *ret_token is the caller's: free().
+ */
+int dmabroker_buffer_create_token(struct dmabroker_buffer *buf, uint32_t flags, uint32_t ttl_seconds,
+				  char **ret_token);
+/** Revokes a token this client created. */
+int dmabroker_revoke_token(struct dmabroker *b, const char *token);
+
+/** Records that this client uses buf for usage on device; *ret_id names the attachment. */
+int dmabroker_buffer_attach(struct dmabroker_buffer *buf, uint32_t usage, const char *device,
+			    uint32_t flags, uint32_t *ret_id);
+int dmabroker_buffer_detach(struct dmabroker_buffer *buf, uint32_t id);
+
+/* Accessors: valid until the buffer is released. */
+uint64_t dmabroker_buffer_get_id(const struct dmabroker_buffer *buf);
+/** The buffer's fd (borrowed: owned by buf, closed by dmabroker_buffer_release()). */
+int dmabroker_buffer_get_fd(const struct dmabroker_buffer *buf);
+/** A new fd of the buffer (O_CLOEXEC); the caller owns it. Negative errno on failure. */
+int dmabroker_buffer_dup_fd(const struct dmabroker_buffer *buf);
+uint32_t dmabroker_buffer_get_width(const struct dmabroker_buffer *buf);
+uint32_t dmabroker_buffer_get_height(const struct dmabroker_buffer *buf);
+uint32_t dmabroker_buffer_get_fourcc(const struct dmabroker_buffer *buf);
+uint64_t dmabroker_buffer_get_modifier(const struct dmabroker_buffer *buf);
+uint64_t dmabroker_buffer_get_size(const struct dmabroker_buffer *buf);
+/** Whether the fd is a dma-buf (false only for the shm backend's memfds). */
+bool dmabroker_buffer_is_dmabuf(const struct dmabroker_buffer *buf);
+/** The backend that allocated it ("heap:system", ...), or "import"/"shared". Borrowed. */
+const char *dmabroker_buffer_get_backend(const struct dmabroker_buffer *buf);
+unsigned dmabroker_buffer_get_plane_count(const struct dmabroker_buffer *buf);
+/** Plane i's offset and stride; -EINVAL when there is no plane i. */
+int dmabroker_buffer_get_plane(const struct dmabroker_buffer *buf, unsigned i, uint64_t *offset,
+			       uint32_t *stride);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

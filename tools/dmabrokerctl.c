@@ -1,0 +1,492 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * dmabrokerctl: look at and try out a running dmabrokerd.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include <systemd/sd-bus.h>
+
+#include "dmabroker.h"
+#include "errors.h"
+#include "format.h"
+
+#define BUS_NAME "org.dmabroker.Broker1"
+#define BROKER_PATH "/org/dmabroker/Broker1"
+#define BROKER_INTERFACE "org.dmabroker.Broker1"
+
+static const char usage_text[] =
+	"Usage: dmabrokerctl [OPTION]... COMMAND [ARG]...\n"
+	"\n"
+	"Look at and try out a running dmabrokerd.\n"
+	"\n"
+	"Commands:\n"
+	"  status                      version, clients, buffers, bytes allocated\n"
+	"  buffers                     buffers: size, format, backend, owner, holders,\n"
+	"                              attachments, age (root sees all, others their own)\n"
+	"  clients                     connected clients and what they hold\n"
+	"  backends                    allocation backends found, and why others were not\n"
+	"  alloc WxH FORMAT            allocate a buffer, print it, release it on exit\n"
+	"      --usage=LIST            cpu-read,cpu-write,scanout,capture,gpu,contiguous\n"
+	"                              (default cpu-read,cpu-write)\n"
+	"      --backend=NAME          heap, drm, udmabuf, shm, or a name from 'backends'\n"
+	"      --device=DEV            a device path, DRM driver or heap name\n"
+	"      --share                 also print a sharing token for it\n"
+	"      --hold                  keep it until Ctrl-C (to look at it with 'buffers')\n"
+	"\n"
+	"Options:\n"
+	"  --system                    talk to the daemon on the system bus (default)\n"
+	"  --session                   talk to the daemon on the session bus\n"
+	"  --json                      print JSON instead of columns\n"
+	"  -h, --help                  print this help and exit\n"
+	"\n"
+	"FORMAT is a DRM format name: XRGB8888, ARGB8888, XBGR8888, ABGR8888, RGB565,\n"
+	"YUYV, UYVY, NV12, NV21, YUV420, YVU420, P010.\n"
+	"\n"
+	"Exit status: 0 on success, 1 when the daemon refused or is not there, 2 on bad usage.\n";
+
+static bool json;
+static enum dmabroker_bus which_bus = DMABROKER_BUS_SYSTEM;
+
+static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int usage_error(const char *fmt, ...)
+{
+	va_list ap;
+	fprintf(stderr, "dmabrokerctl: ");
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "\nTry 'dmabrokerctl --help' for more information.\n");
+	return 2;
+}
+
+static sd_bus *open_bus(void)
+{
+	sd_bus *bus = NULL;
+	int r = which_bus == DMABROKER_BUS_SESSION ? sd_bus_open_user(&bus) : sd_bus_open_system(&bus);
+	if (r < 0) {
+		fprintf(stderr, "dmabrokerctl: cannot connect to the %s bus: %s\n",
+			which_bus == DMABROKER_BUS_SESSION ? "session" : "system", strerror(-r));
+		return NULL;
+	}
+	return bus;
+}
+
+static int report(const char *what, const sd_bus_error *e, int r)
+{
+	if (e && sd_bus_error_has_name(e, SD_BUS_ERROR_SERVICE_UNKNOWN))
+		fprintf(stderr, "dmabrokerctl: dmabrokerd is not running on the %s bus\n",
+			which_bus == DMABROKER_BUS_SESSION ? "session" : "system");
+	else
+		fprintf(stderr, "dmabrokerctl: %s: %s\n", what, e && e->message ? e->message : strerror(-r));
+	return 1;
+}
+
+static void json_string(const char *s)
+{
+	putchar('"');
+	for (; *s; s++) {
+		unsigned char c = (unsigned char)*s;
+		if (c == '"' || c == '\\')
+			printf("\\%c", c);
+		else if (c < 0x20)
+			printf("\\u%04x", c);
+		else
+			putchar(c);
+	}
+	putchar('"');
+}
+
+static void format_usage(uint32_t usage, char *buf, size_t len)
+{
+	static const char *const names[] = { "cpu-read", "cpu-write", "scanout", "capture", "gpu", "contiguous" };
+	buf[0] = 0;
+	for (unsigned i = 0; i < 6; i++)
+		if (usage & (1u << i))
+			snprintf(buf + strlen(buf), len - strlen(buf), "%s%s", buf[0] ? "," : "", names[i]);
+	if (!buf[0])
+		snprintf(buf, len, "-");
+}
+
+static bool parse_usage(const char *s, uint32_t *ret)
+{
+	static const char *const names[] = { "cpu-read", "cpu-write", "scanout", "capture", "gpu", "contiguous" };
+	char *copy = strdup(s), *save = NULL;
+	bool ok = copy != NULL;
+
+	*ret = 0;
+	for (char *tok = copy ? strtok_r(copy, ",", &save) : NULL; tok && ok; tok = strtok_r(NULL, ",", &save)) {
+		bool found = false;
+		for (unsigned i = 0; i < 6; i++)
+			if (strcmp(tok, names[i]) == 0) {
+				*ret |= 1u << i;
+				found = true;
+			}
+		ok = found;
+	}
+	free(copy);
+	return ok;
+}
+
+static void human_size(uint64_t n, char *buf, size_t len)
+{
+	if (n >= (1ull << 30))
+		snprintf(buf, len, "%.1fG", (double)n / (1ull << 30));
+	else if (n >= (1ull << 20))
+		snprintf(buf, len, "%.1fM", (double)n / (1ull << 20));
+	else if (n >= (1ull << 10))
+		snprintf(buf, len, "%.1fK", (double)n / (1ull << 10));
+	else
+		snprintf(buf, len, "%" PRIu64, n);
+}
+
+static int get_property(sd_bus *bus, const char *name, char type, void *ret, sd_bus_error *e)
+{
+	return sd_bus_get_property_trivial(bus, BUS_NAME, BROKER_PATH, BROKER_INTERFACE, name, e, type, ret);
+}
+
+static int cmd_status(void)
+{
+	sd_bus_error e = SD_BUS_ERROR_NULL;
+	sd_bus *bus = open_bus();
+	char *version = NULL;
+	uint32_t clients = 0, buffers = 0;
+	uint64_t bytes = 0;
+	char size[32];
+	int r;
+
+	if (!bus)
+		return 1;
+	r = sd_bus_get_property_string(bus, BUS_NAME, BROKER_PATH, BROKER_INTERFACE, "Version", &e, &version);
+	if (r >= 0)
+		r = get_property(bus, "Clients", 'u', &clients, &e);
+	if (r >= 0)
+		r = get_property(bus, "Buffers", 'u', &buffers, &e);
+	if (r >= 0)
+		r = get_property(bus, "BytesAllocated", 't', &bytes, &e);
+	if (r < 0) {
+		r = report("status", &e, r);
+		sd_bus_error_free(&e);
+		sd_bus_unref(bus);
+		return r;
+	}
+	human_size(bytes, size, sizeof(size));
+	if (json)
+		printf("{\"version\": \"%s\", \"clients\": %u, \"buffers\": %u, \"bytes_allocated\": %" PRIu64 "}\n",
+		       version, clients, buffers, bytes);
+	else
+		printf("dmabrokerd %s on the %s bus\nclients:  %u\nbuffers:  %u\nallocated: %s (%" PRIu64 " bytes)\n",
+		       version, which_bus == DMABROKER_BUS_SESSION ? "session" : "system", clients, buffers, size, bytes);
+	free(version);
+	sd_bus_unref(bus);
+	return 0;
+}
+
+/* Calls a List* method; the reply is positioned inside its array. */
+static int list_call(sd_bus *bus, const char *method, const char *sig, sd_bus_message **reply)
+{
+	sd_bus_error e = SD_BUS_ERROR_NULL;
+	int r = sd_bus_call_method(bus, BUS_NAME, BROKER_PATH, BROKER_INTERFACE, method, &e, reply, "");
+	if (r < 0) {
+		report(method, &e, r);
+		sd_bus_error_free(&e);
+		return -1;
+	}
+	r = sd_bus_message_enter_container(*reply, 'a', sig);
+	return r < 0 ? -1 : 0;
+}
+
+static int cmd_buffers(void)
+{
+	sd_bus *bus = open_bus();
+	sd_bus_message *reply = NULL;
+	uint64_t id, size, age;
+	uint32_t w, h, fourcc, usage, uid, pid, holders, attachments;
+	const char *backend;
+	unsigned n = 0;
+	int r;
+
+	if (!bus || list_call(bus, "ListBuffers", "(tuuutsuuuuut)", &reply) < 0) {
+		sd_bus_unref(bus);
+		return 1;
+	}
+	if (json)
+		printf("[");
+	else
+		printf("%6s %11s %-8s %8s %-14s %-22s %6s %7s %7s %7s\n", "ID", "SIZE", "FORMAT", "BYTES", "BACKEND",
+		       "USAGE", "UID", "PID", "HOLDERS", "AGE");
+	while ((r = sd_bus_message_read(reply, "(tuuutsuuuuut)", &id, &w, &h, &fourcc, &size, &backend, &usage,
+					&uid, &pid, &holders, &attachments, &age)) > 0) {
+		char fcc[5], dims[24], sz[32], us[96];
+		const struct format_info *fi = format_lookup(fourcc);
+		const char *fname = fi ? fi->name : fourcc_str(fourcc, fcc);
+		format_usage(usage, us, sizeof(us));
+		if (json) {
+			printf("%s{\"id\": %" PRIu64 ", \"width\": %u, \"height\": %u, \"format\": \"%s\", "
+			       "\"size\": %" PRIu64 ", \"backend\": ", n ? ", " : "", id, w, h, fcc, size);
+			json_string(backend);
+			printf(", \"usage\": \"%s\", \"owner_uid\": %u, \"owner_pid\": %u, \"holders\": %u, "
+			       "\"attachments\": %u, \"age_usec\": %" PRIu64 "}", us, uid, pid, holders, attachments, age);
+		} else {
+			snprintf(dims, sizeof(dims), "%ux%u", w, h);
+			human_size(size, sz, sizeof(sz));
+			printf("%6" PRIu64 " %11s %-8s %8s %-14s %-22s %6u %7u %7u %6.1fs\n", id, dims, fname, sz, backend,
+			       us, uid, pid, holders, (double)age / 1e6);
+		}
+		n++;
+	}
+	if (json)
+		printf("]\n");
+	sd_bus_message_unref(reply);
+	sd_bus_unref(bus);
+	return r < 0 ? 1 : 0;
+}
+
+static int cmd_clients(void)
+{
+	sd_bus *bus = open_bus();
+	sd_bus_message *reply = NULL;
+	uint64_t id, bytes, age;
+	uint32_t uid, gid, pid, buffers, tokens, directs;
+	const char *name, *comm;
+	unsigned n = 0;
+	int r;
+
+	if (!bus || list_call(bus, "ListClients", "(tsuuusutuut)", &reply) < 0) {
+		sd_bus_unref(bus);
+		return 1;
+	}
+	if (json)
+		printf("[");
+	else
+		printf("%6s %-10s %-16s %6s %6s %7s %7s %8s %6s %6s %8s\n", "ID", "BUS NAME", "COMMAND", "UID", "GID", "PID",
+		       "BUFFERS", "BYTES", "TOKENS", "DIRECT", "AGE");
+	while ((r = sd_bus_message_read(reply, "(tsuuusutuut)", &id, &name, &uid, &gid, &pid, &comm, &buffers, &bytes,
+					&tokens, &directs, &age)) > 0) {
+		char sz[32];
+		if (json) {
+			printf("%s{\"id\": %" PRIu64 ", \"bus_name\": ", n ? ", " : "", id);
+			json_string(name);
+			printf(", \"command\": ");
+			json_string(comm);
+			printf(", \"uid\": %u, \"gid\": %u, \"pid\": %u, \"buffers\": %u, \"bytes\": %" PRIu64
+			       ", \"tokens\": %u, \"direct_connections\": %u, \"age_usec\": %" PRIu64 "}",
+			       uid, gid, pid, buffers, bytes, tokens, directs, age);
+		} else {
+			human_size(bytes, sz, sizeof(sz));
+			printf("%6" PRIu64 " %-10s %-16s %6u %6u %7u %7u %8s %6u %6u %7.1fs\n", id, *name ? name : "-", comm,
+			       uid, gid, pid, buffers, sz, tokens, directs, (double)age / 1e6);
+		}
+		n++;
+	}
+	if (json)
+		printf("]\n");
+	sd_bus_message_unref(reply);
+	sd_bus_unref(bus);
+	return r < 0 ? 1 : 0;
+}
+
+static int cmd_backends(void)
+{
+	sd_bus *bus = open_bus();
+	sd_bus_message *reply = NULL;
+	const char *name, *kind, *device, *detail;
+	int available, r;
+	unsigned n = 0;
+
+	if (!bus || list_call(bus, "ListBackends", "(sssbs)", &reply) < 0) {
+		sd_bus_unref(bus);
+		return 1;
+	}
+	if (json)
+		printf("[");
+	else
+		printf("%-18s %-8s %-22s %-11s %s\n", "NAME", "KIND", "DEVICE", "AVAILABLE", "DETAIL");
+	while ((r = sd_bus_message_read(reply, "(sssbs)", &name, &kind, &device, &available, &detail)) > 0) {
+		if (json) {
+			printf("%s{\"name\": ", n ? ", " : "");
+			json_string(name);
+			printf(", \"kind\": ");
+			json_string(kind);
+			printf(", \"device\": ");
+			json_string(device);
+			printf(", \"available\": %s, \"detail\": ", available ? "true" : "false");
+			json_string(detail);
+			printf("}");
+		} else {
+			printf("%-18s %-8s %-22s %-11s %s\n", name, kind, *device ? device : "-", available ? "yes" : "no",
+			       detail);
+		}
+		n++;
+	}
+	if (json)
+		printf("]\n");
+	sd_bus_message_unref(reply);
+	sd_bus_unref(bus);
+	return r < 0 ? 1 : 0;
+}
+
+static volatile sig_atomic_t stop;
+static void on_stop(int sig)
+{
+	(void)sig;
+	stop = 1;
+}
+
+static int cmd_alloc(int argc, char **argv)
+{
+	enum { OPT_USAGE = 256, OPT_BACKEND, OPT_DEVICE, OPT_SHARE, OPT_HOLD };
+	static const struct option options[] = {
+		{ "usage", required_argument, NULL, OPT_USAGE },
+		{ "backend", required_argument, NULL, OPT_BACKEND },
+		{ "device", required_argument, NULL, OPT_DEVICE },
+		{ "share", no_argument, NULL, OPT_SHARE },
+		{ "hold", no_argument, NULL, OPT_HOLD },
+		{ 0 },
+	};
+	struct dmabroker_alloc_desc d = { .version = DMABROKER_ALLOC_DESC_VERSION,
+					  .usage = DMABROKER_USAGE_CPU_READ_FLAG | DMABROKER_USAGE_CPU_WRITE_FLAG };
+	const struct format_info *all, *f = NULL;
+	struct dmabroker_buffer *buf = NULL;
+	struct dmabroker *b = NULL;
+	bool share = false, hold = false;
+	char *token = NULL, fcc[5];
+	unsigned n;
+	int c, r;
+
+	optind = 0; /* 0: reset getopt fully, including the "+" of main's option string */
+	while ((c = getopt_long(argc, argv, "", options, NULL)) != -1) {
+		switch (c) {
+		case OPT_USAGE:
+			if (!parse_usage(optarg, &d.usage))
+				return usage_error("bad --usage '%s'", optarg);
+			break;
+		case OPT_BACKEND: d.backend = optarg; break;
+		case OPT_DEVICE: d.device = optarg; break;
+		case OPT_SHARE: share = true; break;
+		case OPT_HOLD: hold = true; break;
+		default: return 2;
+		}
+	}
+	if (argc - optind != 2)
+		return usage_error("%s", "alloc needs WxH and FORMAT, e.g. 'alloc 640x480 XRGB8888'");
+	if (sscanf(argv[optind], "%ux%u%c", &d.width, &d.height, fcc) != 2)
+		return usage_error("bad size '%s' (want WIDTHxHEIGHT)", argv[optind]);
+	all = format_all(&n);
+	for (unsigned i = 0; i < n && !f; i++)
+		if (strcasecmp(all[i].name, argv[optind + 1]) == 0)
+			f = &all[i];
+	if (!f)
+		return usage_error("unknown format '%s' (see --help)", argv[optind + 1]);
+	d.fourcc = f->fourcc;
+
+	r = dmabroker_connect(which_bus, &b);
+	if (r < 0) {
+		fprintf(stderr, "dmabrokerctl: cannot connect to the %s bus: %s\n",
+			which_bus == DMABROKER_BUS_SESSION ? "session" : "system", strerror(-r));
+		return 1;
+	}
+	r = dmabroker_allocate(b, &d, &buf);
+	if (r < 0) {
+		const char *name = dmabroker_error_name(b);
+		fprintf(stderr, "dmabrokerctl: alloc: %s%s%s%s\n",
+			dmabroker_error_message(b) ? dmabroker_error_message(b) : strerror(-r),
+			name ? " (" : "", name ? name : "", name ? ")" : "");
+		dmabroker_disconnect(b);
+		return 1;
+	}
+	if (share && dmabroker_buffer_create_token(buf, 0, 0, &token) < 0) {
+		fprintf(stderr, "dmabrokerctl: token: %s\n", dmabroker_error_message(b));
+		dmabroker_disconnect(b);
+		return 1;
+	}
+	if (json) {
+		printf("{\"id\": %" PRIu64 ", \"width\": %u, \"height\": %u, \"format\": \"%s\", \"size\": %" PRIu64
+		       ", \"backend\": \"%s\", \"dmabuf\": %s, \"planes\": [",
+		       dmabroker_buffer_get_id(buf), d.width, d.height, f->name, dmabroker_buffer_get_size(buf),
+		       dmabroker_buffer_get_backend(buf), dmabroker_buffer_is_dmabuf(buf) ? "true" : "false");
+		for (unsigned i = 0; i < dmabroker_buffer_get_plane_count(buf); i++) {
+			uint64_t off;
+			uint32_t stride;
+			dmabroker_buffer_get_plane(buf, i, &off, &stride);
+			printf("%s{\"offset\": %" PRIu64 ", \"stride\": %u}", i ? ", " : "", off, stride);
+		}
+		printf("]%s%s%s}\n", token ? ", \"token\": \"" : "", token ? token : "", token ? "\"" : "");
+	} else {
+		printf("buffer %" PRIu64 ": %ux%u %s, %" PRIu64 " bytes on %s%s\n", dmabroker_buffer_get_id(buf), d.width,
+		       d.height, f->name, dmabroker_buffer_get_size(buf), dmabroker_buffer_get_backend(buf),
+		       dmabroker_buffer_is_dmabuf(buf) ? "" : " (not a dma-buf)");
+		for (unsigned i = 0; i < dmabroker_buffer_get_plane_count(buf); i++) {
+			uint64_t off;
+			uint32_t stride;
+			dmabroker_buffer_get_plane(buf, i, &off, &stride);
+			printf("  plane %u: offset %" PRIu64 ", stride %u\n", i, off, stride);
+		}
+		if (token)
+			printf("token: %s\n", token);
+	}
+	fflush(stdout);
+	if (hold) {
+		signal(SIGINT, on_stop);
+		signal(SIGTERM, on_stop);
+		if (!json)
+			fprintf(stderr, "holding buffer %" PRIu64 "; Ctrl-C releases it\n", dmabroker_buffer_get_id(buf));
+		while (!stop)
+			pause();
+	}
+	free(token);
+	dmabroker_buffer_release(buf);
+	dmabroker_disconnect(b);
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	enum { OPT_SYSTEM = 256, OPT_SESSION, OPT_JSON };
+	static const struct option options[] = {
+		{ "system", no_argument, NULL, OPT_SYSTEM },
+		{ "session", no_argument, NULL, OPT_SESSION },
+		{ "json", no_argument, NULL, OPT_JSON },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 },
+	};
+	const char *cmd;
+	int c;
+
+	/* Global options come before the command; the command parses the rest. */
+	while ((c = getopt_long(argc, argv, "+h", options, NULL)) != -1) {
+		switch (c) {
+		case OPT_SYSTEM: which_bus = DMABROKER_BUS_SYSTEM; break;
+		case OPT_SESSION: which_bus = DMABROKER_BUS_SESSION; break;
+		case OPT_JSON: json = true; break;
+		case 'h': fputs(usage_text, stdout); return 0;
+		default: fputs("Try 'dmabrokerctl --help' for more information.\n", stderr); return 2;
+		}
+	}
+	if (optind >= argc)
+		return usage_error("%s", "no command given");
+	cmd = argv[optind];
+	sd_bus_error_add_map(dmabroker_error_map);
+	if (strcmp(cmd, "status") == 0 && argc - optind == 1)
+		return cmd_status();
+	if (strcmp(cmd, "buffers") == 0 && argc - optind == 1)
+		return cmd_buffers();
+	if (strcmp(cmd, "clients") == 0 && argc - optind == 1)
+		return cmd_clients();
+	if (strcmp(cmd, "backends") == 0 && argc - optind == 1)
+		return cmd_backends();
+	if (strcmp(cmd, "alloc") == 0)
+		return cmd_alloc(argc - optind, argv + optind);
+	if (!strcmp(cmd, "status") || !strcmp(cmd, "buffers") || !strcmp(cmd, "clients") || !strcmp(cmd, "backends"))
+		return usage_error("'%s' takes no arguments", cmd);
+	return usage_error("unknown command '%s'", cmd);
+}
