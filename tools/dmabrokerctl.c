@@ -232,7 +232,7 @@ static int cmd_buffers(void)
 		format_usage(usage, us, sizeof(us));
 		if (json) {
 			printf("%s{\"id\": %" PRIu64 ", \"width\": %u, \"height\": %u, \"format\": \"%s\", "
-			       "\"size\": %" PRIu64 ", \"backend\": ", n ? ", " : "", id, w, h, fcc, size);
+			       "\"size\": %" PRIu64 ", \"backend\": ", n ? ", " : "", id, w, h, fname, size);
 			json_string(backend);
 			printf(", \"usage\": \"%s\", \"owner_uid\": %u, \"owner_pid\": %u, \"holders\": %u, "
 			       "\"attachments\": %u, \"age_usec\": %" PRIu64 "}", us, uid, pid, holders, attachments, age);
