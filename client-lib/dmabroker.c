@@ -600,7 +600,7 @@ static int call_simple(struct dmabroker *b, const char *method, const char *sig,
 	}
 	r = call(b, m, &reply);
 	sd_bus_message_unref(reply);
-	return r;
+	return r < 0 ? r : 0;
 }
 
 EXPORT int dmabroker_revoke_token(struct dmabroker *b, const char *token)

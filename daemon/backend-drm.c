@@ -27,29 +27,32 @@ static int drm_alloc(struct backend *b, const struct alloc_request *req, struct 
 	struct drm_mode_create_dumb dumb = { 0 };
 	struct drm_mode_destroy_dumb destroy = { 0 };
 	int r = backend_layout(b, req, layout), fd = -1;
+	bool native;
 
 	if (r < 0)
 		return r;
-	if (f->n_planes == 1) {
-		/* Let the driver choose the pitch it scans out with. */
-		dumb.bpp = (uint32_t)f->plane[0].bytes_per_block * 8 / f->plane[0].block_width;
+	/* Dumb buffers are made of 32-bit pixels on some drivers (virtio-gpu
+	 * takes nothing else). A 32-bit RGB format gets the driver's own pitch
+	 * (the one it scans out with); anything else is laid out by us in a
+	 * dumb buffer of 32-bit "pixels" wide enough for our stride. */
+	native = f->n_planes == 1 && f->plane[0].bytes_per_block == 4 && f->plane[0].block_width == 1;
+	dumb.bpp = 32;
+	if (native) {
 		dumb.width = req->width;
 		dumb.height = req->height;
 	} else {
-		/* Multi-planar: one byte-wide dumb buffer holding every plane. */
-		dumb.bpp = 8;
-		dumb.width = layout->plane[0].stride;
-		dumb.height = (uint32_t)((layout->size + dumb.width - 1) / dumb.width);
+		dumb.width = layout->plane[0].stride / 4; /* strides are 64-byte aligned */
+		dumb.height = (uint32_t)((layout->size + layout->plane[0].stride - 1) / layout->plane[0].stride);
 	}
 	if (drmIoctl(b->fd, DRM_IOCTL_MODE_CREATE_DUMB, &dumb) < 0)
 		return -errno;
 	destroy.handle = dumb.handle;
-	if (f->n_planes == 1) {
+	if (native) {
 		layout->plane[0].stride = dumb.pitch;
 		layout->size = dumb.size;
 		if (layout->size > req->max_size)
 			r = -E2BIG;
-	} else if (dumb.size < layout->size) {
+	} else if (dumb.pitch != layout->plane[0].stride || dumb.size < layout->size) {
 		r = -ENOSPC;
 	}
 	if (r == 0 && drmPrimeHandleToFD(b->fd, dumb.handle, DRM_CLOEXEC | DRM_RDWR, &fd) < 0)
@@ -60,6 +63,18 @@ static int drm_alloc(struct backend *b, const struct alloc_request *req, struct 
 }
 
 static const struct backend_ops drm_ops = { .kind = "drm", .alloc = drm_alloc };
+
+static bool can_create_dumb(int fd)
+{
+	struct drm_mode_create_dumb dumb = { .width = 16, .height = 16, .bpp = 32 };
+	struct drm_mode_destroy_dumb destroy = { 0 };
+
+	if (drmIoctl(fd, DRM_IOCTL_MODE_CREATE_DUMB, &dumb) < 0)
+		return false;
+	destroy.handle = dumb.handle;
+	drmIoctl(fd, DRM_IOCTL_MODE_DESTROY_DUMB, &destroy);
+	return true;
+}
 
 static bool wanted(const struct config *c, const char *path, const char *driver)
 {
@@ -100,8 +115,11 @@ void backend_drm_probe(struct backends *bs, const struct config *c, struct backe
 			close(fd);
 			continue;
 		}
-		if (drmGetCap(fd, DRM_CAP_DUMB_BUFFER, &dumb) < 0 || !dumb ||
-		    drmGetCap(fd, DRM_CAP_PRIME, &prime) < 0 || !(prime & DRM_PRIME_CAP_EXPORT)) {
+		/* DRM_CAP_DUMB_BUFFER is a KMS cap: GEM-only drivers (vgem)
+		 * refuse it, yet create dumb buffers. Ask those by trying. */
+		if (drmGetCap(fd, DRM_CAP_DUMB_BUFFER, &dumb) < 0)
+			dumb = can_create_dumb(fd);
+		if (!dumb || drmGetCap(fd, DRM_CAP_PRIME, &prime) < 0 || !(prime & DRM_PRIME_CAP_EXPORT)) {
 			backends_note(bs, name, "drm", path, false, "no dumb buffers or no PRIME export");
 			drmFreeVersion(v);
 			close(fd);
