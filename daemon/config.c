@@ -290,8 +290,14 @@ int config_parse(struct config *c, const char *text, const char *name, char **re
 		if (seen[k - keys])
 			return fail(ret_error, name, lineno, "key '%s' set twice", key);
 		seen[k - keys] = true;
-		if (set_key(c, k, value, &reason) < 0)
-			return fail(ret_error, name, lineno, "%s: bad value '%s': %s", key, value, reason);
+		{
+			/* set_key() may cut value up: keep it whole for the message. */
+			_cleanup_free_ char *shown = strdup(value);
+			if (!shown)
+				return -ENOMEM;
+			if (set_key(c, k, value, &reason) < 0)
+				return fail(ret_error, name, lineno, "%s: bad value '%s': %s", key, shown, reason);
+		}
 	}
 	return 0;
 }

@@ -79,7 +79,24 @@ def test_usage():
         check(r.returncode == 2 and what in r.stderr, "args %r" % args, r.returncode, r.stderr)
 
 
+def test_bad_config():
+    """a malformed config is refused at start with its file, line and reason; so is a missing one given by name"""
+    import tempfile
+    with tempfile.NamedTemporaryFile("w", suffix=".conf") as f:
+        f.write("[limits]\nmax-clients = 4\nfrobnicate = yes\n")
+        f.flush()
+        r = subprocess.run([EXE, "--session", "--config", f.name], env=bus.env(), capture_output=True,
+                           text=True, timeout=10)
+        check(r.returncode == 1, "status %d" % r.returncode, r.stderr)
+        check("%s:3: unknown key 'frobnicate' in section [limits]" % f.name in r.stderr, "message", r.stderr)
+        check("not starting" in r.stderr, "message", r.stderr)
+    r = subprocess.run([EXE, "--session", "--config", "/nonexistent/x.conf"], env=bus.env(), capture_output=True,
+                       text=True, timeout=10)
+    check(r.returncode == 1 and "/nonexistent/x.conf: cannot open" in r.stderr, "missing file", r.stderr)
+    check(get_version().returncode != 0, "a daemon started anyway")
+
+
 try:
-    run([test_ready_and_version, test_sigint, test_second_instance, test_no_bus, test_usage])
+    run([test_bad_config, test_ready_and_version, test_sigint, test_second_instance, test_no_bus, test_usage])
 finally:
     bus.close()
