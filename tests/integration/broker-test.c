@@ -23,6 +23,7 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
+#include <stdio.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -202,6 +203,24 @@ static bool expect_error(struct dmabroker *b, int r, int want_errno, const char 
 	return true;
 }
 
+/* Each dma-buf is named "dmabroker:<id>" (DMA_BUF_SET_NAME). */
+static bool bufinfo_has_name(uint64_t id)
+{
+	char want[64], line[512];
+	bool found = false;
+	FILE *f = fopen("/sys/kernel/debug/dma_buf/bufinfo", "re");
+
+	if (!f) {
+		tap_diag("cannot read bufinfo: %s", strerror(errno));
+		return false;
+	}
+	snprintf(want, sizeof(want), "dmabroker:%" PRIu64 "\n", id);
+	while (!found && fgets(line, sizeof(line), f))
+		found = strstr(line, want) != NULL;
+	fclose(f);
+	return found;
+}
+
 /* ---- per-backend step ---- */
 
 static bool step_share_across_processes(void)
@@ -228,6 +247,9 @@ static bool step_share_across_processes(void)
 	CHECK(dmabroker_buffer_get_modifier(buf) == DRM_FORMAT_MOD_LINEAR);
 	CHECK(dmabroker_buffer_create_token(buf, DMABROKER_TOKEN_SINGLE_USE, 60, &token) == 0);
 	CHECK(strlen(token) == 32);
+	if (dmabroker_buffer_is_dmabuf(buf))
+		CHECKF(bufinfo_has_name(dmabroker_buffer_get_id(buf)),
+		       "buffer %" PRIu64 " is not named in /sys/kernel/debug/dma_buf/bufinfo", dmabroker_buffer_get_id(buf));
 
 	pid = fork();
 	CHECK(pid >= 0);

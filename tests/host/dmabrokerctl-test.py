@@ -1,0 +1,96 @@
+#!/usr/bin/env python3
+"""dmabrokerctl against a real daemon: every command, in columns and JSON,
+alloc --hold seen by 'buffers' and 'clients', and its errors."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "common"))
+from taptest import run, check  # noqa: E402
+from busfixture import PrivateBus, Daemon  # noqa: E402
+
+DAEMON, CTL = sys.argv[1], sys.argv[2]
+bus = PrivateBus()
+daemon = Daemon(DAEMON, bus)
+
+
+def ctl(*args, ok=True):
+    r = subprocess.run([CTL, "--session", *args], env=bus.env(), capture_output=True, text=True, timeout=20)
+    if ok:
+        check(r.returncode == 0, "dmabrokerctl %s: status %d" % (" ".join(args), r.returncode), r.stdout, r.stderr)
+    return r
+
+
+def test_backends():
+    """backends: columns and JSON agree; shm is there, the kernel ones say why not"""
+    text = ctl("backends").stdout
+    check(text.startswith("NAME") and "shm" in text, "columns", text)
+    rows = json.loads(ctl("--json", "backends").stdout)
+    names = {r["name"]: r for r in rows}
+    check(names["shm"]["available"] is True, "shm", rows)
+    for r in rows:
+        check(r["available"] or r["detail"], "no reason given for %s" % r["name"])
+
+
+def test_alloc_and_list():
+    """alloc --hold is listed by buffers and clients until it exits, then gone"""
+    p = subprocess.Popen([CTL, "--session", "--json", "alloc", "320x240", "NV12", "--hold", "--share"],
+                         env=bus.env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        info = json.loads(p.stdout.readline())
+        check(info["format"] == "NV12" and len(info["planes"]) == 2 and len(info["token"]) == 32, "alloc", info)
+        bufs = json.loads(ctl("--json", "buffers").stdout)
+        mine = [b for b in bufs if b["id"] == info["id"]]
+        check(mine and mine[0]["format"] == "NV12" and mine[0]["size"] == info["size"], "buffers", bufs)
+        check(mine[0]["owner_pid"] == p.pid and mine[0]["backend"] == "shm", "owner", mine)
+        text = ctl("buffers").stdout
+        check("320x240" in text and "NV12" in text, "columns", text)
+        clients = json.loads(ctl("--json", "clients").stdout)
+        check(any(c["pid"] == p.pid and c["buffers"] == 1 for c in clients), "clients", clients)
+        status = json.loads(ctl("--json", "status").stdout)
+        check(status["buffers"] >= 1 and status["bytes_allocated"] >= info["size"], "status", status)
+    finally:
+        p.send_signal(signal.SIGINT)
+        p.wait(10)
+    for _ in range(100):
+        if not any(b["id"] == info["id"] for b in json.loads(ctl("--json", "buffers").stdout)):
+            break
+        time.sleep(0.05)
+    check(not any(b["id"] == info["id"] for b in json.loads(ctl("--json", "buffers").stdout)), "buffer left behind")
+
+
+def test_errors():
+    """bad usage exits 2; a refusal exits 1 with the daemon's message and error name"""
+    for args, what in ((["frob"], "unknown command"), (["alloc", "64"], "alloc needs"),
+                       (["alloc", "64x", "NV12"], "bad size"), (["alloc", "64x64", "NV99"], "unknown format"),
+                       (["alloc", "--usage=teleport", "64x64", "NV12"], "bad --usage"), (["status", "x"], "no arguments")):
+        r = ctl(*args, ok=False)
+        check(r.returncode == 2 and what in r.stderr, "args %r" % args, r.returncode, r.stderr)
+    r = ctl("alloc", "64x64", "XRGB8888", "--usage=scanout", ok=False)
+    check(r.returncode == 1 and "org.dmabroker.Error.NoBackend" in r.stderr, "refusal", r.stderr)
+    r = subprocess.run([CTL, "--session", "status"], capture_output=True, text=True,
+                       env=dict(os.environ, DBUS_SESSION_BUS_ADDRESS="unix:path=/nonexistent"))
+    check(r.returncode == 1 and "cannot connect" in r.stderr, "no bus", r.stderr)
+    r = subprocess.run([CTL, "--help"], capture_output=True, text=True)
+    check(r.returncode == 0 and "backends" in r.stdout and "--json" in r.stdout, "help", r.stdout)
+
+
+def test_not_running():
+    """no daemon: a clear message"""
+    other = PrivateBus()
+    try:
+        r = subprocess.run([CTL, "--session", "buffers"], env=other.env(), capture_output=True, text=True)
+        check(r.returncode == 1 and "dmabrokerd is not running on the session bus" in r.stderr, "msg", r.stderr)
+    finally:
+        other.close()
+
+
+try:
+    check(daemon.ready, "daemon not ready", daemon.log())
+    run([test_backends, test_alloc_and_list, test_errors, test_not_running])
+finally:
+    daemon.close()
+    bus.close()
