@@ -365,6 +365,94 @@ static bool step_async_and_event_loop(void)
 	return true;
 }
 
+static bool step_sd_event_helper(void)
+{
+	struct dmabroker *b = connect_session();
+	struct dmabroker_alloc_desc d = desc_for(32, 32, DRM_FORMAT_XRGB8888);
+	struct async_result ok = { 0 };
+	sd_event *event = NULL;
+
+	CHECK(b);
+	CHECK(sd_event_new(&event) >= 0);
+	CHECK(dmabroker_attach_event(b, event, SD_EVENT_PRIORITY_NORMAL) == 0);
+	CHECK(dmabroker_allocate_async(b, &d, on_allocated, &ok) == 0);
+	for (int i = 0; i < 100 && !ok.done; i++)
+		CHECK(sd_event_run(event, 100000) >= 0);
+	CHECK(ok.done == 1 && ok.error == 0 && ok.buf);
+	/* Synchronous calls still work on an attached connection. */
+	CHECK(dmabroker_allocate(b, &d, &ok.buf) == 0);
+	dmabroker_disconnect(b);
+	sd_event_unref(event);
+	return true;
+}
+
+static bool step_attach_detach(void)
+{
+	struct baseline base = baseline_take();
+	struct dmabroker *b = connect_session(), *other = connect_session();
+	struct dmabroker_alloc_desc d = desc_for(64, 64, DRM_FORMAT_XRGB8888);
+	struct dmabroker_buffer *buf = NULL, *shared = NULL;
+	uint32_t a1, a2, a3;
+	char *token = NULL;
+
+	CHECK(b && other);
+	CHECK(dmabroker_allocate(b, &d, &buf) == 0);
+	CHECK(dmabroker_buffer_attach(buf, DMABROKER_USAGE_SCANOUT_FLAG, "vkms", DMABROKER_ATTACH_STATIC, &a1) == 0);
+	CHECK(dmabroker_buffer_attach(buf, DMABROKER_USAGE_CPU_READ_FLAG, "", 0, &a2) == 0);
+	CHECK(a1 != a2);
+	CHECK(dmabroker_buffer_create_token(buf, 0, 0, &token) == 0);
+	CHECK(dmabroker_open_token(other, token, &shared) == 0);
+	CHECK(dmabroker_buffer_attach(shared, DMABROKER_USAGE_GPU_FLAG, "/dev/dri/renderD128", 0, &a3) == 0);
+	/* Only the attachment's own client may end it. */
+	CHECK(expect_error(other, dmabroker_buffer_detach(shared, a1), ESRCH, "org.dmabroker.Error.UnknownAttachment"));
+	CHECK(dmabroker_buffer_detach(buf, a1) == 0);
+	CHECK(expect_error(b, dmabroker_buffer_detach(buf, a1), ESRCH, "org.dmabroker.Error.UnknownAttachment"));
+	CHECK(expect_error(b, dmabroker_buffer_attach(buf, 0, "", 0x10, &a1), EINVAL,
+			   "org.dmabroker.Error.InvalidArgument"));
+	CHECK(expect_error(b, dmabroker_buffer_attach(buf, 1u << 30, "", 0, &a1), EINVAL,
+			   "org.dmabroker.Error.InvalidArgument"));
+	/* A holder that goes takes its attachments along; the buffer stays. */
+	dmabroker_disconnect(other);
+	CHECK(dmabroker_buffer_detach(buf, a2) == 0);
+	free(token);
+	dmabroker_disconnect(b);
+	CHECK(baseline_restored(base));
+	return true;
+}
+
+/* Backends chosen by usage and by device, with no backend named. */
+static bool step_choice_by_usage_and_device(void)
+{
+	struct dmabroker *b = connect_session();
+	struct dmabroker_alloc_desc d = desc_for(64, 64, DRM_FORMAT_XRGB8888);
+	struct dmabroker_buffer *buf = NULL;
+
+	CHECK(b);
+	d.backend = NULL;
+	d.usage = CPU_RW | DMABROKER_USAGE_CONTIGUOUS_FLAG;
+	CHECKF(dmabroker_allocate(b, &d, &buf) == 0, "contiguous: %s", dmabroker_error_message(b));
+	CHECKF(strcmp(dmabroker_buffer_get_backend(buf), "heap:reserved") == 0, "contiguous from %s",
+	       dmabroker_buffer_get_backend(buf));
+	d.usage = CPU_RW;
+	CHECK(dmabroker_allocate(b, &d, &buf) == 0);
+	CHECKF(strcmp(dmabroker_buffer_get_backend(buf), "heap:system") == 0, "default from %s",
+	       dmabroker_buffer_get_backend(buf));
+	d.device = "virtio_gpu";
+	d.usage = DMABROKER_USAGE_SCANOUT_FLAG;
+	CHECK(dmabroker_allocate(b, &d, &buf) == 0);
+	CHECKF(strcmp(dmabroker_buffer_get_backend(buf), "drm:virtio_gpu") == 0, "by driver name: %s",
+	       dmabroker_buffer_get_backend(buf));
+	d.device = "/dev/dma_heap/reserved";
+	CHECK(dmabroker_allocate(b, &d, &buf) == 0);
+	CHECKF(strcmp(dmabroker_buffer_get_backend(buf), "heap:reserved") == 0, "by path: %s",
+	       dmabroker_buffer_get_backend(buf));
+	d.device = NULL;
+	d.backend = "shm";
+	CHECK(expect_error(b, dmabroker_allocate(b, &d, &buf), ENODEV, "org.dmabroker.Error.NoBackend"));
+	dmabroker_disconnect(b);
+	return true;
+}
+
 static bool step_direct_connection(void)
 {
 	struct baseline base = baseline_take();
@@ -776,7 +864,7 @@ int main(int argc, char **argv)
 	if (n_backends == 0)
 		backends[n_backends++] = "shm";
 	dmabuf_tests = strcmp(backends[0], "shm") != 0;
-	steps = (int)n_backends * 2 + 16 + vivid;
+	steps = (int)n_backends * 2 + 19 + vivid;
 	tap_plan(steps);
 	for (unsigned i = 0; i < n_backends; i++) {
 		current_backend = backends[i];
@@ -789,7 +877,14 @@ int main(int argc, char **argv)
 	current_backend = backends[0];
 	tap_step("layout of every required format", step_every_format);
 	tap_step("asynchronous calls through get_fd/process", step_async_and_event_loop);
+	tap_step("sd-event helper", step_sd_event_helper);
 	tap_step("direct peer-to-peer connection", step_direct_connection);
+	tap_step("attach and detach", step_attach_detach);
+	if (dmabuf_tests)
+		tap_step("backend chosen by usage and by device", step_choice_by_usage_and_device);
+	else
+		tap_skip("backend chosen by usage and by device",
+			 "needs the heaps and DRM devices of the VM suite; shm is the only backend here");
 	tap_step("a buffer lives while any client holds it", step_lifetime_across_holders);
 	tap_step("a client killed with SIGKILL leaves nothing behind", step_client_death);
 	tap_step("bad input: zero width or height", step_bad_zero_size);
