@@ -111,6 +111,23 @@ static void name_dmabuf(const struct buffer *buf)
 		log_debug("DMA_BUF_SET_NAME on buffer %llu: %s", (unsigned long long)buf->id, strerror(errno));
 }
 
+/* Sends a reply built by hand (the handler then returns 1: replied). */
+static int send_reply(sd_bus_message *reply, int r)
+{
+	if (r >= 0)
+		r = sd_bus_send(NULL, reply, NULL);
+	sd_bus_message_unref(reply);
+	return r < 0 ? r : 1;
+}
+
+/* Closes the array a List* reply is built in, and sends it. */
+static int send_list_reply(sd_bus_message *reply, int r)
+{
+	if (r >= 0)
+		r = sd_bus_message_close_container(reply);
+	return send_reply(reply, r);
+}
+
 static int append_planes(sd_bus_message *reply, const struct layout *l)
 {
 	int r = sd_bus_message_open_container(reply, 'a', "(tu)");
@@ -247,12 +264,10 @@ static int method_allocate(sd_bus_message *m, void *userdata, sd_bus_error *erro
 		r = append_planes(reply, &buf->layout);
 	if (r >= 0)
 		r = sd_bus_message_append(reply, "sb", chosen->name, buf->dmabuf);
-	if (r >= 0)
-		r = sd_bus_send(NULL, reply, NULL);
-	sd_bus_message_unref(reply);
+	r = send_reply(reply, r);
 	if (r < 0) /* the client never learns of it: do not keep it */
 		buffer_release(buffer_held_by(buf, c));
-	return r < 0 ? r : 1;
+	return r;
 }
 
 static const char *fd_kind(int fd)
@@ -434,10 +449,7 @@ static int method_open_token(sd_bus_message *m, void *userdata, sd_bus_error *er
 		r = append_planes(reply, &buf->layout);
 	if (r >= 0)
 		r = sd_bus_message_append(reply, "ub", buf->usage, buf->dmabuf);
-	if (r >= 0)
-		r = sd_bus_send(NULL, reply, NULL);
-	sd_bus_message_unref(reply);
-	return r < 0 ? r : 1;
+	return send_reply(reply, r);
 }
 
 static int method_attach(sd_bus_message *m, void *userdata, sd_bus_error *error)
@@ -508,12 +520,7 @@ static int method_list_buffers(sd_bus_message *m, void *userdata, sd_bus_error *
 					  (uint32_t)buf->owner_uid, (uint32_t)buf->owner_pid, buf->n_holders,
 					  buf->n_attachments, now - buf->created_usec);
 	}
-	if (r >= 0)
-		r = sd_bus_message_close_container(reply);
-	if (r >= 0)
-		r = sd_bus_send(NULL, reply, NULL);
-	sd_bus_message_unref(reply);
-	return r < 0 ? r : 1;
+	return send_list_reply(reply, r);
 }
 
 static int method_list_clients(sd_bus_message *m, void *userdata, sd_bus_error *error)
@@ -537,12 +544,7 @@ static int method_list_clients(sd_bus_message *m, void *userdata, sd_bus_error *
 					  (uint32_t)c->uid, (uint32_t)c->gid, (uint32_t)c->pid, c->comm, c->n_holds,
 					  c->bytes, c->n_tokens, c->n_directs, now - c->created_usec);
 	}
-	if (r >= 0)
-		r = sd_bus_message_close_container(reply);
-	if (r >= 0)
-		r = sd_bus_send(NULL, reply, NULL);
-	sd_bus_message_unref(reply);
-	return r < 0 ? r : 1;
+	return send_list_reply(reply, r);
 }
 
 static int method_list_backends(sd_bus_message *m, void *userdata, sd_bus_error *error)
@@ -557,12 +559,7 @@ static int method_list_backends(sd_bus_message *m, void *userdata, sd_bus_error 
 	for (unsigned i = 0; r >= 0 && i < bs->n_notes; i++)
 		r = sd_bus_message_append(reply, "(sssbs)", bs->notes[i].name, bs->notes[i].kind,
 					  bs->notes[i].device, bs->notes[i].available, bs->notes[i].detail);
-	if (r >= 0)
-		r = sd_bus_message_close_container(reply);
-	if (r >= 0)
-		r = sd_bus_send(NULL, reply, NULL);
-	sd_bus_message_unref(reply);
-	return r < 0 ? r : 1;
+	return send_list_reply(reply, r);
 }
 
 static int method_open_direct(sd_bus_message *m, void *userdata, sd_bus_error *error)

@@ -149,14 +149,7 @@ static int on_direct_disconnected(sd_bus_message *m, void *userdata, sd_bus_erro
 			break;
 		}
 	c->n_directs--;
-	sd_bus_slot_unref(e->vtable_slot);
-	sd_bus_slot_unref(e->match_slot);
-	e->vtable_slot = e->match_slot = NULL;
-	sd_bus_detach_event(e->bus);
-	sd_bus_close(e->bus);
-	sd_bus_unref(e->bus); /* sd-bus holds its own reference while it dispatches */
-	e->bus = NULL;
-	free(e);
+	endpoint_free(e); /* safe here: sd-bus holds its own reference while it dispatches */
 	if (!c->bus_name && !c->directs)
 		client_free(c);
 	return 0;

@@ -205,6 +205,16 @@ static int list_call(sd_bus *bus, const char *method, const char *sig, sd_bus_me
 	return r < 0 ? -1 : 0;
 }
 
+/* Ends a listing: closes the JSON array, frees, maps r to the exit status. */
+static int list_end(sd_bus_message *reply, sd_bus *bus, int r)
+{
+	if (json)
+		printf("]\n");
+	sd_bus_message_unref(reply);
+	sd_bus_unref(bus);
+	return r < 0 ? 1 : 0;
+}
+
 static int cmd_buffers(void)
 {
 	sd_bus *bus = open_bus();
@@ -244,11 +254,7 @@ static int cmd_buffers(void)
 		}
 		n++;
 	}
-	if (json)
-		printf("]\n");
-	sd_bus_message_unref(reply);
-	sd_bus_unref(bus);
-	return r < 0 ? 1 : 0;
+	return list_end(reply, bus, r);
 }
 
 static int cmd_clients(void)
@@ -288,11 +294,7 @@ static int cmd_clients(void)
 		}
 		n++;
 	}
-	if (json)
-		printf("]\n");
-	sd_bus_message_unref(reply);
-	sd_bus_unref(bus);
-	return r < 0 ? 1 : 0;
+	return list_end(reply, bus, r);
 }
 
 static int cmd_backends(void)
@@ -328,11 +330,7 @@ static int cmd_backends(void)
 		}
 		n++;
 	}
-	if (json)
-		printf("]\n");
-	sd_bus_message_unref(reply);
-	sd_bus_unref(bus);
-	return r < 0 ? 1 : 0;
+	return list_end(reply, bus, r);
 }
 
 static volatile sig_atomic_t stop;
