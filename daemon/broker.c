@@ -44,6 +44,7 @@ void broker_finish(struct broker *b)
 	while (b->clients)
 		client_free(b->clients);
 	hashmap_clear(&b->buffers);
+	hashmap_clear(&b->grants);
 	hashmap_clear(&b->tokens);
 	backends_free(&b->backends);
 	sd_bus_slot_unref(b->bus_endpoint.vtable_slot);

@@ -14,6 +14,7 @@
 #include <systemd/sd-bus.h>
 #include <systemd/sd-event.h>
 
+#include "access.h"
 #include "backend.h"
 #include "config.h"
 #include "format.h"
@@ -67,6 +68,7 @@ struct token {
 #define TOKEN_SINGLE_USE 1u
 
 struct buffer {
+	struct broker *broker;
 	uint64_t id;
 	int fd;                         /* the daemon's own reference */
 	struct backend *backend;        /* NULL when imported */
@@ -83,6 +85,7 @@ struct buffer {
 	unsigned n_attachments;
 	uint32_t next_attachment_id;
 	struct token *tokens;
+	struct resv resv;               /* access grants and kept fences (access.c) */
 	uint64_t created_usec;
 };
 
@@ -99,6 +102,9 @@ struct client {
 	unsigned n_holds, n_tokens, n_directs;
 	uint64_t bytes;                 /* size of every buffer it holds */
 	struct endpoint *directs;
+	struct grant *grants;
+	unsigned n_grants, n_pending;
+	uint32_t fence_timeouts;        /* its fences that missed their deadline */
 	uint64_t created_usec;
 	struct client *next;
 };
@@ -113,8 +119,11 @@ struct broker {
 	unsigned n_clients;
 	struct hashmap buffers;         /* id -> struct buffer */
 	struct hashmap tokens;          /* key -> struct token */
-	uint64_t next_buffer_id, next_client_id;
+	struct hashmap grants;          /* id -> struct grant */
+	struct request *pending;        /* BeginAccess calls waiting, in order */
+	uint64_t next_buffer_id, next_client_id, next_grant_id;
 	uint64_t bytes;
+	uint64_t fence_timeouts;
 	uid_t uid;                      /* the daemon's own */
 };
 

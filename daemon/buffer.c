@@ -81,6 +81,7 @@ static void buffer_free(struct buffer *buf, struct broker *b)
 {
 	while (buf->tokens)
 		token_free(buf->tokens);
+	access_free_buffer(buf);
 	hashmap_remove(&b->buffers, buf->id);
 	b->bytes -= buf->size;
 	log_debug("buffer %llu freed", (unsigned long long)buf->id);
@@ -108,6 +109,7 @@ void buffer_release(struct hold *h)
 	struct client *c = h->client;
 	struct broker *b = c->broker;
 
+	access_release_buffer(buf, c);
 	for (struct hold **p = &c->holds; *p; p = &(*p)->next_in_client)
 		if (*p == h) {
 			*p = h->next_in_client;
@@ -145,6 +147,7 @@ int buffer_register(struct broker *b, struct client *owner, int fd, struct buffe
 	buf = calloc(1, sizeof(*buf));
 	if (!buf)
 		return -ENOMEM;
+	buf->broker = b;
 	buf->id = ++b->next_buffer_id;
 	buf->fd = TAKE_FD(owned);
 	buf->size = (uint64_t)size;

@@ -496,6 +496,88 @@ static int method_detach(sd_bus_message *m, void *userdata, sd_bus_error *error)
 	return sd_bus_reply_method_return(m, "");
 }
 
+/* Reads an "ah" holding zero or one fd: the fd (borrowed from m) or -1. */
+static int read_optional_fd(sd_bus_message *m, int *ret, sd_bus_error *error)
+{
+	int r = sd_bus_message_enter_container(m, 'a', "h"), fd = -1, extra;
+
+	if (r < 0)
+		return r;
+	r = sd_bus_message_read(m, "h", &fd);
+	if (r > 0 && sd_bus_message_read(m, "h", &extra) > 0)
+		return sd_bus_error_set(error, ERR_INVALID_ARGUMENT, "at most one fence");
+	if (r < 0)
+		return r;
+	*ret = r > 0 ? fd : -1;
+	return sd_bus_message_exit_container(m);
+}
+
+static int method_begin_access(sd_bus_message *m, void *userdata, sd_bus_error *error)
+{
+	struct client *c;
+	struct buffer *buf;
+	uint64_t id;
+	uint32_t mode, flags;
+	int r = sd_bus_message_read(m, "tuu", &id, &mode, &flags);
+
+	if (r >= 0)
+		r = held_buffer(userdata, m, id, &c, &buf, NULL, error);
+	if (r < 0)
+		return r;
+	return access_begin(c, m, 1, &buf, &mode, false, flags, error);
+}
+
+static int method_begin_access_multi(sd_bus_message *m, void *userdata, sd_bus_error *error)
+{
+	struct endpoint *e = userdata;
+	struct buffer *bufs[ACCESS_MAX_MULTI];
+	uint32_t modes[ACCESS_MAX_MULTI], flags;
+	unsigned n = 0;
+	struct client *c;
+	uint64_t id;
+	uint32_t mode;
+	int r = sd_bus_message_enter_container(m, 'a', "(tu)");
+
+	if (r < 0)
+		return r;
+	while ((r = sd_bus_message_read(m, "(tu)", &id, &mode)) > 0) {
+		if (n == ACCESS_MAX_MULTI)
+			return sd_bus_error_setf(error, ERR_INVALID_ARGUMENT, "more than %d buffers at once",
+						 ACCESS_MAX_MULTI);
+		r = held_buffer(e, m, id, &c, &bufs[n], NULL, error);
+		if (r < 0)
+			return r;
+		modes[n++] = mode;
+	}
+	if (r >= 0)
+		r = sd_bus_message_exit_container(m);
+	if (r >= 0)
+		r = sd_bus_message_read(m, "u", &flags);
+	if (r >= 0)
+		r = caller(e, m, &c, error);
+	if (r < 0)
+		return r;
+	return access_begin(c, m, n, bufs, modes, true, flags, error);
+}
+
+static int method_end_access(sd_bus_message *m, void *userdata, sd_bus_error *error)
+{
+	struct endpoint *e = userdata;
+	struct client *c;
+	uint64_t grant;
+	int fence = -1, r = sd_bus_message_read(m, "t", &grant);
+
+	if (r >= 0)
+		r = read_optional_fd(m, &fence, error);
+	if (r >= 0)
+		r = caller(e, m, &c, error);
+	if (r >= 0)
+		r = access_end(c, grant, fence, error);
+	if (r < 0)
+		return r;
+	return sd_bus_reply_method_return(m, "");
+}
+
 static int method_list_buffers(sd_bus_message *m, void *userdata, sd_bus_error *error)
 {
 	struct endpoint *e = userdata;
@@ -510,15 +592,17 @@ static int method_list_buffers(sd_bus_message *m, void *userdata, sd_bus_error *
 	now = now_usec();
 	r = sd_bus_message_new_method_return(m, &reply);
 	if (r >= 0)
-		r = sd_bus_message_open_container(reply, 'a', "(tuuutsuuuuut)");
+		r = sd_bus_message_open_container(reply, 'a', "(tuuutsuuuuutuuuu)");
 	for (size_t i = 0; r >= 0 && hashmap_next(&e->broker->buffers, &i, &key, &v);) {
 		struct buffer *buf = v;
 		if (!client_is_admin(c) && !buffer_held_by(buf, c))
 			continue;
-		r = sd_bus_message_append(reply, "(tuuutsuuuuut)", buf->id, buf->width, buf->height, buf->fourcc,
+		r = sd_bus_message_append(reply, "(tuuutsuuuuutuuuu)", buf->id, buf->width, buf->height, buf->fourcc,
 					  buf->size, buf->backend ? buf->backend->name : "import", buf->usage,
 					  (uint32_t)buf->owner_uid, (uint32_t)buf->owner_pid, buf->n_holders,
-					  buf->n_attachments, now - buf->created_usec);
+					  buf->n_attachments, now - buf->created_usec,
+					  buf->resv.readers + (buf->resv.writer ? 1u : 0u), buf->resv.waiters,
+					  access_pending_fences(buf), buf->resv.fence_timeouts);
 	}
 	return send_list_reply(reply, r);
 }
@@ -594,6 +678,8 @@ static int property_get(sd_bus *bus, const char *path, const char *interface, co
 		return sd_bus_message_append(reply, "u", (uint32_t)b->buffers.len);
 	if (strcmp(property, "BytesAllocated") == 0)
 		return sd_bus_message_append(reply, "t", b->bytes);
+	if (strcmp(property, "FenceTimeouts") == 0)
+		return sd_bus_message_append(reply, "t", b->fence_timeouts);
 	return -ENOENT;
 }
 
@@ -603,6 +689,8 @@ const sd_bus_vtable broker_vtable[] = {
 	SD_BUS_PROPERTY("Clients", "u", property_get, 0, 0),
 	SD_BUS_PROPERTY("Buffers", "u", property_get, 0, 0),
 	SD_BUS_PROPERTY("BytesAllocated", "t", property_get, 0, 0),
+	SD_BUS_PROPERTY("FenceTimeouts", "t", property_get, 0, 0),
+	SD_BUS_SIGNAL_WITH_NAMES("FenceTimedOut", "ttb", SD_BUS_PARAM(buffer) SD_BUS_PARAM(client) SD_BUS_PARAM(write), 0),
 	SD_BUS_METHOD_WITH_NAMES("Allocate", "uuuatua{sv}",
 				 SD_BUS_PARAM(width) SD_BUS_PARAM(height) SD_BUS_PARAM(fourcc)
 				 SD_BUS_PARAM(modifiers) SD_BUS_PARAM(usage) SD_BUS_PARAM(options),
@@ -635,7 +723,15 @@ const sd_bus_vtable broker_vtable[] = {
 				 method_attach, SD_BUS_VTABLE_UNPRIVILEGED),
 	SD_BUS_METHOD_WITH_NAMES("Detach", "tu", SD_BUS_PARAM(buffer) SD_BUS_PARAM(attachment), "", ,
 				 method_detach, SD_BUS_VTABLE_UNPRIVILEGED),
-	SD_BUS_METHOD_WITH_NAMES("ListBuffers", "", , "a(tuuutsuuuuut)", SD_BUS_PARAM(buffers),
+	SD_BUS_METHOD_WITH_NAMES("BeginAccess", "tuu", SD_BUS_PARAM(buffer) SD_BUS_PARAM(mode) SD_BUS_PARAM(flags),
+				 "tah", SD_BUS_PARAM(grant) SD_BUS_PARAM(acquire_fence),
+				 method_begin_access, SD_BUS_VTABLE_UNPRIVILEGED),
+	SD_BUS_METHOD_WITH_NAMES("BeginAccessMulti", "a(tu)u", SD_BUS_PARAM(buffers) SD_BUS_PARAM(flags),
+				 "atah", SD_BUS_PARAM(grants) SD_BUS_PARAM(acquire_fence),
+				 method_begin_access_multi, SD_BUS_VTABLE_UNPRIVILEGED),
+	SD_BUS_METHOD_WITH_NAMES("EndAccess", "tah", SD_BUS_PARAM(grant) SD_BUS_PARAM(release_fence), "", ,
+				 method_end_access, SD_BUS_VTABLE_UNPRIVILEGED),
+	SD_BUS_METHOD_WITH_NAMES("ListBuffers", "", , "a(tuuutsuuuuutuuuu)", SD_BUS_PARAM(buffers),
 				 method_list_buffers, SD_BUS_VTABLE_UNPRIVILEGED),
 	SD_BUS_METHOD_WITH_NAMES("ListClients", "", , "a(tsuuusutuut)", SD_BUS_PARAM(clients),
 				 method_list_clients, SD_BUS_VTABLE_UNPRIVILEGED),

@@ -48,6 +48,7 @@ void client_free(struct client *c)
 
 	log_debug("client %llu (%s, pid %d) gone: releasing %u buffers",
 		  (unsigned long long)c->id, c->bus_name ? c->bus_name : "off the bus", (int)c->pid, c->n_holds);
+	access_drop_client(c);
 	tokens_drop_for_client(b, c);
 	while (c->holds)
 		buffer_release(c->holds);

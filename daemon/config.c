@@ -30,6 +30,10 @@ void config_init(struct config *c)
 		.max_token_ttl = 3600,
 		.max_attachments_per_buffer = 16,
 		.max_direct_per_client = 4,
+		.max_grants_per_client = 256,
+		.max_pending_per_client = 16,
+		.fence_timeout_sec = 10,
+		.fence_timeout_policy = FENCE_POLICY_DROP_CLIENT,
 	};
 	for (unsigned i = 0; i < ELEMENTSOF(backend_kinds); i++)
 		c->order[c->n_order++] = strdup(backend_kinds[i]);
@@ -152,12 +156,12 @@ static int fail(char **ret_error, const char *name, unsigned line, const char *f
 	return -EINVAL;
 }
 
-enum section { SECTION_NONE, SECTION_DAEMON, SECTION_BACKENDS, SECTION_LIMITS };
+enum section { SECTION_NONE, SECTION_DAEMON, SECTION_BACKENDS, SECTION_LIMITS, SECTION_FENCES };
 
 struct key {
 	enum section section;
 	const char *name;
-	enum { K_LOGLEVEL, K_ORDER, K_STRING, K_LIST, K_BOOL, K_SIZE64, K_U32 } type;
+	enum { K_LOGLEVEL, K_ORDER, K_STRING, K_LIST, K_BOOL, K_SIZE64, K_U32, K_POLICY } type;
 	size_t offset, count_offset;
 };
 
@@ -180,10 +184,15 @@ static const struct key keys[] = {
 	KEY(SECTION_LIMITS, "max-token-ttl", K_U32, max_token_ttl),
 	KEY(SECTION_LIMITS, "max-attachments-per-buffer", K_U32, max_attachments_per_buffer),
 	KEY(SECTION_LIMITS, "max-direct-connections-per-client", K_U32, max_direct_per_client),
+	KEY(SECTION_LIMITS, "max-grants-per-client", K_U32, max_grants_per_client),
+	KEY(SECTION_LIMITS, "max-pending-per-client", K_U32, max_pending_per_client),
+	KEY(SECTION_FENCES, "timeout", K_U32, fence_timeout_sec),
+	KEY(SECTION_FENCES, "timeout-policy", K_POLICY, fence_timeout_policy),
 };
 
 static const char *const section_names[] = {
 	[SECTION_DAEMON] = "daemon", [SECTION_BACKENDS] = "backends", [SECTION_LIMITS] = "limits",
+	[SECTION_FENCES] = "fences",
 };
 
 static int set_key(struct config *c, const struct key *k, char *v, const char **reason)
@@ -229,6 +238,14 @@ static int set_key(struct config *c, const struct key *k, char *v, const char **
 		if (!config_parse_size(v, (uint64_t *)(base + k->offset)) || *(uint64_t *)(base + k->offset) == 0)
 			return *reason = "expected a positive size such as 4096, 64K, 256M or 2G", -EINVAL;
 		return 0;
+	case K_POLICY:
+		if (strcmp(v, "report") == 0)
+			c->fence_timeout_policy = FENCE_POLICY_REPORT;
+		else if (strcmp(v, "drop-client") == 0)
+			c->fence_timeout_policy = FENCE_POLICY_DROP_CLIENT;
+		else
+			return *reason = "expected report or drop-client", -EINVAL;
+		return 0;
 	case K_U32:
 		if (!parse_u32(v, (uint32_t *)(base + k->offset)) || *(uint32_t *)(base + k->offset) == 0)
 			return *reason = "expected a positive number below 2^32", -EINVAL;
@@ -269,7 +286,7 @@ int config_parse(struct config *c, const char *text, const char *name, char **re
 				if (strcmp(strip(s + 1), section_names[i]) == 0)
 					section = (enum section)i;
 			if (section == SECTION_NONE)
-				return fail(ret_error, name, lineno, "unknown section [%s] (known: daemon, backends, limits)",
+				return fail(ret_error, name, lineno, "unknown section [%s] (known: daemon, backends, limits, fences)",
 					    strip(s + 1));
 			continue;
 		}

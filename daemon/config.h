@@ -36,7 +36,14 @@ struct config {
 	uint32_t max_token_ttl;        /* seconds */
 	uint32_t max_attachments_per_buffer;
 	uint32_t max_direct_per_client;
+	uint32_t max_grants_per_client;
+	uint32_t max_pending_per_client;
+	/* [fences] */
+	uint32_t fence_timeout_sec;    /* timeout: a kept fence must signal within this */
+	int fence_timeout_policy;      /* timeout-policy */
 };
+
+enum { FENCE_POLICY_REPORT, FENCE_POLICY_DROP_CLIENT };
 
 void config_init(struct config *c);
 void config_free(struct config *c);

@@ -32,7 +32,8 @@ static const char usage_text[] =
 	"Commands:\n"
 	"  status                      version, clients, buffers, bytes allocated\n"
 	"  buffers                     buffers: size, format, backend, owner, holders,\n"
-	"                              attachments, age (root sees all, others their own)\n"
+	"                              active grants, waiters, pending fences, fence\n"
+	"                              timeouts, age (root sees all, others their own)\n"
 	"  clients                     connected clients and what they hold\n"
 	"  backends                    allocation backends found, and why others were not\n"
 	"  alloc WxH FORMAT            allocate a buffer, print it, release it on exit\n"
@@ -160,7 +161,7 @@ static int cmd_status(void)
 	sd_bus *bus = open_bus();
 	char *version = NULL;
 	uint32_t clients = 0, buffers = 0;
-	uint64_t bytes = 0;
+	uint64_t bytes = 0, timeouts = 0;
 	char size[32];
 	int r;
 
@@ -173,6 +174,8 @@ static int cmd_status(void)
 		r = get_property(bus, "Buffers", 'u', &buffers, &e);
 	if (r >= 0)
 		r = get_property(bus, "BytesAllocated", 't', &bytes, &e);
+	if (r >= 0)
+		r = get_property(bus, "FenceTimeouts", 't', &timeouts, &e);
 	if (r < 0) {
 		r = report("status", &e, r);
 		sd_bus_error_free(&e);
@@ -181,11 +184,12 @@ static int cmd_status(void)
 	}
 	human_size(bytes, size, sizeof(size));
 	if (json)
-		printf("{\"version\": \"%s\", \"clients\": %u, \"buffers\": %u, \"bytes_allocated\": %" PRIu64 "}\n",
-		       version, clients, buffers, bytes);
+		printf("{\"version\": \"%s\", \"clients\": %u, \"buffers\": %u, \"bytes_allocated\": %" PRIu64
+		       ", \"fence_timeouts\": %" PRIu64 "}\n", version, clients, buffers, bytes, timeouts);
 	else
-		printf("dmabrokerd %s on the %s bus\nclients:  %u\nbuffers:  %u\nallocated: %s (%" PRIu64 " bytes)\n",
-		       version, which_bus == DMABROKER_BUS_SESSION ? "session" : "system", clients, buffers, size, bytes);
+		printf("dmabrokerd %s on the %s bus\nclients:  %u\nbuffers:  %u\nallocated: %s (%" PRIu64 " bytes)\n"
+		       "fence timeouts: %" PRIu64 "\n", version, which_bus == DMABROKER_BUS_SESSION ? "session" : "system",
+		       clients, buffers, size, bytes, timeouts);
 	free(version);
 	sd_bus_unref(bus);
 	return 0;
@@ -220,22 +224,23 @@ static int cmd_buffers(void)
 	sd_bus *bus = open_bus();
 	sd_bus_message *reply = NULL;
 	uint64_t id, size, age;
-	uint32_t w, h, fourcc, usage, uid, pid, holders, attachments;
+	uint32_t w, h, fourcc, usage, uid, pid, holders, attachments, grants, waiters, fences, timeouts;
 	const char *backend;
 	unsigned n = 0;
 	int r;
 
-	if (!bus || list_call(bus, "ListBuffers", "(tuuutsuuuuut)", &reply) < 0) {
+	if (!bus || list_call(bus, "ListBuffers", "(tuuutsuuuuutuuuu)", &reply) < 0) {
 		sd_bus_unref(bus);
 		return 1;
 	}
 	if (json)
 		printf("[");
 	else
-		printf("%6s %11s %-8s %8s %-14s %-22s %6s %7s %7s %7s\n", "ID", "SIZE", "FORMAT", "BYTES", "BACKEND",
-		       "USAGE", "UID", "PID", "HOLDERS", "AGE");
-	while ((r = sd_bus_message_read(reply, "(tuuutsuuuuut)", &id, &w, &h, &fourcc, &size, &backend, &usage,
-					&uid, &pid, &holders, &attachments, &age)) > 0) {
+		printf("%6s %11s %-8s %8s %-14s %-22s %6s %7s %7s %6s %7s %6s %8s %7s\n", "ID", "SIZE", "FORMAT", "BYTES",
+		       "BACKEND", "USAGE", "UID", "PID", "HOLDERS", "GRANTS", "WAITERS", "FENCES", "TIMEOUTS", "AGE");
+	while ((r = sd_bus_message_read(reply, "(tuuutsuuuuutuuuu)", &id, &w, &h, &fourcc, &size, &backend, &usage,
+					&uid, &pid, &holders, &attachments, &age, &grants, &waiters, &fences,
+					&timeouts)) > 0) {
 		char fcc[5], dims[24], sz[32], us[96];
 		const struct format_info *fi = format_lookup(fourcc);
 		const char *fname = fi ? fi->name : fourcc_str(fourcc, fcc);
@@ -245,12 +250,15 @@ static int cmd_buffers(void)
 			       "\"size\": %" PRIu64 ", \"backend\": ", n ? ", " : "", id, w, h, fname, size);
 			json_string(backend);
 			printf(", \"usage\": \"%s\", \"owner_uid\": %u, \"owner_pid\": %u, \"holders\": %u, "
-			       "\"attachments\": %u, \"age_usec\": %" PRIu64 "}", us, uid, pid, holders, attachments, age);
+			       "\"attachments\": %u, \"age_usec\": %" PRIu64 ", \"grants\": %u, \"waiters\": %u, "
+			       "\"pending_fences\": %u, \"fence_timeouts\": %u}", us, uid, pid, holders, attachments, age,
+			       grants, waiters, fences, timeouts);
 		} else {
 			snprintf(dims, sizeof(dims), "%ux%u", w, h);
 			human_size(size, sz, sizeof(sz));
-			printf("%6" PRIu64 " %11s %-8s %8s %-14s %-22s %6u %7u %7u %6.1fs\n", id, dims, fname, sz, backend,
-			       us, uid, pid, holders, (double)age / 1e6);
+			printf("%6" PRIu64 " %11s %-8s %8s %-14s %-22s %6u %7u %7u %6u %7u %6u %8u %6.1fs\n", id, dims,
+			       fname, sz, backend, us, uid, pid, holders, grants, waiters, fences, timeouts,
+			       (double)age / 1e6);
 		}
 		n++;
 	}

@@ -83,7 +83,7 @@ static bool expect_error(const char *text, const char *want)
 
 static bool step_errors(void)
 {
-	return expect_error("[nope]\n", "bad.conf:1: unknown section [nope] (known: daemon, backends, limits)") &&
+	return expect_error("[nope]\n", "bad.conf:1: unknown section [nope] (known: daemon, backends, limits, fences)") &&
 	       expect_error("\n[limits]\nfrobnicate = 1\n", "bad.conf:3: unknown key 'frobnicate' in section [limits]") &&
 	       expect_error("max-clients = 3\n", "bad.conf:1: key 'max-clients' outside of a section") &&
 	       expect_error("[limits\n", "bad.conf:1: malformed section header") &&

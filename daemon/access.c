@@ -1,0 +1,593 @@
+/* SPDX-License-Identifier: MIT */
+#include <errno.h>
+#include <fcntl.h>
+#include <sys/epoll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "access.h"
+#include "broker.h"
+#include "cleanup.h"
+#include "errors.h"
+#include "fence.h"
+#include "log.h"
+
+static const char *mode_name(uint32_t mode)
+{
+	return mode == ACCESS_WRITE ? "write" : "read";
+}
+
+/* ---- kept fences ---- */
+
+static void slot_free(struct fence_slot *s)
+{
+	if (!s)
+		return;
+	sd_event_source_disable_unref(s->io);
+	sd_event_source_disable_unref(s->timer);
+	safe_close(s->fd);
+	free(s);
+}
+
+/* Takes s out of its buffer's reservation. */
+static void slot_unlink(struct fence_slot *s)
+{
+	struct resv *rv = &s->buf->resv;
+
+	if (rv->write == s) {
+		rv->write = NULL;
+		return;
+	}
+	for (unsigned i = 0; i < rv->n_reads; i++)
+		if (rv->reads[i] == s) {
+			rv->reads[i] = rv->reads[--rv->n_reads];
+			return;
+		}
+}
+
+static int on_slot_signalled(sd_event_source *src, int fd, uint32_t revents, void *userdata)
+{
+	struct fence_slot *s = userdata;
+
+	slot_unlink(s);
+	slot_free(s);
+	return 0;
+}
+
+static void apply_timeout_policy(struct broker *b, const uint64_t *ids, unsigned n)
+{
+	if (b->config.fence_timeout_policy != FENCE_POLICY_DROP_CLIENT)
+		return;
+	for (unsigned i = 0; i < n; i++)
+		for (struct client *c = b->clients; c; c = c->next)
+			if (c->id == ids[i]) {
+				log_warning("dropping client %llu (pid %d, %s): its fence did not signal in time "
+					    "(fence-timeout-policy = drop-client)", (unsigned long long)c->id,
+					    (int)c->pid, c->comm);
+				client_free(c);
+				break;
+			}
+}
+
+static int on_slot_deadline(sd_event_source *src, uint64_t usec, void *userdata)
+{
+	struct fence_slot *s = userdata;
+	struct buffer *buf = s->buf;
+	struct broker *b = buf->broker;
+	uint64_t ids[SLOT_MAX_SUPPLIERS];
+	unsigned n = s->n_suppliers;
+
+	memcpy(ids, s->suppliers, sizeof(ids));
+	buf->resv.fence_timeouts++;
+	b->fence_timeouts++;
+	log_warning("buffer %llu: a %s fence from client %llu%s has not signalled after %u s; dropping it "
+		    "(the kernel keeps its own copy until it signals)",
+		    (unsigned long long)buf->id, s->write ? "write" : "read", (unsigned long long)ids[0],
+		    n > 1 ? " and others" : "", b->config.fence_timeout_sec);
+	for (unsigned i = 0; i < n; i++) {
+		for (struct client *c = b->clients; c; c = c->next)
+			if (c->id == ids[i])
+				c->fence_timeouts++;
+		if (b->bus)
+			sd_bus_emit_signal(b->bus, BROKER_PATH, BROKER_INTERFACE, "FenceTimedOut", "ttb", buf->id,
+					   ids[i], s->write);
+	}
+	slot_unlink(s);
+	slot_free(s);
+	apply_timeout_policy(b, ids, n);
+	return 0;
+}
+
+static int slot_watch(struct fence_slot *s)
+{
+	struct broker *b = s->buf->broker;
+	int r;
+
+	sd_event_source_disable_unref(s->io);
+	s->io = NULL;
+	r = sd_event_add_io(b->event, &s->io, s->fd, EPOLLIN, on_slot_signalled, s);
+	if (r < 0)
+		return r;
+	if (!s->timer)
+		return sd_event_add_time(b->event, &s->timer, CLOCK_MONOTONIC, s->deadline_usec, 10000,
+					 on_slot_deadline, s);
+	return sd_event_source_set_time(s->timer, s->deadline_usec);
+}
+
+static void slot_add_supplier(struct fence_slot *s, uint64_t id)
+{
+	for (unsigned i = 0; i < s->n_suppliers; i++)
+		if (s->suppliers[i] == id)
+			return;
+	if (s->n_suppliers < SLOT_MAX_SUPPLIERS)
+		s->suppliers[s->n_suppliers++] = id;
+}
+
+/* A slot for fence (taken over), or NULL when it has signalled already. */
+static struct fence_slot *slot_new(struct buffer *buf, int fence, bool write, uint64_t supplier)
+{
+	struct fence_slot *s;
+
+	if (fence_status(fence) != 0) {
+		close(fence);
+		return NULL;
+	}
+	s = calloc(1, sizeof(*s));
+	if (!s) {
+		close(fence);
+		return NULL;
+	}
+	s->fd = fence;
+	s->buf = buf;
+	s->write = write;
+	s->deadline_usec = now_usec() + (uint64_t)buf->broker->config.fence_timeout_sec * 1000000u;
+	slot_add_supplier(s, supplier);
+	if (slot_watch(s) < 0) {
+		slot_free(s);
+		return NULL;
+	}
+	return s;
+}
+
+/* Merges fence (taken over) into slot s: it then signals when both have. */
+static void slot_merge(struct fence_slot *s, int fence, uint64_t supplier, uint64_t deadline)
+{
+	if (fence_accumulate(&s->fd, fence) < 0)
+		log_warning("buffer %llu: cannot merge fences", (unsigned long long)s->buf->id);
+	/* The later deadline: a fence just handed over is not late yet. */
+	if (deadline > s->deadline_usec)
+		s->deadline_usec = deadline;
+	slot_add_supplier(s, supplier);
+	slot_watch(s);
+}
+
+static void resv_add_read_fence(struct buffer *buf, int fence, uint64_t supplier)
+{
+	struct resv *rv = &buf->resv;
+	struct fence_slot *s;
+
+	for (unsigned i = 0; i < rv->n_reads; i++)
+		for (unsigned j = 0; j < rv->reads[i]->n_suppliers; j++)
+			if (rv->reads[i]->suppliers[j] == supplier) {
+				slot_merge(rv->reads[i], fence, supplier,
+					   now_usec() + (uint64_t)buf->broker->config.fence_timeout_sec * 1000000u);
+				return;
+			}
+	if (rv->n_reads == RESV_MAX_READ_SLOTS) {
+		/* Bounded: fold the newcomer into the first slot. */
+		slot_merge(rv->reads[0], fence, supplier,
+			   now_usec() + (uint64_t)buf->broker->config.fence_timeout_sec * 1000000u);
+		return;
+	}
+	s = slot_new(buf, fence, false, supplier);
+	if (s)
+		rv->reads[rv->n_reads++] = s;
+}
+
+static void resv_clear(struct resv *rv)
+{
+	slot_free(rv->write);
+	rv->write = NULL;
+	for (unsigned i = 0; i < rv->n_reads; i++)
+		slot_free(rv->reads[i]);
+	rv->n_reads = 0;
+}
+
+unsigned access_pending_fences(const struct buffer *buf)
+{
+	return (buf->resv.write ? 1 : 0) + buf->resv.n_reads;
+}
+
+void access_free_buffer(struct buffer *buf)
+{
+	resv_clear(&buf->resv);
+}
+
+/* The acquire fence for mode on buf, merged into *acc. */
+static int acquire_fence(struct buffer *buf, uint32_t mode, int *acc)
+{
+	struct resv *rv = &buf->resv;
+	int r = 0, fd;
+
+	if (rv->write) {
+		fd = fcntl(rv->write->fd, F_DUPFD_CLOEXEC, 3);
+		r = fd < 0 ? -errno : fence_accumulate(acc, fd);
+	}
+	for (unsigned i = 0; r >= 0 && mode == ACCESS_WRITE && i < rv->n_reads; i++) {
+		fd = fcntl(rv->reads[i]->fd, F_DUPFD_CLOEXEC, 3);
+		r = fd < 0 ? -errno : fence_accumulate(acc, fd);
+	}
+	if (r >= 0 && buf->dmabuf) {
+		/* What drivers ordered by implicit sync (and what we imported). */
+		fd = dmabuf_export_fence(buf->fd, mode == ACCESS_WRITE);
+		if (fd >= 0) {
+			if (fence_status(fd) == 1)
+				close(fd);
+			else
+				r = fence_accumulate(acc, fd);
+		}
+	}
+	return r;
+}
+
+/* ---- grants ---- */
+
+static bool conflicts(uint32_t a, uint32_t b)
+{
+	return a == ACCESS_WRITE || b == ACCESS_WRITE;
+}
+
+static bool active_conflict(const struct buffer *buf, uint32_t mode)
+{
+	return buf->resv.writer || (mode == ACCESS_WRITE && buf->resv.readers > 0);
+}
+
+static bool requests_conflict(const struct request *a, const struct buffer *const *bufs, const uint32_t *modes,
+			      unsigned n)
+{
+	for (unsigned i = 0; i < a->n; i++)
+		for (unsigned j = 0; j < n; j++)
+			if (a->bufs[i] == bufs[j] && conflicts(a->modes[i], modes[j]))
+				return true;
+	return false;
+}
+
+/* Can these be granted now, with `before` the queued requests ahead? */
+static bool grantable(struct broker *b, struct buffer *const *bufs, const uint32_t *modes, unsigned n,
+		      const struct request *stop)
+{
+	for (unsigned i = 0; i < n; i++)
+		if (active_conflict(bufs[i], modes[i]))
+			return false;
+	for (const struct request *q = b->pending; q && q != stop; q = q->next)
+		if (requests_conflict(q, (const struct buffer *const *)bufs, modes, n))
+			return false;
+	return true;
+}
+
+static struct grant *grant_new(struct client *c, struct buffer *buf, uint32_t mode)
+{
+	struct broker *b = c->broker;
+	struct grant *g = calloc(1, sizeof(*g));
+
+	if (!g)
+		return NULL;
+	g->id = ++b->next_grant_id;
+	g->buf = buf;
+	g->client = c;
+	g->mode = mode;
+	if (hashmap_put(&b->grants, g->id, g) < 0) {
+		free(g);
+		return NULL;
+	}
+	g->next_in_buffer = buf->resv.grants;
+	buf->resv.grants = g;
+	g->next_in_client = c->grants;
+	c->grants = g;
+	c->n_grants++;
+	if (mode == ACCESS_WRITE)
+		buf->resv.writer = true;
+	else
+		buf->resv.readers++;
+	return g;
+}
+
+static void grant_free(struct grant *g)
+{
+	struct client *c = g->client;
+	struct buffer *buf = g->buf;
+
+	for (struct grant **p = &buf->resv.grants; *p; p = &(*p)->next_in_buffer)
+		if (*p == g) {
+			*p = g->next_in_buffer;
+			break;
+		}
+	for (struct grant **p = &c->grants; *p; p = &(*p)->next_in_client)
+		if (*p == g) {
+			*p = g->next_in_client;
+			break;
+		}
+	c->n_grants--;
+	if (g->mode == ACCESS_WRITE)
+		buf->resv.writer = false;
+	else
+		buf->resv.readers--;
+	hashmap_remove(&c->broker->grants, g->id);
+	free(g);
+}
+
+/*
+ * Grants every item to c and answers m: BeginAccess with (t grant, ah fence),
+ * BeginAccessMulti with (at grants, ah fence). On failure nothing is granted.
+ */
+static int grant_and_reply(struct client *c, sd_bus_message *m, bool multi, unsigned n, struct buffer **bufs,
+			   const uint32_t *modes)
+{
+	struct grant *grants[ACCESS_MAX_MULTI];
+	sd_bus_message *reply = NULL;
+	int acc = -1, r = 0;
+	unsigned made = 0;
+
+	for (unsigned i = 0; r >= 0 && i < n; i++)
+		r = acquire_fence(bufs[i], modes[i], &acc);
+	for (; r >= 0 && made < n; made++) {
+		grants[made] = grant_new(c, bufs[made], modes[made]);
+		if (!grants[made])
+			r = -ENOMEM;
+	}
+	if (r >= 0)
+		r = sd_bus_message_new_method_return(m, &reply);
+	if (r >= 0 && multi) {
+		r = sd_bus_message_open_container(reply, 'a', "t");
+		for (unsigned i = 0; r >= 0 && i < n; i++)
+			r = sd_bus_message_append(reply, "t", grants[i]->id);
+		if (r >= 0)
+			r = sd_bus_message_close_container(reply);
+	} else if (r >= 0) {
+		r = sd_bus_message_append(reply, "t", grants[0]->id);
+	}
+	if (r >= 0)
+		r = acc >= 0 ? sd_bus_message_append(reply, "ah", 1, acc) : sd_bus_message_append(reply, "ah", 0);
+	if (r >= 0)
+		r = sd_bus_send(NULL, reply, NULL);
+	sd_bus_message_unref(reply);
+	safe_close(acc);
+	if (r < 0) {
+		/* The client never learns of them: take them back. */
+		for (unsigned i = 0; i < made; i++)
+			if (grants[i])
+				grant_free(grants[i]);
+		return r;
+	}
+	for (unsigned i = 0; i < n; i++)
+		log_debug("client %llu: grant %llu, %s on buffer %llu", (unsigned long long)c->id,
+			  (unsigned long long)grants[i]->id, mode_name(modes[i]), (unsigned long long)bufs[i]->id);
+	return 1;
+}
+
+/* ---- the queue ---- */
+
+static void request_unlink(struct broker *b, struct request *r)
+{
+	for (struct request **p = &b->pending; *p; p = &(*p)->next)
+		if (*p == r) {
+			*p = r->next;
+			break;
+		}
+	for (unsigned i = 0; i < r->n; i++)
+		r->bufs[i]->resv.waiters--;
+	r->client->n_pending--;
+	sd_bus_message_unref(r->msg);
+	free(r);
+}
+
+/* Grants what can be granted, in order. */
+static void process_queue(struct broker *b)
+{
+	struct request *r = b->pending;
+
+	while (r) {
+		struct request *next = r->next;
+		if (grantable(b, r->bufs, r->modes, r->n, r)) {
+			struct request copy = *r;
+			sd_bus_message_ref(copy.msg);
+			request_unlink(b, r);
+			if (grant_and_reply(copy.client, copy.msg, copy.multi, copy.n, copy.bufs, copy.modes) < 0)
+				sd_bus_reply_method_errorf(copy.msg, ERR_ALLOCATION_FAILED, "cannot grant access: out of memory");
+			sd_bus_message_unref(copy.msg);
+			next = b->pending; /* the queue changed: rescan from the start */
+		}
+		r = next;
+	}
+}
+
+/* Clients that c's would-be request waits for; true if following them leads back to c. */
+static bool waits_for(struct broker *b, const struct client *start, struct buffer **bufs, const uint32_t *modes,
+		      unsigned n, const struct request *stop, uint64_t *seen, unsigned *n_seen, unsigned depth);
+
+static bool blocker_reaches(struct broker *b, const struct client *start, const struct client *blocker,
+			    uint64_t *seen, unsigned *n_seen, unsigned depth)
+{
+	if (blocker == start)
+		return true;
+	for (unsigned i = 0; i < *n_seen; i++)
+		if (seen[i] == blocker->id)
+			return false;
+	if (*n_seen < 512)
+		seen[(*n_seen)++] = blocker->id;
+	if (depth > 64)
+		return false;
+	for (const struct request *q = b->pending; q; q = q->next)
+		if (q->client == blocker &&
+		    waits_for(b, start, (struct buffer **)q->bufs, q->modes, q->n, q, seen, n_seen, depth + 1))
+			return true;
+	return false;
+}
+
+static bool waits_for(struct broker *b, const struct client *start, struct buffer **bufs, const uint32_t *modes,
+		      unsigned n, const struct request *stop, uint64_t *seen, unsigned *n_seen, unsigned depth)
+{
+	for (unsigned i = 0; i < n; i++)
+		for (const struct grant *g = bufs[i]->resv.grants; g; g = g->next_in_buffer)
+			if (conflicts(g->mode, modes[i]) &&
+			    blocker_reaches(b, start, g->client, seen, n_seen, depth))
+				return true;
+	for (const struct request *q = b->pending; q && q != stop; q = q->next)
+		if (requests_conflict(q, (const struct buffer *const *)bufs, modes, n) &&
+		    blocker_reaches(b, start, q->client, seen, n_seen, depth))
+			return true;
+	return false;
+}
+
+int access_begin(struct client *c, sd_bus_message *m, unsigned n, struct buffer **bufs, const uint32_t *modes,
+		 bool multi, uint32_t flags, sd_bus_error *error)
+{
+	struct broker *b = c->broker;
+	struct request *req;
+	uint64_t seen[512];
+	unsigned n_seen = 0;
+
+	if (flags & ~ACCESS_NONBLOCK)
+		return sd_bus_error_setf(error, ERR_INVALID_ARGUMENT, "unknown access flags 0x%x (known: 1 = nonblock)",
+					 flags & ~ACCESS_NONBLOCK);
+	if (n == 0 || n > ACCESS_MAX_MULTI)
+		return sd_bus_error_setf(error, ERR_INVALID_ARGUMENT, "%u buffers; 1 to %d at once", n, ACCESS_MAX_MULTI);
+	for (unsigned i = 0; i < n; i++) {
+		if (modes[i] != ACCESS_READ && modes[i] != ACCESS_WRITE)
+			return sd_bus_error_setf(error, ERR_INVALID_ARGUMENT, "mode %u: 1 = read, 2 = write", modes[i]);
+		for (unsigned j = 0; j < i; j++)
+			if (bufs[j] == bufs[i])
+				return sd_bus_error_setf(error, ERR_INVALID_ARGUMENT, "buffer %llu named twice",
+							 (unsigned long long)bufs[i]->id);
+		/* Waiting on itself would never end. */
+		for (const struct grant *g = bufs[i]->resv.grants; g; g = g->next_in_buffer)
+			if (g->client == c && conflicts(g->mode, modes[i]))
+				return sd_bus_error_setf(error, ERR_WOULD_DEADLOCK,
+							 "this client holds %s grant %llu on buffer %llu; end it first",
+							 mode_name(g->mode), (unsigned long long)g->id,
+							 (unsigned long long)bufs[i]->id);
+	}
+	if (c->n_grants + n > b->config.max_grants_per_client)
+		return sd_bus_error_setf(error, ERR_QUOTA_EXCEEDED,
+					 "client has %u grants, the limit (max-grants-per-client); end some", c->n_grants);
+	if (grantable(b, bufs, modes, n, NULL))
+		return grant_and_reply(c, m, multi, n, bufs, modes);
+	if (flags & ACCESS_NONBLOCK)
+		return sd_bus_error_setf(error, ERR_BUSY, "buffer %llu is busy: %s",
+					 (unsigned long long)bufs[0]->id,
+					 bufs[0]->resv.writer ? "a writer holds it" :
+					 bufs[0]->resv.readers ? "readers hold it" : "others wait before you");
+	if (c->n_pending >= b->config.max_pending_per_client)
+		return sd_bus_error_setf(error, ERR_QUOTA_EXCEEDED,
+					 "client has %u requests waiting, the limit (max-pending-per-client)", c->n_pending);
+	if (waits_for(b, c, bufs, modes, n, NULL, seen, &n_seen, 0))
+		return sd_bus_error_setf(error, ERR_WOULD_DEADLOCK,
+					 "waiting would deadlock: a client this request waits for waits for this "
+					 "client; end your grants and retry, or ask for all buffers in one call");
+	req = calloc(1, sizeof(*req));
+	if (!req)
+		return -ENOMEM;
+	req->client = c;
+	req->msg = sd_bus_message_ref(m);
+	req->multi = multi;
+	req->n = n;
+	memcpy(req->bufs, bufs, n * sizeof(*bufs));
+	memcpy(req->modes, modes, n * sizeof(*modes));
+	{
+		struct request **tail = &b->pending;
+		while (*tail)
+			tail = &(*tail)->next;
+		*tail = req;
+	}
+	for (unsigned i = 0; i < n; i++)
+		bufs[i]->resv.waiters++;
+	c->n_pending++;
+	log_debug("client %llu waits for %s on buffer %llu%s", (unsigned long long)c->id, mode_name(modes[0]),
+		  (unsigned long long)bufs[0]->id, n > 1 ? " and others" : "");
+	return 1;
+}
+
+/* Ends grant g with release fence (borrowed; -1 = done). */
+static void grant_end(struct grant *g, int release_fd)
+{
+	struct buffer *buf = g->buf;
+	bool write = g->mode == ACCESS_WRITE;
+	uint64_t supplier = g->client->id;
+	int own = -1;
+
+	if (release_fd >= 0) {
+		own = fcntl(release_fd, F_DUPFD_CLOEXEC, 3);
+		if (own >= 0 && buf->dmabuf && dmabuf_import_fence(buf->fd, own, write) < 0)
+			log_debug("buffer %llu: IMPORT_SYNC_FILE: %s", (unsigned long long)buf->id, strerror(errno));
+	}
+	if (write) {
+		/* The writer waited for everything kept: its fence supersedes it all. */
+		resv_clear(&buf->resv);
+		if (own >= 0)
+			buf->resv.write = slot_new(buf, own, true, supplier);
+	} else if (own >= 0) {
+		resv_add_read_fence(buf, own, supplier);
+	}
+	grant_free(g);
+}
+
+int access_end(struct client *c, uint64_t grant_id, int release_fd, sd_bus_error *error)
+{
+	struct broker *b = c->broker;
+	struct grant *g = hashmap_get(&b->grants, grant_id);
+
+	if (!g || g->client != c)
+		return sd_bus_error_setf(error, ERR_UNKNOWN_GRANT, "this client has no grant %llu",
+					 (unsigned long long)grant_id);
+	if (release_fd >= 0 && fence_status(release_fd) < 0)
+		return sd_bus_error_setf(error, ERR_INVALID_ARGUMENT, "the release fence is not a sync_file");
+	grant_end(g, release_fd);
+	process_queue(b);
+	return 0;
+}
+
+void access_release_buffer(struct buffer *buf, struct client *c)
+{
+	struct broker *b = c->broker;
+	bool changed = false;
+
+	for (struct grant *g = buf->resv.grants, *next; g; g = next) {
+		next = g->next_in_buffer;
+		if (g->client == c) {
+			grant_end(g, -1);
+			changed = true;
+		}
+	}
+	for (struct request *r = b->pending, *next; r; r = next) {
+		next = r->next;
+		for (unsigned i = 0; i < r->n; i++)
+			if (r->client == c && r->bufs[i] == buf) {
+				sd_bus_reply_method_errorf(r->msg, ERR_UNKNOWN_BUFFER,
+							   "buffer %llu was released while this request waited",
+							   (unsigned long long)buf->id);
+				request_unlink(b, r);
+				changed = true;
+				break;
+			}
+	}
+	if (changed)
+		process_queue(b);
+}
+
+void access_drop_client(struct client *c)
+{
+	struct broker *b = c->broker;
+	bool changed = c->grants || c->n_pending;
+
+	while (c->grants)
+		grant_end(c->grants, -1);
+	for (struct request *r = b->pending, *next; r; r = next) {
+		next = r->next;
+		if (r->client == c)
+			request_unlink(b, r);
+	}
+	if (changed)
+		process_queue(b);
+}

@@ -1,0 +1,94 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Access grants: the daemon as the userspace mirror of a dma-buf's
+ * reservation object (see docs/ACCESS.md).
+ *
+ * Per buffer, either any number of READ grants or one WRITE grant are
+ * active. A request that conflicts with an active grant, or with an earlier
+ * request still waiting, waits in one FIFO for the whole broker and is
+ * answered when it can be granted (an asynchronous D-Bus reply): waiters are
+ * served in order, so writers do not starve. A request for several buffers
+ * is granted all at once or not at all, so it never holds some while it
+ * waits for others; single requests that would close a cycle of waiting
+ * clients are refused with WouldDeadlock (the ww_mutex back-off).
+ *
+ * Every grant comes with an acquire fence: the release fences of the
+ * conflicting accesses before it, merged with what the kernel has on the
+ * dma-buf (DMA_BUF_IOCTL_EXPORT_SYNC_FILE). Release fences handed back at
+ * EndAccess are kept (watched in the event loop, dropped once signalled,
+ * reported when past their deadline) and imported into the dma-buf.
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <systemd/sd-bus.h>
+#include <systemd/sd-event.h>
+
+struct broker;
+struct buffer;
+struct client;
+
+#define ACCESS_READ 1u
+#define ACCESS_WRITE 2u
+#define ACCESS_NONBLOCK 1u          /* BeginAccess flag: Busy instead of waiting */
+#define ACCESS_MAX_MULTI 16
+#define RESV_MAX_READ_SLOTS 8
+#define SLOT_MAX_SUPPLIERS 4
+
+struct fence_slot {                 /* one kept release fence */
+	int fd;
+	struct buffer *buf;
+	bool write;
+	sd_event_source *io, *timer;
+	uint64_t deadline_usec;
+	uint64_t suppliers[SLOT_MAX_SUPPLIERS]; /* client ids */
+	unsigned n_suppliers;
+};
+
+struct grant {
+	uint64_t id;
+	struct buffer *buf;
+	struct client *client;
+	uint32_t mode;
+	struct grant *next_in_buffer, *next_in_client;
+};
+
+struct resv {                       /* embedded in struct buffer */
+	struct grant *grants;
+	unsigned readers;
+	bool writer;
+	struct fence_slot *write;
+	struct fence_slot *reads[RESV_MAX_READ_SLOTS];
+	unsigned n_reads;
+	unsigned waiters;               /* queued requests naming this buffer */
+	uint32_t fence_timeouts;
+};
+
+struct request {                    /* a BeginAccess waiting in the queue */
+	struct client *client;
+	sd_bus_message *msg;            /* the call to answer */
+	bool multi;
+	unsigned n;
+	struct buffer *bufs[ACCESS_MAX_MULTI];
+	uint32_t modes[ACCESS_MAX_MULTI];
+	struct request *next;
+};
+
+/*
+ * Handles BeginAccess (n == 1, !multi) and BeginAccessMulti. Returns 1 when
+ * it replied or queued the call, or a negative errno with error set.
+ */
+int access_begin(struct client *c, sd_bus_message *m, unsigned n, struct buffer **bufs, const uint32_t *modes,
+		 bool multi, uint32_t flags, sd_bus_error *error);
+/* EndAccess: release_fd is borrowed (-1: the work is done). */
+int access_end(struct client *c, uint64_t grant_id, int release_fd, sd_bus_error *error);
+/* Ends c's grants on buf and its queued requests naming buf (it released buf). */
+void access_release_buffer(struct buffer *buf, struct client *c);
+/* Ends everything c has (it is going away). */
+void access_drop_client(struct client *c);
+/* Frees buf's kept fences (buf is being freed). */
+void access_free_buffer(struct buffer *buf);
+/* How many fences buf keeps. */
+unsigned access_pending_fences(const struct buffer *buf);
