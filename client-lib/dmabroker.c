@@ -5,13 +5,18 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <unistd.h>
 
+#include <sys/ioctl.h>
+
+#include <linux/dma-buf.h>
 #include <systemd/sd-bus.h>
 
 #include "cleanup.h"
 #include "dmabroker.h"
 #include "errors.h"
+#include "fence.h"
 
 #define EXPORT __attribute__((visibility("default")))
 
@@ -38,6 +43,8 @@ struct dmabroker_buffer {
 	char backend[64];
 	unsigned n_planes;
 	struct dmabroker_plane planes[MAX_PLANES];
+	uint64_t cpu_grant;          /* the grant of cpu_begin, for cpu_end */
+	uint32_t cpu_mode;
 	struct dmabroker_buffer *next, **prevp;
 };
 
@@ -659,5 +666,303 @@ EXPORT int dmabroker_buffer_get_plane(const struct dmabroker_buffer *buf, unsign
 		*offset = buf->planes[i].offset;
 	if (stride)
 		*stride = buf->planes[i].stride;
+	return 0;
+}
+
+/* ---- access ---- */
+
+/* Reads "ah" holding zero or one fd into *ret (a duplicate the caller owns, or -1). */
+static int read_fence_array(sd_bus_message *m, int *ret)
+{
+	int fd = -1, r = sd_bus_message_enter_container(m, 'a', "h");
+
+	*ret = -1;
+	if (r < 0)
+		return r;
+	r = sd_bus_message_read(m, "h", &fd);
+	if (r < 0)
+		return r;
+	if (r > 0) {
+		r = take_fd(fd, ret);
+		if (r < 0)
+			return r;
+	}
+	return sd_bus_message_exit_container(m);
+}
+
+static int new_begin_call(struct dmabroker_buffer *buf, uint32_t mode, uint32_t flags, sd_bus_message **ret)
+{
+	int r = new_call(buf->b, "BeginAccess", ret);
+	if (r >= 0)
+		r = sd_bus_message_append(*ret, "tuu", buf->id, mode, flags);
+	if (r < 0)
+		*ret = sd_bus_message_unref(*ret);
+	return r;
+}
+
+EXPORT int dmabroker_buffer_begin_access(struct dmabroker_buffer *buf, uint32_t mode, uint32_t flags,
+					 uint64_t *ret_grant, int *ret_acquire_fence)
+{
+	sd_bus_message *m = NULL, *reply = NULL;
+	int r = new_begin_call(buf, mode, flags, &m);
+
+	if (r < 0)
+		return set_error(buf->b, NULL, r);
+	r = call(buf->b, m, &reply);
+	if (r >= 0)
+		r = sd_bus_message_read(reply, "t", ret_grant);
+	if (r >= 0)
+		r = read_fence_array(reply, ret_acquire_fence);
+	sd_bus_message_unref(reply);
+	return r < 0 ? r : 0;
+}
+
+struct async_access {
+	struct dmabroker *b;
+	dmabroker_access_callback cb;
+	void *userdata;
+};
+
+static int on_begin_reply(sd_bus_message *m, void *userdata, sd_bus_error *ret_error)
+{
+	struct async_access *a = userdata;
+	const sd_bus_error *e = sd_bus_message_get_error(m);
+	uint64_t grant = 0;
+	int fence = -1, r;
+
+	if (e) {
+		r = set_error(a->b, e, -sd_bus_message_get_errno(m));
+	} else {
+		r = sd_bus_message_read(m, "t", &grant);
+		if (r >= 0)
+			r = read_fence_array(m, &fence);
+		if (r < 0)
+			set_error(a->b, NULL, r);
+	}
+	a->cb(a->b, r < 0 ? r : 0, grant, fence, a->userdata);
+	return 0;
+}
+
+EXPORT int dmabroker_buffer_begin_access_async(struct dmabroker_buffer *buf, uint32_t mode, uint32_t flags,
+					       dmabroker_access_callback cb, void *userdata)
+{
+	sd_bus_message *m = NULL;
+	sd_bus_slot *slot = NULL;
+	struct async_access *a;
+	int r;
+
+	if (!cb)
+		return -EINVAL;
+	r = new_begin_call(buf, mode, flags, &m);
+	if (r < 0)
+		return set_error(buf->b, NULL, r);
+	a = calloc(1, sizeof(*a));
+	if (!a) {
+		sd_bus_message_unref(m);
+		return -ENOMEM;
+	}
+	*a = (struct async_access){ buf->b, cb, userdata };
+	r = sd_bus_call_async(calls(buf->b), &slot, m, on_begin_reply, a, 0);
+	sd_bus_message_unref(m);
+	if (r < 0) {
+		free(a);
+		return set_error(buf->b, NULL, r);
+	}
+	sd_bus_slot_set_destroy_callback(slot, free);
+	sd_bus_slot_set_floating(slot, 1);
+	sd_bus_slot_unref(slot);
+	return 0;
+}
+
+EXPORT int dmabroker_begin_access_multi(struct dmabroker *b, unsigned n, struct dmabroker_buffer *const *bufs,
+					const uint32_t *modes, uint32_t flags, uint64_t *ret_grants,
+					int *ret_acquire_fence)
+{
+	sd_bus_message *m = NULL, *reply = NULL;
+	unsigned got = 0;
+	int r = new_call(b, "BeginAccessMulti", &m);
+
+	if (r >= 0)
+		r = sd_bus_message_open_container(m, 'a', "(tu)");
+	for (unsigned i = 0; r >= 0 && i < n; i++)
+		r = sd_bus_message_append(m, "(tu)", bufs[i]->id, modes[i]);
+	if (r >= 0)
+		r = sd_bus_message_close_container(m);
+	if (r >= 0)
+		r = sd_bus_message_append(m, "u", flags);
+	if (r < 0) {
+		sd_bus_message_unref(m);
+		return set_error(b, NULL, r);
+	}
+	r = call(b, m, &reply);
+	if (r >= 0)
+		r = sd_bus_message_enter_container(reply, 'a', "t");
+	while (r >= 0 && got < n && (r = sd_bus_message_read(reply, "t", &ret_grants[got])) > 0)
+		got++;
+	if (r >= 0)
+		r = sd_bus_message_exit_container(reply);
+	if (r >= 0 && got != n)
+		r = -EBADMSG;
+	if (r >= 0)
+		r = read_fence_array(reply, ret_acquire_fence);
+	sd_bus_message_unref(reply);
+	return r < 0 ? r : 0;
+}
+
+EXPORT int dmabroker_end_access(struct dmabroker *b, uint64_t grant, int release_fence)
+{
+	sd_bus_message *m = NULL, *reply = NULL;
+	int r = new_call(b, "EndAccess", &m);
+
+	if (r >= 0)
+		r = sd_bus_message_append(m, "t", grant);
+	if (r >= 0)
+		r = release_fence >= 0 ? sd_bus_message_append(m, "ah", 1, release_fence)
+				       : sd_bus_message_append(m, "ah", 0);
+	if (r < 0) {
+		sd_bus_message_unref(m);
+		return set_error(b, NULL, r);
+	}
+	r = call(b, m, &reply);
+	sd_bus_message_unref(reply);
+	return r < 0 ? r : 0;
+}
+
+static int cpu_sync(const struct dmabroker_buffer *buf, uint64_t what)
+{
+	struct dma_buf_sync s = {
+		.flags = what | (buf->cpu_mode == DMABROKER_ACCESS_WRITE ? DMA_BUF_SYNC_RW : DMA_BUF_SYNC_READ),
+	};
+	if (!buf->dmabuf)
+		return 0;
+	return ioctl(buf->fd, DMA_BUF_IOCTL_SYNC, &s) < 0 ? -errno : 0;
+}
+
+EXPORT int dmabroker_buffer_cpu_begin(struct dmabroker_buffer *buf, uint32_t mode, int timeout_ms,
+				      uint64_t *ret_grant)
+{
+	uint64_t grant;
+	int fence = -1, r;
+
+	if (buf->cpu_grant)
+		return set_error(buf->b, NULL, -EBUSY); /* one CPU access per buffer at a time */
+	r = dmabroker_buffer_begin_access(buf, mode, 0, &grant, &fence);
+	if (r < 0)
+		return r;
+	if (fence >= 0) {
+		r = fence_wait(fence, timeout_ms);
+		close(fence);
+		if (r <= 0) {
+			dmabroker_end_access(buf->b, grant, -1);
+			return set_error(buf->b, NULL, r == 0 ? -ETIMEDOUT : r);
+		}
+	}
+	buf->cpu_mode = mode;
+	r = cpu_sync(buf, DMA_BUF_SYNC_START);
+	if (r < 0) {
+		dmabroker_end_access(buf->b, grant, -1);
+		return set_error(buf->b, NULL, r);
+	}
+	buf->cpu_grant = grant;
+	*ret_grant = grant;
+	return 0;
+}
+
+EXPORT int dmabroker_buffer_cpu_end(struct dmabroker_buffer *buf, uint64_t grant)
+{
+	int r;
+
+	if (!buf->cpu_grant || grant != buf->cpu_grant)
+		return set_error(buf->b, NULL, -EINVAL);
+	r = cpu_sync(buf, DMA_BUF_SYNC_END);
+	buf->cpu_grant = 0;
+	if (r < 0) {
+		dmabroker_end_access(buf->b, grant, -1);
+		return set_error(buf->b, NULL, r);
+	}
+	return dmabroker_end_access(buf->b, grant, -1);
+}
+
+/* ---- fences ---- */
+
+EXPORT int dmabroker_fence_wait(int fence, int timeout_ms)
+{
+	return fence_wait(fence, timeout_ms);
+}
+
+EXPORT int dmabroker_fence_status(int fence)
+{
+	return fence_status(fence);
+}
+
+EXPORT int dmabroker_fence_merge(int a, int b)
+{
+	return fence_merge(a, b);
+}
+
+struct fence_watch {
+	int fd;
+	bool floating;               /* the library owns the source */
+	dmabroker_fence_callback cb;
+	void *userdata;
+};
+
+static void fence_watch_free(void *p)
+{
+	struct fence_watch *w = p;
+	safe_close(w->fd);
+	free(w);
+}
+
+static int on_fence(sd_event_source *s, int fd, uint32_t revents, void *userdata)
+{
+	struct fence_watch *w = userdata;
+
+	bool floating = w->floating;
+
+	w->cb(w->fd, w->userdata);
+	/* One shot. A source of the library's own goes now (and w with it);
+	 * one the caller holds is only turned off. */
+	if (floating) {
+		sd_event_source_set_floating(s, 0);
+		sd_event_source_disable_unref(s);
+	} else {
+		sd_event_source_set_enabled(s, SD_EVENT_OFF);
+	}
+	return 0;
+}
+
+EXPORT int dmabroker_fence_add_to_event(sd_event *event, int fence, dmabroker_fence_callback cb, void *userdata,
+					sd_event_source **ret_source)
+{
+	struct fence_watch *w;
+	sd_event_source *s = NULL;
+	int r;
+
+	if (!cb)
+		return -EINVAL;
+	w = calloc(1, sizeof(*w));
+	if (!w)
+		return -ENOMEM;
+	w->cb = cb;
+	w->userdata = userdata;
+	w->fd = fcntl(fence, F_DUPFD_CLOEXEC, 3);
+	if (w->fd < 0) {
+		free(w);
+		return -errno;
+	}
+	r = sd_event_add_io(event, &s, w->fd, EPOLLIN, on_fence, w);
+	if (r < 0) {
+		fence_watch_free(w);
+		return r;
+	}
+	sd_event_source_set_destroy_callback(s, fence_watch_free);
+	if (ret_source) {
+		*ret_source = s;
+	} else {
+		w->floating = true;
+		sd_event_source_set_floating(s, 1);
+		sd_event_source_unref(s);
+	}
 	return 0;
 }

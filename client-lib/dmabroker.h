@@ -170,6 +170,76 @@ int dmabroker_buffer_attach(struct dmabroker_buffer *buf, uint32_t usage, const 
 			    uint32_t flags, uint32_t *ret_id);
 int dmabroker_buffer_detach(struct dmabroker_buffer *buf, uint32_t id);
 
+/* ---- access: every touch of a shared buffer is inside a grant ---- */
+
+/** Access modes. */
+#define DMABROKER_ACCESS_READ 1u
+#define DMABROKER_ACCESS_WRITE 2u
+/** Begin-access flag: fail with -EBUSY instead of waiting for other holders. */
+#define DMABROKER_ACCESS_NONBLOCK 1u
+
+/**
+ * Asks for access to buf. Blocks until the daemon grants it (other clients
+ * may hold the buffer). *ret_acquire_fence is a sync_file the caller owns
+ * and must wait for (or hand to a driver) before touching the buffer, or -1
+ * when nothing is pending. -EBUSY with DMABROKER_ACCESS_NONBLOCK when held;
+ * -EDEADLK when waiting would deadlock (end your grants and retry).
+ */
+int dmabroker_buffer_begin_access(struct dmabroker_buffer *buf, uint32_t mode, uint32_t flags,
+				  uint64_t *ret_grant, int *ret_acquire_fence);
+
+/**
+ * Completes an asynchronous begin: error 0 with the grant and the acquire
+ * fence (the callee owns it; -1 = none), or error < 0.
+ */
+typedef void (*dmabroker_access_callback)(struct dmabroker *b, int error, uint64_t grant,
+					  int acquire_fence, void *userdata);
+int dmabroker_buffer_begin_access_async(struct dmabroker_buffer *buf, uint32_t mode, uint32_t flags,
+					dmabroker_access_callback cb, void *userdata);
+
+/**
+ * Access to n buffers (at most 16) at once, all or nothing: never deadlocks
+ * with others, whatever the order. ret_grants gets n grant ids, in order;
+ * *ret_acquire_fence one sync_file for all (caller owns; -1 = none).
+ */
+int dmabroker_begin_access_multi(struct dmabroker *b, unsigned n, struct dmabroker_buffer *const *bufs,
+				 const uint32_t *modes, uint32_t flags, uint64_t *ret_grants,
+				 int *ret_acquire_fence);
+
+/**
+ * Ends a grant. release_fence (borrowed; -1 = none) signals when the work
+ * done under the grant is complete; without one the work must be done.
+ */
+int dmabroker_end_access(struct dmabroker *b, uint64_t grant, int release_fence);
+
+/**
+ * CPU access: begin_access, wait up to timeout_ms (-1 = forever) for the
+ * acquire fence, then DMA_BUF_IOCTL_SYNC START. -ETIMEDOUT when the fence
+ * did not signal in time (the grant is ended again). Map the buffer's fd
+ * between cpu_begin and cpu_end.
+ */
+int dmabroker_buffer_cpu_begin(struct dmabroker_buffer *buf, uint32_t mode, int timeout_ms,
+			       uint64_t *ret_grant);
+/** DMA_BUF_IOCTL_SYNC END, then end_access without a fence. */
+int dmabroker_buffer_cpu_end(struct dmabroker_buffer *buf, uint64_t grant);
+
+/* ---- fences (sync_file fds) ---- */
+
+/** Waits up to timeout_ms (-1 = forever): 1 signalled, 0 timed out, <0 error. */
+int dmabroker_fence_wait(int fence, int timeout_ms);
+/** 1 signalled, 0 pending, <0 error; never waits. */
+int dmabroker_fence_status(int fence);
+/** A new sync_file (the caller owns it) that signals when a and b have (both borrowed). */
+int dmabroker_fence_merge(int a, int b);
+/**
+ * Calls cb once fence (borrowed: a duplicate is watched) signals, from the
+ * sd-event loop. *ret_source (may be NULL) lets the caller cancel it with
+ * sd_event_source_unref(); otherwise it frees itself after cb.
+ */
+typedef void (*dmabroker_fence_callback)(int fence, void *userdata);
+int dmabroker_fence_add_to_event(sd_event *event, int fence, dmabroker_fence_callback cb, void *userdata,
+				 sd_event_source **ret_source);
+
 /* Accessors: valid until the buffer is released. */
 uint64_t dmabroker_buffer_get_id(const struct dmabroker_buffer *buf);
 /** The buffer's fd (borrowed: owned by buf, closed by dmabroker_buffer_release()). */

@@ -34,6 +34,7 @@
 
 #include "dmabroker.h"
 #include "tap.h"
+#include "broker-util.h"
 
 TAP_DEFINE;
 
@@ -44,82 +45,8 @@ TAP_DEFINE;
 static const char *backends[MAX_BACKENDS];
 static unsigned n_backends;
 static const char *current_backend;
-static pid_t daemon_pid;
 
 /* ---- helpers ---- */
-
-static int daemon_fd_count(void)
-{
-	char path[64];
-	struct dirent *e;
-	int n = 0;
-	DIR *d;
-
-	snprintf(path, sizeof(path), "/proc/%d/fd", (int)daemon_pid);
-	d = opendir(path);
-	if (!d)
-		return -errno;
-	while ((e = readdir(d)))
-		n += e->d_name[0] != '.';
-	closedir(d);
-	return n;
-}
-
-static int daemon_buffer_count(void)
-{
-	sd_bus *bus = NULL;
-	uint32_t n = 0;
-	int r = sd_bus_open_user(&bus);
-
-	if (r >= 0)
-		r = sd_bus_get_property_trivial(bus, "org.dmabroker.Broker1", "/org/dmabroker/Broker1",
-						"org.dmabroker.Broker1", "Buffers", NULL, 'u', &n);
-	sd_bus_unref(bus);
-	return r < 0 ? r : (int)n;
-}
-
-/* The daemon's fd and buffer counts before a step, compared after it. The
- * daemon drops a dead client asynchronously: give it a moment. */
-struct baseline {
-	int fds, buffers;
-};
-
-/* Waits until the counts hold still (the daemon may still be cleaning up
- * after the previous step's clients), and returns them. */
-static struct baseline baseline_take(void)
-{
-	struct baseline last = { -1, -1 };
-	int same = 0;
-
-	for (int i = 0; i < 200 && same < 3; i++) {
-		struct baseline now = { daemon_fd_count(), daemon_buffer_count() };
-		same = now.fds == last.fds && now.buffers == last.buffers ? same + 1 : 0;
-		last = now;
-		usleep(20000);
-	}
-	return last;
-}
-
-static bool baseline_restored(struct baseline b)
-{
-	for (int i = 0; i < 200; i++) {
-		if (daemon_fd_count() == b.fds && daemon_buffer_count() == b.buffers)
-			return true;
-		usleep(10000);
-	}
-	tap_diag("daemon holds %d fds and %d buffers; before: %d and %d", daemon_fd_count(), daemon_buffer_count(),
-		 b.fds, b.buffers);
-	return false;
-}
-
-static struct dmabroker *connect_session(void)
-{
-	struct dmabroker *b = NULL;
-	int r = dmabroker_connect(DMABROKER_BUS_SESSION, &b);
-	if (r < 0)
-		tap_diag("connect: %s", strerror(-r));
-	return b;
-}
 
 static struct dmabroker_alloc_desc desc_for(uint32_t w, uint32_t h, uint32_t fourcc)
 {
@@ -189,18 +116,6 @@ static int child_write_by_token(const char *token)
 	dmabroker_buffer_release(buf);
 	dmabroker_disconnect(b);
 	return r;
-}
-
-static bool expect_error(struct dmabroker *b, int r, int want_errno, const char *want_name)
-{
-	const char *name = dmabroker_error_name(b);
-	if (r != -want_errno || !name || strcmp(name, want_name) != 0) {
-		tap_diag("got %d (%s: %s), want -%d (%s)", r, name ? name : "-",
-			 dmabroker_error_message(b) ? dmabroker_error_message(b) : "-", want_errno, want_name);
-		return false;
-	}
-	tap_diag("%s: %s", name, dmabroker_error_message(b));
-	return true;
 }
 
 /* Each dma-buf is named "dmabroker:<id>" (DMA_BUF_SET_NAME). */
@@ -842,7 +757,6 @@ static bool step_vivid_import(void)
 int main(int argc, char **argv)
 {
 	bool vivid = false, dmabuf_tests;
-	const char *pid = getenv("DMABROKER_PID");
 	char name[128];
 	int steps;
 
@@ -856,11 +770,8 @@ int main(int argc, char **argv)
 			return 2;
 		}
 	}
-	if (!pid) {
-		fprintf(stderr, "broker-test: run me under tests/common/with-daemon.py (DMABROKER_PID is not set)\n");
+	if (!daemon_pid_from_env("broker-test"))
 		return 2;
-	}
-	daemon_pid = atoi(pid);
 	if (n_backends == 0)
 		backends[n_backends++] = "shm";
 	dmabuf_tests = strcmp(backends[0], "shm") != 0;
