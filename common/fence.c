@@ -30,6 +30,12 @@ int fence_status(int fence)
 	return fence_wait(fence, 0);
 }
 
+bool fence_is_sync_file(int fd)
+{
+	struct sync_file_info info = { 0 }; /* num_fences 0: the header only */
+	return ioctl(fd, SYNC_IOC_FILE_INFO, &info) == 0;
+}
+
 int fence_merge(int a, int b)
 {
 	struct sync_merge_data m = { .fd2 = b };

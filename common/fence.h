@@ -7,6 +7,8 @@
 
 #include <stdbool.h>
 
+/* Whether fd is a sync_file (not merely something poll() accepts). */
+bool fence_is_sync_file(int fd);
 /* 1 when fence has signalled, 0 while pending, negative errno on error. */
 int fence_status(int fence);
 /* Waits up to timeout_ms (-1: forever): 1 signalled, 0 timed out, <0 error. */

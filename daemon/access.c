@@ -541,7 +541,7 @@ int access_end(struct client *c, uint64_t grant_id, int release_fd, sd_bus_error
 	if (!g || g->client != c)
 		return sd_bus_error_setf(error, ERR_UNKNOWN_GRANT, "this client has no grant %llu",
 					 (unsigned long long)grant_id);
-	if (release_fd >= 0 && fence_status(release_fd) < 0)
+	if (release_fd >= 0 && !fence_is_sync_file(release_fd))
 		return sd_bus_error_setf(error, ERR_INVALID_ARGUMENT, "the release fence is not a sync_file");
 	grant_end(g, release_fd);
 	process_queue(b);

@@ -63,18 +63,18 @@ static inline struct baseline baseline_take(void)
 	struct baseline last = { -1, -1 };
 	int same = 0;
 
-	for (int i = 0; i < 200 && same < 3; i++) {
+	for (int i = 0; i < 200 && same < 5; i++) {
 		struct baseline now = { daemon_fd_count(), daemon_buffer_count() };
 		same = now.fds == last.fds && now.buffers == last.buffers ? same + 1 : 0;
 		last = now;
-		usleep(20000);
+		usleep(30000);
 	}
 	return last;
 }
 
 static inline bool baseline_restored(struct baseline b)
 {
-	for (int i = 0; i < 200; i++) {
+	for (int i = 0; i < 500; i++) {
 		if (daemon_fd_count() == b.fds && daemon_buffer_count() == b.buffers)
 			return true;
 		usleep(10000);

@@ -1,0 +1,912 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * access-test: fence-ordered access end to end, against a real dmabrokerd
+ * (under tests/common/with-daemon.py). Output is TAP.
+ *
+ * usage: access-test [--backend NAME] [--fences] [--frames N]
+ *
+ * Without --fences (the host, shm backend): grants, waiting, fairness,
+ * multi-buffer acquisition, deadlock refusal, client death, and writer and
+ * reader processes over thousands of frames through the CPU helpers.
+ * With --fences (the VM, dma-buf backends, sw_sync and vgem): the same
+ * frames with real pending release fences, release fences seen through
+ * EXPORT_SYNC_FILE, a vgem driver fence in the next acquire fence, a
+ * bounded number of kept fences, and a fence that never signals.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <drm_fourcc.h>
+#include <linux/dma-buf.h>
+#include <systemd/sd-bus.h>
+#include <xf86drm.h>
+
+#include "dmabroker.h"
+#include "tap.h"
+#include "broker-util.h"
+#include "drm-find.h"
+#include "uapi-extra.h"
+
+TAP_DEFINE;
+
+#define R DMABROKER_ACCESS_READ
+#define W DMABROKER_ACCESS_WRITE
+#define CPU_RW (DMABROKER_USAGE_CPU_READ_FLAG | DMABROKER_USAGE_CPU_WRITE_FLAG)
+
+static const char *backend = "shm";
+static int frames = 1000;
+
+static struct dmabroker_buffer *alloc_buf(struct dmabroker *b, uint32_t w, uint32_t h)
+{
+	struct dmabroker_alloc_desc d = {
+		.version = DMABROKER_ALLOC_DESC_VERSION, .width = w, .height = h,
+		.fourcc = DRM_FORMAT_XRGB8888, .usage = CPU_RW, .backend = backend,
+	};
+	struct dmabroker_buffer *buf = NULL;
+	int r = dmabroker_allocate(b, &d, &buf);
+	if (r < 0)
+		tap_diag("allocate on %s: %s", backend, dmabroker_error_message(b));
+	return buf;
+}
+
+/* Shares buf with other: the same buffer, opened by a token. */
+static struct dmabroker_buffer *share(struct dmabroker_buffer *buf, struct dmabroker *other)
+{
+	struct dmabroker_buffer *out = NULL;
+	char *token = NULL;
+	if (dmabroker_buffer_create_token(buf, 0, 0, &token) == 0)
+		dmabroker_open_token(other, token, &out);
+	free(token);
+	return out;
+}
+
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Runs the event loop of b until *done or timeout_ms passed. */
+static void pump(struct dmabroker *b, const int *done, int timeout_ms)
+{
+	int64_t end = now_ms() + timeout_ms;
+	struct pollfd p = { .fd = dmabroker_get_fd(b), .events = POLLIN };
+
+	while (!*done && now_ms() < end) {
+		poll(&p, 1, 20);
+		dmabroker_process(b);
+	}
+}
+
+struct pending_grant {
+	int done, error, fence;
+	uint64_t grant;
+};
+
+static void on_granted(struct dmabroker *b, int error, uint64_t grant, int fence, void *userdata)
+{
+	struct pending_grant *p = userdata;
+	p->done = 1;
+	p->error = error;
+	p->grant = grant;
+	p->fence = fence;
+}
+
+static int buffer_field(uint64_t id, const char *field)
+{
+	/* ListBuffers' waiters (13th) or pending fences (14th) or timeouts (15th). */
+	sd_bus *bus = NULL;
+	sd_bus_message *reply = NULL;
+	uint64_t bid, size, age;
+	uint32_t w, h, f, usage, uid, pid, holders, att, grants, waiters, fences, timeouts;
+	const char *be;
+	int r, out = -1;
+
+	if (sd_bus_open_user(&bus) < 0)
+		return -1;
+	r = sd_bus_call_method(bus, "org.dmabroker.Broker1", "/org/dmabroker/Broker1", "org.dmabroker.Broker1",
+			       "ListBuffers", NULL, &reply, "");
+	if (r >= 0)
+		r = sd_bus_message_enter_container(reply, 'a', "(tuuutsuuuuutuuuu)");
+	while (r >= 0 && (r = sd_bus_message_read(reply, "(tuuutsuuuuutuuuu)", &bid, &w, &h, &f, &size, &be, &usage,
+						   &uid, &pid, &holders, &att, &age, &grants, &waiters, &fences,
+						   &timeouts)) > 0)
+		if (bid == id)
+			out = !strcmp(field, "grants") ? (int)grants : !strcmp(field, "waiters") ? (int)waiters :
+			      !strcmp(field, "fences") ? (int)fences : (int)timeouts;
+	sd_bus_message_unref(reply);
+	sd_bus_flush_close_unref(bus);
+	return out;
+}
+
+/* ---- grants ---- */
+
+static bool step_grant_basics(void)
+{
+	struct baseline base = baseline_take();
+	struct dmabroker *a = connect_session(), *b = connect_session();
+	struct dmabroker_buffer *buf, *bb;
+	uint64_t g1, g2, g3;
+	int f1 = -1, f2 = -1, f3 = -1;
+
+	CHECK(a && b);
+	buf = alloc_buf(a, 64, 64);
+	CHECK(buf);
+	bb = share(buf, b);
+	CHECK(bb);
+	CHECK(dmabroker_buffer_begin_access(buf, R, 0, &g1, &f1) == 0);
+	/* A writer cannot join a reader... */
+	CHECK(expect_error(b, dmabroker_buffer_begin_access(bb, W, DMABROKER_ACCESS_NONBLOCK, &g3, &f3), EBUSY,
+			   "org.dmabroker.Error.Busy"));
+	/* ...readers share. */
+	CHECK(dmabroker_buffer_begin_access(bb, R, 0, &g2, &f2) == 0);
+	CHECK(f1 == -1 && f2 == -1); /* nothing pending on a fresh buffer */
+	CHECK(buffer_field(dmabroker_buffer_get_id(buf), "grants") == 2);
+	/* Asking for what you already block yourself on. */
+	CHECK(expect_error(a, dmabroker_buffer_begin_access(buf, W, 0, &g3, &f3), EDEADLK,
+			   "org.dmabroker.Error.WouldDeadlock"));
+	CHECK(dmabroker_end_access(a, g1, -1) == 0);
+	CHECK(expect_error(a, dmabroker_end_access(a, g1, -1), EBADSLT, "org.dmabroker.Error.UnknownGrant"));
+	CHECK(expect_error(a, dmabroker_end_access(a, g2, -1), EBADSLT, "org.dmabroker.Error.UnknownGrant"));
+	CHECK(dmabroker_end_access(b, g2, -1) == 0);
+	CHECK(dmabroker_buffer_begin_access(bb, W, DMABROKER_ACCESS_NONBLOCK, &g3, &f3) == 0);
+	CHECK(dmabroker_end_access(b, g3, -1) == 0);
+	CHECK(expect_error(a, dmabroker_buffer_begin_access(buf, 3, 0, &g3, &f3), EINVAL,
+			   "org.dmabroker.Error.InvalidArgument"));
+	CHECK(expect_error(a, dmabroker_buffer_begin_access(buf, R, 0x10, &g3, &f3), EINVAL,
+			   "org.dmabroker.Error.InvalidArgument"));
+	{
+		/* A release fence that is not a sync_file. */
+		int p[2];
+		CHECK(pipe2(p, O_CLOEXEC) == 0);
+		CHECK(dmabroker_buffer_begin_access(buf, R, 0, &g1, &f1) == 0);
+		CHECK(expect_error(a, dmabroker_end_access(a, g1, p[0]), EINVAL, "org.dmabroker.Error.InvalidArgument"));
+		CHECK(dmabroker_end_access(a, g1, -1) == 0);
+		close(p[0]);
+		close(p[1]);
+	}
+	dmabroker_disconnect(a);
+	dmabroker_disconnect(b);
+	CHECK(baseline_restored(base));
+	return true;
+}
+
+static bool step_fenceless_holder(void)
+{
+	struct baseline base = baseline_take();
+	struct dmabroker *a = connect_session(), *b = connect_session(), *c = connect_session();
+	struct dmabroker_buffer *buf, *bb, *other;
+	struct pending_grant pg = { 0 };
+	uint64_t g;
+	int f = -1, never = 0;
+
+	CHECK(a && b && c);
+	buf = alloc_buf(a, 64, 64);
+	CHECK(buf && (bb = share(buf, b)));
+	CHECK(dmabroker_buffer_begin_access(buf, W, 0, &g, &f) == 0); /* a CPU writer, no fence */
+	CHECK(dmabroker_buffer_begin_access_async(bb, R, 0, on_granted, &pg) == 0);
+	pump(b, &never, 300);
+	CHECK(!pg.done); /* held, not answered */
+	CHECK(buffer_field(dmabroker_buffer_get_id(buf), "waiters") == 1);
+	/* The daemon serves everybody else meanwhile. */
+	other = alloc_buf(c, 32, 32);
+	CHECK(other);
+	CHECK(daemon_buffer_count() >= 2);
+	CHECK(dmabroker_end_access(a, g, -1) == 0);
+	pump(b, &pg.done, 5000);
+	CHECK(pg.done && pg.error == 0 && pg.grant);
+	CHECK(pg.fence == -1);
+	CHECK(dmabroker_end_access(b, pg.grant, -1) == 0);
+	dmabroker_disconnect(a);
+	dmabroker_disconnect(b);
+	dmabroker_disconnect(c);
+	CHECK(baseline_restored(base));
+	return true;
+}
+
+static bool step_writer_not_starved(void)
+{
+	struct baseline base = baseline_take();
+	struct dmabroker *a = connect_session(), *w = connect_session(), *r2 = connect_session();
+	struct dmabroker_buffer *buf, *wb, *rb;
+	struct pending_grant pw = { 0 }, pr = { 0 };
+	uint64_t g;
+	int f = -1, never = 0;
+
+	CHECK(a && w && r2);
+	buf = alloc_buf(a, 64, 64);
+	CHECK(buf && (wb = share(buf, w)) && (rb = share(buf, r2)));
+	CHECK(dmabroker_buffer_begin_access(buf, R, 0, &g, &f) == 0);
+	CHECK(dmabroker_buffer_begin_access_async(wb, W, 0, on_granted, &pw) == 0);
+	pump(w, &never, 100);
+	/* A reader arriving after a waiting writer queues behind it, although
+	 * it could share with the active reader. */
+	CHECK(dmabroker_buffer_begin_access_async(rb, R, 0, on_granted, &pr) == 0);
+	pump(r2, &never, 200);
+	CHECK(!pw.done && !pr.done);
+	CHECK(dmabroker_end_access(a, g, -1) == 0);
+	pump(w, &pw.done, 5000);
+	CHECK(pw.done && pw.error == 0);
+	pump(r2, &never, 200);
+	CHECK(!pr.done);
+	CHECK(dmabroker_end_access(w, pw.grant, -1) == 0);
+	pump(r2, &pr.done, 5000);
+	CHECK(pr.done && pr.error == 0);
+	CHECK(dmabroker_end_access(r2, pr.grant, -1) == 0);
+	dmabroker_disconnect(a);
+	dmabroker_disconnect(w);
+	dmabroker_disconnect(r2);
+	CHECK(baseline_restored(base));
+	return true;
+}
+
+static bool step_deadlock_refused(void)
+{
+	struct baseline base = baseline_take();
+	struct dmabroker *c1 = connect_session(), *c2 = connect_session();
+	struct dmabroker_buffer *a1, *b1, *a2, *b2;
+	struct pending_grant p1 = { 0 };
+	uint64_t ga, gb, g;
+	int f = -1, never = 0;
+
+	CHECK(c1 && c2);
+	a1 = alloc_buf(c1, 16, 16);
+	b1 = alloc_buf(c1, 16, 16);
+	CHECK(a1 && b1 && (a2 = share(a1, c2)) && (b2 = share(b1, c2)));
+	CHECK(dmabroker_buffer_begin_access(a1, W, 0, &ga, &f) == 0);
+	CHECK(dmabroker_buffer_begin_access(b2, W, 0, &gb, &f) == 0);
+	/* c1 holds A and waits for B; c2 holds B and asks for A: a cycle. */
+	CHECK(dmabroker_buffer_begin_access_async(b1, W, 0, on_granted, &p1) == 0);
+	pump(c1, &never, 100);
+	CHECK(expect_error(c2, dmabroker_buffer_begin_access(a2, W, 0, &g, &f), EDEADLK,
+			   "org.dmabroker.Error.WouldDeadlock"));
+	/* c2 backs off as told; c1 goes on. */
+	CHECK(dmabroker_end_access(c2, gb, -1) == 0);
+	pump(c1, &p1.done, 5000);
+	CHECK(p1.done && p1.error == 0);
+	CHECK(dmabroker_end_access(c1, p1.grant, -1) == 0 && dmabroker_end_access(c1, ga, -1) == 0);
+	dmabroker_disconnect(c1);
+	dmabroker_disconnect(c2);
+	CHECK(baseline_restored(base));
+	return true;
+}
+
+/* Two processes acquire {A, B} and {B, A} for writing, `n` times each. */
+static int multi_child(const char *ta, const char *tb, bool reverse, int n)
+{
+	struct dmabroker *b = connect_session();
+	struct dmabroker_buffer *bufs[2] = { NULL, NULL };
+	uint32_t modes[2] = { W, W };
+	uint64_t grants[2];
+	int fence;
+
+	if (!b || dmabroker_open_token(b, ta, &bufs[reverse]) < 0 || dmabroker_open_token(b, tb, &bufs[!reverse]) < 0)
+		return 1;
+	if (dmabroker_open_direct(b) < 0)
+		return 1;
+	for (int i = 0; i < n; i++) {
+		if (dmabroker_begin_access_multi(b, 2, bufs, modes, 0, grants, &fence) < 0) {
+			fprintf(stderr, "multi: %s\n", dmabroker_error_message(b));
+			return 1;
+		}
+		if (fence >= 0) {
+			dmabroker_fence_wait(fence, -1);
+			close(fence);
+		}
+		if (dmabroker_end_access(b, grants[0], -1) < 0 || dmabroker_end_access(b, grants[1], -1) < 0)
+			return 1;
+	}
+	dmabroker_disconnect(b);
+	return 0;
+}
+
+static bool step_multi_no_deadlock(void)
+{
+	struct baseline base = baseline_take();
+	struct dmabroker *owner = connect_session();
+	struct dmabroker_buffer *a, *b;
+	char *ta = NULL, *tb = NULL;
+	pid_t pids[2];
+	int64_t t0 = now_ms();
+
+	CHECK(owner);
+	a = alloc_buf(owner, 16, 16);
+	b = alloc_buf(owner, 16, 16);
+	CHECK(a && b);
+	CHECK(dmabroker_buffer_create_token(a, 0, 0, &ta) == 0 && dmabroker_buffer_create_token(b, 0, 0, &tb) == 0);
+	for (int i = 0; i < 2; i++) {
+		pids[i] = fork();
+		CHECK(pids[i] >= 0);
+		if (pids[i] == 0)
+			_exit(multi_child(ta, tb, i == 1, 1000));
+	}
+	for (int i = 0; i < 2; i++) {
+		int status;
+		/* A deadlock would hang here: the harness's timeout fails the test. */
+		CHECK(waitpid(pids[i], &status, 0) == pids[i]);
+		CHECKF(WIFEXITED(status) && WEXITSTATUS(status) == 0, "process %d failed", i);
+	}
+	tap_diag("2 x 1000 acquisitions of {A,B} and {B,A} in %.1f s", (double)(now_ms() - t0) / 1000);
+	free(ta);
+	free(tb);
+	dmabroker_disconnect(owner);
+	CHECK(baseline_restored(base));
+	return true;
+}
+
+static bool step_holder_death_and_release(void)
+{
+	struct baseline base = baseline_take();
+	struct dmabroker *a = connect_session(), *b = connect_session();
+	struct dmabroker_buffer *buf, *bb;
+	struct pending_grant pg = { 0 }, pr = { 0 };
+	char *token = NULL, ready;
+	int fds[2], status, never = 0;
+	pid_t pid;
+
+	CHECK(a && b);
+	buf = alloc_buf(a, 64, 64);
+	CHECK(buf && (bb = share(buf, b)));
+	CHECK(dmabroker_buffer_create_token(buf, 0, 0, &token) == 0);
+	CHECK(pipe(fds) == 0);
+	pid = fork();
+	CHECK(pid >= 0);
+	if (pid == 0) {
+		struct dmabroker *c = connect_session();
+		struct dmabroker_buffer *cb = NULL;
+		uint64_t g;
+		int f;
+		if (!c || dmabroker_open_token(c, token, &cb) < 0 || dmabroker_buffer_begin_access(cb, W, 0, &g, &f) < 0)
+			_exit(1);
+		if (write(fds[1], "x", 1) != 1)
+			_exit(1);
+		pause(); /* killed while holding a write grant */
+		_exit(1);
+	}
+	close(fds[1]);
+	CHECK(read(fds[0], &ready, 1) == 1);
+	close(fds[0]);
+	CHECK(dmabroker_buffer_begin_access_async(bb, R, 0, on_granted, &pg) == 0);
+	pump(b, &never, 200);
+	CHECK(!pg.done);
+	CHECK(kill(pid, SIGKILL) == 0 && waitpid(pid, &status, 0) == pid);
+	pump(b, &pg.done, 5000);
+	CHECKF(pg.done && pg.error == 0, "the waiter was not granted after the holder died");
+	CHECK(dmabroker_end_access(b, pg.grant, -1) == 0);
+	/* A waiter whose buffer is released gets an error, not silence. */
+	{
+		uint64_t g;
+		int f;
+		CHECK(dmabroker_buffer_begin_access(buf, W, 0, &g, &f) == 0);
+		CHECK(dmabroker_buffer_begin_access_async(bb, R, 0, on_granted, &pr) == 0);
+		pump(b, &never, 100);
+		dmabroker_buffer_release(bb);
+		pump(b, &pr.done, 5000);
+		CHECK(pr.done && pr.error == -ENOENT);
+		CHECK(dmabroker_end_access(a, g, -1) == 0);
+	}
+	free(token);
+	dmabroker_disconnect(a);
+	dmabroker_disconnect(b);
+	CHECK(baseline_restored(base));
+	return true;
+}
+
+/* ---- frames: writers and readers ---- */
+
+/*
+ * A frame: word 0 is its sequence number, every other word f(seq, i). A
+ * writer writes the first half, pauses, writes the second: a reader that
+ * could look in between would see two sequence numbers.
+ */
+static uint32_t frame_word(uint32_t seq, size_t i)
+{
+	return seq * 2654435761u ^ (uint32_t)i * 40503u;
+}
+
+struct frame_ctx {
+	struct dmabroker *b;
+	struct dmabroker_buffer *buf;
+	uint32_t *map;
+	size_t words;
+	int timeline;           /* sw_sync, with --fences */
+	uint32_t point;
+};
+
+static int frame_open(struct frame_ctx *f, const char *token, bool fences)
+{
+	memset(f, 0, sizeof(*f));
+	f->timeline = -1;
+	f->b = connect_session();
+	if (!f->b || dmabroker_open_token(f->b, token, &f->buf) < 0 || dmabroker_open_direct(f->b) < 0)
+		return -1;
+	f->words = dmabroker_buffer_get_size(f->buf) / 4;
+	f->map = mmap(NULL, f->words * 4, PROT_READ | PROT_WRITE, MAP_SHARED, dmabroker_buffer_get_fd(f->buf), 0);
+	if (f->map == MAP_FAILED)
+		return -1;
+	if (fences) {
+		f->timeline = open(SW_SYNC_DEBUGFS_PATH, O_RDWR | O_CLOEXEC);
+		if (f->timeline < 0)
+			return -1;
+	}
+	return 0;
+}
+
+/* A sw_sync fence at the timeline's next point: the "GPU" finishing later. */
+static int frame_next_fence(struct frame_ctx *f)
+{
+	struct sw_sync_create_fence_data d = { .value = ++f->point };
+	snprintf(d.name, sizeof(d.name), "frame-%u", f->point);
+	return ioctl(f->timeline, SW_SYNC_IOC_CREATE_FENCE, &d) < 0 ? -1 : d.fence;
+}
+
+static void frame_signal(struct frame_ctx *f)
+{
+	uint32_t one = 1;
+	ioctl(f->timeline, SW_SYNC_IOC_INC, &one);
+}
+
+static void dma_sync(struct frame_ctx *f, uint64_t flags)
+{
+	struct dma_buf_sync s = { .flags = flags };
+	if (dmabroker_buffer_is_dmabuf(f->buf))
+		ioctl(dmabroker_buffer_get_fd(f->buf), DMA_BUF_IOCTL_SYNC, &s);
+}
+
+static int writer_main(const char *token, bool fences, int n)
+{
+	struct frame_ctx f;
+
+	if (frame_open(&f, token, fences) < 0)
+		return 1;
+	for (int k = 0; k < n; k++) {
+		uint64_t g;
+		uint32_t seq;
+		int acquire = -1, release = -1;
+
+		if (dmabroker_buffer_begin_access(f.buf, W, 0, &g, &acquire) < 0)
+			return 1;
+		if (acquire >= 0) {
+			if (dmabroker_fence_wait(acquire, 10000) != 1)
+				return 2;
+			close(acquire);
+		}
+		/* CPU access starts before the release fence goes back: once it
+		 * is imported into the dma-buf, SYNC START would wait for it,
+		 * that is for ourselves. */
+		dma_sync(&f, DMA_BUF_SYNC_START | DMA_BUF_SYNC_RW);
+		if (fences) {
+			/* End at once with a fence, then do the work: like a GPU
+			 * job that runs after its submission returned. */
+			release = frame_next_fence(&f);
+			if (release < 0 || dmabroker_end_access(f.b, g, release) < 0)
+				return 1;
+			close(release);
+		}
+		seq = f.map[0] + 1;
+		for (size_t i = 1; i < f.words / 2; i++)
+			f.map[i] = frame_word(seq, i);
+		sched_yield();
+		for (size_t i = f.words / 2; i < f.words; i++)
+			f.map[i] = frame_word(seq, i);
+		f.map[0] = seq;
+		dma_sync(&f, DMA_BUF_SYNC_END | DMA_BUF_SYNC_RW);
+		if (fences)
+			frame_signal(&f);
+		else if (dmabroker_end_access(f.b, g, -1) < 0)
+			return 1;
+	}
+	dmabroker_disconnect(f.b);
+	return 0;
+}
+
+/* 0: the frame is whole; else the first word that disagrees. */
+static size_t frame_check(const struct frame_ctx *f, uint32_t *seq)
+{
+	*seq = f->map[0];
+	for (size_t i = 1; i < f->words; i++)
+		if (f->map[i] != frame_word(*seq, i) && !(*seq == 0 && f->map[i] == 0))
+			return i;
+	return 0;
+}
+
+static int reader_main(const char *token, bool fences, int n)
+{
+	struct frame_ctx f;
+	uint32_t last = 0;
+
+	if (frame_open(&f, token, fences) < 0)
+		return 1;
+	for (int k = 0; k < n; k++) {
+		uint64_t g;
+		uint32_t seq, again;
+		size_t bad;
+		int acquire = -1, release;
+
+		if (dmabroker_buffer_begin_access(f.buf, R, 0, &g, &acquire) < 0)
+			return 1;
+		if (acquire >= 0) {
+			if (dmabroker_fence_wait(acquire, 10000) != 1)
+				return 2;
+			close(acquire);
+		}
+		dma_sync(&f, DMA_BUF_SYNC_START | DMA_BUF_SYNC_READ);
+		if (fences) {
+			/* Read after ending, under a release fence the writer must wait for. */
+			release = frame_next_fence(&f);
+			if (release < 0 || dmabroker_end_access(f.b, g, release) < 0)
+				return 1;
+			close(release);
+		}
+		bad = frame_check(&f, &seq);
+		if (bad) {
+			fprintf(stderr, "reader: frame %u torn at word %zu\n", seq, bad);
+			return 3;
+		}
+		if (seq < last) {
+			fprintf(stderr, "reader: frame %u after %u\n", seq, last);
+			return 3;
+		}
+		usleep(50);
+		/* A writer that overwrote what we still read shows here. */
+		if (frame_check(&f, &again) || again != seq) {
+			fprintf(stderr, "reader: frame %u changed while being read (now %u)\n", seq, again);
+			return 4;
+		}
+		last = seq;
+		dma_sync(&f, DMA_BUF_SYNC_END | DMA_BUF_SYNC_READ);
+		if (fences)
+			frame_signal(&f);
+		else if (dmabroker_end_access(f.b, g, -1) < 0)
+			return 1;
+	}
+	dmabroker_disconnect(f.b);
+	return 0;
+}
+
+static bool run_frames(bool fences)
+{
+	struct baseline base = baseline_take();
+	struct dmabroker *owner = connect_session();
+	struct dmabroker_buffer *buf;
+	enum { WRITERS = 2, READERS = 3 };
+	pid_t pids[WRITERS + READERS];
+	char *token = NULL;
+	int64_t t0 = now_ms();
+	uint64_t g;
+	uint32_t last;
+	int f;
+
+	CHECK(owner);
+	buf = alloc_buf(owner, 64, 32);
+	CHECK(buf);
+	CHECK(dmabroker_buffer_create_token(buf, 0, 0, &token) == 0);
+	for (int i = 0; i < WRITERS + READERS; i++) {
+		pids[i] = fork();
+		CHECK(pids[i] >= 0);
+		if (pids[i] == 0)
+			_exit(i < WRITERS ? writer_main(token, fences, frames) : reader_main(token, fences, frames));
+	}
+	for (int i = 0; i < WRITERS + READERS; i++) {
+		int status;
+		CHECK(waitpid(pids[i], &status, 0) == pids[i]);
+		CHECKF(WIFEXITED(status) && WEXITSTATUS(status) == 0, "%s %d failed (status 0x%x)",
+		       i < WRITERS ? "writer" : "reader", i, status);
+	}
+	/* Every write happened exactly once, in some order. */
+	CHECK(dmabroker_buffer_cpu_begin(buf, R, 10000, &g) == 0);
+	{
+		uint32_t *map = mmap(NULL, dmabroker_buffer_get_size(buf), PROT_READ, MAP_SHARED,
+				     dmabroker_buffer_get_fd(buf), 0);
+		CHECK(map != MAP_FAILED);
+		last = map[0];
+		munmap(map, dmabroker_buffer_get_size(buf));
+	}
+	CHECK(dmabroker_buffer_cpu_end(buf, g) == 0);
+	tap_diag("%d writers x %d frames, %d readers x %d reads%s: %.1f s; last frame %u", WRITERS, frames, READERS,
+		 frames, fences ? ", with sw_sync release fences" : "", (double)(now_ms() - t0) / 1000, last);
+	CHECK(last == (uint32_t)(WRITERS * frames));
+	free(token);
+	(void)f;
+	dmabroker_disconnect(owner);
+	CHECK(baseline_restored(base));
+	return true;
+}
+
+static bool step_frames_cpu(void)
+{
+	return run_frames(false);
+}
+
+static bool step_frames_fenced(void)
+{
+	return run_frames(true);
+}
+
+/* ---- kernel fences (VM) ---- */
+
+static bool step_release_fence_in_dmabuf(void)
+{
+	struct dmabroker *a = connect_session(), *b = connect_session();
+	struct dmabroker_buffer *buf, *bb;
+	struct frame_ctx tl = { .timeline = -1 };
+	uint64_t g;
+	int acquire = -1, release, exported;
+
+	CHECK(a && b);
+	buf = alloc_buf(a, 64, 64);
+	CHECK(buf && (bb = share(buf, b)));
+	tl.timeline = open(SW_SYNC_DEBUGFS_PATH, O_RDWR | O_CLOEXEC);
+	CHECK(tl.timeline >= 0);
+	CHECK(dmabroker_buffer_begin_access(buf, W, 0, &g, &acquire) == 0 && acquire == -1);
+	release = frame_next_fence(&tl);
+	CHECK(release >= 0 && dmabroker_end_access(a, g, release) == 0);
+	/* Implicit sync sees it: the dma-buf's own reservation has it. */
+	{
+		struct dma_buf_export_sync_file e = { .flags = DMA_BUF_SYNC_READ, .fd = -1 };
+		CHECK(ioctl(dmabroker_buffer_get_fd(bb), DMA_BUF_IOCTL_EXPORT_SYNC_FILE, &e) == 0);
+		exported = e.fd;
+	}
+	CHECK(dmabroker_fence_status(exported) == 0);
+	/* So does the next acquirer. */
+	CHECK(dmabroker_buffer_begin_access(bb, R, 0, &g, &acquire) == 0);
+	CHECK(acquire >= 0 && dmabroker_fence_status(acquire) == 0);
+	CHECK(buffer_field(dmabroker_buffer_get_id(buf), "fences") == 1);
+	frame_signal(&tl);
+	CHECK(dmabroker_fence_wait(exported, 2000) == 1);
+	CHECK(dmabroker_fence_wait(acquire, 2000) == 1);
+	/* Signalled fences are dropped. */
+	for (int i = 0; i < 100 && buffer_field(dmabroker_buffer_get_id(buf), "fences") != 0; i++)
+		usleep(10000);
+	CHECK(buffer_field(dmabroker_buffer_get_id(buf), "fences") == 0);
+	CHECK(dmabroker_end_access(b, g, -1) == 0);
+	close(exported);
+	close(acquire);
+	close(release);
+	close(tl.timeline);
+	dmabroker_disconnect(a);
+	dmabroker_disconnect(b);
+	return true;
+}
+
+static bool step_vgem_fence_in_acquire(void)
+{
+	struct dmabroker_alloc_desc d = {
+		.version = DMABROKER_ALLOC_DESC_VERSION, .width = 64, .height = 64,
+		.fourcc = DRM_FORMAT_XRGB8888, .usage = CPU_RW, .backend = "drm:vgem",
+	};
+	struct drm_vgem_fence_attach attach = { .flags = VGEM_FENCE_WRITE };
+	struct drm_vgem_fence_signal sig = { 0 };
+	struct dmabroker *a = connect_session();
+	struct dmabroker_buffer *buf = NULL;
+	uint32_t handle;
+	uint64_t g;
+	int vgem, acquire = -1;
+
+	CHECK(a);
+	CHECKF(dmabroker_allocate(a, &d, &buf) == 0, "vgem: %s", dmabroker_error_message(a));
+	vgem = open_drm_by_driver("vgem");
+	CHECK(vgem >= 0);
+	/* A driver's own fence on the buffer, added behind the broker's back. */
+	CHECK(drmPrimeFDToHandle(vgem, dmabroker_buffer_get_fd(buf), &handle) == 0);
+	attach.handle = handle;
+	CHECK(drmIoctl(vgem, DRM_IOCTL_VGEM_FENCE_ATTACH, &attach) == 0);
+	CHECK(dmabroker_buffer_begin_access(buf, R, 0, &g, &acquire) == 0);
+	CHECKF(acquire >= 0 && dmabroker_fence_status(acquire) == 0, "the driver's fence is not in the acquire fence");
+	sig.fence = attach.out_fence;
+	CHECK(drmIoctl(vgem, DRM_IOCTL_VGEM_FENCE_SIGNAL, &sig) == 0);
+	CHECK(dmabroker_fence_wait(acquire, 2000) == 1);
+	CHECK(dmabroker_end_access(a, g, -1) == 0);
+	close(acquire);
+	close(vgem);
+	dmabroker_disconnect(a);
+	return true;
+}
+
+static bool step_fences_bounded(void)
+{
+	struct dmabroker *owner = connect_session();
+	struct dmabroker *readers[12];
+	struct dmabroker_buffer *buf;
+	struct frame_ctx tl = { .timeline = -1 };
+	uint64_t g;
+	int acquire = -1, kept;
+
+	CHECK(owner);
+	buf = alloc_buf(owner, 64, 64);
+	CHECK(buf);
+	tl.timeline = open(SW_SYNC_DEBUGFS_PATH, O_RDWR | O_CLOEXEC);
+	CHECK(tl.timeline >= 0);
+	/* Twelve readers each hand back a pending fence. */
+	for (int i = 0; i < 12; i++) {
+		struct dmabroker_buffer *rb;
+		int release;
+		readers[i] = connect_session();
+		CHECK(readers[i] && (rb = share(buf, readers[i])));
+		CHECK(dmabroker_buffer_begin_access(rb, R, 0, &g, &acquire) == 0);
+		release = frame_next_fence(&tl);
+		CHECK(release >= 0 && dmabroker_end_access(readers[i], g, release) == 0);
+		close(release);
+	}
+	kept = buffer_field(dmabroker_buffer_get_id(buf), "fences");
+	tap_diag("12 pending read fences kept in %d slots", kept);
+	CHECK(kept >= 1 && kept <= 8);
+	/* A writer must wait for all twelve. */
+	CHECK(dmabroker_buffer_begin_access(buf, W, 0, &g, &acquire) == 0);
+	CHECK(acquire >= 0);
+	for (int i = 0; i < 11; i++)
+		frame_signal(&tl);
+	CHECK(dmabroker_fence_wait(acquire, 300) == 0);
+	frame_signal(&tl);
+	CHECK(dmabroker_fence_wait(acquire, 2000) == 1);
+	CHECK(dmabroker_end_access(owner, g, -1) == 0);
+	CHECK(buffer_field(dmabroker_buffer_get_id(buf), "fences") == 0);
+	close(acquire);
+	close(tl.timeline);
+	for (int i = 0; i < 12; i++)
+		dmabroker_disconnect(readers[i]);
+	dmabroker_disconnect(owner);
+	return true;
+}
+
+struct timeout_seen {
+	int done;
+	uint64_t buffer, client;
+	int write;
+};
+
+static int on_fence_timed_out(sd_bus_message *m, void *userdata, sd_bus_error *e)
+{
+	struct timeout_seen *t = userdata;
+	if (sd_bus_message_read(m, "ttb", &t->buffer, &t->client, &t->write) > 0)
+		t->done = 1;
+	return 0;
+}
+
+static bool client_listed(pid_t pid)
+{
+	sd_bus *bus = NULL;
+	sd_bus_message *reply = NULL;
+	uint64_t id, bytes, age;
+	uint32_t uid, gid, cpid, bufs, tokens, directs;
+	const char *name, *comm;
+	bool found = false;
+	int r = sd_bus_open_user(&bus);
+
+	if (r >= 0)
+		r = sd_bus_call_method(bus, "org.dmabroker.Broker1", "/org/dmabroker/Broker1", "org.dmabroker.Broker1",
+				       "ListClients", NULL, &reply, "");
+	if (r >= 0)
+		r = sd_bus_message_enter_container(reply, 'a', "(tsuuusutuut)");
+	while (r >= 0 && (r = sd_bus_message_read(reply, "(tsuuusutuut)", &id, &name, &uid, &gid, &cpid, &comm, &bufs,
+						   &bytes, &tokens, &directs, &age)) > 0)
+		found |= (pid_t)cpid == pid;
+	sd_bus_message_unref(reply);
+	sd_bus_flush_close_unref(bus);
+	return found;
+}
+
+static bool step_fence_timeout(void)
+{
+	struct dmabroker *y = connect_session();
+	struct dmabroker_buffer *buf, *mine = NULL;
+	struct timeout_seen seen = { 0 };
+	sd_bus *bus = NULL;
+	uint64_t g, timeouts = 0;
+	char *token = NULL, ready;
+	int fds[2], acquire = -1, status;
+	int64_t t0;
+	pid_t pid;
+
+	CHECK(y);
+	buf = alloc_buf(y, 64, 64);
+	CHECK(buf && dmabroker_buffer_create_token(buf, 0, 0, &token) == 0);
+	CHECK(sd_bus_open_user(&bus) >= 0);
+	CHECK(sd_bus_match_signal(bus, NULL, "org.dmabroker.Broker1", "/org/dmabroker/Broker1", "org.dmabroker.Broker1",
+				  "FenceTimedOut", on_fence_timed_out, &seen) >= 0);
+	CHECK(pipe(fds) == 0);
+	pid = fork();
+	CHECK(pid >= 0);
+	if (pid == 0) {
+		/* X: writes under a fence it never signals, and keeps it alive. */
+		struct frame_ctx tl = { .timeline = open(SW_SYNC_DEBUGFS_PATH, O_RDWR | O_CLOEXEC) };
+		struct dmabroker *x = connect_session();
+		struct dmabroker_buffer *xb = NULL;
+		uint64_t xg;
+		int xf, release;
+		if (tl.timeline < 0 || !x || dmabroker_open_token(x, token, &xb) < 0 ||
+		    dmabroker_buffer_begin_access(xb, W, 0, &xg, &xf) < 0)
+			_exit(1);
+		release = frame_next_fence(&tl);
+		if (release < 0 || dmabroker_end_access(x, xg, release) < 0 || write(fds[1], "x", 1) != 1)
+			_exit(1);
+		pause();
+		_exit(0);
+	}
+	close(fds[1]);
+	CHECK(read(fds[0], &ready, 1) == 1);
+	close(fds[0]);
+	CHECK(client_listed(pid));
+	t0 = now_ms();
+	while (!seen.done && now_ms() - t0 < 10000) {
+		sd_bus_process(bus, NULL);
+		sd_bus_wait(bus, 100000);
+	}
+	CHECKF(seen.done, "no FenceTimedOut signal within 10 s");
+	tap_diag("FenceTimedOut(buffer %" PRIu64 ", client %" PRIu64 ", write %d) after %.1f s", seen.buffer,
+		 seen.client, seen.write, (double)(now_ms() - t0) / 1000);
+	CHECK(seen.buffer == dmabroker_buffer_get_id(buf) && seen.write);
+	CHECK(sd_bus_get_property_trivial(bus, "org.dmabroker.Broker1", "/org/dmabroker/Broker1", "org.dmabroker.Broker1",
+					  "FenceTimeouts", NULL, 't', &timeouts) >= 0 && timeouts >= 1);
+	CHECK(buffer_field(dmabroker_buffer_get_id(buf), "timeouts") == 1);
+	CHECK(buffer_field(dmabroker_buffer_get_id(buf), "fences") == 0);
+	/* The policy (drop-client in the test config): X is no client any more. */
+	CHECKF(!client_listed(pid), "the client that supplied the fence is still served");
+	/* Nothing is wedged: the buffer is granted at once. The acquire fence
+	 * still holds the kernel's copy of X's fence, which the daemon cannot
+	 * take out of the dma-buf. */
+	CHECK(dmabroker_buffer_begin_access(buf, W, DMABROKER_ACCESS_NONBLOCK, &g, &acquire) == 0);
+	CHECK(dmabroker_end_access(y, g, -1) == 0);
+	CHECK(alloc_buf(y, 16, 16) != NULL);
+	kill(pid, SIGKILL);
+	waitpid(pid, &status, 0);
+	if (acquire >= 0) {
+		/* X's timeline is closed with X: the kernel signals its fences. */
+		CHECK(dmabroker_fence_wait(acquire, 2000) == 1);
+		close(acquire);
+	}
+	(void)mine;
+	free(token);
+	sd_bus_flush_close_unref(bus);
+	dmabroker_disconnect(y);
+	return true;
+}
+
+int main(int argc, char **argv)
+{
+	bool fences = false;
+
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--backend") == 0 && i + 1 < argc)
+			backend = argv[++i];
+		else if (strcmp(argv[i], "--fences") == 0)
+			fences = true;
+		else if (strcmp(argv[i], "--frames") == 0 && i + 1 < argc)
+			frames = atoi(argv[++i]);
+		else {
+			fprintf(stderr, "usage: access-test [--backend NAME] [--fences] [--frames N]\n");
+			return 2;
+		}
+	}
+	if (!daemon_pid_from_env("access-test"))
+		return 2;
+	tap_plan(fences ? 12 : 7);
+	tap_step("grants: readers share, a writer is exclusive, named errors", step_grant_basics);
+	tap_step("a fence-less holder blocks a conflicting grant; the daemon serves others", step_fenceless_holder);
+	tap_step("waiters are served in order: a writer is not starved by later readers", step_writer_not_starved);
+	tap_step("a waiting cycle between clients is refused with WouldDeadlock", step_deadlock_refused);
+	tap_step("{A,B} and {B,A} acquired 1000 times each by two processes: no deadlock", step_multi_no_deadlock);
+	tap_step("a holder killed, a waiter's buffer released", step_holder_death_and_release);
+	tap_step("writers and readers over thousands of frames (CPU helpers, no fences)", step_frames_cpu);
+	if (fences) {
+		tap_step("writers and readers over thousands of frames with pending sw_sync fences", step_frames_fenced);
+		tap_step("a release fence is in the dma-buf (EXPORT_SYNC_FILE) and in the next acquire fence",
+			 step_release_fence_in_dmabuf);
+		tap_step("a vgem driver fence is in the next acquire fence", step_vgem_fence_in_acquire);
+		tap_step("kept fences stay bounded, merged, and dropped once signalled", step_fences_bounded);
+		tap_step("a fence that never signals trips the deadline policy", step_fence_timeout);
+	}
+	return tap_done();
+}
