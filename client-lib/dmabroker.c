@@ -31,7 +31,11 @@ struct dmabroker {
 	sd_bus *direct;              /* NULL until dmabroker_open_direct() */
 	struct dmabroker_buffer *buffers;
 	sd_bus_error error;          /* the last failure */
+	dmabroker_move_callback on_move;
+	void *move_userdata;
 };
+
+static int on_moved(sd_bus_message *m, void *userdata, sd_bus_error *ret_error);
 
 struct dmabroker_buffer {
 	struct dmabroker *b;
@@ -83,7 +87,9 @@ static int connect_common(sd_bus *bus, struct dmabroker **ret)
 		return -ENOMEM;
 	}
 	b->bus = bus;
-	r = sd_event_new(&b->event);
+	r = sd_bus_match_signal(bus, NULL, BUS_NAME, BROKER_PATH, BROKER_INTERFACE, "Moved", on_moved, b);
+	if (r >= 0)
+		r = sd_event_new(&b->event);
 	if (r >= 0)
 		r = sd_bus_attach_event(bus, b->event, SD_EVENT_PRIORITY_NORMAL);
 	if (r < 0) {
@@ -157,6 +163,8 @@ EXPORT int dmabroker_open_direct(struct dmabroker *b)
 		r = sd_bus_negotiate_fds(direct, 1);
 	if (r >= 0)
 		r = sd_bus_start(direct);
+	if (r >= 0)
+		r = sd_bus_match_signal(direct, NULL, NULL, BROKER_PATH, BROKER_INTERFACE, "Moved", on_moved, b);
 	if (r >= 0)
 		r = sd_bus_attach_event(direct, sd_bus_get_event(b->bus), SD_EVENT_PRIORITY_NORMAL);
 	if (r < 0) {
@@ -629,8 +637,18 @@ EXPORT int dmabroker_buffer_attach(struct dmabroker_buffer *buf, uint32_t usage,
 		return set_error(b, NULL, r);
 	}
 	r = call(b, m, &reply);
-	if (r >= 0)
-		r = sd_bus_message_read(reply, "u", ret_id);
+	if (r >= 0) {
+		int fd, own = -1;
+		r = sd_bus_message_read(reply, "uh", ret_id, &fd);
+		/* The buffer's memory, maybe new: it moved if the device needed it. */
+		if (r >= 0)
+			r = take_fd(fd, &own);
+		if (r >= 0) {
+			safe_close(buf->fd);
+			buf->fd = own;
+			buf->size = (uint64_t)lseek(own, 0, SEEK_END);
+		}
+	}
 	sd_bus_message_unref(reply);
 	return r < 0 ? r : 0;
 }
@@ -964,5 +982,54 @@ EXPORT int dmabroker_fence_add_to_event(sd_event *event, int fence, dmabroker_fe
 		sd_event_source_set_floating(s, 1);
 		sd_event_source_unref(s);
 	}
+	return 0;
+}
+
+/* ---- moves ---- */
+
+EXPORT void dmabroker_set_move_handler(struct dmabroker *b, dmabroker_move_callback cb, void *userdata)
+{
+	b->on_move = cb;
+	b->move_userdata = userdata;
+}
+
+static int on_moved(sd_bus_message *m, void *userdata, sd_bus_error *ret_error)
+{
+	struct dmabroker *b = userdata;
+	struct dmabroker_buffer *buf;
+	struct dmabroker_plane planes[MAX_PLANES];
+	unsigned n = 0;
+	uint64_t id, size, offset;
+	uint32_t stride;
+	int fd, own = -1, fence = -1, r;
+
+	r = sd_bus_message_read(m, "tht", &id, &fd, &size);
+	if (r >= 0)
+		r = sd_bus_message_enter_container(m, 'a', "(tu)");
+	while (r >= 0 && (r = sd_bus_message_read(m, "(tu)", &offset, &stride)) > 0 && n < MAX_PLANES) {
+		planes[n].offset = offset;
+		planes[n++].stride = stride;
+	}
+	if (r >= 0)
+		r = sd_bus_message_exit_container(m);
+	if (r >= 0)
+		r = read_fence_array(m, &fence);
+	if (r < 0)
+		return 0; /* malformed: not from our daemon */
+	for (buf = b->buffers; buf && buf->id != id; buf = buf->next)
+		;
+	if (!buf || take_fd(fd, &own) < 0) {
+		safe_close(fence);
+		return 0;
+	}
+	safe_close(buf->fd);
+	buf->fd = own;
+	buf->size = size;
+	buf->n_planes = n;
+	memcpy(buf->planes, planes, n * sizeof(*planes));
+	if (b->on_move)
+		b->on_move(b, buf, fence, b->move_userdata);
+	else
+		safe_close(fence);
 	return 0;
 }

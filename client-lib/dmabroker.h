@@ -165,7 +165,15 @@ int dmabroker_buffer_create_token(struct dmabroker_buffer *buf, uint32_t flags, 
 /** Revokes a token this client created. */
 int dmabroker_revoke_token(struct dmabroker *b, const char *token);
 
-/** Records that this client uses buf for usage on device; *ret_id names the attachment. */
+/**
+ * Records that this client uses buf for usage on device; *ret_id names the
+ * attachment. With DMABROKER_ATTACH_STATIC the attachment pins the buffer.
+ * If the device cannot use the buffer's memory (virtio-gpu imports no
+ * foreign dma-buf), the daemon first moves the buffer to memory of that
+ * device, content and all: buf's fd is then the new one (get it again with
+ * dmabroker_buffer_get_fd()), and every other holder is told through its
+ * move handler. -ETXTBSY when a static attachment pins the buffer.
+ */
 int dmabroker_buffer_attach(struct dmabroker_buffer *buf, uint32_t usage, const char *device,
 			    uint32_t flags, uint32_t *ret_id);
 int dmabroker_buffer_detach(struct dmabroker_buffer *buf, uint32_t id);
@@ -239,6 +247,18 @@ int dmabroker_fence_merge(int a, int b);
 typedef void (*dmabroker_fence_callback)(int fence, void *userdata);
 int dmabroker_fence_add_to_event(sd_event *event, int fence, dmabroker_fence_callback cb, void *userdata,
 				 sd_event_source **ret_source);
+
+/**
+ * Called when a buffer this client holds was moved to new memory (another
+ * client's attachment needed it elsewhere). The library has already
+ * replaced buf's fd and planes; the old fd is closed, so re-import the new
+ * one (dmabroker_buffer_get_fd()) wherever the old one was imported. fence
+ * (the callee owns it; -1 = none) signals when the new memory is ready.
+ */
+typedef void (*dmabroker_move_callback)(struct dmabroker *b, struct dmabroker_buffer *buf, int fence,
+					void *userdata);
+/** Sets (or with NULL clears) the move handler of b. */
+void dmabroker_set_move_handler(struct dmabroker *b, dmabroker_move_callback cb, void *userdata);
 
 /* Accessors: valid until the buffer is released. */
 uint64_t dmabroker_buffer_get_id(const struct dmabroker_buffer *buf);

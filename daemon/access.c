@@ -14,6 +14,10 @@
 #include "fence.h"
 #include "log.h"
 
+static void grant_free(struct grant *g);
+static void request_unlink(struct broker *b, struct request *r);
+static void enqueue(struct broker *b, struct request *req);
+
 static const char *mode_name(uint32_t mode)
 {
 	return mode == ACCESS_WRITE ? "write" : "read";
@@ -202,6 +206,21 @@ unsigned access_pending_fences(const struct buffer *buf)
 
 void access_free_buffer(struct buffer *buf)
 {
+	struct broker *b = buf->broker;
+
+	/* Only the daemon's own grants and requests can outlive the holders. */
+	for (struct grant *g = buf->resv.grants, *next; g; g = next) {
+		next = g->next_in_buffer;
+		grant_free(g);
+	}
+	for (struct request *r = b->pending, *next; r; r = next) {
+		next = r->next;
+		for (unsigned i = 0; i < r->n; i++)
+			if (r->bufs[i] == buf) {
+				request_unlink(b, r);
+				break;
+			}
+	}
 	resv_clear(&buf->resv);
 }
 
@@ -367,6 +386,20 @@ static int grant_and_reply(struct client *c, sd_bus_message *m, bool multi, unsi
 	return 1;
 }
 
+static void grant_internal(struct buffer *buf, uint32_t mode, access_internal_cb cb, void *userdata)
+{
+	struct client *self = &buf->broker->self;
+	struct grant *g;
+	int acc = -1;
+
+	if (acquire_fence(buf, mode, &acc) < 0 || !(g = grant_new(self, buf, mode))) {
+		safe_close(acc);
+		cb(buf, NULL, -1, userdata);
+		return;
+	}
+	cb(buf, g, acc, userdata);
+}
+
 /* ---- the queue ---- */
 
 static void request_unlink(struct broker *b, struct request *r)
@@ -394,7 +427,9 @@ static void process_queue(struct broker *b)
 			struct request copy = *r;
 			sd_bus_message_ref(copy.msg);
 			request_unlink(b, r);
-			if (grant_and_reply(copy.client, copy.msg, copy.multi, copy.n, copy.bufs, copy.modes) < 0)
+			if (copy.internal)
+				grant_internal(copy.bufs[0], copy.modes[0], copy.internal, copy.userdata);
+			else if (grant_and_reply(copy.client, copy.msg, copy.multi, copy.n, copy.bufs, copy.modes) < 0)
 				sd_bus_reply_method_errorf(copy.msg, ERR_ALLOCATION_FAILED, "cannot grant access: out of memory");
 			sd_bus_message_unref(copy.msg);
 			next = b->pending; /* the queue changed: rescan from the start */
@@ -495,18 +530,44 @@ int access_begin(struct client *c, sd_bus_message *m, unsigned n, struct buffer 
 	req->n = n;
 	memcpy(req->bufs, bufs, n * sizeof(*bufs));
 	memcpy(req->modes, modes, n * sizeof(*modes));
-	{
-		struct request **tail = &b->pending;
-		while (*tail)
-			tail = &(*tail)->next;
-		*tail = req;
-	}
-	for (unsigned i = 0; i < n; i++)
-		bufs[i]->resv.waiters++;
-	c->n_pending++;
+	enqueue(b, req);
 	log_debug("client %llu waits for %s on buffer %llu%s", (unsigned long long)c->id, mode_name(modes[0]),
 		  (unsigned long long)bufs[0]->id, n > 1 ? " and others" : "");
 	return 1;
+}
+
+static void enqueue(struct broker *b, struct request *req)
+{
+	struct request **tail = &b->pending;
+
+	while (*tail)
+		tail = &(*tail)->next;
+	*tail = req;
+	for (unsigned i = 0; i < req->n; i++)
+		req->bufs[i]->resv.waiters++;
+	req->client->n_pending++;
+}
+
+int access_begin_internal(struct buffer *buf, uint32_t mode, access_internal_cb cb, void *userdata)
+{
+	struct broker *b = buf->broker;
+	struct request *req;
+
+	if (grantable(b, &buf, &mode, 1, NULL)) {
+		grant_internal(buf, mode, cb, userdata);
+		return 0;
+	}
+	req = calloc(1, sizeof(*req));
+	if (!req)
+		return -ENOMEM;
+	req->client = &b->self;
+	req->internal = cb;
+	req->userdata = userdata;
+	req->n = 1;
+	req->bufs[0] = buf;
+	req->modes[0] = mode;
+	enqueue(b, req);
+	return 0;
 }
 
 /* Ends grant g with release fence (borrowed; -1 = done). */
@@ -531,6 +592,14 @@ static void grant_end(struct grant *g, int release_fd)
 		resv_add_read_fence(buf, own, supplier);
 	}
 	grant_free(g);
+}
+
+void access_end_internal(struct grant *g)
+{
+	struct broker *b = g->client->broker;
+
+	grant_end(g, -1);
+	process_queue(b);
 }
 
 int access_end(struct client *c, uint64_t grant_id, int release_fd, sd_bus_error *error)

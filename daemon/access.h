@@ -66,9 +66,15 @@ struct resv {                       /* embedded in struct buffer */
 	uint32_t fence_timeouts;
 };
 
+/* The daemon's own accesses (a move): called when granted, with the
+ * acquire fence (the callee owns it; -1 = none). */
+typedef void (*access_internal_cb)(struct buffer *buf, struct grant *g, int acquire_fence, void *userdata);
+
 struct request {                    /* a BeginAccess waiting in the queue */
 	struct client *client;
-	sd_bus_message *msg;            /* the call to answer */
+	sd_bus_message *msg;            /* the call to answer, or NULL: */
+	access_internal_cb internal;    /* the daemon's own request */
+	void *userdata;
 	bool multi;
 	unsigned n;
 	struct buffer *bufs[ACCESS_MAX_MULTI];
@@ -84,6 +90,13 @@ int access_begin(struct client *c, sd_bus_message *m, unsigned n, struct buffer 
 		 bool multi, uint32_t flags, sd_bus_error *error);
 /* EndAccess: release_fd is borrowed (-1: the work is done). */
 int access_end(struct client *c, uint64_t grant_id, int release_fd, sd_bus_error *error);
+/*
+ * The daemon's own access to buf, ordered with everybody else's: cb runs
+ * when granted (maybe at once). Returns 0 or a negative errno.
+ */
+int access_begin_internal(struct buffer *buf, uint32_t mode, access_internal_cb cb, void *userdata);
+/* Ends an internal grant (the work is done). */
+void access_end_internal(struct grant *g);
 /* Ends c's grants on buf and its queued requests naming buf (it released buf). */
 void access_release_buffer(struct buffer *buf, struct client *c);
 /* Ends everything c has (it is going away). */

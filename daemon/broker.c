@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -23,6 +24,8 @@ int broker_init(struct broker *b, sd_event *event, const struct config *c)
 	b->config = *c;
 	b->uid = geteuid();
 	b->bus_endpoint.broker = b;
+	b->self.broker = b;
+	snprintf(b->self.comm, sizeof(b->self.comm), "dmabrokerd");
 	return backends_probe(&b->backends, c);
 }
 

@@ -27,6 +27,7 @@
 struct broker;
 struct client;
 struct buffer;
+struct migration;
 
 /* What a vtable's userdata points to: the bus (client == NULL: look the
  * caller up by its unique name) or one client's direct connection. */
@@ -85,6 +86,7 @@ struct buffer {
 	unsigned n_attachments;
 	uint32_t next_attachment_id;
 	struct token *tokens;
+	struct migration *migration;    /* a move in progress (migrate.c) */
 	struct resv resv;               /* access grants and kept fences (access.c) */
 	uint64_t created_usec;
 };
@@ -124,6 +126,7 @@ struct broker {
 	uint64_t next_buffer_id, next_client_id, next_grant_id;
 	uint64_t bytes;
 	uint64_t fence_timeouts;
+	struct client self;             /* holds the daemon's own grants (moves) */
 	uid_t uid;                      /* the daemon's own */
 };
 
@@ -150,6 +153,8 @@ int buffer_attach(struct buffer *buf, struct client *c, uint32_t usage, const ch
 int buffer_detach(struct buffer *buf, struct client *c, uint32_t id, sd_bus_error *error);
 void buffer_detach_client(struct buffer *buf, struct client *c);
 int buffer_dup_fd(const struct buffer *buf);
+/* Names the dma-buf "dmabroker:<id>" (DMA_BUF_SET_NAME), for bufinfo. */
+void buffer_set_name(const struct buffer *buf);
 
 /* token.c */
 int token_create(struct buffer *buf, struct client *c, uint32_t flags, uint32_t ttl_sec,

@@ -16,6 +16,10 @@
 #include "cleanup.h"
 #include "errors.h"
 #include "log.h"
+#include "migrate.h"
+
+#include <sys/ioctl.h>
+#include <linux/dma-buf.h>
 
 struct buffer *buffer_find(struct broker *b, uint64_t id)
 {
@@ -28,6 +32,14 @@ struct hold *buffer_held_by(struct buffer *buf, struct client *c)
 		if (h->client == c)
 			return h;
 	return NULL;
+}
+
+void buffer_set_name(const struct buffer *buf)
+{
+	char name[DMA_BUF_NAME_LEN];
+	snprintf(name, sizeof(name), "dmabroker:%llu", (unsigned long long)buf->id);
+	if (buf->dmabuf && ioctl(buf->fd, DMA_BUF_SET_NAME_B, name) < 0)
+		log_debug("DMA_BUF_SET_NAME on buffer %llu: %s", (unsigned long long)buf->id, strerror(errno));
 }
 
 int buffer_dup_fd(const struct buffer *buf)
@@ -81,6 +93,7 @@ static void buffer_free(struct buffer *buf, struct broker *b)
 {
 	while (buf->tokens)
 		token_free(buf->tokens);
+	migration_cancel(buf);
 	access_free_buffer(buf);
 	hashmap_remove(&b->buffers, buf->id);
 	b->bytes -= buf->size;

@@ -24,6 +24,7 @@
 #include "config.h"
 #include "errors.h"
 #include "log.h"
+#include "migrate.h"
 #include "usage.h"
 
 #define DMA_BUF_FS_MAGIC 0x444d4142 /* "DMAB", include/uapi/linux/magic.h */
@@ -103,13 +104,6 @@ static int check_dimensions(struct broker *b, uint32_t w, uint32_t h, sd_bus_err
 	return 0;
 }
 
-static void name_dmabuf(const struct buffer *buf)
-{
-	char name[DMA_BUF_NAME_LEN];
-	snprintf(name, sizeof(name), "dmabroker:%llu", (unsigned long long)buf->id);
-	if (buf->dmabuf && ioctl(buf->fd, DMA_BUF_SET_NAME_B, name) < 0)
-		log_debug("DMA_BUF_SET_NAME on buffer %llu: %s", (unsigned long long)buf->id, strerror(errno));
-}
 
 /* Sends a reply built by hand (the handler then returns 1: replied). */
 static int send_reply(sd_bus_message *reply, int r)
@@ -253,7 +247,7 @@ static int method_allocate(sd_bus_message *m, void *userdata, sd_bus_error *erro
 	buf->usage = usage;
 	buf->modifier = DRM_FORMAT_MOD_LINEAR;
 	buf->layout = layout;
-	name_dmabuf(buf);
+	buffer_set_name(buf);
 	log_debug("client %llu allocated buffer %llu: %ux%u %s, %llu bytes on %s", (unsigned long long)c->id,
 		  (unsigned long long)buf->id, width, height, f->name, (unsigned long long)buf->size, chosen->name);
 
@@ -473,10 +467,13 @@ static int method_attach(sd_bus_message *m, void *userdata, sd_bus_error *error)
 	if (strlen(device) >= sizeof(((struct attachment *)0)->device))
 		return sd_bus_error_setf(error, ERR_INVALID_ARGUMENT, "device name longer than %zu bytes",
 					 sizeof(((struct attachment *)0)->device) - 1);
+	r = migrate_for_attach(buf, c, m, usage, device, flags, error);
+	if (r != 0)
+		return r; /* an error, or a move that answers later */
 	r = buffer_attach(buf, c, usage, device, flags, &aid, error);
 	if (r < 0)
 		return r;
-	return sd_bus_reply_method_return(m, "u", aid);
+	return sd_bus_reply_method_return(m, "uh", aid, buf->fd);
 }
 
 static int method_detach(sd_bus_message *m, void *userdata, sd_bus_error *error)
@@ -691,6 +688,9 @@ const sd_bus_vtable broker_vtable[] = {
 	SD_BUS_PROPERTY("BytesAllocated", "t", property_get, 0, 0),
 	SD_BUS_PROPERTY("FenceTimeouts", "t", property_get, 0, 0),
 	SD_BUS_SIGNAL_WITH_NAMES("FenceTimedOut", "ttb", SD_BUS_PARAM(buffer) SD_BUS_PARAM(client) SD_BUS_PARAM(write), 0),
+	SD_BUS_SIGNAL_WITH_NAMES("Moved", "thta(tu)ah",
+				 SD_BUS_PARAM(buffer) SD_BUS_PARAM(fd) SD_BUS_PARAM(size) SD_BUS_PARAM(planes)
+				 SD_BUS_PARAM(fence), 0),
 	SD_BUS_METHOD_WITH_NAMES("Allocate", "uuuatua{sv}",
 				 SD_BUS_PARAM(width) SD_BUS_PARAM(height) SD_BUS_PARAM(fourcc)
 				 SD_BUS_PARAM(modifiers) SD_BUS_PARAM(usage) SD_BUS_PARAM(options),
@@ -719,7 +719,7 @@ const sd_bus_vtable broker_vtable[] = {
 				 method_open_token, SD_BUS_VTABLE_UNPRIVILEGED),
 	SD_BUS_METHOD_WITH_NAMES("Attach", "tusu",
 				 SD_BUS_PARAM(buffer) SD_BUS_PARAM(usage) SD_BUS_PARAM(device) SD_BUS_PARAM(flags),
-				 "u", SD_BUS_PARAM(attachment),
+				 "uh", SD_BUS_PARAM(attachment) SD_BUS_PARAM(fd),
 				 method_attach, SD_BUS_VTABLE_UNPRIVILEGED),
 	SD_BUS_METHOD_WITH_NAMES("Detach", "tu", SD_BUS_PARAM(buffer) SD_BUS_PARAM(attachment), "", ,
 				 method_detach, SD_BUS_VTABLE_UNPRIVILEGED),

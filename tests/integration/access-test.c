@@ -874,6 +874,183 @@ static bool step_fence_timeout(void)
 	return true;
 }
 
+/* ---- moves (VM) ---- */
+
+static bool buffer_backend_is(uint64_t id, const char *want)
+{
+	sd_bus *bus = NULL;
+	sd_bus_message *reply = NULL;
+	uint64_t bid, size, age;
+	uint32_t w, h, f, usage, uid, pid, holders, att, grants, waiters, fences, timeouts;
+	const char *be;
+	bool ok = false;
+	int r = sd_bus_open_user(&bus);
+
+	if (r >= 0)
+		r = sd_bus_call_method(bus, "org.dmabroker.Broker1", "/org/dmabroker/Broker1", "org.dmabroker.Broker1",
+				       "ListBuffers", NULL, &reply, "");
+	if (r >= 0)
+		r = sd_bus_message_enter_container(reply, 'a', "(tuuutsuuuuutuuuu)");
+	while (r >= 0 && (r = sd_bus_message_read(reply, "(tuuutsuuuuutuuuu)", &bid, &w, &h, &f, &size, &be, &usage,
+						   &uid, &pid, &holders, &att, &age, &grants, &waiters, &fences,
+						   &timeouts)) > 0)
+		if (bid == id) {
+			ok = strcmp(be, want) == 0;
+			if (!ok)
+				tap_diag("buffer %" PRIu64 " is on %s, not %s", id, be, want);
+		}
+	sd_bus_message_unref(reply);
+	sd_bus_flush_close_unref(bus);
+	return ok;
+}
+
+static bool imports_into(int drm_fd, int dmabuf)
+{
+	struct drm_gem_close c = { 0 };
+	uint32_t handle;
+
+	if (drmPrimeFDToHandle(drm_fd, dmabuf, &handle) < 0)
+		return false;
+	c.handle = handle;
+	drmIoctl(drm_fd, DRM_IOCTL_GEM_CLOSE, &c);
+	return true;
+}
+
+/* The whole buffer's words, checked against (or written with) a pattern. */
+static bool pattern(struct dmabroker_buffer *buf, bool write, uint32_t salt)
+{
+	size_t size = dmabroker_buffer_get_size(buf);
+	uint32_t *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, dmabroker_buffer_get_fd(buf), 0);
+	uint64_t g;
+	bool ok = true;
+	uint64_t stride_off;
+	uint32_t stride;
+
+	if (p == MAP_FAILED || dmabroker_buffer_get_plane(buf, 0, &stride_off, &stride) < 0)
+		return false;
+	if (dmabroker_buffer_cpu_begin(buf, write ? W : R, 5000, &g) < 0) {
+		munmap(p, size);
+		return false;
+	}
+	/* Only the pixels: padding past each row may differ after a move. */
+	for (uint32_t y = 0; ok && y < dmabroker_buffer_get_height(buf); y++)
+		for (uint32_t x = 0; ok && x < dmabroker_buffer_get_width(buf); x++) {
+			uint32_t *px = p + (stride_off + (uint64_t)y * stride) / 4 + x;
+			uint32_t want = (y * 4099u + x) ^ salt;
+			if (write)
+				*px = want;
+			else if (*px != want) {
+				tap_diag("pixel %u,%u: 0x%08x, want 0x%08x", x, y, *px, want);
+				ok = false;
+			}
+		}
+	dmabroker_buffer_cpu_end(buf, g);
+	munmap(p, size);
+	return ok;
+}
+
+struct moved {
+	int count, fence;
+	struct dmabroker_buffer *buf;
+};
+
+static void on_move(struct dmabroker *b, struct dmabroker_buffer *buf, int fence, void *userdata)
+{
+	struct moved *m = userdata;
+	m->count++;
+	m->buf = buf;
+	m->fence = fence;
+}
+
+static bool step_move_for_scanout(void)
+{
+	struct dmabroker *a = connect_session(), *b = connect_session();
+	struct dmabroker_buffer *buf, *bb;
+	struct moved seen = { 0, -1, NULL };
+	struct frame_ctx tl = { .timeline = -1 };
+	uint64_t g;
+	uint32_t aid;
+	int vgpu, f = -1, release, status;
+	int64_t t0, took;
+	pid_t pid;
+
+	CHECK(a && b);
+	buf = alloc_buf(a, 320, 240);
+	CHECK(buf && (bb = share(buf, b)));
+	dmabroker_set_move_handler(b, on_move, &seen);
+	CHECK(pattern(buf, true, 0x5a5a));
+	vgpu = open_drm_by_driver("virtio_gpu");
+	CHECK(vgpu >= 0);
+	CHECKF(!imports_into(vgpu, dmabroker_buffer_get_fd(buf)), "virtio-gpu imported a heap buffer: nothing to test");
+	/* b reads "on a GPU": its release fence is pending for half a second. */
+	tl.timeline = open(SW_SYNC_DEBUGFS_PATH, O_RDWR | O_CLOEXEC);
+	CHECK(tl.timeline >= 0);
+	CHECK(dmabroker_buffer_begin_access(bb, R, 0, &g, &f) == 0);
+	release = frame_next_fence(&tl);
+	CHECK(release >= 0 && dmabroker_end_access(b, g, release) == 0);
+	pid = fork();
+	CHECK(pid >= 0);
+	if (pid == 0) {
+		usleep(500000);
+		frame_signal(&tl);
+		_exit(0);
+	}
+	t0 = now_ms();
+	CHECKF(dmabroker_buffer_attach(buf, DMABROKER_USAGE_SCANOUT_FLAG, "virtio_gpu", 0, &aid) == 0, "attach: %s",
+	       dmabroker_error_message(a));
+	took = now_ms() - t0;
+	CHECK(waitpid(pid, &status, 0) == pid);
+	tap_diag("the move waited %lld ms for the reader's fence", (long long)took);
+	CHECKF(took >= 400, "moved before the reader's release fence signalled");
+	CHECK(buffer_backend_is(dmabroker_buffer_get_id(buf), "drm:virtio_gpu"));
+	CHECKF(imports_into(vgpu, dmabroker_buffer_get_fd(buf)), "virtio-gpu refuses the moved buffer");
+	CHECK(pattern(buf, false, 0x5a5a));
+	/* The other holder hears of it and gets the new memory. */
+	{
+		int never = 0;
+		for (int i = 0; i < 100 && !seen.count; i++)
+			pump(b, &never, 20);
+	}
+	CHECK(seen.count == 1 && seen.buf == bb);
+	if (seen.fence >= 0) {
+		CHECK(dmabroker_fence_wait(seen.fence, 2000) == 1);
+		close(seen.fence);
+	}
+	CHECK(imports_into(vgpu, dmabroker_buffer_get_fd(bb)));
+	CHECK(pattern(bb, false, 0x5a5a));
+	close(release);
+	close(tl.timeline);
+	close(vgpu);
+	dmabroker_disconnect(a);
+	dmabroker_disconnect(b);
+	return true;
+}
+
+static bool step_pinned_refuses_move(void)
+{
+	struct dmabroker *c = connect_session();
+	struct dmabroker_buffer *buf;
+	uint32_t pin, aid;
+
+	CHECK(c);
+	buf = alloc_buf(c, 64, 64);
+	CHECK(buf && pattern(buf, true, 7));
+	/* vkms imports foreign buffers: a static attachment there needs no move. */
+	CHECK(dmabroker_buffer_attach(buf, DMABROKER_USAGE_SCANOUT_FLAG, "vkms", DMABROKER_ATTACH_STATIC, &pin) == 0);
+	CHECK(expect_error(c, dmabroker_buffer_attach(buf, DMABROKER_USAGE_SCANOUT_FLAG, "virtio_gpu", 0, &aid),
+			   ETXTBSY, "org.dmabroker.Error.Pinned"));
+	CHECK(strstr(dmabroker_error_message(c), "static attachment") && strstr(dmabroker_error_message(c), "vkms"));
+	CHECK(buffer_backend_is(dmabroker_buffer_get_id(buf), "heap:system"));
+	CHECK(pattern(buf, false, 7));
+	/* Unpinned, it can move. */
+	CHECK(dmabroker_buffer_detach(buf, pin) == 0);
+	CHECK(dmabroker_buffer_attach(buf, DMABROKER_USAGE_SCANOUT_FLAG, "virtio_gpu", 0, &aid) == 0);
+	CHECK(buffer_backend_is(dmabroker_buffer_get_id(buf), "drm:virtio_gpu"));
+	CHECK(pattern(buf, false, 7));
+	dmabroker_disconnect(c);
+	return true;
+}
+
 int main(int argc, char **argv)
 {
 	bool fences = false;
@@ -892,7 +1069,7 @@ int main(int argc, char **argv)
 	}
 	if (!daemon_pid_from_env("access-test"))
 		return 2;
-	tap_plan(fences ? 12 : 7);
+	tap_plan(fences ? 14 : 7);
 	tap_step("grants: readers share, a writer is exclusive, named errors", step_grant_basics);
 	tap_step("a fence-less holder blocks a conflicting grant; the daemon serves others", step_fenceless_holder);
 	tap_step("waiters are served in order: a writer is not starved by later readers", step_writer_not_starved);
@@ -907,6 +1084,10 @@ int main(int argc, char **argv)
 		tap_step("a vgem driver fence is in the next acquire fence", step_vgem_fence_in_acquire);
 		tap_step("kept fences stay bounded, merged, and dropped once signalled", step_fences_bounded);
 		tap_step("a fence that never signals trips the deadline policy", step_fence_timeout);
+		tap_step("a heap buffer attached for scanout on virtio-gpu moves there, after the fences, content intact, "
+			 "other holders told", step_move_for_scanout);
+		tap_step("a static attachment pins the buffer: the move is refused, saying who pins it",
+			 step_pinned_refuses_move);
 	}
 	return tap_done();
 }
