@@ -46,12 +46,15 @@ def test_alloc_and_list():
         mine = [b for b in bufs if b["id"] == info["id"]]
         check(mine and mine[0]["format"] == "NV12" and mine[0]["size"] == info["size"], "buffers", bufs)
         check(mine[0]["owner_pid"] == p.pid and mine[0]["backend"] == "shm", "owner", mine)
+        check(mine[0]["grants"] == 0 and mine[0]["waiters"] == 0 and mine[0]["pending_fences"] == 0
+              and mine[0]["fence_timeouts"] == 0, "access state", mine)
         text = ctl("buffers").stdout
-        check("320x240" in text and "NV12" in text, "columns", text)
+        check("320x240" in text and "NV12" in text and "WAITERS" in text and "FENCES" in text, "columns", text)
         clients = json.loads(ctl("--json", "clients").stdout)
         check(any(c["pid"] == p.pid and c["buffers"] == 1 for c in clients), "clients", clients)
         status = json.loads(ctl("--json", "status").stdout)
         check(status["buffers"] >= 1 and status["bytes_allocated"] >= info["size"], "status", status)
+        check(status["fence_timeouts"] == 0, "status", status)
     finally:
         p.send_signal(signal.SIGINT)
         p.wait(10)
