@@ -939,14 +939,12 @@ static int on_fence(sd_event_source *s, int fd, uint32_t revents, void *userdata
 	bool floating = w->floating;
 
 	w->cb(w->fd, w->userdata);
-	/* One shot. A source of the library's own goes now (and w with it);
-	 * one the caller holds is only turned off. */
-	if (floating) {
+	/* One shot. A source the caller holds is only turned off; one of the
+	 * library's own is floating (the loop holds its only reference):
+	 * un-floating it drops that reference, and it goes, w with it. */
+	sd_event_source_set_enabled(s, SD_EVENT_OFF);
+	if (floating)
 		sd_event_source_set_floating(s, 0);
-		sd_event_source_disable_unref(s);
-	} else {
-		sd_event_source_set_enabled(s, SD_EVENT_OFF);
-	}
 	return 0;
 }
 

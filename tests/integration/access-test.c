@@ -874,6 +874,50 @@ static bool step_fence_timeout(void)
 	return true;
 }
 
+static void on_fence_cb(int fence, void *userdata)
+{
+	int *hits = userdata;
+	(*hits)++;
+}
+
+static bool step_fence_helpers(void)
+{
+	struct frame_ctx t1 = { .timeline = -1 }, t2 = { .timeline = -1 };
+	sd_event *event = NULL;
+	sd_event_source *owned = NULL;
+	int a, b, merged, hits = 0, owned_hits = 0;
+
+	t1.timeline = open(SW_SYNC_DEBUGFS_PATH, O_RDWR | O_CLOEXEC);
+	t2.timeline = open(SW_SYNC_DEBUGFS_PATH, O_RDWR | O_CLOEXEC);
+	CHECK(t1.timeline >= 0 && t2.timeline >= 0);
+	a = frame_next_fence(&t1);
+	b = frame_next_fence(&t2);
+	CHECK(a >= 0 && b >= 0);
+	merged = dmabroker_fence_merge(a, b);
+	CHECK(merged >= 0 && dmabroker_fence_status(merged) == 0);
+	CHECK(sd_event_new(&event) >= 0);
+	CHECK(dmabroker_fence_add_to_event(event, merged, on_fence_cb, &hits, NULL) == 0);
+	CHECK(dmabroker_fence_add_to_event(event, a, on_fence_cb, &owned_hits, &owned) == 0);
+	close(merged); /* the library watches its own duplicate */
+	CHECK(dmabroker_fence_wait(b, 50) == 0);
+	frame_signal(&t1);
+	for (int i = 0; i < 20; i++)
+		CHECK(sd_event_run(event, 10000) >= 0);
+	CHECK(owned_hits == 1 && hits == 0); /* a signalled, the merge still waits for b */
+	frame_signal(&t2);
+	for (int i = 0; i < 20 && !hits; i++)
+		CHECK(sd_event_run(event, 10000) >= 0);
+	CHECK(hits == 1 && owned_hits == 1); /* each callback exactly once */
+	CHECK(dmabroker_fence_wait(b, 0) == 1 && dmabroker_fence_status(a) == 1);
+	sd_event_source_unref(owned);
+	sd_event_unref(event);
+	close(a);
+	close(b);
+	close(t1.timeline);
+	close(t2.timeline);
+	return true;
+}
+
 /* ---- moves (VM) ---- */
 
 static bool buffer_backend_is(uint64_t id, const char *want)
@@ -1069,7 +1113,7 @@ int main(int argc, char **argv)
 	}
 	if (!daemon_pid_from_env("access-test"))
 		return 2;
-	tap_plan(fences ? 14 : 7);
+	tap_plan(fences ? 15 : 7);
 	tap_step("grants: readers share, a writer is exclusive, named errors", step_grant_basics);
 	tap_step("a fence-less holder blocks a conflicting grant; the daemon serves others", step_fenceless_holder);
 	tap_step("waiters are served in order: a writer is not starved by later readers", step_writer_not_starved);
@@ -1084,6 +1128,7 @@ int main(int argc, char **argv)
 		tap_step("a vgem driver fence is in the next acquire fence", step_vgem_fence_in_acquire);
 		tap_step("kept fences stay bounded, merged, and dropped once signalled", step_fences_bounded);
 		tap_step("a fence that never signals trips the deadline policy", step_fence_timeout);
+		tap_step("fence helpers: merge, status, wait, sd-event callbacks", step_fence_helpers);
 		tap_step("a heap buffer attached for scanout on virtio-gpu moves there, after the fences, content intact, "
 			 "other holders told", step_move_for_scanout);
 		tap_step("a static attachment pins the buffer: the move is refused, saying who pins it",
