@@ -400,6 +400,26 @@ EXPORT int dmabroker_allocate(struct dmabroker *b, const struct dmabroker_alloc_
 	return r;
 }
 
+/*
+ * Sends m (taken) without waiting; handler gets closure (taken: freed once
+ * the reply was handled, or when the connection closes first).
+ */
+static int call_async(struct dmabroker *b, sd_bus_message *m, sd_bus_message_handler_t handler, void *closure)
+{
+	sd_bus_slot *slot = NULL;
+	int r = sd_bus_call_async(calls(b), &slot, m, handler, closure, 0);
+
+	sd_bus_message_unref(m);
+	if (r < 0) {
+		free(closure);
+		return set_error(b, NULL, r);
+	}
+	sd_bus_slot_set_destroy_callback(slot, free);
+	sd_bus_slot_set_floating(slot, 1);
+	sd_bus_slot_unref(slot);
+	return 0;
+}
+
 struct async_alloc {
 	struct dmabroker *b;
 	struct dmabroker_alloc_desc desc;
@@ -429,7 +449,6 @@ EXPORT int dmabroker_allocate_async(struct dmabroker *b, const struct dmabroker_
 				    dmabroker_buffer_callback cb, void *userdata)
 {
 	sd_bus_message *m = NULL;
-	sd_bus_slot *slot = NULL;
 	struct async_alloc *a;
 	int r;
 
@@ -447,18 +466,7 @@ EXPORT int dmabroker_allocate_async(struct dmabroker *b, const struct dmabroker_
 	/* The hints are the caller's strings: they are in m already; do not keep them. */
 	a->desc.modifiers = NULL;
 	a->desc.backend = a->desc.device = NULL;
-	r = sd_bus_call_async(calls(b), &slot, m, on_allocate_reply, a, 0);
-	sd_bus_message_unref(m);
-	if (r < 0) {
-		free(a);
-		return set_error(b, NULL, r);
-	}
-	/* The closure lives as long as the slot: freed after the reply, or
-	 * when the connection closes first. */
-	sd_bus_slot_set_destroy_callback(slot, free);
-	sd_bus_slot_set_floating(slot, 1);
-	sd_bus_slot_unref(slot);
-	return 0;
+	return call_async(b, m, on_allocate_reply, a);
 }
 
 EXPORT int dmabroker_import(struct dmabroker *b, int fd, uint32_t width, uint32_t height, uint32_t fourcc,
@@ -765,7 +773,6 @@ EXPORT int dmabroker_buffer_begin_access_async(struct dmabroker_buffer *buf, uin
 					       dmabroker_access_callback cb, void *userdata)
 {
 	sd_bus_message *m = NULL;
-	sd_bus_slot *slot = NULL;
 	struct async_access *a;
 	int r;
 
@@ -780,16 +787,7 @@ EXPORT int dmabroker_buffer_begin_access_async(struct dmabroker_buffer *buf, uin
 		return -ENOMEM;
 	}
 	*a = (struct async_access){ buf->b, cb, userdata };
-	r = sd_bus_call_async(calls(buf->b), &slot, m, on_begin_reply, a, 0);
-	sd_bus_message_unref(m);
-	if (r < 0) {
-		free(a);
-		return set_error(buf->b, NULL, r);
-	}
-	sd_bus_slot_set_destroy_callback(slot, free);
-	sd_bus_slot_set_floating(slot, 1);
-	sd_bus_slot_unref(slot);
-	return 0;
+	return call_async(buf->b, m, on_begin_reply, a);
 }
 
 EXPORT int dmabroker_begin_access_multi(struct dmabroker *b, unsigned n, struct dmabroker_buffer *const *bufs,

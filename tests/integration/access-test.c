@@ -465,6 +465,46 @@ static void dma_sync(struct frame_ctx *f, uint64_t flags)
 		ioctl(dmabroker_buffer_get_fd(f->buf), DMA_BUF_IOCTL_SYNC, &s);
 }
 
+/*
+ * Begins an access for the frame: grant, wait for the acquire fence, SYNC
+ * START, and with fences end the grant at once under a pending release
+ * fence, like a GPU job that runs after its submission returned. CPU
+ * access starts before the release fence goes back: once it is in the
+ * dma-buf, SYNC START would wait for it, that is for ourselves.
+ */
+static int frame_begin(struct frame_ctx *f, uint32_t mode, bool fences, uint64_t *g)
+{
+	uint64_t sync = mode == W ? DMA_BUF_SYNC_RW : DMA_BUF_SYNC_READ;
+	int acquire = -1, release;
+
+	if (dmabroker_buffer_begin_access(f->buf, mode, 0, g, &acquire) < 0)
+		return 1;
+	if (acquire >= 0) {
+		if (dmabroker_fence_wait(acquire, 10000) != 1)
+			return 2;
+		close(acquire);
+	}
+	dma_sync(f, DMA_BUF_SYNC_START | sync);
+	if (fences) {
+		release = frame_next_fence(f);
+		if (release < 0 || dmabroker_end_access(f->b, *g, release) < 0)
+			return 1;
+		close(release);
+	}
+	return 0;
+}
+
+/* Ends it: SYNC END, then signal the release fence, or end the grant. */
+static int frame_end(struct frame_ctx *f, uint32_t mode, bool fences, uint64_t g)
+{
+	dma_sync(f, DMA_BUF_SYNC_END | (mode == W ? DMA_BUF_SYNC_RW : DMA_BUF_SYNC_READ));
+	if (fences)
+		frame_signal(f);
+	else if (dmabroker_end_access(f->b, g, -1) < 0)
+		return 1;
+	return 0;
+}
+
 static int writer_main(const char *token, bool fences, int n)
 {
 	struct frame_ctx f;
@@ -474,27 +514,10 @@ static int writer_main(const char *token, bool fences, int n)
 	for (int k = 0; k < n; k++) {
 		uint64_t g;
 		uint32_t seq;
-		int acquire = -1, release = -1;
+		int r = frame_begin(&f, W, fences, &g);
 
-		if (dmabroker_buffer_begin_access(f.buf, W, 0, &g, &acquire) < 0)
-			return 1;
-		if (acquire >= 0) {
-			if (dmabroker_fence_wait(acquire, 10000) != 1)
-				return 2;
-			close(acquire);
-		}
-		/* CPU access starts before the release fence goes back: once it
-		 * is imported into the dma-buf, SYNC START would wait for it,
-		 * that is for ourselves. */
-		dma_sync(&f, DMA_BUF_SYNC_START | DMA_BUF_SYNC_RW);
-		if (fences) {
-			/* End at once with a fence, then do the work: like a GPU
-			 * job that runs after its submission returned. */
-			release = frame_next_fence(&f);
-			if (release < 0 || dmabroker_end_access(f.b, g, release) < 0)
-				return 1;
-			close(release);
-		}
+		if (r)
+			return r;
 		seq = f.map[0] + 1;
 		for (size_t i = 1; i < f.words / 2; i++)
 			f.map[i] = frame_word(seq, i);
@@ -502,10 +525,7 @@ static int writer_main(const char *token, bool fences, int n)
 		for (size_t i = f.words / 2; i < f.words; i++)
 			f.map[i] = frame_word(seq, i);
 		f.map[0] = seq;
-		dma_sync(&f, DMA_BUF_SYNC_END | DMA_BUF_SYNC_RW);
-		if (fences)
-			frame_signal(&f);
-		else if (dmabroker_end_access(f.b, g, -1) < 0)
+		if (frame_end(&f, W, fences, g))
 			return 1;
 	}
 	dmabroker_disconnect(f.b);
@@ -533,23 +553,10 @@ static int reader_main(const char *token, bool fences, int n)
 		uint64_t g;
 		uint32_t seq, again;
 		size_t bad;
-		int acquire = -1, release;
+		int r = frame_begin(&f, R, fences, &g); /* with fences: read after ending, under a release fence */
 
-		if (dmabroker_buffer_begin_access(f.buf, R, 0, &g, &acquire) < 0)
-			return 1;
-		if (acquire >= 0) {
-			if (dmabroker_fence_wait(acquire, 10000) != 1)
-				return 2;
-			close(acquire);
-		}
-		dma_sync(&f, DMA_BUF_SYNC_START | DMA_BUF_SYNC_READ);
-		if (fences) {
-			/* Read after ending, under a release fence the writer must wait for. */
-			release = frame_next_fence(&f);
-			if (release < 0 || dmabroker_end_access(f.b, g, release) < 0)
-				return 1;
-			close(release);
-		}
+		if (r)
+			return r;
 		bad = frame_check(&f, &seq);
 		if (bad) {
 			fprintf(stderr, "reader: frame %u torn at word %zu\n", seq, bad);
@@ -566,10 +573,7 @@ static int reader_main(const char *token, bool fences, int n)
 			return 4;
 		}
 		last = seq;
-		dma_sync(&f, DMA_BUF_SYNC_END | DMA_BUF_SYNC_READ);
-		if (fences)
-			frame_signal(&f);
-		else if (dmabroker_end_access(f.b, g, -1) < 0)
+		if (frame_end(&f, R, fences, g))
 			return 1;
 	}
 	dmabroker_disconnect(f.b);
