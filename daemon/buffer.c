@@ -123,6 +123,7 @@ void buffer_release(struct hold *h)
 	struct broker *b = c->broker;
 
 	access_release_buffer(buf, c);
+	migration_forget_client(buf, c);
 	for (struct hold **p = &c->holds; *p; p = &(*p)->next_in_client)
 		if (*p == h) {
 			*p = h->next_in_client;

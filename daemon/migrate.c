@@ -31,7 +31,7 @@
 
 struct migration {
 	struct buffer *buf;
-	struct client *client;          /* who attaches */
+	struct client *client;          /* who attaches; NULL once it let go */
 	sd_bus_message *msg;            /* its Attach call */
 	struct backend *target;
 	int new_fd;
@@ -183,15 +183,17 @@ static void finish(struct migration *mig)
 	buf->backend = mig->target;
 	buf->imported = false;
 	buffer_set_name(buf);
-	log_info("buffer %llu moved from %s to %s for client %llu's attachment on %s", (unsigned long long)buf->id,
-		 old ? old->name : "import", mig->target->name, (unsigned long long)mig->client->id, mig->device);
+	log_info("buffer %llu moved from %s to %s for an attachment on %s", (unsigned long long)buf->id,
+		 old ? old->name : "import", mig->target->name, mig->device);
 
-	r = buffer_attach(buf, mig->client, mig->usage, mig->device, mig->flags, &aid, &error);
-	if (r < 0) {
-		sd_bus_reply_method_error(mig->msg, &error);
-		sd_bus_error_free(&error);
-	} else {
-		sd_bus_reply_method_return(mig->msg, "uh", aid, buf->fd);
+	if (mig->client) {
+		r = buffer_attach(buf, mig->client, mig->usage, mig->device, mig->flags, &aid, &error);
+		if (r < 0) {
+			sd_bus_reply_method_error(mig->msg, &error);
+			sd_bus_error_free(&error);
+		} else {
+			sd_bus_reply_method_return(mig->msg, "uh", aid, buf->fd);
+		}
 	}
 	/* Everybody else holding it gets the new memory, and a fence for it. */
 	fence = dmabuf_export_fence(buf->fd, true);
@@ -290,6 +292,12 @@ int migrate_for_attach(struct buffer *buf, struct client *c, sd_bus_message *m, 
 		return r;
 	}
 	return 1; /* replied to later */
+}
+
+void migration_forget_client(struct buffer *buf, struct client *c)
+{
+	if (buf->migration && buf->migration->client == c)
+		buf->migration->client = NULL;
 }
 
 void migration_cancel(struct buffer *buf)

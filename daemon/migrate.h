@@ -18,5 +18,8 @@ struct client;
  */
 int migrate_for_attach(struct buffer *buf, struct client *c, sd_bus_message *m, uint32_t usage, const char *device,
 		       uint32_t flags, sd_bus_error *error);
+/* c let go of buf (released it, or went away): a move it asked for goes on
+ * for the other holders, without an attachment or a reply for c. */
+void migration_forget_client(struct buffer *buf, struct client *c);
 /* buf is being freed: a move in progress ends with an error to its caller. */
 void migration_cancel(struct buffer *buf);

@@ -1074,6 +1074,65 @@ static bool step_move_for_scanout(void)
 	return true;
 }
 
+static bool step_mover_dies_mid_move(void)
+{
+	struct dmabroker *a = connect_session(), *b = connect_session();
+	struct dmabroker_buffer *buf, *bb;
+	struct moved seen = { 0, -1, NULL };
+	struct frame_ctx tl = { .timeline = -1 };
+	char *token = NULL;
+	uint64_t g;
+	int f = -1, release, status, never = 0;
+	pid_t pid;
+
+	CHECK(a && b);
+	buf = alloc_buf(a, 128, 64);
+	CHECK(buf && (bb = share(buf, b)) && pattern(buf, true, 0x77));
+	dmabroker_set_move_handler(b, on_move, &seen);
+	CHECK(dmabroker_buffer_create_token(buf, 0, 0, &token) == 0);
+	/* b's pending read fence keeps the move waiting... */
+	tl.timeline = open(SW_SYNC_DEBUGFS_PATH, O_RDWR | O_CLOEXEC);
+	CHECK(tl.timeline >= 0);
+	CHECK(dmabroker_buffer_begin_access(bb, R, 0, &g, &f) == 0);
+	release = frame_next_fence(&tl);
+	CHECK(release >= 0 && dmabroker_end_access(b, g, release) == 0);
+	pid = fork();
+	CHECK(pid >= 0);
+	if (pid == 0) {
+		/* ...while the client that asked for it is killed. */
+		struct dmabroker *c = connect_session();
+		struct dmabroker_buffer *cb = NULL;
+		uint32_t aid;
+		if (!c || dmabroker_open_token(c, token, &cb) < 0)
+			_exit(1);
+		dmabroker_buffer_attach(cb, DMABROKER_USAGE_SCANOUT_FLAG, "virtio_gpu", 0, &aid);
+		_exit(2);
+	}
+	usleep(300000);
+	CHECK(kill(pid, SIGKILL) == 0 && waitpid(pid, &status, 0) == pid);
+	CHECK(WIFSIGNALED(status)); /* it was still waiting for the move */
+	/* Let the daemon drop the dead client before the move can finish. */
+	for (int i = 0; i < 500 && client_listed(pid); i++)
+		usleep(10000);
+	CHECK(!client_listed(pid));
+	frame_signal(&tl);
+	/* The move completes for those who still hold the buffer. */
+	for (int i = 0; i < 100 && !seen.count; i++)
+		pump(b, &never, 20);
+	CHECK(seen.count == 1);
+	if (seen.fence >= 0)
+		close(seen.fence);
+	CHECK(buffer_backend_is(dmabroker_buffer_get_id(buf), "drm:virtio_gpu"));
+	CHECK(daemon_buffer_count() >= 1); /* the daemon is alive and answers */
+	CHECK(pattern(bb, false, 0x77));
+	free(token);
+	close(release);
+	close(tl.timeline);
+	dmabroker_disconnect(a);
+	dmabroker_disconnect(b);
+	return true;
+}
+
 static bool step_pinned_refuses_move(void)
 {
 	struct dmabroker *c = connect_session();
@@ -1117,7 +1176,7 @@ int main(int argc, char **argv)
 	}
 	if (!daemon_pid_from_env("access-test"))
 		return 2;
-	tap_plan(fences ? 15 : 7);
+	tap_plan(fences ? 16 : 7);
 	tap_step("grants: readers share, a writer is exclusive, named errors", step_grant_basics);
 	tap_step("a fence-less holder blocks a conflicting grant; the daemon serves others", step_fenceless_holder);
 	tap_step("waiters are served in order: a writer is not starved by later readers", step_writer_not_starved);
@@ -1135,6 +1194,8 @@ int main(int argc, char **argv)
 		tap_step("fence helpers: merge, status, wait, sd-event callbacks", step_fence_helpers);
 		tap_step("a heap buffer attached for scanout on virtio-gpu moves there, after the fences, content intact, "
 			 "other holders told", step_move_for_scanout);
+		tap_step("the client that asked for a move dies during it: the move completes for the others",
+			 step_mover_dies_mid_move);
 		tap_step("a static attachment pins the buffer: the move is refused, saying who pins it",
 			 step_pinned_refuses_move);
 	}
