@@ -1010,15 +1010,29 @@ static void on_move(struct dmabroker *b, struct dmabroker_buffer *buf, int fence
 	m->fence = fence;
 }
 
+/* A reader of bb (client b) that ended its grant under a release fence
+ * still pending on a fresh sw_sync timeline (tl): signal it to finish. */
+static bool pending_reader(struct dmabroker *b, struct dmabroker_buffer *bb, struct frame_ctx *tl, int *release)
+{
+	uint64_t g;
+	int f = -1;
+
+	tl->timeline = open(SW_SYNC_DEBUGFS_PATH, O_RDWR | O_CLOEXEC);
+	CHECK(tl->timeline >= 0);
+	CHECK(dmabroker_buffer_begin_access(bb, R, 0, &g, &f) == 0);
+	*release = frame_next_fence(tl);
+	CHECK(*release >= 0 && dmabroker_end_access(b, g, *release) == 0);
+	return true;
+}
+
 static bool step_move_for_scanout(void)
 {
 	struct dmabroker *a = connect_session(), *b = connect_session();
 	struct dmabroker_buffer *buf, *bb;
 	struct moved seen = { 0, -1, NULL };
 	struct frame_ctx tl = { .timeline = -1 };
-	uint64_t g;
 	uint32_t aid;
-	int vgpu, f = -1, release, status;
+	int vgpu, release, status;
 	int64_t t0, took;
 	pid_t pid;
 
@@ -1031,11 +1045,7 @@ static bool step_move_for_scanout(void)
 	CHECK(vgpu >= 0);
 	CHECKF(!imports_into(vgpu, dmabroker_buffer_get_fd(buf)), "virtio-gpu imported a heap buffer: nothing to test");
 	/* b reads "on a GPU": its release fence is pending for half a second. */
-	tl.timeline = open(SW_SYNC_DEBUGFS_PATH, O_RDWR | O_CLOEXEC);
-	CHECK(tl.timeline >= 0);
-	CHECK(dmabroker_buffer_begin_access(bb, R, 0, &g, &f) == 0);
-	release = frame_next_fence(&tl);
-	CHECK(release >= 0 && dmabroker_end_access(b, g, release) == 0);
+	CHECK(pending_reader(b, bb, &tl, &release));
 	pid = fork();
 	CHECK(pid >= 0);
 	if (pid == 0) {
@@ -1081,8 +1091,7 @@ static bool step_mover_dies_mid_move(void)
 	struct moved seen = { 0, -1, NULL };
 	struct frame_ctx tl = { .timeline = -1 };
 	char *token = NULL;
-	uint64_t g;
-	int f = -1, release, status, never = 0;
+	int release, status, never = 0;
 	pid_t pid;
 
 	CHECK(a && b);
@@ -1091,11 +1100,7 @@ static bool step_mover_dies_mid_move(void)
 	dmabroker_set_move_handler(b, on_move, &seen);
 	CHECK(dmabroker_buffer_create_token(buf, 0, 0, &token) == 0);
 	/* b's pending read fence keeps the move waiting... */
-	tl.timeline = open(SW_SYNC_DEBUGFS_PATH, O_RDWR | O_CLOEXEC);
-	CHECK(tl.timeline >= 0);
-	CHECK(dmabroker_buffer_begin_access(bb, R, 0, &g, &f) == 0);
-	release = frame_next_fence(&tl);
-	CHECK(release >= 0 && dmabroker_end_access(b, g, release) == 0);
+	CHECK(pending_reader(b, bb, &tl, &release));
 	pid = fork();
 	CHECK(pid >= 0);
 	if (pid == 0) {
