@@ -456,7 +456,7 @@ EXPORT int dmabroker_allocate_async(struct dmabroker *b, const struct dmabroker_
 		return -EINVAL;
 	r = new_allocate_call(b, desc, &m);
 	if (r < 0)
-		return r;
+		return set_error(b, NULL, r);
 	a = calloc(1, sizeof(*a));
 	if (!a) {
 		sd_bus_message_unref(m);
