@@ -8,6 +8,9 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <drm_fourcc.h>
+#include <xf86drm.h>
+
 #include "backend.h"
 #include "cleanup.h"
 #include "config.h"
@@ -49,6 +52,44 @@ void backends_note(struct backends *bs, const char *name, const char *kind, cons
 		 *device ? device : "-", available ? "available" : "unavailable", n->detail);
 }
 
+bool backend_can_import(const struct backend *be, int fd)
+{
+	struct drm_gem_close close_req = { 0 };
+	uint32_t handle;
+
+	if (drmPrimeFDToHandle(be->fd, fd, &handle) < 0)
+		return false;
+	close_req.handle = handle;
+	drmIoctl(be->fd, DRM_IOCTL_GEM_CLOSE, &close_req);
+	return true;
+}
+
+/*
+ * Tries, once at start-up, whether each DRM device imports a dma-buf from
+ * elsewhere (a heap, udmabuf or another device): stream negotiation
+ * allocates on a device that does not.
+ */
+static void probe_imports(struct backends *bs)
+{
+	const struct alloc_request req = { .format = format_lookup(DRM_FORMAT_XRGB8888), .width = 64, .height = 64,
+					   .max_size = 1 << 20, .max_dimension = 64 };
+	for (struct backend *be = bs->list; be; be = be->next) {
+		struct layout l;
+		int fd = -1;
+		if (strcmp(be->ops->kind, "drm") != 0)
+			continue;
+		be->imports = true; /* unless shown otherwise */
+		for (struct backend *src = bs->list; src && fd < 0; src = src->next)
+			if (src != be && src->dmabuf)
+				fd = src->ops->alloc(src, &req, &l);
+		if (fd < 0)
+			continue;
+		be->imports = backend_can_import(be, fd);
+		log_info("backend %s %s foreign dma-bufs", be->name, be->imports ? "imports" : "does not import");
+		close(fd);
+	}
+}
+
 int backends_probe(struct backends *bs, const struct config *c)
 {
 	static const struct {
@@ -78,6 +119,7 @@ int backends_probe(struct backends *bs, const struct config *c)
 			backends_note(bs, modules[j].kind, modules[j].kind, "", false,
 				      "not in the configured order ([backends] order)");
 	}
+	probe_imports(bs);
 	return 0;
 }
 

@@ -44,6 +44,7 @@ struct backend {
 	bool dmabuf;                    /* false only for shm */
 	bool contiguous;                /* physically contiguous memory */
 	bool kms;                       /* a KMS device: can scan out its own buffers */
+	bool imports;                   /* DRM: imports foreign dma-bufs (virtio-gpu does not) */
 	uint32_t stride_align, offset_align;
 	int fd;                         /* the device, owned; -1 if none */
 	struct backend *next;
@@ -85,6 +86,9 @@ void backend_heap_probe(struct backends *bs, const struct config *c, struct back
 void backend_drm_probe(struct backends *bs, const struct config *c, struct backend ***tail);
 void backend_udmabuf_probe(struct backends *bs, const struct config *c, struct backend ***tail);
 void backend_shm_probe(struct backends *bs, const struct config *c, struct backend ***tail);
+
+/* Whether the DRM device behind be can import the dma-buf fd. */
+bool backend_can_import(const struct backend *be, int fd);
 
 /* Shared by the modules. */
 struct backend *backend_new(const struct backend_ops *ops, const char *name, const char *device, int fd);

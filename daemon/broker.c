@@ -9,6 +9,7 @@
 #include "broker.h"
 #include "errors.h"
 #include "log.h"
+#include "stream.h"
 
 uint64_t now_usec(void)
 {
@@ -46,6 +47,7 @@ void broker_finish(struct broker *b)
 {
 	while (b->clients)
 		client_free(b->clients);
+	streams_free(b);
 	hashmap_clear(&b->buffers);
 	hashmap_clear(&b->grants);
 	hashmap_clear(&b->tokens);

@@ -28,6 +28,7 @@ struct broker;
 struct client;
 struct buffer;
 struct migration;
+struct stream;
 
 /* What a vtable's userdata points to: the bus (client == NULL: look the
  * caller up by its unique name) or one client's direct connection. */
@@ -87,6 +88,7 @@ struct buffer {
 	uint32_t next_attachment_id;
 	struct token *tokens;
 	struct migration *migration;    /* a move in progress (migrate.c) */
+	struct stream *stream;          /* the stream that cycles it; keeps it alive */
 	struct resv resv;               /* access grants and kept fences (access.c) */
 	uint64_t created_usec;
 };
@@ -101,7 +103,7 @@ struct client {
 	char comm[32];
 	sd_bus_track *track;
 	struct hold *holds;
-	unsigned n_holds, n_tokens, n_directs;
+	unsigned n_holds, n_tokens, n_directs, n_streams;
 	uint64_t bytes;                 /* size of every buffer it holds */
 	struct endpoint *directs;
 	struct grant *grants;
@@ -123,7 +125,8 @@ struct broker {
 	struct hashmap tokens;          /* key -> struct token */
 	struct hashmap grants;          /* id -> struct grant */
 	struct request *pending;        /* BeginAccess calls waiting, in order */
-	uint64_t next_buffer_id, next_client_id, next_grant_id;
+	struct stream *streams;         /* stream.c */
+	uint64_t next_buffer_id, next_client_id, next_grant_id, next_stream_id;
 	uint64_t bytes;
 	uint64_t fence_timeouts;
 	struct client self;             /* holds the daemon's own grants (moves) */
@@ -141,6 +144,8 @@ int client_new(struct broker *b, sd_bus_message *m, struct client **ret, sd_bus_
 void client_free(struct client *c);
 bool client_is_admin(const struct client *c);
 int client_open_direct(struct client *c, int *ret_fd, sd_bus_error *error);
+/* A signal for c alone: on its direct connection if it has one, else unicast on the bus. */
+int client_new_signal(struct client *c, const char *member, sd_bus_message **ret);
 
 /* buffer.c */
 struct buffer *buffer_find(struct broker *b, uint64_t id);
@@ -153,6 +158,15 @@ int buffer_attach(struct buffer *buf, struct client *c, uint32_t usage, const ch
 int buffer_detach(struct buffer *buf, struct client *c, uint32_t id, sd_bus_error *error);
 void buffer_detach_client(struct buffer *buf, struct client *c);
 int buffer_dup_fd(const struct buffer *buf);
+/*
+ * Allocates from the first of candidates that can, and registers the buffer
+ * held by owner. 0, or a negative errno with error set (TooLarge,
+ * AllocationFailed, QuotaExceeded).
+ */
+int buffer_allocate(struct broker *b, struct client *owner, const struct alloc_request *req,
+		    struct backend *const *candidates, unsigned n, struct buffer **ret, sd_bus_error *error);
+/* The stream let go of buf: freed now if nobody holds it. */
+void buffer_unset_stream(struct buffer *buf);
 /* Names the dma-buf "dmabroker:<id>" (DMA_BUF_SET_NAME), for bufinfo. */
 void buffer_set_name(const struct buffer *buf);
 

@@ -19,6 +19,7 @@
 #include "migrate.h"
 
 #include <sys/ioctl.h>
+#include <drm_fourcc.h>
 #include <linux/dma-buf.h>
 
 struct buffer *buffer_find(struct broker *b, uint64_t id)
@@ -139,7 +140,7 @@ void buffer_release(struct hold *h)
 	c->bytes -= buf->size;
 	buffer_detach_client(buf, c);
 	free(h);
-	if (buf->n_holders == 0)
+	if (buf->n_holders == 0 && !buf->stream)
 		buffer_free(buf, b);
 }
 
@@ -224,4 +225,53 @@ int buffer_detach(struct buffer *buf, struct client *c, uint32_t id, sd_bus_erro
 	return sd_bus_error_setf(error, ERR_UNKNOWN_ATTACHMENT,
 				 "buffer %llu has no attachment %u of this client",
 				 (unsigned long long)buf->id, id);
+}
+
+int buffer_allocate(struct broker *b, struct client *owner, const struct alloc_request *req,
+		    struct backend *const *candidates, unsigned n, struct buffer **ret, sd_bus_error *error)
+{
+	const struct format_info *f = req->format;
+	struct backend *chosen = NULL;
+	struct layout layout;
+	struct buffer *buf;
+	int r, fd = -ENODEV;
+
+	for (unsigned i = 0; i < n; i++) {
+		fd = candidates[i]->ops->alloc(candidates[i], req, &layout);
+		if (fd == -E2BIG)
+			return sd_bus_error_setf(error, ERR_TOO_LARGE,
+						 "%ux%u %s needs more than %llu bytes (max-buffer-size)", req->width,
+						 req->height, f->name, (unsigned long long)req->max_size);
+		if (fd >= 0) {
+			chosen = candidates[i];
+			break;
+		}
+		log_info("backend %s failed to allocate %ux%u %s: %s", candidates[i]->name, req->width, req->height,
+			 f->name, strerror(-fd));
+	}
+	if (!chosen)
+		return sd_bus_error_setf(error, ERR_ALLOCATION_FAILED, "%s could not allocate %ux%u %s: %s",
+					 n ? candidates[n - 1]->name : "no backend", req->width, req->height, f->name,
+					 strerror(-fd));
+	r = buffer_register(b, owner, fd, &buf, error);
+	if (r < 0)
+		return r;
+	buf->backend = chosen;
+	buf->dmabuf = chosen->dmabuf;
+	buf->width = req->width;
+	buf->height = req->height;
+	buf->fourcc = f->fourcc;
+	buf->usage = req->usage;
+	buf->modifier = DRM_FORMAT_MOD_LINEAR;
+	buf->layout = layout;
+	buffer_set_name(buf);
+	*ret = buf;
+	return 0;
+}
+
+void buffer_unset_stream(struct buffer *buf)
+{
+	buf->stream = NULL;
+	if (buf->n_holders == 0)
+		buffer_free(buf, buf->broker);
 }

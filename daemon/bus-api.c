@@ -25,6 +25,7 @@
 #include "errors.h"
 #include "log.h"
 #include "migrate.h"
+#include "stream.h"
 #include "usage.h"
 
 #define DMA_BUF_FS_MAGIC 0x444d4142 /* "DMAB", include/uapi/linux/magic.h */
@@ -172,14 +173,13 @@ static int method_allocate(sd_bus_message *m, void *userdata, sd_bus_error *erro
 	size_t mods_size;
 	bool linear_ok;
 	struct alloc_request req;
-	struct layout layout;
-	struct backend *chosen = NULL;
+	struct backend *chosen;
 	struct buffer *buf;
 	struct client *c;
 	sd_bus_message *reply = NULL;
 	char why[256];
 	unsigned n;
-	int r, fd = -ENODEV;
+	int r;
 
 	r = sd_bus_message_read(m, "uuu", &width, &height, &fourcc);
 	if (r >= 0)
@@ -219,35 +219,10 @@ static int method_allocate(sd_bus_message *m, void *userdata, sd_bus_error *erro
 
 	req = (struct alloc_request){ .format = f, .width = width, .height = height, .usage = usage,
 				      .max_size = b->config.max_buffer_size, .max_dimension = b->config.max_dimension };
-	for (unsigned i = 0; i < n; i++) {
-		fd = candidates[i]->ops->alloc(candidates[i], &req, &layout);
-		if (fd == -E2BIG)
-			return sd_bus_error_setf(error, ERR_TOO_LARGE,
-						 "%ux%u %s needs more than %llu bytes (max-buffer-size)", width, height,
-						 f->name, (unsigned long long)b->config.max_buffer_size);
-		if (fd >= 0) {
-			chosen = candidates[i];
-			break;
-		}
-		log_info("backend %s failed to allocate %ux%u %s: %s", candidates[i]->name, width, height, f->name,
-			 strerror(-fd));
-	}
-	if (!chosen)
-		return sd_bus_error_setf(error, ERR_ALLOCATION_FAILED, "%s could not allocate %ux%u %s: %s",
-					 candidates[n - 1]->name, width, height, f->name, strerror(-fd));
-
-	r = buffer_register(b, c, fd, &buf, error);
+	r = buffer_allocate(b, c, &req, candidates, n, &buf, error);
 	if (r < 0)
 		return r;
-	buf->backend = chosen;
-	buf->dmabuf = chosen->dmabuf;
-	buf->width = width;
-	buf->height = height;
-	buf->fourcc = fourcc;
-	buf->usage = usage;
-	buf->modifier = DRM_FORMAT_MOD_LINEAR;
-	buf->layout = layout;
-	buffer_set_name(buf);
+	chosen = buf->backend;
 	log_debug("client %llu allocated buffer %llu: %ux%u %s, %llu bytes on %s", (unsigned long long)c->id,
 		  (unsigned long long)buf->id, width, height, f->name, (unsigned long long)buf->size, chosen->name);
 
@@ -374,6 +349,8 @@ static int method_release(sd_bus_message *m, void *userdata, sd_bus_error *error
 
 	if (r >= 0)
 		r = held_buffer(userdata, m, id, &c, &buf, &h, error);
+	if (r >= 0)
+		r = stream_check_direct_use(buf, error);
 	if (r < 0)
 		return r;
 	buffer_release(h);
@@ -391,6 +368,8 @@ static int method_create_token(sd_bus_message *m, void *userdata, sd_bus_error *
 
 	if (r >= 0)
 		r = held_buffer(userdata, m, id, &c, &buf, NULL, error);
+	if (r >= 0)
+		r = stream_check_direct_use(buf, error);
 	if (r >= 0)
 		r = token_create(buf, c, flags, ttl, &value, error);
 	if (r < 0)
@@ -459,6 +438,8 @@ static int method_attach(sd_bus_message *m, void *userdata, sd_bus_error *error)
 		r = held_buffer(userdata, m, id, &c, &buf, NULL, error);
 	if (r >= 0)
 		r = check_usage(usage, error);
+	if (r >= 0)
+		r = stream_check_direct_use(buf, error);
 	if (r < 0)
 		return r;
 	if (flags & ~ATTACH_STATIC)
@@ -519,6 +500,8 @@ static int method_begin_access(sd_bus_message *m, void *userdata, sd_bus_error *
 
 	if (r >= 0)
 		r = held_buffer(userdata, m, id, &c, &buf, NULL, error);
+	if (r >= 0)
+		r = stream_check_direct_use(buf, error);
 	if (r < 0)
 		return r;
 	return access_begin(c, m, 1, &buf, &mode, false, flags, error);
@@ -542,6 +525,8 @@ static int method_begin_access_multi(sd_bus_message *m, void *userdata, sd_bus_e
 			return sd_bus_error_setf(error, ERR_INVALID_ARGUMENT, "more than %d buffers at once",
 						 ACCESS_MAX_MULTI);
 		r = held_buffer(e, m, id, &c, &bufs[n], NULL, error);
+		if (r >= 0)
+			r = stream_check_direct_use(bufs[n], error);
 		if (r < 0)
 			return r;
 		modes[n++] = mode;
@@ -661,6 +646,203 @@ static int method_open_direct(sd_bus_message *m, void *userdata, sd_bus_error *e
 	return sd_bus_reply_method_return(m, "h", fd);
 }
 
+/* ---- streams ---- */
+
+/* Streams run on direct connections: the per-frame messages skip the bus. */
+static int direct_caller(struct endpoint *e, sd_bus_message *m, struct client **ret, sd_bus_error *error)
+{
+	if (!e->client)
+		return sd_bus_error_set(error, ERR_NOT_PERMITTED,
+					"streams run over a direct connection: call OpenDirect, then this method on it");
+	return caller(e, m, ret, error);
+}
+
+static int find_stream(struct broker *b, uint64_t id, struct stream **ret, sd_bus_error *error)
+{
+	*ret = stream_find(b, id);
+	if (!*ret)
+		return sd_bus_error_setf(error, ERR_UNKNOWN_STREAM, "no stream %llu", (unsigned long long)id);
+	return 0;
+}
+
+/*
+ * QueueFrame and ReleaseFrame are sent without expecting a reply: a failure
+ * then comes back as a StreamError signal (and a log line), not lost.
+ */
+static int oneway_result(sd_bus_message *m, struct client *c, uint64_t stream, int r, sd_bus_error *error)
+{
+	if (r >= 0)
+		return sd_bus_reply_method_return(m, ""); /* dropped by sd-bus when no reply is expected */
+	if (c && !sd_bus_message_get_expect_reply(m)) {
+		sd_bus_message *sig = NULL;
+		const char *name = sd_bus_error_is_set(error) ? error->name : SD_BUS_ERROR_FAILED;
+		const char *msg = sd_bus_error_is_set(error) && error->message ? error->message : strerror(-r);
+		log_notice("client %llu: %s on stream %llu: %s", (unsigned long long)c->id, sd_bus_message_get_member(m),
+			   (unsigned long long)stream, msg);
+		if (client_new_signal(c, "StreamError", &sig) >= 0 &&
+		    sd_bus_message_append(sig, "tsss", stream, sd_bus_message_get_member(m), name, msg) >= 0)
+			sd_bus_send(NULL, sig, NULL);
+		sd_bus_message_unref(sig);
+	}
+	return r;
+}
+
+static int method_create_stream(sd_bus_message *m, void *userdata, sd_bus_error *error)
+{
+	struct stream_params p = { 0 };
+	struct stream *s;
+	struct client *c = NULL;
+	const char *name;
+	int r = sd_bus_message_read(m, "s", &name);
+
+	if (r >= 0)
+		r = stream_read_params(m, true, &p, error);
+	if (r >= 0)
+		r = direct_caller(userdata, m, &c, error);
+	if (r < 0)
+		return r;
+	snprintf(p.name, sizeof(p.name), "%s", name);
+	if (strlen(name) >= sizeof(p.name))
+		return sd_bus_error_setf(error, ERR_INVALID_ARGUMENT, "stream name longer than %zu bytes",
+					 sizeof(p.name) - 1);
+	r = stream_create(c, &p, &s, error);
+	if (r < 0)
+		return r;
+	return sd_bus_reply_method_return(m, "t", stream_id(s));
+}
+
+static int method_join_stream(sd_bus_message *m, void *userdata, sd_bus_error *error)
+{
+	struct stream_params p = { 0 };
+	struct stream *s;
+	struct client *c = NULL;
+	const char *name;
+	uint32_t consumer;
+	int r = sd_bus_message_read(m, "s", &name);
+
+	if (r >= 0)
+		r = stream_read_params(m, false, &p, error);
+	if (r >= 0)
+		r = direct_caller(userdata, m, &c, error);
+	if (r < 0)
+		return r;
+	snprintf(p.name, sizeof(p.name), "%s", name);
+	r = stream_join(c, &p, &s, &consumer, error);
+	if (r < 0)
+		return r;
+	return sd_bus_reply_method_return(m, "tu", stream_id(s), consumer);
+}
+
+static int method_stream_buffers(sd_bus_message *m, void *userdata, sd_bus_error *error)
+{
+	struct endpoint *e = userdata;
+	struct stream *s;
+	struct client *c = NULL;
+	uint64_t id;
+	int r = sd_bus_message_read(m, "t", &id);
+
+	if (r >= 0)
+		r = direct_caller(e, m, &c, error);
+	if (r >= 0)
+		r = find_stream(e->broker, id, &s, error);
+	if (r < 0)
+		return r;
+	return stream_buffers(s, c, m, error);
+}
+
+static int method_queue_frame(sd_bus_message *m, void *userdata, sd_bus_error *error)
+{
+	struct endpoint *e = userdata;
+	struct frame_meta meta = { 0 };
+	struct client *c = NULL;
+	struct stream *s;
+	uint64_t id = 0;
+	uint32_t index;
+	int32_t x, y, w, h;
+	int fence = -1, r = sd_bus_message_read(m, "tutt", &id, &index, &meta.sequence, &meta.timestamp_ns);
+
+	if (r >= 0)
+		r = sd_bus_message_enter_container(m, 'a', "(iiii)");
+	while (r >= 0 && (r = sd_bus_message_read(m, "(iiii)", &x, &y, &w, &h)) > 0) {
+		if (meta.n_damage == STREAM_MAX_DAMAGE) {
+			/* more than that: the whole frame is damaged */
+			meta.n_damage = 0;
+			continue;
+		}
+		meta.damage[meta.n_damage][0] = x;
+		meta.damage[meta.n_damage][1] = y;
+		meta.damage[meta.n_damage][2] = w;
+		meta.damage[meta.n_damage++][3] = h;
+	}
+	if (r >= 0)
+		r = sd_bus_message_exit_container(m);
+	if (r >= 0)
+		r = read_optional_fd(m, &fence, error);
+	if (r >= 0)
+		r = direct_caller(e, m, &c, error);
+	if (r >= 0)
+		r = find_stream(e->broker, id, &s, error);
+	if (r >= 0)
+		r = stream_queue(s, c, index, &meta, fence, error);
+	return oneway_result(m, c, id, r, error);
+}
+
+static int method_release_frame(sd_bus_message *m, void *userdata, sd_bus_error *error)
+{
+	struct endpoint *e = userdata;
+	struct client *c = NULL;
+	struct stream *s;
+	uint64_t id = 0;
+	uint32_t index;
+	int fence = -1, r = sd_bus_message_read(m, "tu", &id, &index);
+
+	if (r >= 0)
+		r = read_optional_fd(m, &fence, error);
+	if (r >= 0)
+		r = direct_caller(e, m, &c, error);
+	if (r >= 0)
+		r = find_stream(e->broker, id, &s, error);
+	if (r >= 0)
+		r = stream_release(s, c, index, fence, error);
+	return oneway_result(m, c, id, r, error);
+}
+
+static int method_leave_stream(sd_bus_message *m, void *userdata, sd_bus_error *error)
+{
+	struct endpoint *e = userdata;
+	struct stream *s;
+	struct client *c = NULL;
+	uint64_t id;
+	int r = sd_bus_message_read(m, "t", &id);
+
+	if (r >= 0)
+		r = caller(e, m, &c, error);
+	if (r >= 0)
+		r = find_stream(e->broker, id, &s, error);
+	if (r >= 0)
+		r = stream_leave(s, c, error);
+	if (r < 0)
+		return r;
+	return sd_bus_reply_method_return(m, "");
+}
+
+static int method_list_streams(sd_bus_message *m, void *userdata, sd_bus_error *error)
+{
+	struct endpoint *e = userdata;
+	sd_bus_message *reply = NULL;
+	struct client *c;
+	int r = caller(e, m, &c, error);
+
+	if (r < 0)
+		return r;
+	r = sd_bus_message_new_method_return(m, &reply);
+	if (r >= 0)
+		r = sd_bus_message_open_container(reply, 'a', "(tssssuuuututtt)");
+	if (r >= 0)
+		r = stream_append_list(e->broker, c, reply);
+	return send_list_reply(reply, r);
+}
+
 static int property_get(sd_bus *bus, const char *path, const char *interface, const char *property,
 			sd_bus_message *reply, void *userdata, sd_bus_error *error)
 {
@@ -675,6 +857,12 @@ static int property_get(sd_bus *bus, const char *path, const char *interface, co
 		return sd_bus_message_append(reply, "u", (uint32_t)b->buffers.len);
 	if (strcmp(property, "BytesAllocated") == 0)
 		return sd_bus_message_append(reply, "t", b->bytes);
+	if (strcmp(property, "Streams") == 0) {
+		uint32_t n = 0;
+		for (struct stream *st = b->streams; st; st = stream_next(st))
+			n++;
+		return sd_bus_message_append(reply, "u", n);
+	}
 	if (strcmp(property, "FenceTimeouts") == 0)
 		return sd_bus_message_append(reply, "t", b->fence_timeouts);
 	return -ENOENT;
@@ -687,6 +875,15 @@ const sd_bus_vtable broker_vtable[] = {
 	SD_BUS_PROPERTY("Buffers", "u", property_get, 0, 0),
 	SD_BUS_PROPERTY("BytesAllocated", "t", property_get, 0, 0),
 	SD_BUS_PROPERTY("FenceTimeouts", "t", property_get, 0, 0),
+	SD_BUS_PROPERTY("Streams", "u", property_get, 0, 0),
+	SD_BUS_SIGNAL_WITH_NAMES("FrameReady", "tutta(iiii)ah",
+				 SD_BUS_PARAM(stream) SD_BUS_PARAM(index) SD_BUS_PARAM(sequence)
+				 SD_BUS_PARAM(timestamp) SD_BUS_PARAM(damage) SD_BUS_PARAM(acquire_fence), 0),
+	SD_BUS_SIGNAL_WITH_NAMES("BufferReleased", "tuah",
+				 SD_BUS_PARAM(stream) SD_BUS_PARAM(index) SD_BUS_PARAM(release_fence), 0),
+	SD_BUS_SIGNAL_WITH_NAMES("StreamEnded", "ts", SD_BUS_PARAM(stream) SD_BUS_PARAM(reason), 0),
+	SD_BUS_SIGNAL_WITH_NAMES("StreamError", "tsss",
+				 SD_BUS_PARAM(stream) SD_BUS_PARAM(method) SD_BUS_PARAM(error) SD_BUS_PARAM(message), 0),
 	SD_BUS_SIGNAL_WITH_NAMES("FenceTimedOut", "ttb", SD_BUS_PARAM(buffer) SD_BUS_PARAM(client) SD_BUS_PARAM(write), 0),
 	SD_BUS_SIGNAL_WITH_NAMES("Moved", "thta(tu)ah",
 				 SD_BUS_PARAM(buffer) SD_BUS_PARAM(fd) SD_BUS_PARAM(size) SD_BUS_PARAM(planes)
@@ -739,5 +936,27 @@ const sd_bus_vtable broker_vtable[] = {
 				 method_list_backends, SD_BUS_VTABLE_UNPRIVILEGED),
 	SD_BUS_METHOD_WITH_NAMES("OpenDirect", "", , "h", SD_BUS_PARAM(fd),
 				 method_open_direct, SD_BUS_VTABLE_UNPRIVILEGED),
+	SD_BUS_METHOD_WITH_NAMES("CreateStream", "sa{sv}", SD_BUS_PARAM(name) SD_BUS_PARAM(options),
+				 "t", SD_BUS_PARAM(stream),
+				 method_create_stream, SD_BUS_VTABLE_UNPRIVILEGED),
+	SD_BUS_METHOD_WITH_NAMES("JoinStream", "sa{sv}", SD_BUS_PARAM(name) SD_BUS_PARAM(options),
+				 "tu", SD_BUS_PARAM(stream) SD_BUS_PARAM(consumer),
+				 method_join_stream, SD_BUS_VTABLE_UNPRIVILEGED),
+	SD_BUS_METHOD_WITH_NAMES("StreamBuffers", "t", SD_BUS_PARAM(stream),
+				 "uuutssa(thta(tu))",
+				 SD_BUS_PARAM(width) SD_BUS_PARAM(height) SD_BUS_PARAM(fourcc) SD_BUS_PARAM(modifier)
+				 SD_BUS_PARAM(backend) SD_BUS_PARAM(mode) SD_BUS_PARAM(buffers),
+				 method_stream_buffers, SD_BUS_VTABLE_UNPRIVILEGED),
+	SD_BUS_METHOD_WITH_NAMES("QueueFrame", "tutta(iiii)ah",
+				 SD_BUS_PARAM(stream) SD_BUS_PARAM(index) SD_BUS_PARAM(sequence)
+				 SD_BUS_PARAM(timestamp) SD_BUS_PARAM(damage) SD_BUS_PARAM(ready_fence), "", ,
+				 method_queue_frame, SD_BUS_VTABLE_UNPRIVILEGED),
+	SD_BUS_METHOD_WITH_NAMES("ReleaseFrame", "tuah",
+				 SD_BUS_PARAM(stream) SD_BUS_PARAM(index) SD_BUS_PARAM(release_fence), "", ,
+				 method_release_frame, SD_BUS_VTABLE_UNPRIVILEGED),
+	SD_BUS_METHOD_WITH_NAMES("LeaveStream", "t", SD_BUS_PARAM(stream), "", ,
+				 method_leave_stream, SD_BUS_VTABLE_UNPRIVILEGED),
+	SD_BUS_METHOD_WITH_NAMES("ListStreams", "", , "a(tssssuuuututtt)", SD_BUS_PARAM(streams),
+				 method_list_streams, SD_BUS_VTABLE_UNPRIVILEGED),
 	SD_BUS_VTABLE_END,
 };

@@ -17,6 +17,7 @@
 #include "cleanup.h"
 #include "errors.h"
 #include "log.h"
+#include "stream.h"
 
 struct client *client_find_by_name(struct broker *b, const char *name)
 {
@@ -49,6 +50,7 @@ void client_free(struct client *c)
 	log_debug("client %llu (%s, pid %d) gone: releasing %u buffers",
 		  (unsigned long long)c->id, c->bus_name ? c->bus_name : "off the bus", (int)c->pid, c->n_holds);
 	access_drop_client(c);
+	stream_drop_client(b, c);
 	tokens_drop_for_client(b, c);
 	while (c->holds)
 		buffer_release(c->holds);
@@ -210,4 +212,19 @@ int client_open_direct(struct client *c, int *ret_fd, sd_bus_error *error)
 	c->n_directs++;
 	*ret_fd = TAKE_FD(theirs);
 	return 0;
+}
+
+int client_new_signal(struct client *c, const char *member, sd_bus_message **ret)
+{
+	sd_bus *bus = c->directs ? c->directs->bus : c->broker->bus;
+	int r;
+
+	if (!bus || (!c->directs && !c->bus_name))
+		return -ENOTCONN;
+	r = sd_bus_message_new_signal(bus, ret, BROKER_PATH, BROKER_INTERFACE, member);
+	if (r >= 0 && !c->directs)
+		r = sd_bus_message_set_destination(*ret, c->bus_name);
+	if (r < 0)
+		*ret = sd_bus_message_unref(*ret);
+	return r;
 }

@@ -32,6 +32,7 @@ void config_init(struct config *c)
 		.max_direct_per_client = 4,
 		.max_grants_per_client = 256,
 		.max_pending_per_client = 16,
+		.max_streams_per_client = 8,
 		.fence_timeout_sec = 10,
 		.fence_timeout_policy = FENCE_POLICY_DROP_CLIENT,
 	};
@@ -186,6 +187,7 @@ static const struct key keys[] = {
 	KEY(SECTION_LIMITS, "max-direct-connections-per-client", K_U32, max_direct_per_client),
 	KEY(SECTION_LIMITS, "max-grants-per-client", K_U32, max_grants_per_client),
 	KEY(SECTION_LIMITS, "max-pending-per-client", K_U32, max_pending_per_client),
+	KEY(SECTION_LIMITS, "max-streams-per-client", K_U32, max_streams_per_client),
 	KEY(SECTION_FENCES, "timeout", K_U32, fence_timeout_sec),
 	KEY(SECTION_FENCES, "timeout-policy", K_POLICY, fence_timeout_policy),
 };

@@ -38,6 +38,7 @@ struct config {
 	uint32_t max_direct_per_client;
 	uint32_t max_grants_per_client;
 	uint32_t max_pending_per_client;
+	uint32_t max_streams_per_client; /* streams it produces or consumes */
 	/* [fences] */
 	uint32_t fence_timeout_sec;    /* timeout: a kept fence must signal within this */
 	int fence_timeout_policy;      /* timeout-policy */

@@ -51,19 +51,6 @@ static struct backend *drm_backend_for(struct broker *b, const char *device)
 	return NULL;
 }
 
-/* Whether the device behind be can import the dma-buf fd. */
-static bool can_import(struct backend *be, int fd)
-{
-	struct drm_gem_close close_req = { 0 };
-	uint32_t handle;
-
-	if (drmPrimeFDToHandle(be->fd, fd, &handle) < 0)
-		return false;
-	close_req.handle = handle;
-	drmIoctl(be->fd, DRM_IOCTL_GEM_CLOSE, &close_req);
-	return true;
-}
-
 static void migration_free(struct migration *mig)
 {
 	if (!mig)
@@ -128,15 +115,11 @@ static int copy_content(struct buffer *buf, int new_fd, const struct layout *nl)
 /* Tells holder c that buf moved: a Moved signal, on its direct connection if it has one. */
 static void notify_moved(struct buffer *buf, struct client *c, int fence)
 {
-	sd_bus *bus = c->directs ? c->directs->bus : buf->broker->bus;
 	sd_bus_message *m = NULL;
-	int r;
+	int r = client_new_signal(c, "Moved", &m);
 
-	if (!bus || (!c->directs && !c->bus_name))
+	if (r == -ENOTCONN)
 		return;
-	r = sd_bus_message_new_signal(bus, &m, BROKER_PATH, BROKER_INTERFACE, "Moved");
-	if (r >= 0 && !c->directs)
-		r = sd_bus_message_set_destination(m, c->bus_name);
 	if (r >= 0)
 		r = sd_bus_message_append(m, "tht", buf->id, buf->fd, buf->size);
 	if (r >= 0)
@@ -148,7 +131,7 @@ static void notify_moved(struct buffer *buf, struct client *c, int fence)
 	if (r >= 0)
 		r = fence >= 0 ? sd_bus_message_append(m, "ah", 1, fence) : sd_bus_message_append(m, "ah", 0);
 	if (r >= 0)
-		r = sd_bus_send(bus, m, NULL);
+		r = sd_bus_send(NULL, m, NULL);
 	if (r < 0)
 		log_warning("buffer %llu: cannot tell client %llu it moved: %s", (unsigned long long)buf->id,
 			    (unsigned long long)c->id, strerror(-r));
@@ -248,7 +231,7 @@ int migrate_for_attach(struct buffer *buf, struct client *c, sd_bus_message *m, 
 
 	if (!(usage & DMABROKER_USAGE_DEVICE) || !buf->dmabuf || !(target = drm_backend_for(b, device)))
 		return 0; /* not a placement we can check */
-	if (buf->backend == target || can_import(target, buf->fd))
+	if (buf->backend == target || backend_can_import(target, buf->fd))
 		return 0;
 	if (buf->migration)
 		return sd_bus_error_setf(error, ERR_BUSY, "buffer %llu is being moved already; retry when it is done",

@@ -1,0 +1,1062 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Streams: a set of buffers the broker cycles between one producer and one
+ * or more consumers, with fences both ways.
+ *
+ *   producer                 daemon                       consumer
+ *   CreateStream ----------> negotiates once the expected
+ *                            consumers joined (JoinStream)
+ *   StreamBuffers <--------- fds, once ------------------> StreamBuffers
+ *   QueueFrame(i, ready) --> FrameReady(i, acquire=ready) -> (uses it)
+ *                            <---------------------------- ReleaseFrame(i, release)
+ *   BufferReleased(i, release) <- when every consumer let go of i
+ *
+ * Per-frame calls are one-way messages on the client's direct connection:
+ * one hop each way, no reply, no bus daemon. The daemon never waits on a
+ * fence: it passes the producer's ready fence to the consumers as their
+ * acquire fence and the merge of the consumers' release fences back to the
+ * producer, and imports both into the dma-buf, so that implicit-sync users
+ * of the buffer see the same order.
+ *
+ * Each consumer holds at most max-acquired frames. A frame that finds it at
+ * that limit waits: in FIFO mode in a queue (a stalled consumer thus holds
+ * every buffer in the end, and the producer waits: back-pressure); in
+ * mailbox mode in a single slot, where a newer frame replaces it (dropped;
+ * the buffer goes back to the producer).
+ *
+ * Negotiation picks the first of the producer's formats every consumer
+ * accepts, the linear modifier, and a placement: on a DRM device that some
+ * party uses and that imports no foreign dma-buf (virtio-gpu), else
+ * wherever the union of usages can be served. A refusal names the party.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <drm_fourcc.h>
+
+#include "broker.h"
+#include "cleanup.h"
+#include "errors.h"
+#include "fence.h"
+#include "log.h"
+#include "stream.h"
+#include "usage.h"
+
+struct stream_party {
+	struct client *client;
+	struct stream_params p;
+	sd_bus_message *waiting;        /* its StreamBuffers call, until negotiated */
+};
+
+struct stream_consumer {
+	struct stream_party party;
+	uint32_t id;
+	bool active;
+	unsigned acquired;
+	uint32_t held;                  /* bit i: it holds buffer i */
+	int pending;                    /* mailbox: the frame waiting for it, or -1 */
+	uint8_t queue[STREAM_MAX_BUFFERS]; /* fifo: frames waiting for it */
+	unsigned q_head, q_len;
+	uint64_t delivered, consumed, dropped;
+};
+
+struct slot {
+	struct buffer *buf;
+	bool queued;                    /* false: the producer's */
+	unsigned refs;                  /* consumers holding it or about to */
+	int ready_fence, release_fence;
+	struct frame_meta meta;
+};
+
+struct stream {
+	struct broker *broker;
+	uint64_t id;
+	struct stream_params p;         /* the producer's */
+	enum stream_state state;
+	char error_name[64], error_msg[512];
+	bool has_producer;
+	struct stream_party producer;
+	struct stream_consumer consumers[STREAM_MAX_CONSUMERS];
+	unsigned n_consumers;
+	uint32_t next_consumer_id;
+	uint32_t fourcc;
+	uint64_t modifier;
+	struct backend *backend;
+	struct slot slots[STREAM_MAX_BUFFERS];
+	unsigned n_slots;
+	uint64_t produced, consumed, dropped;
+	struct stream *next;
+};
+
+static const char *const mode_names[] = { [STREAM_FIFO] = "fifo", [STREAM_MAILBOX] = "mailbox" };
+static const char *const state_names[] = {
+	[STREAM_NEGOTIATING] = "negotiating", [STREAM_RUNNING] = "running",
+	[STREAM_FAILED] = "failed", [STREAM_ENDED] = "ended",
+};
+
+/* ---- options ---- */
+
+static int read_au(sd_bus_message *m, uint32_t *out, unsigned max, unsigned *n, const char *key, sd_bus_error *error)
+{
+	const uint32_t *v;
+	size_t size;
+	int r = sd_bus_message_enter_container(m, 'v', "au");
+	if (r < 0)
+		return sd_bus_error_setf(error, ERR_INVALID_ARGUMENT, "option '%s' must be an array of uint32 (au)", key);
+	r = sd_bus_message_read_array(m, 'u', (const void **)&v, &size);
+	if (r < 0)
+		return r;
+	if (size / 4 > max)
+		return sd_bus_error_setf(error, ERR_INVALID_ARGUMENT, "option '%s': %zu entries, at most %u", key,
+					 size / 4, max);
+	memcpy(out, v, size);
+	*n = (unsigned)(size / 4);
+	return sd_bus_message_exit_container(m);
+}
+
+static int read_u(sd_bus_message *m, uint32_t *out, const char *key, sd_bus_error *error)
+{
+	int r = sd_bus_message_read(m, "v", "u", out);
+	if (r < 0)
+		return sd_bus_error_setf(error, ERR_INVALID_ARGUMENT, "option '%s' must be a uint32 (u)", key);
+	return 0;
+}
+
+static int read_s(sd_bus_message *m, char *out, size_t len, const char *key, sd_bus_error *error)
+{
+	const char *s;
+	int r = sd_bus_message_read(m, "v", "s", &s);
+	if (r < 0)
+		return sd_bus_error_setf(error, ERR_INVALID_ARGUMENT, "option '%s' must be a string (s)", key);
+	if (strlen(s) >= len)
+		return sd_bus_error_setf(error, ERR_INVALID_ARGUMENT, "option '%s' is longer than %zu bytes", key,
+					 len - 1);
+	memcpy(out, s, strlen(s) + 1);
+	return 0;
+}
+
+static bool valid_name(const char *s)
+{
+	if (!*s)
+		return false;
+	for (; *s; s++)
+		if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') ||
+		      *s == '-' || *s == '_' || *s == '.'))
+			return false;
+	return true;
+}
+
+int stream_read_params(sd_bus_message *m, bool producer, struct stream_params *p, sd_bus_error *error)
+{
+	static const char *const producer_only[] = { "mode", "buffers", "width", "height", "consumers" };
+	bool have_mode = false;
+	int r;
+
+	r = sd_bus_message_enter_container(m, 'a', "{sv}");
+	if (r < 0)
+		return r;
+	while ((r = sd_bus_message_enter_container(m, 'e', "sv")) > 0) {
+		const char *key;
+		r = sd_bus_message_read(m, "s", &key);
+		if (r < 0)
+			return r;
+		if (!producer)
+			for (unsigned i = 0; i < ELEMENTSOF(producer_only); i++)
+				if (strcmp(key, producer_only[i]) == 0)
+					return sd_bus_error_setf(error, ERR_INVALID_ARGUMENT,
+								 "option '%s' is the producer's (CreateStream)", key);
+		if (strcmp(key, "label") == 0) {
+			r = read_s(m, p->label, sizeof(p->label), key, error);
+		} else if (strcmp(key, "mode") == 0) {
+			char mode[16];
+			r = read_s(m, mode, sizeof(mode), key, error);
+			if (r >= 0 && strcmp(mode, "fifo") == 0)
+				p->mode = STREAM_FIFO;
+			else if (r >= 0 && strcmp(mode, "mailbox") == 0)
+				p->mode = STREAM_MAILBOX;
+			else if (r >= 0)
+				return sd_bus_error_setf(error, ERR_INVALID_ARGUMENT,
+							 "mode '%s': must be 'fifo' or 'mailbox'", mode);
+			have_mode = true;
+		} else if (strcmp(key, "buffers") == 0) {
+			r = read_u(m, &p->buffers, key, error);
+		} else if (strcmp(key, "width") == 0) {
+			r = read_u(m, &p->width, key, error);
+		} else if (strcmp(key, "height") == 0) {
+			r = read_u(m, &p->height, key, error);
+		} else if (strcmp(key, "consumers") == 0) {
+			r = read_u(m, &p->consumers, key, error);
+		} else if (strcmp(key, "max-acquired") == 0) {
+			r = read_u(m, &p->max_acquired, key, error);
+		} else if (strcmp(key, "usage") == 0) {
+			r = read_u(m, &p->usage, key, error);
+			if (r >= 0 && (p->usage & ~DMABROKER_USAGE_ALL))
+				return sd_bus_error_setf(error, ERR_INVALID_ARGUMENT, "unknown usage bits 0x%x",
+							 p->usage & ~DMABROKER_USAGE_ALL);
+		} else if (strcmp(key, "formats") == 0) {
+			r = read_au(m, p->formats, STREAM_MAX_FORMATS, &p->n_formats, key, error);
+		} else if (strcmp(key, "modifiers") == 0) {
+			const uint64_t *v;
+			size_t size;
+			r = sd_bus_message_enter_container(m, 'v', "at");
+			if (r < 0)
+				return sd_bus_error_setf(error, ERR_INVALID_ARGUMENT,
+							 "option 'modifiers' must be an array of uint64 (at)");
+			r = sd_bus_message_read_array(m, 't', (const void **)&v, &size);
+			if (r >= 0 && size / 8 > STREAM_MAX_MODIFIERS)
+				return sd_bus_error_setf(error, ERR_INVALID_ARGUMENT, "%zu modifiers, at most %d",
+							 size / 8, STREAM_MAX_MODIFIERS);
+			if (r >= 0) {
+				memcpy(p->modifiers, v, size);
+				p->n_modifiers = (unsigned)(size / 8);
+				r = sd_bus_message_exit_container(m);
+			}
+		} else if (strcmp(key, "devices") == 0) {
+			const char *d;
+			r = sd_bus_message_enter_container(m, 'v', "as");
+			if (r < 0)
+				return sd_bus_error_setf(error, ERR_INVALID_ARGUMENT,
+							 "option 'devices' must be an array of strings (as)");
+			r = sd_bus_message_enter_container(m, 'a', "s");
+			while (r >= 0 && (r = sd_bus_message_read(m, "s", &d)) > 0) {
+				if (p->n_devices == STREAM_MAX_DEVICES)
+					return sd_bus_error_setf(error, ERR_INVALID_ARGUMENT, "more than %d devices",
+								 STREAM_MAX_DEVICES);
+				if (strlen(d) >= sizeof(p->devices[0]))
+					return sd_bus_error_setf(error, ERR_INVALID_ARGUMENT, "device name too long");
+				snprintf(p->devices[p->n_devices++], sizeof(p->devices[0]), "%s", d);
+			}
+			if (r >= 0)
+				r = sd_bus_message_exit_container(m);
+			if (r >= 0)
+				r = sd_bus_message_exit_container(m);
+		} else {
+			return sd_bus_error_setf(error, ERR_INVALID_ARGUMENT,
+						 "unknown option '%.64s' (known: label, mode, buffers, width, height, "
+						 "consumers, max-acquired, usage, formats, modifiers, devices)", key);
+		}
+		if (r < 0)
+			return r;
+		r = sd_bus_message_exit_container(m);
+		if (r < 0)
+			return r;
+	}
+	if (r < 0)
+		return r;
+	r = sd_bus_message_exit_container(m);
+	if (r < 0)
+		return r;
+	if (producer) {
+		if (!have_mode)
+			p->mode = STREAM_FIFO;
+		if (p->buffers == 0)
+			p->buffers = 4;
+		if (p->buffers > STREAM_MAX_BUFFERS)
+			return sd_bus_error_setf(error, ERR_INVALID_ARGUMENT, "%u buffers: a stream has 1 to %d",
+						 p->buffers, STREAM_MAX_BUFFERS);
+		if (p->consumers > STREAM_MAX_CONSUMERS)
+			return sd_bus_error_setf(error, ERR_INVALID_ARGUMENT, "%u consumers: at most %d",
+						 p->consumers, STREAM_MAX_CONSUMERS);
+		if (p->n_formats == 0)
+			return sd_bus_error_set(error, ERR_INVALID_ARGUMENT,
+						"the producer must name its formats (option 'formats')");
+	}
+	return 0;
+}
+
+/* ---- lookup, signals ---- */
+
+struct stream *stream_find(struct broker *b, uint64_t id)
+{
+	for (struct stream *s = b->streams; s; s = s->next)
+		if (s->id == id)
+			return s;
+	return NULL;
+}
+
+uint64_t stream_id(const struct stream *s)
+{
+	return s->id;
+}
+
+struct stream *stream_next(const struct stream *s)
+{
+	return s->next;
+}
+
+static struct stream *find_by_name(struct broker *b, const char *name)
+{
+	for (struct stream *s = b->streams; s; s = s->next)
+		if (strcmp(s->p.name, name) == 0)
+			return s;
+	return NULL;
+}
+
+static struct stream_consumer *consumer_of(struct stream *s, struct client *c)
+{
+	for (unsigned i = 0; i < STREAM_MAX_CONSUMERS; i++)
+		if (s->consumers[i].active && s->consumers[i].party.client == c)
+			return &s->consumers[i];
+	return NULL;
+}
+
+/* "consumer 'display' (client 7)" */
+static const char *who(const struct stream *s, const struct stream_party *p, char *out, size_t len)
+{
+	snprintf(out, len, "%s '%s' (client %llu)", p == &s->producer ? "producer" : "consumer", p->p.label,
+		 (unsigned long long)p->client->id);
+	return out;
+}
+
+static void send_signal(struct client *c, const char *member, const char *sig, ...)
+{
+	sd_bus_message *m = NULL;
+	va_list ap;
+	int r = client_new_signal(c, member, &m);
+
+	if (r >= 0) {
+		va_start(ap, sig);
+		r = sd_bus_message_appendv(m, sig, ap);
+		va_end(ap);
+	}
+	if (r >= 0)
+		r = sd_bus_send(NULL, m, NULL);
+	if (r < 0)
+		log_debug("cannot send %s to client %llu: %s", member, (unsigned long long)c->id, strerror(-r));
+	sd_bus_message_unref(m);
+}
+
+static void send_fence_signal(struct client *c, const char *member, uint64_t stream, uint32_t index, int fence)
+{
+	if (fence >= 0)
+		send_signal(c, member, "tuah", stream, index, 1, fence);
+	else
+		send_signal(c, member, "tuah", stream, index, 0);
+}
+
+/* ---- the frame cycle ---- */
+
+static void return_to_producer(struct stream *s, unsigned i)
+{
+	struct slot *sl = &s->slots[i];
+	int release = sl->release_fence;
+
+	sl->release_fence = -1;
+	/* A frame nobody waited for (dropped) still orders after its own writes. */
+	if (sl->ready_fence >= 0 && fence_status(sl->ready_fence) != 1)
+		fence_accumulate(&release, sl->ready_fence);
+	else
+		safe_close(sl->ready_fence);
+	sl->ready_fence = -1;
+	sl->queued = false;
+	if (s->has_producer)
+		send_fence_signal(s->producer.client, "BufferReleased", s->id, i, release);
+	safe_close(release);
+}
+
+static void slot_unref(struct stream *s, unsigned i)
+{
+	if (--s->slots[i].refs == 0)
+		return_to_producer(s, i);
+}
+
+static void send_frame(struct stream *s, struct stream_consumer *con, unsigned i)
+{
+	const struct slot *sl = &s->slots[i];
+	sd_bus_message *m = NULL;
+	int r;
+
+	con->acquired++;
+	con->held |= 1u << i;
+	con->delivered++;
+	r = client_new_signal(con->party.client, "FrameReady", &m);
+	if (r >= 0)
+		r = sd_bus_message_append(m, "tutt", s->id, i, sl->meta.sequence, sl->meta.timestamp_ns);
+	if (r >= 0)
+		r = sd_bus_message_open_container(m, 'a', "(iiii)");
+	for (unsigned d = 0; r >= 0 && d < sl->meta.n_damage; d++)
+		r = sd_bus_message_append(m, "(iiii)", sl->meta.damage[d][0], sl->meta.damage[d][1],
+					  sl->meta.damage[d][2], sl->meta.damage[d][3]);
+	if (r >= 0)
+		r = sd_bus_message_close_container(m);
+	if (r >= 0)
+		r = sl->ready_fence >= 0 ? sd_bus_message_append(m, "ah", 1, sl->ready_fence)
+					 : sd_bus_message_append(m, "ah", 0);
+	if (r >= 0)
+		r = sd_bus_send(NULL, m, NULL);
+	if (r < 0)
+		log_debug("stream %llu: cannot send frame to client %llu: %s", (unsigned long long)s->id,
+			  (unsigned long long)con->party.client->id, strerror(-r));
+	sd_bus_message_unref(m);
+}
+
+/* Sends con what waits for it, while it is under its limit. */
+static void pump(struct stream *s, struct stream_consumer *con)
+{
+	while (con->acquired < con->party.p.max_acquired) {
+		if (con->pending >= 0) {
+			unsigned i = (unsigned)con->pending;
+			con->pending = -1;
+			send_frame(s, con, i);
+		} else if (con->q_len) {
+			unsigned i = con->queue[con->q_head];
+			con->q_head = (con->q_head + 1) % STREAM_MAX_BUFFERS;
+			con->q_len--;
+			send_frame(s, con, i);
+		} else {
+			break;
+		}
+	}
+}
+
+static void deliver(struct stream *s, struct stream_consumer *con, unsigned i)
+{
+	s->slots[i].refs++;
+	if (con->acquired < con->party.p.max_acquired && con->pending < 0 && con->q_len == 0) {
+		send_frame(s, con, i);
+	} else if (s->p.mode == STREAM_MAILBOX) {
+		if (con->pending >= 0) {
+			unsigned old = (unsigned)con->pending;
+			con->dropped++;
+			s->dropped++;
+			con->pending = (int)i;
+			slot_unref(s, old);
+		} else {
+			con->pending = (int)i;
+		}
+	} else {
+		con->queue[(con->q_head + con->q_len) % STREAM_MAX_BUFFERS] = (uint8_t)i;
+		con->q_len++;
+	}
+}
+
+/* ---- negotiation ---- */
+
+static bool has_u32(const uint32_t *v, unsigned n, uint32_t x)
+{
+	for (unsigned i = 0; i < n; i++)
+		if (v[i] == x)
+			return true;
+	return false;
+}
+
+static bool takes_linear(const struct stream_params *p)
+{
+	for (unsigned i = 0; i < p->n_modifiers; i++)
+		if (p->modifiers[i] == DRM_FORMAT_MOD_LINEAR)
+			return true;
+	return p->n_modifiers == 0;
+}
+
+static struct backend *drm_backend_for(struct broker *b, const char *device)
+{
+	for (struct backend *be = b->backends.list; be; be = be->next)
+		if (strcmp(be->ops->kind, "drm") == 0 && (strcmp(device, be->device) == 0 || strcmp(device, be->driver) == 0))
+			return be;
+	return NULL;
+}
+
+static void format_list(const uint32_t *f, unsigned n, char *out, size_t len)
+{
+	char name[5];
+	*out = 0;
+	for (unsigned i = 0; i < n; i++)
+		snprintf(out + strlen(out), len - strlen(out), "%s%s", i ? ", " : "", fourcc_str(f[i], name));
+	if (!n)
+		snprintf(out, len, "any");
+}
+
+/*
+ * Checks that party p can use the stream as negotiated (or as it would be:
+ * fourcc, and buffers on `placed`): 0, or <0 with error naming p.
+ */
+static int check_party(struct stream *s, const struct stream_party *p, uint32_t fourcc, const struct backend *placed,
+		       sd_bus_error *error)
+{
+	char w[96], list[256], name[5];
+
+	if (p->p.n_formats && !has_u32(p->p.formats, p->p.n_formats, fourcc)) {
+		format_list(p->p.formats, p->p.n_formats, list, sizeof(list));
+		return sd_bus_error_setf(error, ERR_NEGOTIATION_FAILED,
+					 "stream '%s': %s does not accept %s; it takes %s", s->p.name,
+					 who(s, p, w, sizeof(w)), fourcc_str(fourcc, name), list);
+	}
+	if (!takes_linear(&p->p))
+		return sd_bus_error_setf(error, ERR_NEGOTIATION_FAILED,
+					 "stream '%s': %s takes only modifiers 0x%llx... (%u), and dmabroker allocates "
+					 "linear buffers", s->p.name, who(s, p, w, sizeof(w)),
+					 (unsigned long long)p->p.modifiers[0], p->p.n_modifiers);
+	for (unsigned d = 0; placed && d < p->p.n_devices; d++) {
+		struct backend *be = drm_backend_for(s->broker, p->p.devices[d]);
+		if (be && !be->imports && be != placed)
+			return sd_bus_error_setf(error, ERR_NEGOTIATION_FAILED,
+						 "stream '%s': %s uses %s (%s), which imports no foreign dma-buf, but "
+						 "the buffers are on %s", s->p.name, who(s, p, w, sizeof(w)),
+						 be->driver, be->device, placed->name);
+	}
+	if (placed && (p->p.usage & DMABROKER_USAGE_CONTIGUOUS) && !placed->contiguous)
+		return sd_bus_error_setf(error, ERR_NEGOTIATION_FAILED,
+					 "stream '%s': %s needs contiguous memory; the buffers are on %s", s->p.name,
+					 who(s, p, w, sizeof(w)), placed->name);
+	return 0;
+}
+
+static unsigned parties(struct stream *s, struct stream_party **out)
+{
+	unsigned n = 0;
+	if (s->has_producer)
+		out[n++] = &s->producer;
+	for (unsigned i = 0; i < STREAM_MAX_CONSUMERS; i++)
+		if (s->consumers[i].active)
+			out[n++] = &s->consumers[i].party;
+	return n;
+}
+
+static int negotiate(struct stream *s, sd_bus_error *error)
+{
+	struct broker *b = s->broker;
+	struct stream_party *all[STREAM_MAX_CONSUMERS + 1], *needer = NULL;
+	struct backend *need = NULL, *candidates[16];
+	char w[96], w2[96], why[256], list[256];
+	uint32_t fourcc = 0, usage = 0;
+	unsigned n = parties(s, all), nc;
+	int r;
+
+	/* the first of the producer's formats that everybody takes */
+	for (unsigned f = 0; f < s->p.n_formats && !fourcc; f++) {
+		bool ok = format_lookup(s->p.formats[f]) != NULL;
+		for (unsigned i = 1; i < n && ok; i++)
+			ok = all[i]->p.n_formats == 0 || has_u32(all[i]->p.formats, all[i]->p.n_formats, s->p.formats[f]);
+		if (ok)
+			fourcc = s->p.formats[f];
+	}
+	if (!fourcc) {
+		format_list(s->p.formats, s->p.n_formats, list, sizeof(list));
+		for (unsigned i = 1; i < n; i++) {
+			bool any = false;
+			for (unsigned f = 0; f < s->p.n_formats; f++)
+				any |= all[i]->p.n_formats == 0 ||
+				       has_u32(all[i]->p.formats, all[i]->p.n_formats, s->p.formats[f]);
+			if (!any) {
+				char theirs[256];
+				format_list(all[i]->p.formats, all[i]->p.n_formats, theirs, sizeof(theirs));
+				return sd_bus_error_setf(error, ERR_NEGOTIATION_FAILED,
+							 "stream '%s': %s accepts none of the producer's formats (%s); "
+							 "it takes %s", s->p.name, who(s, all[i], w, sizeof(w)), list,
+							 theirs);
+			}
+		}
+		return sd_bus_error_setf(error, ERR_NEGOTIATION_FAILED,
+					 "stream '%s': no format of the producer's (%s) is supported by dmabroker and "
+					 "accepted by every consumer", s->p.name, list);
+	}
+	for (unsigned i = 0; i < n; i++) {
+		r = check_party(s, all[i], fourcc, NULL, error);
+		if (r < 0)
+			return r;
+		usage |= all[i]->p.usage;
+	}
+	/* placement: the one device that imports nothing, if a party uses one */
+	for (unsigned i = 0; i < n; i++)
+		for (unsigned d = 0; d < all[i]->p.n_devices; d++) {
+			struct backend *be = drm_backend_for(b, all[i]->p.devices[d]);
+			if (!be || be->imports)
+				continue;
+			if (need && need != be)
+				return sd_bus_error_setf(error, ERR_NEGOTIATION_FAILED,
+							 "stream '%s': %s needs the buffers on %s (%s) and %s on %s (%s); "
+							 "neither device imports foreign dma-bufs, so no placement serves both",
+							 s->p.name, who(s, needer, w, sizeof(w)), need->driver, need->device,
+							 who(s, all[i], w2, sizeof(w2)), be->driver, be->device);
+			need = be;
+			needer = all[i];
+		}
+	nc = backends_choose(&b->backends, usage, need ? need->name : NULL, NULL, candidates, ELEMENTSOF(candidates),
+			     why, sizeof(why));
+	if (nc == 0) {
+		if (need)
+			return sd_bus_error_setf(error, ERR_NEGOTIATION_FAILED,
+						 "stream '%s': %s needs the buffers on %s, which cannot serve usage 0x%x: %s",
+						 s->p.name, who(s, needer, w, sizeof(w)), need->name, usage, why);
+		return sd_bus_error_setf(error, ERR_NEGOTIATION_FAILED, "stream '%s': %s", s->p.name, why);
+	}
+
+	struct alloc_request req = {
+		.format = format_lookup(fourcc), .width = s->p.width, .height = s->p.height, .usage = usage,
+		.max_size = b->config.max_buffer_size, .max_dimension = b->config.max_dimension,
+	};
+	for (unsigned i = 0; i < s->p.buffers; i++) {
+		struct buffer *buf;
+		sd_bus_error e = SD_BUS_ERROR_NULL;
+		r = buffer_allocate(b, s->producer.client, &req, candidates, nc, &buf, &e);
+		if (r < 0) {
+			sd_bus_error_setf(error, ERR_NEGOTIATION_FAILED, "stream '%s': buffer %u of %u%s%s%s: %s",
+					  s->p.name, i + 1, s->p.buffers, need ? " (on " : "", need ? need->name : "",
+					  need ? " because of its importers)" : "", e.message);
+			sd_bus_error_free(&e);
+			return r;
+		}
+		/* the stream keeps it; holders are the parties */
+		buf->stream = s;
+		s->slots[i] = (struct slot){ .buf = buf, .ready_fence = -1, .release_fence = -1 };
+		s->n_slots++;
+		if (i == 0)
+			s->backend = buf->backend;
+	}
+	s->fourcc = fourcc;
+	s->modifier = DRM_FORMAT_MOD_LINEAR;
+	log_info("stream %llu '%s': %ux%u %s on %s, %u buffers, %s, %u consumers", (unsigned long long)s->id,
+		 s->p.name, s->p.width, s->p.height, format_lookup(fourcc)->name, s->backend->name, s->n_slots,
+		 mode_names[s->p.mode], s->n_consumers);
+	return 0;
+}
+
+/* ---- StreamBuffers replies ---- */
+
+static int reply_buffers(struct stream *s, struct stream_party *p, sd_bus_message *call, sd_bus_error *error)
+{
+	sd_bus_message *reply = NULL;
+	int r;
+
+	for (unsigned i = 0; i < s->n_slots; i++) {
+		r = buffer_hold(s->slots[i].buf, p->client, error);
+		if (r < 0)
+			return r;
+	}
+	r = sd_bus_message_new_method_return(call, &reply);
+	if (r >= 0)
+		r = sd_bus_message_append(reply, "uuutss", s->p.width, s->p.height, s->fourcc, s->modifier,
+					  s->backend->name, mode_names[s->p.mode]);
+	if (r >= 0)
+		r = sd_bus_message_open_container(reply, 'a', "(thta(tu))");
+	for (unsigned i = 0; r >= 0 && i < s->n_slots; i++) {
+		const struct buffer *buf = s->slots[i].buf;
+		r = sd_bus_message_open_container(reply, 'r', "thta(tu)");
+		if (r >= 0)
+			r = sd_bus_message_append(reply, "tht", buf->id, buf->fd, buf->size);
+		if (r >= 0)
+			r = sd_bus_message_open_container(reply, 'a', "(tu)");
+		for (unsigned pl = 0; r >= 0 && pl < buf->layout.n_planes; pl++)
+			r = sd_bus_message_append(reply, "(tu)", buf->layout.plane[pl].offset,
+						  buf->layout.plane[pl].stride);
+		if (r >= 0)
+			r = sd_bus_message_close_container(reply);
+		if (r >= 0)
+			r = sd_bus_message_close_container(reply);
+	}
+	if (r >= 0)
+		r = sd_bus_message_close_container(reply);
+	if (r >= 0)
+		r = sd_bus_send(NULL, reply, NULL);
+	sd_bus_message_unref(reply);
+	return r < 0 ? r : 1;
+}
+
+static void answer_waiting(struct stream *s, struct stream_party *p)
+{
+	sd_bus_error e = SD_BUS_ERROR_NULL;
+	sd_bus_message *call = p->waiting;
+	int r;
+
+	if (!call)
+		return;
+	p->waiting = NULL;
+	if (s->state == STREAM_RUNNING)
+		r = reply_buffers(s, p, call, &e);
+	else if (s->state == STREAM_FAILED)
+		r = sd_bus_error_set(&e, s->error_name, s->error_msg);
+	else
+		r = sd_bus_error_setf(&e, ERR_STREAM_ENDED, "stream '%s' ended: its producer left", s->p.name);
+	if (r < 0)
+		sd_bus_reply_method_error(call, sd_bus_error_is_set(&e) ? &e : &SD_BUS_ERROR_MAKE_CONST(
+						  SD_BUS_ERROR_FAILED, "cannot send the stream's buffers"));
+	sd_bus_error_free(&e);
+	sd_bus_message_unref(call);
+}
+
+static void maybe_negotiate(struct stream *s)
+{
+	sd_bus_error e = SD_BUS_ERROR_NULL;
+	struct stream_party *all[STREAM_MAX_CONSUMERS + 1];
+	unsigned n;
+
+	if (s->state != STREAM_NEGOTIATING || !s->has_producer || s->n_consumers < s->p.consumers)
+		return;
+	if (negotiate(s, &e) < 0) {
+		s->state = STREAM_FAILED;
+		snprintf(s->error_name, sizeof(s->error_name), "%s",
+			 sd_bus_error_is_set(&e) ? e.name : ERR_NEGOTIATION_FAILED);
+		snprintf(s->error_msg, sizeof(s->error_msg), "%s", e.message ? e.message : "negotiation failed");
+		log_notice("stream %llu: %s", (unsigned long long)s->id, s->error_msg);
+		for (unsigned i = 0; i < s->n_slots; i++) {
+			buffer_release(buffer_held_by(s->slots[i].buf, s->producer.client));
+			buffer_unset_stream(s->slots[i].buf);
+		}
+		s->n_slots = 0;
+	} else {
+		s->state = STREAM_RUNNING;
+	}
+	sd_bus_error_free(&e);
+	n = parties(s, all);
+	for (unsigned i = 0; i < n; i++)
+		answer_waiting(s, all[i]);
+}
+
+/* ---- create, join, leave ---- */
+
+static int check_limit(struct client *c, sd_bus_error *error)
+{
+	if (c->n_streams >= c->broker->config.max_streams_per_client)
+		return sd_bus_error_setf(error, ERR_LIMIT_REACHED,
+					 "client is in %u streams, the limit (max-streams-per-client)", c->n_streams);
+	return 0;
+}
+
+static void default_label(struct client *c, struct stream_params *p)
+{
+	if (!*p->label)
+		snprintf(p->label, sizeof(p->label), "%s", *c->comm ? c->comm : "client");
+}
+
+int stream_create(struct client *c, const struct stream_params *p, struct stream **ret, sd_bus_error *error)
+{
+	struct broker *b = c->broker;
+	const struct format_info *f = NULL;
+	struct stream *s;
+	int r;
+
+	if (!valid_name(p->name))
+		return sd_bus_error_setf(error, ERR_INVALID_ARGUMENT,
+					 "stream name '%.64s': 1 to 63 of A-Z a-z 0-9 - _ .", p->name);
+	if (find_by_name(b, p->name))
+		return sd_bus_error_setf(error, ERR_NAME_TAKEN, "a stream named '%s' exists", p->name);
+	if (p->width == 0 || p->height == 0 || p->width > b->config.max_dimension || p->height > b->config.max_dimension)
+		return sd_bus_error_setf(error, ERR_INVALID_DIMENSIONS,
+					 "%ux%u: width and height must be 1 to %u (max-dimension)", p->width, p->height,
+					 b->config.max_dimension);
+	for (unsigned i = 0; i < p->n_formats && !f; i++)
+		f = format_lookup(p->formats[i]);
+	if (!f) {
+		char list[256];
+		format_list(p->formats, p->n_formats, list, sizeof(list));
+		return sd_bus_error_setf(error, ERR_UNSUPPORTED_FORMAT, "none of the formats %s is supported", list);
+	}
+	r = check_limit(c, error);
+	if (r < 0)
+		return r;
+	s = calloc(1, sizeof(*s));
+	if (!s)
+		return -ENOMEM;
+	s->broker = b;
+	s->id = ++b->next_stream_id;
+	s->p = *p;
+	default_label(c, &s->p);
+	s->has_producer = true;
+	s->producer.client = c;
+	s->producer.p = s->p;
+	s->next_consumer_id = 1;
+	s->next = b->streams;
+	b->streams = s;
+	c->n_streams++;
+	log_debug("client %llu created stream %llu '%s'", (unsigned long long)c->id, (unsigned long long)s->id,
+		  s->p.name);
+	maybe_negotiate(s);
+	*ret = s;
+	return 0;
+}
+
+int stream_join(struct client *c, const struct stream_params *p, struct stream **ret, uint32_t *ret_consumer,
+		sd_bus_error *error)
+{
+	struct stream *s = find_by_name(c->broker, p->name);
+	struct stream_consumer *con = NULL;
+	int r;
+
+	if (!s || !s->has_producer)
+		return sd_bus_error_setf(error, ERR_UNKNOWN_STREAM, "no stream named '%.64s'%s", p->name,
+					 s ? " (its producer left)" : "");
+	if (s->state == STREAM_FAILED)
+		return sd_bus_error_set(error, s->error_name, s->error_msg);
+	if (s->producer.client == c || consumer_of(s, c))
+		return sd_bus_error_setf(error, ERR_INVALID_ARGUMENT, "this client is in stream '%s' already", p->name);
+	for (unsigned i = 0; i < STREAM_MAX_CONSUMERS && !con; i++)
+		if (!s->consumers[i].active)
+			con = &s->consumers[i];
+	if (!con)
+		return sd_bus_error_setf(error, ERR_LIMIT_REACHED, "stream '%s' has %d consumers, the most it takes",
+					 p->name, STREAM_MAX_CONSUMERS);
+	r = check_limit(c, error);
+	if (r < 0)
+		return r;
+	if (p->max_acquired > s->p.buffers)
+		return sd_bus_error_setf(error, ERR_INVALID_ARGUMENT, "max-acquired %u: the stream has %u buffers",
+					 p->max_acquired, s->p.buffers);
+	*con = (struct stream_consumer){ .party = { .client = c, .p = *p }, .pending = -1 };
+	default_label(c, &con->party.p);
+	if (!con->party.p.max_acquired)
+		con->party.p.max_acquired = s->p.mode == STREAM_MAILBOX ? 1 : s->p.buffers;
+	if (s->state == STREAM_RUNNING) {
+		r = check_party(s, &con->party, s->fourcc, s->backend, error);
+		if (r < 0)
+			return r;
+	}
+	con->active = true;
+	con->id = s->next_consumer_id++;
+	s->n_consumers++;
+	c->n_streams++;
+	log_debug("client %llu joined stream %llu '%s' as consumer %u", (unsigned long long)c->id,
+		  (unsigned long long)s->id, s->p.name, con->id);
+	*ret = s;
+	*ret_consumer = con->id;
+	maybe_negotiate(s);
+	return 0;
+}
+
+static void stream_free(struct stream *s)
+{
+	struct broker *b = s->broker;
+
+	for (struct stream **p = &b->streams; *p; p = &(*p)->next)
+		if (*p == s) {
+			*p = s->next;
+			break;
+		}
+	for (unsigned i = 0; i < s->n_slots; i++) {
+		safe_close(s->slots[i].ready_fence);
+		safe_close(s->slots[i].release_fence);
+		buffer_unset_stream(s->slots[i].buf);
+	}
+	log_debug("stream %llu '%s' freed", (unsigned long long)s->id, s->p.name);
+	free(s);
+}
+
+static void release_holds(struct stream *s, struct client *c)
+{
+	for (unsigned i = 0; i < s->n_slots; i++) {
+		struct hold *h = buffer_held_by(s->slots[i].buf, c);
+		if (h)
+			buffer_release(h);
+	}
+}
+
+static void drop_waiting(struct stream_party *p, bool reply, const char *why)
+{
+	if (!p->waiting)
+		return;
+	if (reply)
+		sd_bus_reply_method_errorf(p->waiting, ERR_STREAM_ENDED, "%s", why);
+	p->waiting = sd_bus_message_unref(p->waiting);
+}
+
+/* Removes c from s; frees s when nobody is left. going: c is going away. */
+static void leave(struct stream *s, struct client *c, bool going)
+{
+	struct stream_consumer *con = consumer_of(s, c);
+
+	if (con) {
+		con->active = false;
+		s->n_consumers--;
+		for (unsigned i = 0; i < s->n_slots; i++)
+			if (con->held & (1u << i))
+				slot_unref(s, i);
+		if (con->pending >= 0)
+			slot_unref(s, (unsigned)con->pending);
+		for (unsigned k = 0; k < con->q_len; k++)
+			slot_unref(s, con->queue[(con->q_head + k) % STREAM_MAX_BUFFERS]);
+		con->held = 0;
+		con->pending = -1;
+		con->q_len = 0;
+		drop_waiting(&con->party, !going, "left the stream");
+		log_debug("client %llu left stream %llu as consumer %u (%llu frames consumed, %llu dropped)",
+			  (unsigned long long)c->id, (unsigned long long)s->id, con->id,
+			  (unsigned long long)con->consumed, (unsigned long long)con->dropped);
+	} else if (s->has_producer && s->producer.client == c) {
+		s->has_producer = false;
+		drop_waiting(&s->producer, !going, "left the stream");
+		if (s->state == STREAM_NEGOTIATING || s->state == STREAM_RUNNING) {
+			s->state = STREAM_ENDED;
+			for (unsigned i = 0; i < STREAM_MAX_CONSUMERS; i++)
+				if (s->consumers[i].active) {
+					answer_waiting(s, &s->consumers[i].party);
+					send_signal(s->consumers[i].party.client, "StreamEnded", "ts", s->id,
+						    "the producer left");
+				}
+		}
+		log_debug("stream %llu '%s': producer left after %llu frames", (unsigned long long)s->id, s->p.name,
+			  (unsigned long long)s->produced);
+	} else {
+		return;
+	}
+	c->n_streams--;
+	release_holds(s, c);
+	if (!s->has_producer && s->n_consumers == 0)
+		stream_free(s);
+}
+
+int stream_leave(struct stream *s, struct client *c, sd_bus_error *error)
+{
+	if (!consumer_of(s, c) && !(s->has_producer && s->producer.client == c))
+		return sd_bus_error_setf(error, ERR_NOT_PERMITTED, "this client is not in stream %llu",
+					 (unsigned long long)s->id);
+	leave(s, c, false);
+	return 0;
+}
+
+void stream_drop_client(struct broker *b, struct client *c)
+{
+	for (struct stream *s = b->streams, *next; s; s = next) {
+		next = s->next;
+		if (c->n_streams)
+			leave(s, c, true);
+	}
+}
+
+void streams_free(struct broker *b)
+{
+	while (b->streams) {
+		struct stream *s = b->streams;
+		drop_waiting(&s->producer, false, NULL);
+		for (unsigned i = 0; i < STREAM_MAX_CONSUMERS; i++)
+			drop_waiting(&s->consumers[i].party, false, NULL);
+		stream_free(s);
+	}
+}
+
+/* ---- per frame ---- */
+
+int stream_buffers(struct stream *s, struct client *c, sd_bus_message *m, sd_bus_error *error)
+{
+	struct stream_consumer *con = consumer_of(s, c);
+	struct stream_party *p = con ? &con->party : (s->has_producer && s->producer.client == c) ? &s->producer : NULL;
+
+	if (!p)
+		return sd_bus_error_setf(error, ERR_NOT_PERMITTED, "this client is not in stream %llu",
+					 (unsigned long long)s->id);
+	if (p->waiting)
+		return sd_bus_error_set(error, ERR_INVALID_ARGUMENT, "a StreamBuffers call is waiting already");
+	switch (s->state) {
+	case STREAM_RUNNING:
+		return reply_buffers(s, p, m, error);
+	case STREAM_FAILED:
+		return sd_bus_error_set(error, s->error_name, s->error_msg);
+	case STREAM_ENDED:
+		return sd_bus_error_setf(error, ERR_STREAM_ENDED, "stream '%s' ended: its producer left", s->p.name);
+	case STREAM_NEGOTIATING:
+		p->waiting = sd_bus_message_ref(m);
+		return 1;
+	}
+	return -EINVAL;
+}
+
+static int check_index(struct stream *s, uint32_t index, sd_bus_error *error)
+{
+	if (s->state != STREAM_RUNNING)
+		return sd_bus_error_setf(error, s->state == STREAM_ENDED ? ERR_STREAM_ENDED : ERR_INVALID_ARGUMENT,
+					 "stream '%s' is %s", s->p.name, state_names[s->state]);
+	if (index >= s->n_slots)
+		return sd_bus_error_setf(error, ERR_INVALID_ARGUMENT, "buffer index %u: stream '%s' has %u buffers",
+					 index, s->p.name, s->n_slots);
+	return 0;
+}
+
+int stream_queue(struct stream *s, struct client *c, uint32_t index, const struct frame_meta *meta, int ready_fence,
+		 sd_bus_error *error)
+{
+	struct slot *sl;
+	int r;
+
+	if (!s->has_producer || s->producer.client != c)
+		return sd_bus_error_setf(error, ERR_NOT_PERMITTED, "only the producer of stream '%s' queues frames",
+					 s->p.name);
+	r = check_index(s, index, error);
+	if (r < 0)
+		return r;
+	sl = &s->slots[index];
+	if (sl->queued)
+		return sd_bus_error_setf(error, ERR_BUSY, "buffer %u of stream '%s' is queued already; wait for its "
+					 "BufferReleased", index, s->p.name);
+	if (ready_fence >= 0) {
+		if (!fence_is_sync_file(ready_fence))
+			return sd_bus_error_set(error, ERR_INVALID_ARGUMENT, "the ready fence is not a sync_file");
+		sl->ready_fence = fcntl(ready_fence, F_DUPFD_CLOEXEC, 3);
+		if (sl->ready_fence < 0)
+			return -errno;
+		if (sl->buf->dmabuf)
+			dmabuf_import_fence(sl->buf->fd, sl->ready_fence, true);
+	}
+	sl->meta = *meta;
+	sl->queued = true;
+	sl->refs = 1; /* ours, while delivering */
+	s->produced++;
+	for (unsigned i = 0; i < STREAM_MAX_CONSUMERS; i++)
+		if (s->consumers[i].active)
+			deliver(s, &s->consumers[i], index);
+	if (sl->refs == 1)
+		s->dropped++; /* nobody to show it to */
+	slot_unref(s, index);
+	return 0;
+}
+
+int stream_release(struct stream *s, struct client *c, uint32_t index, int release_fence, sd_bus_error *error)
+{
+	struct stream_consumer *con = consumer_of(s, c);
+	struct slot *sl;
+
+	if (!con)
+		return sd_bus_error_setf(error, ERR_NOT_PERMITTED, "this client is not a consumer of stream %llu",
+					 (unsigned long long)s->id);
+	if (index >= s->n_slots || !(con->held & (1u << index)))
+		return sd_bus_error_setf(error, ERR_INVALID_ARGUMENT,
+					 "consumer %u of stream '%s' does not hold buffer %u", con->id, s->p.name, index);
+	sl = &s->slots[index];
+	if (release_fence >= 0) {
+		int own;
+		if (!fence_is_sync_file(release_fence))
+			return sd_bus_error_set(error, ERR_INVALID_ARGUMENT, "the release fence is not a sync_file");
+		own = fcntl(release_fence, F_DUPFD_CLOEXEC, 3);
+		if (own < 0)
+			return -errno;
+		if (sl->buf->dmabuf)
+			dmabuf_import_fence(sl->buf->fd, own, false);
+		fence_accumulate(&sl->release_fence, own);
+	}
+	con->held &= ~(1u << index);
+	con->acquired--;
+	con->consumed++;
+	s->consumed++;
+	slot_unref(s, index);
+	pump(s, con);
+	return 0;
+}
+
+/* ---- introspection ---- */
+
+int stream_append_list(struct broker *b, struct client *c, sd_bus_message *reply)
+{
+	int r = 0;
+
+	for (struct stream *s = b->streams; r >= 0 && s; s = s->next) {
+		if (!client_is_admin(c) && !consumer_of(s, c) && !(s->has_producer && s->producer.client == c))
+			continue;
+		r = sd_bus_message_append(reply, "(tssssuuuututtt)", s->id, s->p.name, mode_names[s->p.mode],
+					  state_names[s->state], s->backend ? s->backend->name : "", s->fourcc,
+					  s->p.width, s->p.height, s->n_slots,
+					  s->has_producer ? s->producer.client->id : 0, s->n_consumers, s->produced,
+					  s->consumed, s->dropped);
+	}
+	return r;
+}
+
+int stream_check_direct_use(const struct buffer *buf, sd_bus_error *error)
+{
+	if (!buf->stream)
+		return 0;
+	return sd_bus_error_setf(error, ERR_NOT_PERMITTED,
+				 "buffer %llu cycles in stream '%s': use its frames (QueueFrame, ReleaseFrame), "
+				 "and LeaveStream to let go", (unsigned long long)buf->id, buf->stream->p.name);
+}

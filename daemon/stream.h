@@ -1,0 +1,73 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Streams: a set of buffers cycled between one producer and consumers
+ * (stream.c). The bus-facing half is in bus-api.c; this is the state.
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <systemd/sd-bus.h>
+
+struct broker;
+struct client;
+struct buffer;
+
+#define STREAM_MAX_BUFFERS 16
+#define STREAM_MAX_CONSUMERS 8
+#define STREAM_MAX_FORMATS 32
+#define STREAM_MAX_MODIFIERS 16
+#define STREAM_MAX_DEVICES 4
+#define STREAM_MAX_DAMAGE 16
+
+enum stream_mode { STREAM_FIFO, STREAM_MAILBOX };
+enum stream_state { STREAM_NEGOTIATING, STREAM_RUNNING, STREAM_FAILED, STREAM_ENDED };
+
+/* What a party declared at CreateStream / JoinStream. */
+struct stream_params {
+	char label[32];
+	char name[64];
+	enum stream_mode mode;
+	uint32_t buffers, width, height, consumers, max_acquired, usage;
+	uint32_t formats[STREAM_MAX_FORMATS];
+	unsigned n_formats;
+	uint64_t modifiers[STREAM_MAX_MODIFIERS];
+	unsigned n_modifiers;
+	char devices[STREAM_MAX_DEVICES][128];
+	unsigned n_devices;
+};
+
+struct frame_meta {
+	uint64_t sequence, timestamp_ns;
+	int32_t damage[STREAM_MAX_DAMAGE][4];
+	unsigned n_damage;
+};
+
+struct stream_consumer;
+struct stream;
+
+/* Reads CreateStream's (producer) or JoinStream's options a{sv}. */
+int stream_read_params(sd_bus_message *m, bool producer, struct stream_params *p, sd_bus_error *error);
+
+struct stream *stream_find(struct broker *b, uint64_t id);
+uint64_t stream_id(const struct stream *s);
+struct stream *stream_next(const struct stream *s);
+int stream_create(struct client *c, const struct stream_params *p, struct stream **ret, sd_bus_error *error);
+int stream_join(struct client *c, const struct stream_params *p, struct stream **ret, uint32_t *ret_consumer,
+		sd_bus_error *error);
+/* StreamBuffers: replies now, or once the stream is negotiated. 1 or <0 with error. */
+int stream_buffers(struct stream *s, struct client *c, sd_bus_message *m, sd_bus_error *error);
+/* QueueFrame: ready_fence is borrowed (-1: none). */
+int stream_queue(struct stream *s, struct client *c, uint32_t index, const struct frame_meta *meta, int ready_fence,
+		 sd_bus_error *error);
+/* ReleaseFrame: release_fence is borrowed (-1: none). */
+int stream_release(struct stream *s, struct client *c, uint32_t index, int release_fence, sd_bus_error *error);
+int stream_leave(struct stream *s, struct client *c, sd_bus_error *error);
+/* c is going away: leave every stream it is in. */
+void stream_drop_client(struct broker *b, struct client *c);
+void streams_free(struct broker *b);
+/* ListStreams */
+int stream_append_list(struct broker *b, struct client *c, sd_bus_message *reply);
+/* Why buf may not be used by BeginAccess/Attach/Release/CreateToken: 0 or <0 with error. */
+int stream_check_direct_use(const struct buffer *buf, sd_bus_error *error);
