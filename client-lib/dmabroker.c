@@ -14,55 +14,24 @@
 #include <systemd/sd-bus.h>
 
 #include "cleanup.h"
-#include "dmabroker.h"
 #include "errors.h"
 #include "fence.h"
 
-#define EXPORT __attribute__((visibility("default")))
-
-#define BUS_NAME "org.dmabroker.Broker1"
-#define BROKER_PATH "/org/dmabroker/Broker1"
-#define BROKER_INTERFACE "org.dmabroker.Broker1"
-#define MAX_PLANES 4
-
-struct dmabroker {
-	sd_event *event;             /* ours, or the caller's after attach_event */
-	sd_bus *bus;
-	sd_bus *direct;              /* NULL until dmabroker_open_direct() */
-	struct dmabroker_buffer *buffers;
-	sd_bus_error error;          /* the last failure */
-	dmabroker_move_callback on_move;
-	void *move_userdata;
-};
+#include "internal.h"
 
 static int on_moved(sd_bus_message *m, void *userdata, sd_bus_error *ret_error);
 
-struct dmabroker_buffer {
-	struct dmabroker *b;
-	uint64_t id;
-	int fd;
-	uint32_t width, height, fourcc, usage;
-	uint64_t modifier, size;
-	bool dmabuf;
-	char backend[64];
-	unsigned n_planes;
-	struct dmabroker_plane planes[MAX_PLANES];
-	uint64_t cpu_grant;          /* the grant of cpu_begin, for cpu_end */
-	uint32_t cpu_mode;
-	struct dmabroker_buffer *next, **prevp;
-};
-
-static sd_bus *calls(const struct dmabroker *b)
+sd_bus *calls(const struct dmabroker *b)
 {
 	return b->direct ? b->direct : b->bus;
 }
 
-static const char *destination(const struct dmabroker *b)
+const char *destination(const struct dmabroker *b)
 {
 	return b->direct ? NULL : BUS_NAME;
 }
 
-static int set_error(struct dmabroker *b, const sd_bus_error *e, int r)
+int set_error(struct dmabroker *b, const sd_bus_error *e, int r)
 {
 	sd_bus_error_free(&b->error);
 	if (e && sd_bus_error_is_set(e))
@@ -72,7 +41,7 @@ static int set_error(struct dmabroker *b, const sd_bus_error *e, int r)
 	return r;
 }
 
-static void clear_error(struct dmabroker *b)
+void clear_error(struct dmabroker *b)
 {
 	sd_bus_error_free(&b->error);
 }
@@ -166,6 +135,8 @@ EXPORT int dmabroker_open_direct(struct dmabroker *b)
 	if (r >= 0)
 		r = sd_bus_match_signal(direct, NULL, NULL, BROKER_PATH, BROKER_INTERFACE, "Moved", on_moved, b);
 	if (r >= 0)
+		r = sd_bus_match_signal(direct, NULL, NULL, BROKER_PATH, BROKER_INTERFACE, NULL, stream_on_signal, b);
+	if (r >= 0)
 		r = sd_bus_attach_event(direct, sd_bus_get_event(b->bus), SD_EVENT_PRIORITY_NORMAL);
 	if (r < 0) {
 		safe_close(own);
@@ -183,7 +154,7 @@ EXPORT bool dmabroker_is_direct(const struct dmabroker *b)
 	return b->direct != NULL;
 }
 
-static void buffer_free(struct dmabroker_buffer *buf)
+void buffer_free(struct dmabroker_buffer *buf)
 {
 	if (buf->prevp) {
 		*buf->prevp = buf->next;
@@ -198,6 +169,7 @@ EXPORT struct dmabroker *dmabroker_disconnect(struct dmabroker *b)
 {
 	if (!b)
 		return NULL;
+	streams_free_all(b);
 	while (b->buffers)
 		buffer_free(b->buffers);
 	if (b->direct) {
@@ -255,7 +227,7 @@ EXPORT const char *dmabroker_error_message(const struct dmabroker *b)
 	return b->error.message;
 }
 
-static struct dmabroker_buffer *buffer_new(struct dmabroker *b)
+struct dmabroker_buffer *buffer_new(struct dmabroker *b)
 {
 	struct dmabroker_buffer *buf = calloc(1, sizeof(*buf));
 	if (!buf)
@@ -275,7 +247,7 @@ static void buffer_link(struct dmabroker_buffer *buf)
 	b->buffers = buf;
 }
 
-static int read_planes(sd_bus_message *m, struct dmabroker_buffer *buf)
+int read_planes(sd_bus_message *m, struct dmabroker_buffer *buf)
 {
 	uint64_t offset;
 	uint32_t stride;
@@ -294,7 +266,7 @@ static int read_planes(sd_bus_message *m, struct dmabroker_buffer *buf)
 	return sd_bus_message_exit_container(m);
 }
 
-static int take_fd(int fd, int *ret)
+int take_fd(int fd, int *ret)
 {
 	int own = fcntl(fd, F_DUPFD_CLOEXEC, 3);
 	if (own < 0)
@@ -366,7 +338,7 @@ static int new_allocate_call(struct dmabroker *b, const struct dmabroker_alloc_d
 }
 
 /* Sends m and waits; on failure records the error. Takes m. */
-static int call(struct dmabroker *b, sd_bus_message *m, sd_bus_message **reply)
+int call(struct dmabroker *b, sd_bus_message *m, sd_bus_message **reply)
 {
 	sd_bus_error e = SD_BUS_ERROR_NULL;
 	int r = sd_bus_call(calls(b), m, 0, &e, reply);
@@ -380,7 +352,7 @@ static int call(struct dmabroker *b, sd_bus_message *m, sd_bus_message **reply)
 	return r;
 }
 
-static int new_call(struct dmabroker *b, const char *method, sd_bus_message **ret)
+int new_call(struct dmabroker *b, const char *method, sd_bus_message **ret)
 {
 	return sd_bus_message_new_method_call(calls(b), ret, destination(b), BROKER_PATH, BROKER_INTERFACE, method);
 }
@@ -698,7 +670,7 @@ EXPORT int dmabroker_buffer_get_plane(const struct dmabroker_buffer *buf, unsign
 /* ---- access ---- */
 
 /* Reads "ah" holding zero or one fd into *ret (a duplicate the caller owns, or -1). */
-static int read_fence_array(sd_bus_message *m, int *ret)
+int read_fence_array(sd_bus_message *m, int *ret)
 {
 	int fd = -1, r = sd_bus_message_enter_container(m, 'a', "h");
 

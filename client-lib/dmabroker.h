@@ -280,6 +280,138 @@ unsigned dmabroker_buffer_get_plane_count(const struct dmabroker_buffer *buf);
 int dmabroker_buffer_get_plane(const struct dmabroker_buffer *buf, unsigned i, uint64_t *offset,
 			       uint32_t *stride);
 
+/* ---- streams: buffers cycled between a producer and consumers ---- */
+
+/*
+ * A stream is a set of buffers the daemon cycles between one producer and
+ * one or more consumers, with fences both ways. Create or join one, wait
+ * until it is negotiated (dmabroker_stream_wait_ready()), then per frame:
+ *
+ *   producer: dmabroker_stream_dequeue() a free buffer (with a release
+ *             fence to wait for), write it, dmabroker_stream_queue() it
+ *             with a ready fence (or -1 when written already);
+ *   consumer: dmabroker_stream_acquire() a frame (with an acquire fence to
+ *             wait for), read it, dmabroker_stream_release() it with a
+ *             release fence (or -1 when done).
+ *
+ * Buffer fds arrive once; frames name buffers by index. Frames travel on a
+ * direct connection (opened for you) as one-way messages: no round trip.
+ * dmabroker_stream_wait() runs the connection until something is there;
+ * or run dmabroker_process() from your loop and use the callback.
+ */
+struct dmabroker_stream;
+
+enum dmabroker_stream_mode {
+	DMABROKER_STREAM_FIFO = 0,    /**< every frame to every consumer; a slow one slows the producer */
+	DMABROKER_STREAM_MAILBOX = 1, /**< the newest frame replaces one a consumer has not taken yet */
+};
+
+/** What a party declares. Zero-initialise, then set version and the fields. */
+struct dmabroker_stream_desc {
+	uint32_t version;              /**< DMABROKER_STREAM_DESC_VERSION */
+	const char *name;              /**< the stream's name: 1-63 of A-Z a-z 0-9 - _ . */
+	const char *label;             /**< names this party in errors and lists; NULL: the command */
+	uint32_t usage;                /**< dmabroker_usage_flags of this party */
+	const uint32_t *formats;       /**< fourccs it takes, preferred first; producer: required */
+	size_t n_formats;
+	const uint64_t *modifiers;     /**< modifiers it takes; NULL/0 = linear */
+	size_t n_modifiers;
+	const char *const *devices;    /**< DRM/V4L2 nodes (or DRM driver names) it imports into */
+	size_t n_devices;
+	/* the producer's */
+	enum dmabroker_stream_mode mode;
+	uint32_t buffers;              /**< 1-16; 0 = 4 */
+	uint32_t width, height;
+	uint32_t consumers;            /**< how many consumers to wait for before negotiating */
+	/* a consumer's */
+	uint32_t max_acquired;         /**< frames it holds at most; 0 = 1 (mailbox) or all (fifo) */
+};
+#define DMABROKER_STREAM_DESC_VERSION 1u
+
+#define DMABROKER_FRAME_MAX_DAMAGE 16
+
+/** A frame (consumer) or a free buffer (producer). */
+struct dmabroker_frame {
+	unsigned index;                /**< the buffer's index in the stream */
+	struct dmabroker_buffer *buffer; /**< borrowed from the stream */
+	uint64_t sequence, timestamp_ns; /**< the producer's (consumer side) */
+	int fence;                     /**< acquire (consumer) or release (producer) fence; the caller owns it; -1 = none */
+	unsigned n_damage;             /**< 0: the whole frame */
+	int32_t damage[DMABROKER_FRAME_MAX_DAMAGE][4]; /**< x, y, width, height */
+};
+
+/** Creates stream desc->name with the caller as producer. Free with dmabroker_stream_destroy(). */
+int dmabroker_stream_create(struct dmabroker *b, const struct dmabroker_stream_desc *desc,
+			    struct dmabroker_stream **ret);
+/** Joins stream desc->name as a consumer. */
+int dmabroker_stream_join(struct dmabroker *b, const struct dmabroker_stream_desc *desc,
+			  struct dmabroker_stream **ret);
+/**
+ * Waits up to timeout_ms (-1 = forever) until the stream is negotiated and
+ * its buffers are here: 0, -ETIMEDOUT, or the daemon's refusal (-EPROTO for
+ * NegotiationFailed: dmabroker_error_message() says which party refused what).
+ */
+int dmabroker_stream_wait_ready(struct dmabroker_stream *s, int timeout_ms);
+/** Leaves the stream and frees s (its buffers too). Returns NULL. */
+struct dmabroker_stream *dmabroker_stream_destroy(struct dmabroker_stream *s);
+
+/**
+ * Producer: takes a free buffer. frame->fence is its release fence: wait
+ * for it before writing. -EAGAIN when none is free (every buffer is with
+ * the consumers: wait), or the error a one-way call got.
+ */
+int dmabroker_stream_dequeue(struct dmabroker_stream *s, struct dmabroker_frame *frame);
+/**
+ * Producer: hands buffer index to the consumers. ready_fence (borrowed; -1
+ * = written already) signals when the content is complete. damage: n
+ * rectangles (x, y, w, h), or NULL/0 for the whole frame. No round trip.
+ */
+int dmabroker_stream_queue(struct dmabroker_stream *s, unsigned index, int ready_fence, uint64_t sequence,
+			   uint64_t timestamp_ns, const int32_t (*damage)[4], unsigned n_damage);
+/**
+ * Consumer: takes the next frame. frame->fence is its acquire fence: wait
+ * for it (or hand it to a driver) before reading. -EAGAIN when none is
+ * there yet; -EPIPE when the producer left and no frame is left.
+ */
+int dmabroker_stream_acquire(struct dmabroker_stream *s, struct dmabroker_frame *frame);
+/** Consumer: done with buffer index once release_fence (borrowed; -1 = done now) signals. */
+int dmabroker_stream_release(struct dmabroker_stream *s, unsigned index, int release_fence);
+/**
+ * Runs the connection up to timeout_ms (-1 = forever) until dequeue or
+ * acquire would not return -EAGAIN: 1 then, 0 on timeout, <0 on error.
+ */
+int dmabroker_stream_wait(struct dmabroker_stream *s, int timeout_ms);
+/** Called from dmabroker_process() when a frame or buffer arrives, or the stream ends or fails. */
+typedef void (*dmabroker_stream_callback)(struct dmabroker_stream *s, void *userdata);
+void dmabroker_stream_set_callback(struct dmabroker_stream *s, dmabroker_stream_callback cb, void *userdata);
+
+/**
+ * CPU access to buffer index: waits up to timeout_ms for fence (borrowed;
+ * -1 = none), then DMA_BUF_IOCTL_SYNC START for mode (DMABROKER_ACCESS_*).
+ * *ret_map: the buffer mapped (kept until the stream is destroyed).
+ * -ETIMEDOUT when the fence did not signal in time.
+ */
+int dmabroker_stream_cpu_begin(struct dmabroker_stream *s, unsigned index, uint32_t mode, int fence,
+			       int timeout_ms, void **ret_map);
+/** DMA_BUF_IOCTL_SYNC END of cpu_begin. */
+int dmabroker_stream_cpu_end(struct dmabroker_stream *s, unsigned index);
+
+/* Stream accessors; the negotiated values are 0/NULL until it is ready. */
+uint64_t dmabroker_stream_get_id(const struct dmabroker_stream *s);
+bool dmabroker_stream_is_ready(const struct dmabroker_stream *s);
+/** Whether the producer left (consumer side). */
+bool dmabroker_stream_has_ended(const struct dmabroker_stream *s);
+uint32_t dmabroker_stream_get_width(const struct dmabroker_stream *s);
+uint32_t dmabroker_stream_get_height(const struct dmabroker_stream *s);
+uint32_t dmabroker_stream_get_fourcc(const struct dmabroker_stream *s);
+uint64_t dmabroker_stream_get_modifier(const struct dmabroker_stream *s);
+/** Where the buffers are ("heap:system", "drm:virtio_gpu", ...). Borrowed. */
+const char *dmabroker_stream_get_backend(const struct dmabroker_stream *s);
+enum dmabroker_stream_mode dmabroker_stream_get_mode(const struct dmabroker_stream *s);
+unsigned dmabroker_stream_get_buffer_count(const struct dmabroker_stream *s);
+/** Buffer index (borrowed from the stream), NULL if there is none. */
+struct dmabroker_buffer *dmabroker_stream_get_buffer(const struct dmabroker_stream *s, unsigned index);
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,0 +1,572 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Streams, client side: the producer's free buffers and the consumer's
+ * frames queue here as the daemon's signals arrive on the direct
+ * connection; dequeue/acquire take from that queue without a round trip,
+ * queue/release are one-way messages.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <linux/dma-buf.h>
+
+#include "cleanup.h"
+#include "errors.h"
+#include "fence.h"
+#include "internal.h"
+
+#define MAX_BUFFERS 16
+
+struct dmabroker_stream {
+	struct dmabroker *b;
+	uint64_t id;
+	bool producer, ready, ended;
+	int error;                      /* a failure to report (<0), from a reply or StreamError */
+	sd_bus_error err;
+	sd_bus_slot *buffers_call;      /* StreamBuffers, until answered */
+	uint32_t width, height, fourcc;
+	uint64_t modifier;
+	char backend[64];
+	enum dmabroker_stream_mode mode;
+	unsigned n_buffers;
+	struct dmabroker_buffer *buffers[MAX_BUFFERS];
+	void *maps[MAX_BUFFERS];
+	struct dmabroker_frame queue[MAX_BUFFERS]; /* free buffers or frames */
+	unsigned q_head, q_len;
+	dmabroker_stream_callback cb;
+	void *userdata;
+	struct dmabroker_stream *next;
+};
+
+static struct dmabroker_stream *find(struct dmabroker *b, uint64_t id)
+{
+	for (struct dmabroker_stream *s = b->streams; s; s = s->next)
+		if (s->id == id)
+			return s;
+	return NULL;
+}
+
+static void notify(struct dmabroker_stream *s)
+{
+	if (s->cb)
+		s->cb(s, s->userdata);
+}
+
+static void fail(struct dmabroker_stream *s, const sd_bus_error *e, int r)
+{
+	sd_bus_error_free(&s->err);
+	if (e && sd_bus_error_is_set(e)) {
+		sd_bus_error_copy(&s->err, e);
+		r = -sd_bus_error_get_errno(e);
+	}
+	s->error = r < 0 ? r : -EIO;
+	notify(s);
+}
+
+static int report(struct dmabroker_stream *s)
+{
+	int r = s->error;
+	s->error = 0;
+	return set_error(s->b, sd_bus_error_is_set(&s->err) ? &s->err : NULL, r);
+}
+
+static void push(struct dmabroker_stream *s, const struct dmabroker_frame *f)
+{
+	if (s->q_len == MAX_BUFFERS) { /* cannot happen: the daemon sends at most one per buffer */
+		safe_close(f->fence);
+		return;
+	}
+	s->queue[(s->q_head + s->q_len++) % MAX_BUFFERS] = *f;
+}
+
+static int on_buffers(sd_bus_message *m, void *userdata, sd_bus_error *ret_error)
+{
+	struct dmabroker_stream *s = userdata;
+	const char *backend, *mode;
+	int r;
+
+	s->buffers_call = sd_bus_slot_unref(s->buffers_call);
+	if (sd_bus_message_is_method_error(m, NULL)) {
+		fail(s, sd_bus_message_get_error(m), -EIO);
+		return 0;
+	}
+	r = sd_bus_message_read(m, "uuutss", &s->width, &s->height, &s->fourcc, &s->modifier, &backend, &mode);
+	if (r >= 0) {
+		snprintf(s->backend, sizeof(s->backend), "%s", backend);
+		s->mode = strcmp(mode, "mailbox") == 0 ? DMABROKER_STREAM_MAILBOX : DMABROKER_STREAM_FIFO;
+		r = sd_bus_message_enter_container(m, 'a', "(thta(tu))");
+	}
+	while (r >= 0 && (r = sd_bus_message_enter_container(m, 'r', "thta(tu)")) > 0) {
+		struct dmabroker_buffer *buf;
+		int fd;
+		if (s->n_buffers == MAX_BUFFERS) {
+			r = -EBADMSG;
+			break;
+		}
+		buf = buffer_new(s->b);
+		if (!buf) {
+			r = -ENOMEM;
+			break;
+		}
+		s->buffers[s->n_buffers++] = buf;
+		r = sd_bus_message_read(m, "tht", &buf->id, &fd, &buf->size);
+		if (r >= 0)
+			r = take_fd(fd, &buf->fd);
+		if (r >= 0)
+			r = read_planes(m, buf);
+		if (r >= 0)
+			r = sd_bus_message_exit_container(m);
+		buf->width = s->width;
+		buf->height = s->height;
+		buf->fourcc = s->fourcc;
+		buf->modifier = s->modifier;
+		buf->dmabuf = strcmp(s->backend, "shm") != 0;
+		snprintf(buf->backend, sizeof(buf->backend), "%s", s->backend);
+	}
+	if (r >= 0)
+		r = sd_bus_message_exit_container(m);
+	if (r < 0) {
+		fail(s, NULL, r);
+		return 0;
+	}
+	s->ready = true;
+	if (s->producer)
+		for (unsigned i = 0; i < s->n_buffers; i++)
+			push(s, &(struct dmabroker_frame){ .index = i, .fence = -1 });
+	notify(s);
+	return 0;
+}
+
+static int stream_new(struct dmabroker *b, const struct dmabroker_stream_desc *d, bool producer,
+		      struct dmabroker_stream **ret)
+{
+	sd_bus_message *m = NULL, *reply = NULL;
+	struct dmabroker_stream *s;
+	int r;
+
+	if (!d || d->version != DMABROKER_STREAM_DESC_VERSION || !d->name)
+		return set_error(b, NULL, -EINVAL);
+	r = dmabroker_open_direct(b);
+	if (r < 0)
+		return r;
+	r = new_call(b, producer ? "CreateStream" : "JoinStream", &m);
+	if (r >= 0)
+		r = sd_bus_message_append(m, "s", d->name);
+	if (r >= 0)
+		r = sd_bus_message_open_container(m, 'a', "{sv}");
+	if (r >= 0 && d->label)
+		r = sd_bus_message_append(m, "{sv}", "label", "s", d->label);
+	if (r >= 0 && d->usage)
+		r = sd_bus_message_append(m, "{sv}", "usage", "u", d->usage);
+	if (r >= 0 && d->n_formats) {
+		r = sd_bus_message_open_container(m, 'e', "sv");
+		if (r >= 0)
+			r = sd_bus_message_append(m, "s", "formats");
+		if (r >= 0)
+			r = sd_bus_message_open_container(m, 'v', "au");
+		if (r >= 0)
+			r = sd_bus_message_append_array(m, 'u', d->formats, d->n_formats * sizeof(uint32_t));
+		if (r >= 0)
+			r = sd_bus_message_close_container(m);
+		if (r >= 0)
+			r = sd_bus_message_close_container(m);
+	}
+	if (r >= 0 && d->n_modifiers) {
+		r = sd_bus_message_open_container(m, 'e', "sv");
+		if (r >= 0)
+			r = sd_bus_message_append(m, "s", "modifiers");
+		if (r >= 0)
+			r = sd_bus_message_open_container(m, 'v', "at");
+		if (r >= 0)
+			r = sd_bus_message_append_array(m, 't', d->modifiers, d->n_modifiers * sizeof(uint64_t));
+		if (r >= 0)
+			r = sd_bus_message_close_container(m);
+		if (r >= 0)
+			r = sd_bus_message_close_container(m);
+	}
+	if (r >= 0 && d->n_devices) {
+		r = sd_bus_message_open_container(m, 'e', "sv");
+		if (r >= 0)
+			r = sd_bus_message_append(m, "s", "devices");
+		if (r >= 0)
+			r = sd_bus_message_open_container(m, 'v', "as");
+		if (r >= 0)
+			r = sd_bus_message_open_container(m, 'a', "s");
+		for (size_t i = 0; r >= 0 && i < d->n_devices; i++)
+			r = sd_bus_message_append(m, "s", d->devices[i]);
+		for (int k = 0; r >= 0 && k < 3; k++)
+			r = sd_bus_message_close_container(m);
+	}
+	if (r >= 0 && producer)
+		r = sd_bus_message_append(m, "{sv}{sv}{sv}{sv}{sv}", "mode", "s",
+					  d->mode == DMABROKER_STREAM_MAILBOX ? "mailbox" : "fifo",
+					  "buffers", "u", d->buffers, "width", "u", d->width, "height", "u", d->height,
+					  "consumers", "u", d->consumers);
+	if (r >= 0 && !producer && d->max_acquired)
+		r = sd_bus_message_append(m, "{sv}", "max-acquired", "u", d->max_acquired);
+	if (r >= 0)
+		r = sd_bus_message_close_container(m);
+	if (r < 0) {
+		sd_bus_message_unref(m);
+		return set_error(b, NULL, r);
+	}
+	r = call(b, m, &reply);
+	if (r < 0)
+		return r;
+	s = calloc(1, sizeof(*s));
+	if (!s) {
+		sd_bus_message_unref(reply);
+		return set_error(b, NULL, -ENOMEM);
+	}
+	s->b = b;
+	s->producer = producer;
+	r = sd_bus_message_read(reply, "t", &s->id);
+	sd_bus_message_unref(reply);
+	if (r >= 0)
+		r = new_call(b, "StreamBuffers", &m);
+	if (r >= 0) {
+		r = sd_bus_message_append(m, "t", s->id);
+		if (r >= 0)
+			r = sd_bus_call_async(calls(b), &s->buffers_call, m, on_buffers, s, 0);
+		sd_bus_message_unref(m);
+	}
+	s->next = b->streams;
+	b->streams = s;
+	if (r < 0) {
+		dmabroker_stream_destroy(s);
+		return set_error(b, NULL, r);
+	}
+	*ret = s;
+	return 0;
+}
+
+EXPORT int dmabroker_stream_create(struct dmabroker *b, const struct dmabroker_stream_desc *desc,
+				   struct dmabroker_stream **ret)
+{
+	return stream_new(b, desc, true, ret);
+}
+
+EXPORT int dmabroker_stream_join(struct dmabroker *b, const struct dmabroker_stream_desc *desc,
+				 struct dmabroker_stream **ret)
+{
+	return stream_new(b, desc, false, ret);
+}
+
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* Runs the event loop until done(s) or timeout: 1 done, 0 timeout, <0 error. */
+static int run_until(struct dmabroker_stream *s, bool (*done)(const struct dmabroker_stream *), int timeout_ms)
+{
+	uint64_t deadline = timeout_ms < 0 ? 0 : now_ms() + (uint64_t)timeout_ms;
+
+	for (;;) {
+		uint64_t left;
+		int r;
+		if (s->error)
+			return report(s);
+		if (done(s))
+			return 1;
+		if (timeout_ms >= 0) {
+			uint64_t now = now_ms();
+			if (now >= deadline)
+				return 0;
+			left = (deadline - now) * 1000u;
+		} else {
+			left = UINT64_MAX;
+		}
+		r = sd_event_run(s->b->event, left);
+		if (r < 0)
+			return set_error(s->b, NULL, r);
+	}
+}
+
+static bool is_ready(const struct dmabroker_stream *s)
+{
+	return s->ready;
+}
+
+EXPORT int dmabroker_stream_wait_ready(struct dmabroker_stream *s, int timeout_ms)
+{
+	int r = run_until(s, is_ready, timeout_ms);
+	if (r == 0)
+		return set_error(s->b, NULL, -ETIMEDOUT);
+	return r < 0 ? r : 0;
+}
+
+static bool has_item(const struct dmabroker_stream *s)
+{
+	return s->q_len > 0 || s->ended;
+}
+
+EXPORT int dmabroker_stream_wait(struct dmabroker_stream *s, int timeout_ms)
+{
+	return run_until(s, has_item, timeout_ms);
+}
+
+EXPORT struct dmabroker_stream *dmabroker_stream_destroy(struct dmabroker_stream *s)
+{
+	struct dmabroker *b;
+
+	if (!s)
+		return NULL;
+	b = s->b;
+	for (struct dmabroker_stream **p = &b->streams; *p; p = &(*p)->next)
+		if (*p == s) {
+			*p = s->next;
+			break;
+		}
+	if (b->direct && s->id) {
+		sd_bus_message *m = NULL;
+		/* one-way: leaving needs no answer, and the daemon cleans up anyway if we go */
+		if (new_call(b, "LeaveStream", &m) >= 0 && sd_bus_message_append(m, "t", s->id) >= 0 &&
+		    sd_bus_message_set_expect_reply(m, 0) >= 0)
+			sd_bus_send(b->direct, m, NULL);
+		sd_bus_message_unref(m);
+	}
+	sd_bus_slot_unref(s->buffers_call);
+	for (unsigned i = 0; i < s->q_len; i++)
+		safe_close(s->queue[(s->q_head + i) % MAX_BUFFERS].fence);
+	for (unsigned i = 0; i < s->n_buffers; i++) {
+		if (s->maps[i])
+			munmap(s->maps[i], s->buffers[i]->size);
+		buffer_free(s->buffers[i]);
+	}
+	sd_bus_error_free(&s->err);
+	free(s);
+	return NULL;
+}
+
+void streams_free_all(struct dmabroker *b)
+{
+	while (b->streams)
+		dmabroker_stream_destroy(b->streams);
+}
+
+static int take(struct dmabroker_stream *s, struct dmabroker_frame *f)
+{
+	if (s->error)
+		return report(s);
+	if (!s->ready)
+		return set_error(s->b, NULL, -EAGAIN);
+	if (s->q_len == 0)
+		return set_error(s->b, NULL, s->ended ? -EPIPE : -EAGAIN);
+	*f = s->queue[s->q_head];
+	f->buffer = s->buffers[f->index];
+	s->q_head = (s->q_head + 1) % MAX_BUFFERS;
+	s->q_len--;
+	return 0;
+}
+
+EXPORT int dmabroker_stream_dequeue(struct dmabroker_stream *s, struct dmabroker_frame *frame)
+{
+	if (!s->producer)
+		return set_error(s->b, NULL, -EPERM);
+	return take(s, frame);
+}
+
+EXPORT int dmabroker_stream_acquire(struct dmabroker_stream *s, struct dmabroker_frame *frame)
+{
+	if (s->producer)
+		return set_error(s->b, NULL, -EPERM);
+	return take(s, frame);
+}
+
+/* Sends a one-way call; m is taken. */
+static int send_oneway(struct dmabroker_stream *s, sd_bus_message *m, int fence)
+{
+	int r = fence >= 0 ? sd_bus_message_append(m, "ah", 1, fence) : sd_bus_message_append(m, "ah", 0);
+	if (r >= 0)
+		r = sd_bus_message_set_expect_reply(m, 0);
+	if (r >= 0)
+		r = sd_bus_send(s->b->direct, m, NULL);
+	sd_bus_message_unref(m);
+	return r < 0 ? set_error(s->b, NULL, r) : 0;
+}
+
+EXPORT int dmabroker_stream_queue(struct dmabroker_stream *s, unsigned index, int ready_fence, uint64_t sequence,
+				  uint64_t timestamp_ns, const int32_t (*damage)[4], unsigned n_damage)
+{
+	sd_bus_message *m = NULL;
+	int r;
+
+	if (s->error)
+		return report(s);
+	if (!s->producer || !s->ready || index >= s->n_buffers)
+		return set_error(s->b, NULL, !s->producer ? -EPERM : !s->ready ? -EAGAIN : -EINVAL);
+	r = new_call(s->b, "QueueFrame", &m);
+	if (r >= 0)
+		r = sd_bus_message_append(m, "tutt", s->id, index, sequence, timestamp_ns);
+	if (r >= 0)
+		r = sd_bus_message_open_container(m, 'a', "(iiii)");
+	for (unsigned i = 0; r >= 0 && damage && i < n_damage; i++)
+		r = sd_bus_message_append(m, "(iiii)", damage[i][0], damage[i][1], damage[i][2], damage[i][3]);
+	if (r >= 0)
+		r = sd_bus_message_close_container(m);
+	if (r < 0) {
+		sd_bus_message_unref(m);
+		return set_error(s->b, NULL, r);
+	}
+	return send_oneway(s, m, ready_fence);
+}
+
+EXPORT int dmabroker_stream_release(struct dmabroker_stream *s, unsigned index, int release_fence)
+{
+	sd_bus_message *m = NULL;
+	int r;
+
+	if (s->producer || !s->ready || index >= s->n_buffers)
+		return set_error(s->b, NULL, s->producer ? -EPERM : -EINVAL);
+	r = new_call(s->b, "ReleaseFrame", &m);
+	if (r >= 0)
+		r = sd_bus_message_append(m, "tu", s->id, index);
+	if (r < 0) {
+		sd_bus_message_unref(m);
+		return set_error(s->b, NULL, r);
+	}
+	return send_oneway(s, m, release_fence);
+}
+
+int stream_on_signal(sd_bus_message *m, void *userdata, sd_bus_error *ret_error)
+{
+	struct dmabroker *b = userdata;
+	const char *member = sd_bus_message_get_member(m);
+	struct dmabroker_stream *s;
+	struct dmabroker_frame f = { .fence = -1 };
+	uint64_t id;
+	int r;
+
+	if (!member || sd_bus_message_read(m, "t", &id) < 0 || !(s = find(b, id)))
+		return 0;
+	if (strcmp(member, "FrameReady") == 0) {
+		int32_t x, y, w, h;
+		r = sd_bus_message_read(m, "utt", &f.index, &f.sequence, &f.timestamp_ns);
+		if (r >= 0)
+			r = sd_bus_message_enter_container(m, 'a', "(iiii)");
+		while (r >= 0 && (r = sd_bus_message_read(m, "(iiii)", &x, &y, &w, &h)) > 0)
+			if (f.n_damage < DMABROKER_FRAME_MAX_DAMAGE) {
+				f.damage[f.n_damage][0] = x;
+				f.damage[f.n_damage][1] = y;
+				f.damage[f.n_damage][2] = w;
+				f.damage[f.n_damage++][3] = h;
+			}
+		if (r >= 0)
+			r = sd_bus_message_exit_container(m);
+		if (r >= 0)
+			r = read_fence_array(m, &f.fence);
+		/* frames may come before the StreamBuffers reply: keep them */
+		if (r < 0 || f.index >= MAX_BUFFERS || (s->ready && f.index >= s->n_buffers) || s->producer) {
+			safe_close(f.fence);
+			return 0;
+		}
+		push(s, &f);
+	} else if (strcmp(member, "BufferReleased") == 0) {
+		r = sd_bus_message_read(m, "u", &f.index);
+		if (r >= 0)
+			r = read_fence_array(m, &f.fence);
+		if (r < 0 || f.index >= s->n_buffers || !s->producer) {
+			safe_close(f.fence);
+			return 0;
+		}
+		push(s, &f);
+	} else if (strcmp(member, "StreamEnded") == 0) {
+		s->ended = true;
+	} else if (strcmp(member, "StreamError") == 0) {
+		const char *method, *name, *message;
+		sd_bus_error e = SD_BUS_ERROR_NULL;
+		if (sd_bus_message_read(m, "sss", &method, &name, &message) < 0)
+			return 0;
+		sd_bus_error_setf(&e, name, "%s: %s", method, message);
+		fail(s, &e, -EIO);
+		sd_bus_error_free(&e);
+		return 0;
+	} else {
+		return 0;
+	}
+	notify(s);
+	return 0;
+}
+
+EXPORT void dmabroker_stream_set_callback(struct dmabroker_stream *s, dmabroker_stream_callback cb, void *userdata)
+{
+	s->cb = cb;
+	s->userdata = userdata;
+}
+
+static int sync_buffer(const struct dmabroker_buffer *buf, uint64_t flags)
+{
+	struct dma_buf_sync sync = { .flags = flags };
+	if (!buf->dmabuf)
+		return 0;
+	return ioctl(buf->fd, DMA_BUF_IOCTL_SYNC, &sync) < 0 ? -errno : 0;
+}
+
+EXPORT int dmabroker_stream_cpu_begin(struct dmabroker_stream *s, unsigned index, uint32_t mode, int fence,
+				      int timeout_ms, void **ret_map)
+{
+	struct dmabroker_buffer *buf;
+	int r;
+
+	if (index >= s->n_buffers)
+		return set_error(s->b, NULL, -EINVAL);
+	buf = s->buffers[index];
+	if (fence >= 0) {
+		r = fence_wait(fence, timeout_ms);
+		if (r <= 0)
+			return set_error(s->b, NULL, r == 0 ? -ETIMEDOUT : r);
+	}
+	if (!s->maps[index]) {
+		void *p = mmap(NULL, buf->size, PROT_READ | PROT_WRITE, MAP_SHARED, buf->fd, 0);
+		if (p == MAP_FAILED)
+			return set_error(s->b, NULL, -errno);
+		s->maps[index] = p;
+	}
+	buf->cpu_mode = mode;
+	r = sync_buffer(buf, DMA_BUF_SYNC_START |
+			(mode == DMABROKER_ACCESS_WRITE ? DMA_BUF_SYNC_RW : DMA_BUF_SYNC_READ));
+	if (r < 0)
+		return set_error(s->b, NULL, r);
+	*ret_map = s->maps[index];
+	return 0;
+}
+
+EXPORT int dmabroker_stream_cpu_end(struct dmabroker_stream *s, unsigned index)
+{
+	struct dmabroker_buffer *buf;
+	int r;
+
+	if (index >= s->n_buffers)
+		return set_error(s->b, NULL, -EINVAL);
+	buf = s->buffers[index];
+	r = sync_buffer(buf, DMA_BUF_SYNC_END |
+			(buf->cpu_mode == DMABROKER_ACCESS_WRITE ? DMA_BUF_SYNC_RW : DMA_BUF_SYNC_READ));
+	return r < 0 ? set_error(s->b, NULL, r) : 0;
+}
+
+EXPORT uint64_t dmabroker_stream_get_id(const struct dmabroker_stream *s) { return s->id; }
+EXPORT bool dmabroker_stream_is_ready(const struct dmabroker_stream *s) { return s->ready; }
+EXPORT bool dmabroker_stream_has_ended(const struct dmabroker_stream *s) { return s->ended; }
+EXPORT uint32_t dmabroker_stream_get_width(const struct dmabroker_stream *s) { return s->width; }
+EXPORT uint32_t dmabroker_stream_get_height(const struct dmabroker_stream *s) { return s->height; }
+EXPORT uint32_t dmabroker_stream_get_fourcc(const struct dmabroker_stream *s) { return s->fourcc; }
+EXPORT uint64_t dmabroker_stream_get_modifier(const struct dmabroker_stream *s) { return s->modifier; }
+EXPORT const char *dmabroker_stream_get_backend(const struct dmabroker_stream *s) { return s->backend; }
+EXPORT enum dmabroker_stream_mode dmabroker_stream_get_mode(const struct dmabroker_stream *s) { return s->mode; }
+EXPORT unsigned dmabroker_stream_get_buffer_count(const struct dmabroker_stream *s) { return s->n_buffers; }
+
+EXPORT struct dmabroker_buffer *dmabroker_stream_get_buffer(const struct dmabroker_stream *s, unsigned index)
+{
+	return index < s->n_buffers ? s->buffers[index] : NULL;
+}

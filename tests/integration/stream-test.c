@@ -1,0 +1,721 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * stream-test: streams end to end against a real dmabrokerd (under
+ * tests/common/with-daemon.py). Output is TAP.
+ *
+ * usage: stream-test [--fences] [--frames N]
+ *
+ * Without --fences (the host, shm backend): negotiation and its errors,
+ * FIFO order and content, mailbox drops, back-pressure, a consumer killed
+ * mid-stream, the producer leaving. With --fences (the VM, dma-buf heaps,
+ * sw_sync): the producer queues each frame before it writes it, under a
+ * pending ready fence, and consumers release each frame under a pending
+ * release fence while they still read it: content stays intact only if
+ * every fence is honoured. Also placement on a device that imports nothing.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <sys/ioctl.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <drm_fourcc.h>
+#include <systemd/sd-bus.h>
+
+#include "dmabroker.h"
+#include "tap.h"
+#include "broker-util.h"
+#include "uapi-extra.h"
+
+TAP_DEFINE;
+
+#define CPU_RW (DMABROKER_USAGE_CPU_READ_FLAG | DMABROKER_USAGE_CPU_WRITE_FLAG)
+#define W 64
+#define H 64
+
+static bool fences;
+static int frames = 300;
+static const uint32_t xrgb[] = { DRM_FORMAT_XRGB8888 };
+
+static struct dmabroker_stream_desc producer_desc(const char *name, enum dmabroker_stream_mode mode,
+						  uint32_t consumers)
+{
+	return (struct dmabroker_stream_desc){
+		.version = DMABROKER_STREAM_DESC_VERSION, .name = name, .label = "test-producer", .usage = CPU_RW,
+		.formats = xrgb, .n_formats = 1, .mode = mode, .buffers = 4, .width = W, .height = H,
+		.consumers = consumers,
+	};
+}
+
+static struct dmabroker_stream_desc consumer_desc(const char *name, const char *label)
+{
+	return (struct dmabroker_stream_desc){
+		.version = DMABROKER_STREAM_DESC_VERSION, .name = name, .label = label,
+		.usage = DMABROKER_USAGE_CPU_READ_FLAG,
+	};
+}
+
+/* Runs every connection's pending work, waiting up to timeout_ms for some. */
+static void pump(struct dmabroker **conns, unsigned n, int timeout_ms)
+{
+	struct pollfd pfd[8];
+	for (unsigned i = 0; i < n; i++)
+		pfd[i] = (struct pollfd){ .fd = dmabroker_get_fd(conns[i]), .events = POLLIN };
+	poll(pfd, n, timeout_ms);
+	for (unsigned i = 0; i < n; i++)
+		dmabroker_process(conns[i]);
+}
+
+/* Waits until every stream is ready (negotiation needs the pumps of all). */
+static bool all_ready(struct dmabroker **conns, unsigned n, struct dmabroker_stream **s, unsigned ns)
+{
+	for (int t = 0; t < 500; t++) {
+		bool ready = true;
+		for (unsigned i = 0; i < ns; i++)
+			ready &= dmabroker_stream_is_ready(s[i]);
+		if (ready)
+			return true;
+		pump(conns, n, 10);
+	}
+	return false;
+}
+
+/* The daemon's counters of stream id (ListStreams; tests run as the daemon's user). */
+struct counters {
+	uint64_t produced, consumed, dropped;
+	uint32_t consumers;
+	char state[16];
+};
+
+static bool stream_counters(uint64_t id, struct counters *out)
+{
+	sd_bus *bus = NULL;
+	sd_bus_message *reply = NULL;
+	sd_bus_error e = SD_BUS_ERROR_NULL;
+	bool found = false;
+	int r = sd_bus_open_user(&bus);
+
+	if (r >= 0)
+		r = sd_bus_call_method(bus, "org.dmabroker.Broker1", "/org/dmabroker/Broker1", "org.dmabroker.Broker1",
+				       "ListStreams", &e, &reply, "");
+	if (r >= 0)
+		r = sd_bus_message_enter_container(reply, 'a', "(tssssuuuututtt)");
+	while (r >= 0 && !found) {
+		uint64_t sid, producer, produced, consumed, dropped;
+		const char *name, *mode, *state, *backend;
+		uint32_t fourcc, w, h, n, consumers;
+		r = sd_bus_message_read(reply, "(tssssuuuututtt)", &sid, &name, &mode, &state, &backend, &fourcc, &w,
+					&h, &n, &producer, &consumers, &produced, &consumed, &dropped);
+		if (r <= 0)
+			break;
+		if (sid == id) {
+			*out = (struct counters){ produced, consumed, dropped, consumers, "" };
+			snprintf(out->state, sizeof(out->state), "%s", state);
+			found = true;
+		}
+	}
+	if (r < 0)
+		tap_diag("ListStreams: %s", e.message ? e.message : strerror(-r));
+	sd_bus_error_free(&e);
+	sd_bus_message_unref(reply);
+	sd_bus_unref(bus);
+	return found;
+}
+
+/* ---- frame content ---- */
+
+static uint32_t word(uint64_t seq, size_t i)
+{
+	return (uint32_t)seq * 2654435761u ^ (uint32_t)i * 40503u;
+}
+
+static void fill(uint32_t *p, size_t from, size_t to, uint64_t seq)
+{
+	for (size_t i = from; i < to; i++)
+		p[i] = i ? word(seq, i) : (uint32_t)seq;
+}
+
+/* 0 when the content is frame seq, else the first bad word's index. */
+static size_t check(const uint32_t *p, size_t words, uint64_t seq)
+{
+	if (p[0] != (uint32_t)seq)
+		return 1;
+	for (size_t i = 1; i < words; i++)
+		if (p[i] != word(seq, i))
+			return i;
+	return 0;
+}
+
+/* sw_sync: a timeline per process, a fence per point */
+struct timeline {
+	int fd;
+	uint32_t point;
+};
+
+static int fence_next(struct timeline *t)
+{
+	struct sw_sync_create_fence_data d = { .value = ++t->point };
+	snprintf(d.name, sizeof(d.name), "stream-%u", t->point);
+	return ioctl(t->fd, SW_SYNC_IOC_CREATE_FENCE, &d) < 0 ? -1 : d.fence;
+}
+
+static void fence_signal(struct timeline *t)
+{
+	uint32_t one = 1;
+	ioctl(t->fd, SW_SYNC_IOC_INC, &one);
+}
+
+/* ---- producer and consumer loops (in child processes) ---- */
+
+/*
+ * Produces n frames. With fences: queue first under a pending ready fence,
+ * then write, then signal; and wait for each buffer's release fence.
+ */
+static int produce(struct dmabroker_stream *s, int n)
+{
+	struct timeline tl = { .fd = fences ? open(SW_SYNC_DEBUGFS_PATH, O_RDWR | O_CLOEXEC) : -1 };
+	size_t words = (size_t)W * H;
+
+	if (fences && tl.fd < 0)
+		return 10;
+	for (int seq = 1; seq <= n; seq++) {
+		struct dmabroker_frame f;
+		void *map;
+		int r, ready = -1;
+		while ((r = dmabroker_stream_dequeue(s, &f)) == -EAGAIN)
+			if (dmabroker_stream_wait(s, 10000) <= 0)
+				return 11;
+		if (r < 0)
+			return 12;
+		/* the buffer is ours once its release fence signals */
+		if (dmabroker_stream_cpu_begin(s, f.index, DMABROKER_ACCESS_WRITE, f.fence, 10000, &map) < 0)
+			return 14;
+		if (f.fence >= 0)
+			close(f.fence);
+		if (!fences) {
+			fill(map, 0, words, (uint64_t)seq);
+			dmabroker_stream_cpu_end(s, f.index);
+			if (dmabroker_stream_queue(s, f.index, -1, (uint64_t)seq, (uint64_t)seq * 1000, NULL, 0) < 0)
+				return 13;
+			continue;
+		}
+		/*
+		 * Like a GPU: the frame goes out while it is still being
+		 * written, under a ready fence that signals when it is done
+		 * (the mapping is coherent here; no SYNC while our own fence
+		 * is pending in the dma-buf, which would wait for it).
+		 */
+		fill(map, 0, words / 2, (uint64_t)seq);
+		dmabroker_stream_cpu_end(s, f.index);
+		ready = fence_next(&tl);
+		if (dmabroker_stream_queue(s, f.index, ready, (uint64_t)seq, (uint64_t)seq * 1000, NULL, 0) < 0)
+			return 13;
+		close(ready);
+		usleep(100);
+		fill(map, words / 2, words, (uint64_t)seq);
+		fence_signal(&tl);
+	}
+	return 0;
+}
+
+/*
+ * Consumes frames until the stream ends, checking order (fifo: no gaps)
+ * and content. With fences: release each frame under a pending release
+ * fence, read it once more (the "GPU" still reading), then signal.
+ */
+static int consume(struct dmabroker_stream *s, int expect, bool gapless)
+{
+	struct timeline tl = { .fd = fences ? open(SW_SYNC_DEBUGFS_PATH, O_RDWR | O_CLOEXEC) : -1 };
+	size_t words = (size_t)W * H;
+	uint64_t last = 0;
+	int got = 0;
+
+	if (fences && tl.fd < 0)
+		return 20;
+	for (;;) {
+		struct dmabroker_frame f;
+		void *map;
+		size_t bad;
+		int r = dmabroker_stream_acquire(s, &f);
+		if (r == -EAGAIN) {
+			if (dmabroker_stream_wait(s, 10000) <= 0)
+				return 21;
+			continue;
+		}
+		if (r == -EPIPE)
+			break;
+		if (r < 0)
+			return 22;
+		if (f.sequence <= last || (gapless && f.sequence != last + 1)) {
+			fprintf(stderr, "frame %" PRIu64 " after %" PRIu64 "\n", f.sequence, last);
+			return 23;
+		}
+		last = f.sequence;
+		if (dmabroker_stream_cpu_begin(s, f.index, DMABROKER_ACCESS_READ, f.fence, 10000, &map) < 0)
+			return 24;
+		if (f.fence >= 0)
+			close(f.fence);
+		bad = check(map, words, f.sequence);
+		if (bad) {
+			fprintf(stderr, "frame %" PRIu64 ": word %zu wrong (before the ready fence?)\n", f.sequence, bad);
+			return 25;
+		}
+		if (fences) {
+			int release = fence_next(&tl);
+			dmabroker_stream_release(s, f.index, release);
+			close(release);
+			usleep(200);
+			bad = check(map, words, f.sequence);
+			fence_signal(&tl);
+			if (bad) {
+				fprintf(stderr, "frame %" PRIu64 " overwritten before its release fence\n", f.sequence);
+				return 26;
+			}
+		} else {
+			dmabroker_stream_release(s, f.index, -1);
+		}
+		dmabroker_stream_cpu_end(s, f.index);
+		got++;
+	}
+	if (gapless && got != expect) {
+		fprintf(stderr, "got %d frames, want %d\n", got, expect);
+		return 27;
+	}
+	return 0;
+}
+
+static int consumer_child(const char *name, const char *label, int expect, bool gapless)
+{
+	struct dmabroker *b = connect_session();
+	struct dmabroker_stream_desc d = consumer_desc(name, label);
+	struct dmabroker_stream *s = NULL;
+	int r;
+
+	if (!b || dmabroker_stream_join(b, &d, &s) < 0 || dmabroker_stream_wait_ready(s, 20000) < 0) {
+		fprintf(stderr, "%s: join: %s\n", label, b ? dmabroker_error_message(b) : "no connection");
+		return 30;
+	}
+	r = consume(s, expect, gapless);
+	dmabroker_stream_destroy(s);
+	dmabroker_disconnect(b);
+	return r;
+}
+
+static bool wait_child(pid_t pid, const char *what)
+{
+	int status = 0;
+	if (waitpid(pid, &status, 0) != pid || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+		tap_diag("%s: exit status %d", what, WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+		return false;
+	}
+	return true;
+}
+
+/* ---- steps ---- */
+
+static bool step_negotiation(void)
+{
+	struct baseline base = baseline_take();
+	struct dmabroker *p = connect_session(), *c1 = connect_session(), *c2 = connect_session();
+	struct dmabroker *conns[] = { p, c1, c2 };
+	const uint32_t prod_formats[] = { DRM_FORMAT_ABGR8888, DRM_FORMAT_XRGB8888 };
+	const uint32_t rgb565[] = { DRM_FORMAT_RGB565 };
+	const uint64_t tiled[] = { I915_FORMAT_MOD_X_TILED };
+	struct dmabroker_stream_desc pd = producer_desc("neg", DMABROKER_STREAM_FIFO, 2);
+	struct dmabroker_stream_desc cd1 = consumer_desc("neg", "wants-xrgb"), cd2 = consumer_desc("neg", "any");
+	struct dmabroker_stream *ps = NULL, *cs1 = NULL, *cs2 = NULL, *x = NULL;
+	int r;
+
+	CHECK(p && c1 && c2);
+	pd.formats = prod_formats;
+	pd.n_formats = 2;
+	cd1.formats = xrgb;
+	cd1.n_formats = 1;
+	/* the first of the producer's formats that every consumer takes */
+	CHECK(dmabroker_stream_create(p, &pd, &ps) == 0);
+	CHECK(expect_error(p, dmabroker_stream_create(p, &pd, &x), EEXIST, "org.dmabroker.Error.NameTaken"));
+	CHECK(dmabroker_stream_join(c1, &cd1, &cs1) == 0);
+	CHECK(!dmabroker_stream_is_ready(cs1)); /* one more consumer expected */
+	CHECK(dmabroker_stream_join(c2, &cd2, &cs2) == 0);
+	CHECK(all_ready(conns, 3, (struct dmabroker_stream *[]){ ps, cs1, cs2 }, 3));
+	CHECK(dmabroker_stream_get_fourcc(ps) == DRM_FORMAT_XRGB8888);
+	CHECK(dmabroker_stream_get_fourcc(cs2) == DRM_FORMAT_XRGB8888);
+	CHECK(dmabroker_stream_get_buffer_count(cs1) == 4 && dmabroker_stream_get_width(cs1) == W);
+	tap_diag("negotiated XR24 on %s", dmabroker_stream_get_backend(ps));
+	/* a late joiner that takes none of it */
+	struct dmabroker_stream_desc late = consumer_desc("neg", "late-565");
+	late.formats = rgb565;
+	late.n_formats = 1;
+	r = dmabroker_stream_join(c2, &late, &x);
+	CHECK(r == -EINVAL); /* c2 is in the stream already */
+	struct dmabroker *c3 = connect_session();
+	CHECK(c3);
+	CHECK(expect_error(c3, dmabroker_stream_join(c3, &late, &x), EPROTO, "org.dmabroker.Error.NegotiationFailed"));
+	CHECK(strstr(dmabroker_error_message(c3), "late-565"));
+	/* stream buffers are used through frames only */
+	CHECK(expect_error(c1, dmabroker_buffer_begin_access(dmabroker_stream_get_buffer(cs1, 0), 1, 0,
+							      &(uint64_t){ 0 }, &(int){ -1 }),
+			   EPERM, "org.dmabroker.Error.NotPermitted"));
+	dmabroker_stream_destroy(cs1);
+	dmabroker_stream_destroy(cs2);
+	dmabroker_stream_destroy(ps);
+
+	/* a consumer that takes none of the producer's formats: both hear who */
+	pd = producer_desc("neg2", DMABROKER_STREAM_FIFO, 1);
+	cd1 = consumer_desc("neg2", "only-565");
+	cd1.formats = rgb565;
+	cd1.n_formats = 1;
+	CHECK(dmabroker_stream_create(p, &pd, &ps) == 0);
+	CHECK(dmabroker_stream_join(c1, &cd1, &cs1) == 0);
+	CHECK(expect_error(c1, dmabroker_stream_wait_ready(cs1, 5000), EPROTO, "org.dmabroker.Error.NegotiationFailed"));
+	CHECK(strstr(dmabroker_error_message(c1), "only-565") && strstr(dmabroker_error_message(c1), "XR24"));
+	CHECK(expect_error(p, dmabroker_stream_wait_ready(ps, 5000), EPROTO, "org.dmabroker.Error.NegotiationFailed"));
+	dmabroker_stream_destroy(cs1);
+	dmabroker_stream_destroy(ps);
+
+	/* a consumer that takes only a tiled modifier */
+	pd = producer_desc("neg3", DMABROKER_STREAM_FIFO, 1);
+	cd1 = consumer_desc("neg3", "tiled-only");
+	cd1.modifiers = tiled;
+	cd1.n_modifiers = 1;
+	CHECK(dmabroker_stream_create(p, &pd, &ps) == 0);
+	CHECK(dmabroker_stream_join(c1, &cd1, &cs1) == 0);
+	CHECK(expect_error(c1, dmabroker_stream_wait_ready(cs1, 5000), EPROTO, "org.dmabroker.Error.NegotiationFailed"));
+	CHECK(strstr(dmabroker_error_message(c1), "tiled-only") && strstr(dmabroker_error_message(c1), "linear"));
+	dmabroker_stream_destroy(cs1);
+	dmabroker_stream_destroy(ps);
+
+	/* bad requests */
+	pd = producer_desc("neg4", DMABROKER_STREAM_FIFO, 1);
+	pd.buffers = 17;
+	CHECK(expect_error(p, dmabroker_stream_create(p, &pd, &x), EINVAL, "org.dmabroker.Error.InvalidArgument"));
+	pd = producer_desc("bad name!", DMABROKER_STREAM_FIFO, 1);
+	CHECK(expect_error(p, dmabroker_stream_create(p, &pd, &x), EINVAL, "org.dmabroker.Error.InvalidArgument"));
+	pd = producer_desc("neg5", DMABROKER_STREAM_FIFO, 1);
+	pd.width = 0;
+	CHECK(expect_error(p, dmabroker_stream_create(p, &pd, &x), EDOM, "org.dmabroker.Error.InvalidDimensions"));
+	cd1 = consumer_desc("nosuch", "lost");
+	CHECK(expect_error(c1, dmabroker_stream_join(c1, &cd1, &x), ENXIO, "org.dmabroker.Error.UnknownStream"));
+
+	dmabroker_disconnect(c3);
+	dmabroker_disconnect(c2);
+	dmabroker_disconnect(c1);
+	dmabroker_disconnect(p);
+	CHECK(baseline_restored(base));
+	return true;
+}
+
+static bool step_fifo_content(void)
+{
+	struct baseline base = baseline_take();
+	struct dmabroker *p = connect_session();
+	struct dmabroker_stream_desc pd = producer_desc("fifo", DMABROKER_STREAM_FIFO, 2);
+	struct dmabroker_stream *ps = NULL;
+	struct counters cnt;
+	pid_t kids[2];
+	int r;
+
+	CHECK(p && dmabroker_stream_create(p, &pd, &ps) == 0);
+	for (int i = 0; i < 2; i++) {
+		kids[i] = fork();
+		if (kids[i] == 0)
+			_exit(consumer_child("fifo", i ? "consumer-b" : "consumer-a", frames, true));
+	}
+	r = dmabroker_stream_wait_ready(ps, 20000);
+	CHECK(r == 0);
+	r = produce(ps, frames);
+	if (r)
+		tap_diag("producer failed: %d (%s)", r, dmabroker_error_message(p) ? dmabroker_error_message(p) : "-");
+	CHECK(r == 0);
+	/* everything back before we leave */
+	for (int n = 0; n < 4; n++) {
+		struct dmabroker_frame f;
+		while ((r = dmabroker_stream_dequeue(ps, &f)) == -EAGAIN)
+			CHECK(dmabroker_stream_wait(ps, 10000) == 1);
+		CHECK(r == 0);
+		if (f.fence >= 0)
+			close(f.fence);
+	}
+	CHECK(stream_counters(dmabroker_stream_get_id(ps), &cnt));
+	tap_diag("fifo: produced %" PRIu64 ", consumed %" PRIu64 ", dropped %" PRIu64, cnt.produced, cnt.consumed,
+		 cnt.dropped);
+	CHECK(cnt.produced == (uint64_t)frames && cnt.consumed == 2u * (uint64_t)frames && cnt.dropped == 0);
+	dmabroker_stream_destroy(ps);
+	CHECK(wait_child(kids[0], "consumer a"));
+	CHECK(wait_child(kids[1], "consumer b"));
+	dmabroker_disconnect(p);
+	CHECK(baseline_restored(base));
+	return true;
+}
+
+static bool step_mailbox_drops(void)
+{
+	struct baseline base = baseline_take();
+	struct dmabroker *p = connect_session(), *a = connect_session(), *stall = connect_session();
+	struct dmabroker *conns[] = { p, a, stall };
+	struct dmabroker_stream_desc pd = producer_desc("mbox", DMABROKER_STREAM_MAILBOX, 2);
+	struct dmabroker_stream_desc ad = consumer_desc("mbox", "fast"), sd = consumer_desc("mbox", "stalled");
+	struct dmabroker_stream *ps = NULL, *as = NULL, *ss = NULL;
+	struct dmabroker_frame f, held;
+	uint64_t last_a = 0;
+	int got_a = 0, n = 200, r;
+	struct counters cnt;
+
+	CHECK(p && a && stall);
+	CHECK(dmabroker_stream_create(p, &pd, &ps) == 0);
+	CHECK(dmabroker_stream_join(a, &ad, &as) == 0);
+	CHECK(dmabroker_stream_join(stall, &sd, &ss) == 0);
+	CHECK(all_ready(conns, 3, (struct dmabroker_stream *[]){ ps, as, ss }, 3));
+	CHECK(dmabroker_stream_get_mode(as) == DMABROKER_STREAM_MAILBOX);
+	for (int seq = 1; seq <= n; seq++) {
+		int tries = 0;
+		while ((r = dmabroker_stream_dequeue(ps, &f)) == -EAGAIN) {
+			CHECK(++tries < 500); /* the producer never waits long on a stalled consumer */
+			pump(conns, 3, 10);
+		}
+		CHECK(r == 0);
+		if (f.fence >= 0)
+			close(f.fence);
+		CHECK(dmabroker_stream_queue(ps, f.index, -1, (uint64_t)seq, 0, NULL, 0) == 0);
+		pump(conns, 3, 0);
+		/* the fast consumer takes what is there; the stalled one took its first frame only */
+		while (dmabroker_stream_acquire(as, &f) == 0) {
+			CHECK(f.sequence > last_a);
+			last_a = f.sequence;
+			got_a++;
+			dmabroker_stream_release(as, f.index, -1);
+		}
+		if (seq == 1) {
+			for (int t = 0; t < 100 && dmabroker_stream_acquire(ss, &held) == -EAGAIN; t++)
+				pump(conns, 3, 10);
+			CHECK(held.sequence == 1);
+		}
+	}
+	for (int t = 0; t < 50 && last_a != (uint64_t)n; t++) {
+		pump(conns, 3, 10);
+		while (dmabroker_stream_acquire(as, &f) == 0) {
+			last_a = f.sequence;
+			got_a++;
+			dmabroker_stream_release(as, f.index, -1);
+		}
+	}
+	CHECK(stream_counters(dmabroker_stream_get_id(ps), &cnt));
+	tap_diag("mailbox: %d frames, the fast consumer got %d (last %" PRIu64 "), the stalled one 1; dropped %" PRIu64,
+		 n, got_a, last_a, cnt.dropped);
+	CHECK(last_a == (uint64_t)n);   /* the newest frame always arrives */
+	CHECK(got_a > n / 2);
+	CHECK(cnt.dropped >= (uint64_t)(n - 3)); /* the stalled consumer missed nearly all */
+	/* the stalled consumer still holds frame 1, and gets the newest when it lets go */
+	dmabroker_stream_release(ss, held.index, -1);
+	for (int t = 0; t < 100 && dmabroker_stream_acquire(ss, &held) == -EAGAIN; t++)
+		pump(conns, 3, 10);
+	CHECK(held.sequence == (uint64_t)n);
+	dmabroker_stream_destroy(ss);
+	dmabroker_stream_destroy(as);
+	dmabroker_stream_destroy(ps);
+	dmabroker_disconnect(stall);
+	dmabroker_disconnect(a);
+	dmabroker_disconnect(p);
+	CHECK(baseline_restored(base));
+	return true;
+}
+
+static bool step_fifo_backpressure(void)
+{
+	struct baseline base = baseline_take();
+	struct dmabroker *p = connect_session(), *a = connect_session(), *stall = connect_session();
+	struct dmabroker *p2 = connect_session(), *c2 = connect_session();
+	struct dmabroker *conns[] = { p, a, stall, p2, c2 };
+	struct dmabroker_stream_desc pd = producer_desc("bp", DMABROKER_STREAM_FIFO, 2);
+	struct dmabroker_stream_desc ad = consumer_desc("bp", "fast"), sd = consumer_desc("bp", "stalled");
+	struct dmabroker_stream_desc pd2 = producer_desc("other", DMABROKER_STREAM_FIFO, 1);
+	struct dmabroker_stream_desc cd2 = consumer_desc("other", "other-consumer");
+	struct dmabroker_stream *ps = NULL, *as = NULL, *ss = NULL, *ps2 = NULL, *cs2 = NULL;
+	struct dmabroker_frame f;
+	int queued = 0, other = 0, got_a = 0;
+
+	CHECK(p && a && stall && p2 && c2);
+	CHECK(dmabroker_stream_create(p, &pd, &ps) == 0);
+	CHECK(dmabroker_stream_join(a, &ad, &as) == 0);
+	CHECK(dmabroker_stream_join(stall, &sd, &ss) == 0);
+	CHECK(dmabroker_stream_create(p2, &pd2, &ps2) == 0);
+	CHECK(dmabroker_stream_join(c2, &cd2, &cs2) == 0);
+	CHECK(all_ready(conns, 5, (struct dmabroker_stream *[]){ ps, as, ss, ps2, cs2 }, 5));
+	/* the stalled consumer never takes a frame: the producer runs out of buffers */
+	for (int t = 0; t < 300; t++) {
+		if (dmabroker_stream_dequeue(ps, &f) == 0) {
+			if (f.fence >= 0)
+				close(f.fence);
+			CHECK(dmabroker_stream_queue(ps, f.index, -1, (uint64_t)++queued, 0, NULL, 0) == 0);
+		}
+		while (dmabroker_stream_acquire(as, &f) == 0) {
+			got_a++;
+			dmabroker_stream_release(as, f.index, -1);
+		}
+		/* meanwhile another stream runs */
+		if (dmabroker_stream_dequeue(ps2, &f) == 0) {
+			if (f.fence >= 0)
+				close(f.fence);
+			CHECK(dmabroker_stream_queue(ps2, f.index, -1, (uint64_t)++other, 0, NULL, 0) == 0);
+		}
+		while (dmabroker_stream_acquire(cs2, &f) == 0)
+			dmabroker_stream_release(cs2, f.index, -1);
+		pump(conns, 5, 2);
+	}
+	tap_diag("fifo with a stalled consumer: %d frames queued (4 buffers), the fast consumer got %d; "
+		 "another stream meanwhile: %d", queued, got_a, other);
+	CHECK(queued == 4);       /* back-pressure: every buffer waits for the stalled consumer */
+	CHECK(got_a == 4);
+	CHECK(other > 100);       /* nothing else stalls */
+	/* the stalled consumer leaves: its frames come back, the stream goes on */
+	dmabroker_stream_destroy(ss);
+	for (int t = 0; t < 200 && queued < 20; t++) {
+		if (dmabroker_stream_dequeue(ps, &f) == 0) {
+			if (f.fence >= 0)
+				close(f.fence);
+			CHECK(dmabroker_stream_queue(ps, f.index, -1, (uint64_t)++queued, 0, NULL, 0) == 0);
+		}
+		while (dmabroker_stream_acquire(as, &f) == 0)
+			dmabroker_stream_release(as, f.index, -1);
+		pump(conns, 5, 2);
+	}
+	CHECK(queued == 20);
+	dmabroker_stream_destroy(cs2);
+	dmabroker_stream_destroy(ps2);
+	dmabroker_stream_destroy(as);
+	dmabroker_stream_destroy(ps);
+	for (unsigned i = 0; i < 5; i++)
+		dmabroker_disconnect(conns[i]);
+	CHECK(baseline_restored(base));
+	return true;
+}
+
+static bool step_consumer_killed(void)
+{
+	struct baseline base = baseline_take();
+	struct dmabroker *p = connect_session(), *a = connect_session();
+	struct dmabroker *conns[] = { p, a };
+	struct dmabroker_stream_desc pd = producer_desc("kill", DMABROKER_STREAM_FIFO, 2);
+	struct dmabroker_stream_desc ad = consumer_desc("kill", "survivor");
+	struct dmabroker_stream *ps = NULL, *as = NULL;
+	struct dmabroker_frame f;
+	struct counters cnt;
+	int ready_pipe[2], queued = 0, got_a = 0, status;
+	char c;
+	pid_t victim;
+
+	CHECK(p && a && pipe(ready_pipe) == 0);
+	CHECK(dmabroker_stream_create(p, &pd, &ps) == 0);
+	CHECK(dmabroker_stream_join(a, &ad, &as) == 0);
+	victim = fork();
+	if (victim == 0) {
+		/* takes two frames, says so, and sits on them until killed */
+		struct dmabroker *b = connect_session();
+		struct dmabroker_stream_desc vd = consumer_desc("kill", "victim");
+		struct dmabroker_stream *vs = NULL;
+		int held = 0;
+		if (!b || dmabroker_stream_join(b, &vd, &vs) < 0 || dmabroker_stream_wait_ready(vs, 20000) < 0)
+			_exit(1);
+		while (held < 2) {
+			if (dmabroker_stream_acquire(vs, &f) == 0)
+				held++;
+			else if (dmabroker_stream_wait(vs, 20000) <= 0)
+				_exit(2);
+		}
+		if (write(ready_pipe[1], "x", 1) != 1)
+			_exit(3);
+		pause();
+		_exit(0);
+	}
+	close(ready_pipe[1]);
+	CHECK(all_ready(conns, 2, (struct dmabroker_stream *[]){ ps, as }, 2));
+	for (int t = 0; t < 500 && queued < 2; t++) {
+		if (dmabroker_stream_dequeue(ps, &f) == 0) {
+			if (f.fence >= 0)
+				close(f.fence);
+			CHECK(dmabroker_stream_queue(ps, f.index, -1, (uint64_t)++queued, 0, NULL, 0) == 0);
+		}
+		pump(conns, 2, 10);
+	}
+	CHECK(read(ready_pipe[0], &c, 1) == 1);
+	close(ready_pipe[0]);
+	kill(victim, SIGKILL);
+	CHECK(waitpid(victim, &status, 0) == victim && WIFSIGNALED(status));
+	/* the producer and the survivor go on, with all four buffers */
+	for (int t = 0; t < 2000 && queued < 100; t++) {
+		if (dmabroker_stream_dequeue(ps, &f) == 0) {
+			if (f.fence >= 0)
+				close(f.fence);
+			CHECK(dmabroker_stream_queue(ps, f.index, -1, (uint64_t)++queued, 0, NULL, 0) == 0);
+		}
+		while (dmabroker_stream_acquire(as, &f) == 0) {
+			got_a++;
+			dmabroker_stream_release(as, f.index, -1);
+		}
+		pump(conns, 2, 5);
+	}
+	CHECK(queued == 100);
+	for (int t = 0; t < 100 && got_a < 100; t++) {
+		pump(conns, 2, 10);
+		while (dmabroker_stream_acquire(as, &f) == 0) {
+			got_a++;
+			dmabroker_stream_release(as, f.index, -1);
+		}
+	}
+	CHECK(got_a == 100);
+	CHECK(stream_counters(dmabroker_stream_get_id(ps), &cnt));
+	CHECK(cnt.consumers == 1);
+	/* every buffer is free again */
+	for (int n = 0; n < 4; n++) {
+		int r;
+		while ((r = dmabroker_stream_dequeue(ps, &f)) == -EAGAIN)
+			CHECK(dmabroker_stream_wait(ps, 5000) == 1);
+		CHECK(r == 0);
+		if (f.fence >= 0)
+			close(f.fence);
+	}
+	/* the producer leaves: the survivor sees the end */
+	dmabroker_stream_destroy(ps);
+	for (int t = 0; t < 100 && !dmabroker_stream_has_ended(as); t++)
+		pump(conns, 2, 10);
+	CHECK(dmabroker_stream_acquire(as, &f) == -EPIPE);
+	dmabroker_stream_destroy(as);
+	dmabroker_disconnect(a);
+	dmabroker_disconnect(p);
+	CHECK(baseline_restored(base));
+	return true;
+}
+
+int main(int argc, char **argv)
+{
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--fences") == 0)
+			fences = true;
+		else if (strcmp(argv[i], "--frames") == 0 && i + 1 < argc)
+			frames = atoi(argv[++i]);
+		else {
+			fprintf(stderr, "usage: stream-test [--fences] [--frames N]\n");
+			return 2;
+		}
+	}
+	if (!daemon_pid_from_env("stream-test"))
+		return 2;
+	tap_plan(5);
+	tap_step("negotiation: the first common format; refusals name the party and what; bad requests",
+		 step_negotiation);
+	tap_step(fences ? "fifo: two consumers get every frame in order, intact, with pending ready and release fences"
+			: "fifo: two consumers get every frame in order, intact",
+		 step_fifo_content);
+	tap_step("mailbox: a stalled consumer drops frames; the producer and the other consumer go on",
+		 step_mailbox_drops);
+	tap_step("fifo: a stalled consumer holds back its producer only; another stream runs on", step_fifo_backpressure);
+	tap_step("a consumer killed mid-stream: the others go on, its buffers come back, the end is seen",
+		 step_consumer_killed);
+	return tap_done();
+}
