@@ -1,0 +1,121 @@
+/* SPDX-License-Identifier: MIT */
+/* Small helpers shared by the demo clients (camera, display, process). */
+#pragma once
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static const char *tool_name = "dmabroker";
+
+static inline void set_tool_name(const char *name)
+{
+	tool_name = name;
+}
+
+/* Prints "NAME: error: ..." to stderr; returns -1. */
+static inline int fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static inline int fail(const char *fmt, ...)
+{
+	va_list ap;
+	fprintf(stderr, "%s: error: ", tool_name);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	return -1;
+}
+
+/* Bad usage: a message (or none) and a hint; returns 2, the exit status. */
+static inline int usage_error(const char *prog, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static inline int usage_error(const char *prog, const char *fmt, ...)
+{
+	if (fmt) {
+		va_list ap;
+		fprintf(stderr, "%s: ", prog);
+		va_start(ap, fmt);
+		vfprintf(stderr, fmt, ap);
+		va_end(ap);
+		fputc('\n', stderr);
+	}
+	fprintf(stderr, "Try '%s --help'.\n", prog);
+	return 2;
+}
+
+static inline bool parse_u32(const char *s, uint32_t min, uint32_t max, uint32_t *ret)
+{
+	char *end;
+	unsigned long long v;
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno || end == s || *end || v < min || v > max || *s == '-')
+		return false;
+	*ret = (uint32_t)v;
+	return true;
+}
+
+/* "YUYV", "XR24": four characters, padded with spaces if shorter. */
+static inline bool parse_fourcc(const char *s, uint32_t *ret)
+{
+	size_t n = strlen(s);
+	char c[4] = { ' ', ' ', ' ', ' ' };
+	if (n == 0 || n > 4)
+		return false;
+	memcpy(c, s, n);
+	*ret = (uint32_t)c[0] | (uint32_t)c[1] << 8 | (uint32_t)c[2] << 16 | (uint32_t)c[3] << 24;
+	return true;
+}
+
+static inline const char *fourcc_name(uint32_t f, char out[static 5])
+{
+	for (int i = 0; i < 4; i++) {
+		char c = (char)(f >> (8 * i));
+		out[i] = c >= 32 && c < 127 ? c : '?';
+	}
+	out[4] = 0;
+	return out;
+}
+
+static inline uint64_t monotonic_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* Writes an XRGB8888 (little-endian B, G, R, X) image as a binary PPM. 0 or -errno. */
+static inline int write_ppm_xrgb(const char *path, const uint8_t *pixels, uint32_t width, uint32_t height,
+				 uint32_t stride)
+{
+	FILE *f = fopen(path, "wbe");
+	uint8_t *row;
+	int r = 0;
+
+	if (!f)
+		return -errno;
+	row = malloc((size_t)width * 3);
+	if (!row) {
+		fclose(f);
+		return -ENOMEM;
+	}
+	fprintf(f, "P6\n%u %u\n255\n", width, height);
+	for (uint32_t y = 0; y < height && r == 0; y++) {
+		const uint8_t *src = pixels + (size_t)y * stride;
+		for (uint32_t x = 0; x < width; x++) {
+			row[3 * x] = src[4 * x + 2];
+			row[3 * x + 1] = src[4 * x + 1];
+			row[3 * x + 2] = src[4 * x];
+		}
+		if (fwrite(row, 3, width, f) != width)
+			r = -EIO;
+	}
+	free(row);
+	if (fclose(f) != 0 && r == 0)
+		r = -errno;
+	return r;
+}
