@@ -36,6 +36,8 @@ static const char usage_text[] =
 	"                              timeouts, age (root sees all, others their own)\n"
 	"  clients                     connected clients and what they hold\n"
 	"  backends                    allocation backends found, and why others were not\n"
+	"  streams                     streams: mode, state, format, placement, producer,\n"
+	"                              consumers, frames produced, consumed and dropped\n"
 	"  alloc WxH FORMAT            allocate a buffer, print it, release it on exit\n"
 	"      --usage=LIST            cpu-read,cpu-write,scanout,capture,gpu,contiguous\n"
 	"                              (default cpu-read,cpu-write)\n"
@@ -348,6 +350,49 @@ static void on_stop(int sig)
 	stop = 1;
 }
 
+static int cmd_streams(void)
+{
+	sd_bus *bus = open_bus();
+	sd_bus_message *reply = NULL;
+	uint64_t id, producer, produced, consumed, dropped;
+	uint32_t fourcc, w, h, buffers, consumers;
+	const char *name, *mode, *state, *backend;
+	unsigned n = 0;
+	int r;
+
+	if (!bus || list_call(bus, "ListStreams", "(tssssuuuututtt)", &reply) < 0) {
+		sd_bus_unref(bus);
+		return 1;
+	}
+	if (json)
+		printf("[");
+	else
+		printf("%4s %-16s %-8s %-12s %-16s %-12s %4s %8s %5s %9s %9s %9s\n", "ID", "NAME", "MODE", "STATE",
+		       "BACKEND", "FORMAT", "BUFS", "PRODUCER", "CONS", "PRODUCED", "CONSUMED", "DROPPED");
+	while ((r = sd_bus_message_read(reply, "(tssssuuuututtt)", &id, &name, &mode, &state, &backend, &fourcc, &w,
+					&h, &buffers, &producer, &consumers, &produced, &consumed, &dropped)) > 0) {
+		char fmt[5], size[32];
+		fourcc_str(fourcc, fmt);
+		if (json) {
+			printf("%s{\"id\": %" PRIu64 ", \"name\": ", n ? ", " : "", id);
+			json_string(name);
+			printf(", \"mode\": \"%s\", \"state\": \"%s\", \"backend\": ", mode, state);
+			json_string(backend);
+			printf(", \"fourcc\": \"%s\", \"width\": %u, \"height\": %u, \"buffers\": %u, \"producer\": %" PRIu64
+			       ", \"consumers\": %u, \"produced\": %" PRIu64 ", \"consumed\": %" PRIu64
+			       ", \"dropped\": %" PRIu64 "}", fourcc ? fmt : "", w, h, buffers, producer, consumers,
+			       produced, consumed, dropped);
+		} else {
+			snprintf(size, sizeof(size), "%ux%u %s", w, h, fourcc ? fmt : "-");
+			printf("%4" PRIu64 " %-16s %-8s %-12s %-16s %-12s %4u %8" PRIu64 " %5u %9" PRIu64 " %9" PRIu64
+			       " %9" PRIu64 "\n", id, name, mode, state, *backend ? backend : "-", size, buffers, producer,
+			       consumers, produced, consumed, dropped);
+		}
+		n++;
+	}
+	return list_end(reply, bus, r);
+}
+
 static int cmd_alloc(int argc, char **argv)
 {
 	enum { OPT_USAGE = 256, OPT_BACKEND, OPT_DEVICE, OPT_SHARE, OPT_HOLD };
@@ -490,9 +535,12 @@ int main(int argc, char **argv)
 		return cmd_clients();
 	if (strcmp(cmd, "backends") == 0 && argc - optind == 1)
 		return cmd_backends();
+	if (strcmp(cmd, "streams") == 0 && argc - optind == 1)
+		return cmd_streams();
 	if (strcmp(cmd, "alloc") == 0)
 		return cmd_alloc(argc - optind, argv + optind);
-	if (!strcmp(cmd, "status") || !strcmp(cmd, "buffers") || !strcmp(cmd, "clients") || !strcmp(cmd, "backends"))
+	if (!strcmp(cmd, "status") || !strcmp(cmd, "buffers") || !strcmp(cmd, "clients") || !strcmp(cmd, "backends") ||
+	    !strcmp(cmd, "streams"))
 		return usage_error("'%s' takes no arguments", cmd);
 	return usage_error("unknown command '%s'", cmd);
 }

@@ -14,6 +14,7 @@ import zlib
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "common"))
 from taptest import run, check  # noqa: E402
+from images import png_read  # noqa: E402
 
 VM_RUN = sys.argv[1]
 SHOW_PATTERN = sys.argv[2]
@@ -91,44 +92,6 @@ def test_killed_runner_leaves_no_qemu():
     while alive(pid) and time.monotonic() < deadline:
         time.sleep(0.1)
     check(not alive(pid), "qemu %d survived its runner" % pid)
-
-
-def png_read(path):
-    """Decode an 8-bit RGB PNG (what qemu's screendump writes): (w, h, rows)."""
-    with open(path, "rb") as f:
-        data = f.read()
-    check(data[:8] == b"\x89PNG\r\n\x1a\n", "not a PNG", data[:16])
-    w, h, depth, ctype = struct.unpack(">IIBB", data[16:26])
-    check(depth == 8 and ctype == 2, "not 8-bit RGB: depth %d type %d" % (depth, ctype))
-    idat, off = b"", 8
-    while off < len(data):
-        n, kind = struct.unpack(">I4s", data[off:off + 8])
-        if kind == b"IDAT":
-            idat += data[off + 8:off + 8 + n]
-        off += 12 + n
-    raw = zlib.decompress(idat)
-    stride = w * 3
-    check(len(raw) == h * (stride + 1), "image data of %d bytes for %dx%d" % (len(raw), w, h))
-    rows, prev = [], bytearray(stride)
-    for y in range(h):
-        ft, line = raw[y * (stride + 1)], bytearray(raw[y * (stride + 1) + 1:(y + 1) * (stride + 1)])
-        for i in range(stride):
-            a = line[i - 3] if i >= 3 else 0
-            b = prev[i]
-            c = prev[i - 3] if i >= 3 else 0
-            if ft == 1:
-                line[i] = (line[i] + a) & 0xff
-            elif ft == 2:
-                line[i] = (line[i] + b) & 0xff
-            elif ft == 3:
-                line[i] = (line[i] + (a + b) // 2) & 0xff
-            elif ft == 4:
-                p = a + b - c
-                pa, pb, pc = abs(p - a), abs(p - b), abs(p - c)
-                line[i] = (line[i] + (a if pa <= pb and pa <= pc else b if pb <= pc else c)) & 0xff
-        rows.append(bytes(line))
-        prev = line
-    return w, h, rows
 
 
 def test_screendump():

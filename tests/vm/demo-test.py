@@ -1,0 +1,41 @@
+#!/usr/bin/env python3
+"""./run demo's pieces as a test: the demo in the test bed with fewer
+frames (tools/demo/demo-guest.sh), then its report (tools/demo/report.py):
+vivid shown on vkms and virtio-gpu at once, buffers placed on virtio-gpu,
+both screenshots identical to the camera's last frame.
+
+usage: demo-test.py VM_RUN PYTHON_IN_VM WITH_DAEMON DMABROKERD BUILD_DIR"""
+import os
+import re
+import subprocess
+import sys
+import tempfile
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "common"))
+from taptest import run, check  # noqa: E402
+
+VM_RUN, PYTHON_VM, WITH_DAEMON, DAEMON, BUILD = sys.argv[1:6]
+TOP = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
+
+
+def test_demo():
+    """the demo: 60 frames on vkms and virtio-gpu; both screenshots identical to the camera's last frame"""
+    with tempfile.TemporaryDirectory() as out:
+        r = subprocess.run([VM_RUN, "--timeout", "240", "--artifacts", out, "--", PYTHON_VM, WITH_DAEMON, DAEMON,
+                            "--", os.path.join(TOP, "tools", "demo", "demo-guest.sh"), BUILD, "60"],
+                           capture_output=True, text=True, timeout=300)
+        check(r.returncode == 0, "the test bed run failed (%d)" % r.returncode, r.stdout[-3000:], r.stderr[-3000:])
+        rep = subprocess.run([sys.executable, os.path.join(TOP, "tools", "demo", "report.py"), out],
+                             capture_output=True, text=True, timeout=120)
+        print("\n".join("# " + line for line in rep.stdout.splitlines()))
+        check(rep.returncode == 0, "the report failed", rep.stdout, rep.stderr)
+        check("placement:   5 buffers on drm:virtio_gpu" in rep.stdout, "placed on virtio-gpu", rep.stdout)
+        check(len(re.findall(r"vs the camera's last frame \(640x480\): identical", rep.stdout)) == 2,
+              "both screenshots identical", rep.stdout)
+        check(re.search(r"vkms: +60 frames shown", rep.stdout) or re.search(r"vkms: +\d+ frames shown", rep.stdout),
+              "vkms showed frames", rep.stdout)
+        for name in ("camera-last.png", "vkms-writeback.png", "virtio-gpu.png"):
+            check(os.path.getsize(os.path.join(out, name)) > 1000, name + " written")
+
+
+run([test_demo])
