@@ -48,6 +48,7 @@ static void usage(FILE *f)
 		"  -f, --format FOURCC    pixel format, a V4L2/DRM fourcc such as YUYV or XR24 (default: YUYV)\n"
 		"  -W, --width N          frame width (default: 640)\n"
 		"  -H, --height N         frame height (default: 480)\n"
+		"  -r, --fps N            ask the device for N frames per second (default: its own rate)\n"
 		"  -b, --buffers N        stream buffers, 2 to 16 (default: 4)\n"
 		"  -m, --mode MODE        fifo or mailbox (default: mailbox)\n"
 		"  -c, --consumers N      consumers to wait for before starting (default: 1)\n"
@@ -279,18 +280,19 @@ int main(int argc, char **argv)
 		{ "mode", required_argument, NULL, 'm' },   { "consumers", required_argument, NULL, 'c' },
 		{ "frames", required_argument, NULL, 'n' }, { "save-last", required_argument, NULL, 'L' },
 		{ "session", no_argument, NULL, 'S' },      { "quiet", no_argument, NULL, 'q' },
+		{ "fps", required_argument, NULL, 'r' },
 		{ "help", no_argument, NULL, 'h' },         { 0 },
 	};
 	struct camera cam = { .fd = -1, .fourcc = V4L2_PIX_FMT_YUYV, .width = 640, .height = 480, .monotonic = true };
 	const char *stream = "camera", *save_last = NULL;
 	enum dmabroker_stream_mode mode = DMABROKER_STREAM_MAILBOX;
-	uint32_t buffers = 4, consumers = 1;
+	uint32_t buffers = 4, consumers = 1, fps = 0;
 	uint64_t limit = 0, t0, t1;
 	bool session = false, quiet = false;
 	char devbuf[32], name[5];
 	int opt, r;
 
-	while ((opt = getopt_long(argc, argv, "d:s:f:W:H:b:m:c:n:qh", opts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "d:s:f:W:H:r:b:m:c:n:qh", opts, NULL)) != -1) {
 		switch (opt) {
 		case 'd': cam.path = optarg; break;
 		case 's': stream = optarg; break;
@@ -318,6 +320,7 @@ int main(int argc, char **argv)
 				return usage_error("dmabroker-camera", "--mode: fifo or mailbox");
 			break;
 		case 'L': save_last = optarg; break;
+		case 'r': if (!parse_u32(optarg, 1, 1000, &fps)) return usage_error("dmabroker-camera", "--fps: 1 to 1000"); break;
 		case 'S': session = true; break;
 		case 'q': quiet = true; break;
 		case 'h': usage(stdout); return 0;
@@ -333,6 +336,16 @@ int main(int argc, char **argv)
 	set_tool_name("camera");
 	if (open_device(&cam) < 0 || set_format(&cam) < 0)
 		return 1;
+	if (fps) {
+		struct v4l2_streamparm parm = { .type = V4L2_BUF_TYPE_VIDEO_CAPTURE };
+		parm.parm.capture.timeperframe.numerator = 1;
+		parm.parm.capture.timeperframe.denominator = fps;
+		if (xioctl(cam.fd, VIDIOC_S_PARM, &parm) < 0)
+			return fail("%s: cannot set the frame rate: %s", cam.path, strerror(errno)), 1;
+		if (parm.parm.capture.timeperframe.numerator * fps != parm.parm.capture.timeperframe.denominator)
+			printf("camera: %s runs at %u/%u s per frame, not 1/%u\n", cam.path,
+			       parm.parm.capture.timeperframe.numerator, parm.parm.capture.timeperframe.denominator, fps);
+	}
 
 	r = dmabroker_connect(session ? DMABROKER_BUS_SESSION : DMABROKER_BUS_SYSTEM, &cam.b);
 	if (r < 0)

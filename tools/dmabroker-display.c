@@ -36,7 +36,7 @@
 #define MAX_OUTPUTS 8
 #define MAX_SAMPLES 100000
 
-static volatile sig_atomic_t got_signal;
+static volatile int got_signal;
 
 static void on_signal(int sig)
 {
@@ -62,6 +62,7 @@ static void usage(FILE *f)
 		"                         (vkms) into FILE as a PPM\n"
 		"      --verify           after every flip, read the output back (writeback) and compare it\n"
 		"                         with the frame, pixel for pixel\n"
+		"  -w, --wait SECONDS     wait this long for the stream to be created (default: 30)\n"
 		"      --session          use the session bus (default: the system bus)\n"
 		"  -q, --quiet            print only errors, key actions and the summary\n"
 		"  -h, --help             show this help\n"
@@ -729,18 +730,20 @@ int main(int argc, char **argv)
 		{ "device", required_argument, NULL, 'd' }, { "output", required_argument, NULL, 'o' },
 		{ "stream", required_argument, NULL, 's' }, { "frames", required_argument, NULL, 'n' },
 		{ "exit-on-end", no_argument, NULL, 'E' },  { "input", required_argument, NULL, 'i' },
-		{ "writeback", required_argument, NULL, 'w' }, { "verify", no_argument, NULL, 'V' },
-		{ "session", no_argument, NULL, 'S' },      { "quiet", no_argument, NULL, 'q' },
+		{ "writeback", required_argument, NULL, 'B' }, { "verify", no_argument, NULL, 'V' },
+		{ "session", no_argument, NULL, 'S' },      { "wait", required_argument, NULL, 'w' },
+		{ "quiet", no_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },         { 0 },
 	};
 	struct display d = { .fd = -1, .wb_fence = -1 };
 	const char *device = NULL, *output = NULL, *stream = "camera", *input = "auto", *wb_file = NULL;
 	uint32_t limit = 0;
+	uint32_t wait_s = 30;
 	bool session = false, exit_on_end = false;
 	char name[5];
 	int opt, r;
 
-	while ((opt = getopt_long(argc, argv, "d:o:s:n:i:qh", opts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "d:o:s:n:i:w:qh", opts, NULL)) != -1) {
 		switch (opt) {
 		case 'd': device = optarg; break;
 		case 'o': output = optarg; break;
@@ -751,9 +754,13 @@ int main(int argc, char **argv)
 			break;
 		case 'E': exit_on_end = true; break;
 		case 'i': input = optarg; break;
-		case 'w': wb_file = optarg; break;
+		case 'B': wb_file = optarg; break;
 		case 'V': d.verify = true; break;
 		case 'S': session = true; break;
+		case 'w':
+			if (!parse_u32(optarg, 0, 86400, &wait_s))
+				return usage_error("dmabroker-display", "--wait: 0 to 86400 seconds");
+			break;
 		case 'q': d.quiet = true; break;
 		case 'h': usage(stdout); return 0;
 		default: return usage_error("dmabroker-display", NULL);
@@ -781,7 +788,7 @@ int main(int argc, char **argv)
 			.devices = devices, .n_devices = 1, .max_acquired = 2,
 		};
 		snprintf(label, sizeof(label), "display:%s", d.driver);
-		r = dmabroker_stream_join(d.b, &sd, &d.s);
+		r = join_stream(d.b, &sd, wait_s, &got_signal, &d.s);
 	}
 	if (r < 0)
 		return fail("joining stream '%s': %s", stream, dmabroker_error_message(d.b)), 1;

@@ -22,7 +22,7 @@
 #include "dmabroker.h"
 #include "tool-util.h"
 
-static volatile sig_atomic_t stop;
+static volatile int stop;
 
 static void on_signal(int sig)
 {
@@ -43,6 +43,7 @@ static void usage(FILE *f)
 		"  -b, --buffers N        the output stream's buffers, 2 to 16 (default: 4)\n"
 		"  -c, --consumers N      consumers of the output to wait for (default: 1)\n"
 		"  -n, --frames N         stop after N frames (default: until the input ends)\n"
+		"  -w, --wait SECONDS     wait this long for the stream to be created (default: 30)\n"
 		"      --session          use the session bus (default: the system bus)\n"
 		"  -q, --quiet            print only errors and the summary\n"
 		"  -h, --help             show this help\n"
@@ -79,7 +80,8 @@ int main(int argc, char **argv)
 		{ "input", required_argument, NULL, 'i' },  { "output", required_argument, NULL, 'o' },
 		{ "mode", required_argument, NULL, 'm' },   { "buffers", required_argument, NULL, 'b' },
 		{ "consumers", required_argument, NULL, 'c' }, { "frames", required_argument, NULL, 'n' },
-		{ "session", no_argument, NULL, 'S' },      { "quiet", no_argument, NULL, 'q' },
+		{ "session", no_argument, NULL, 'S' },      { "wait", required_argument, NULL, 'w' },
+		{ "quiet", no_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },         { 0 },
 	};
 	static const uint32_t in_formats[] = { DRM_FORMAT_YUYV, DRM_FORMAT_XRGB8888 };
@@ -90,11 +92,12 @@ int main(int argc, char **argv)
 	struct dmabroker *b = NULL;
 	struct dmabroker_stream *in = NULL, *out = NULL;
 	uint64_t frames = 0, t0 = 0;
+	uint32_t wait_s = 30;
 	bool session = false, quiet = false;
 	char name[5];
 	int opt, r;
 
-	while ((opt = getopt_long(argc, argv, "i:o:m:b:c:n:qh", opts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "i:o:m:b:c:n:w:qh", opts, NULL)) != -1) {
 		switch (opt) {
 		case 'i': in_name = optarg; break;
 		case 'o': out_name = optarg; break;
@@ -110,6 +113,10 @@ int main(int argc, char **argv)
 		case 'c': if (!parse_u32(optarg, 0, 8, &consumers)) return usage_error("dmabroker-process", "--consumers: 0 to 8"); break;
 		case 'n': if (!parse_u32(optarg, 1, UINT32_MAX, &limit)) return usage_error("dmabroker-process", "--frames: a positive number"); break;
 		case 'S': session = true; break;
+		case 'w':
+			if (!parse_u32(optarg, 0, 86400, &wait_s))
+				return usage_error("dmabroker-process", "--wait: 0 to 86400 seconds");
+			break;
 		case 'q': quiet = true; break;
 		case 'h': usage(stdout); return 0;
 		default: return usage_error("dmabroker-process", NULL);
@@ -130,7 +137,7 @@ int main(int argc, char **argv)
 			.usage = DMABROKER_USAGE_CPU_READ_FLAG, .formats = in_formats, .n_formats = 2,
 			.max_acquired = 1,
 		};
-		r = dmabroker_stream_join(b, &d, &in);
+		r = join_stream(b, &d, wait_s, &stop, &in);
 		while (r >= 0 && !stop && (r = dmabroker_stream_wait_ready(in, 200)) == -ETIMEDOUT)
 			;
 	}

@@ -10,6 +10,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
+
+#include "dmabroker.h"
 
 static const char *tool_name = "dmabroker";
 
@@ -117,5 +120,27 @@ static inline int write_ppm_xrgb(const char *path, const uint8_t *pixels, uint32
 	free(row);
 	if (fclose(f) != 0 && r == 0)
 		r = -errno;
+	return r;
+}
+
+/*
+ * Joins a stream, waiting up to wait_s seconds for its producer to create
+ * it (consumers may start first). *stop ends the wait early. 0 or -errno
+ * (the daemon's message in dmabroker_error_message()).
+ */
+static inline int join_stream(struct dmabroker *b, const struct dmabroker_stream_desc *d, uint32_t wait_s,
+			      volatile int *stop, struct dmabroker_stream **ret)
+{
+	uint64_t deadline = monotonic_ns() + (uint64_t)wait_s * 1000000000u;
+	bool said = false;
+	int r;
+
+	while ((r = dmabroker_stream_join(b, d, ret)) == -ENXIO && !*stop && monotonic_ns() < deadline) {
+		if (!said)
+			printf("%s: waiting up to %u s for stream '%s' to be created\n", tool_name, wait_s, d->name);
+		fflush(stdout);
+		said = true;
+		usleep(50000);
+	}
 	return r;
 }
