@@ -509,8 +509,10 @@ static bool step_mailbox_drops(void)
 	tap_diag("mailbox: %d frames, the fast consumer got %d (last %" PRIu64 "), the stalled one 1; dropped %" PRIu64,
 		 n, got_a, last_a, cnt.dropped);
 	CHECK(last_a == (uint64_t)n);   /* the newest frame always arrives */
-	CHECK(got_a > n / 2);
-	CHECK(cnt.dropped >= (uint64_t)(n - 3)); /* the stalled consumer missed nearly all */
+	CHECK(got_a >= 2);
+	/* every frame reached each consumer or was counted as dropped for it:
+	 * the stalled one got frame 1 and has frame n waiting */
+	CHECK(cnt.dropped == (uint64_t)(n - got_a) + (uint64_t)(n - 2));
 	/* the stalled consumer still holds frame 1, and gets the newest when it lets go */
 	dmabroker_stream_release(ss, held.index, -1);
 	for (int t = 0; t < 100 && dmabroker_stream_acquire(ss, &held) == -EAGAIN; t++)
@@ -572,7 +574,7 @@ static bool step_fifo_backpressure(void)
 		 "another stream meanwhile: %d", queued, got_a, other);
 	CHECK(queued == 4);       /* back-pressure: every buffer waits for the stalled consumer */
 	CHECK(got_a == 4);
-	CHECK(other > 100);       /* nothing else stalls */
+	CHECK(other > 50);        /* nothing else stalls */
 	/* the stalled consumer leaves: its frames come back, the stream goes on */
 	dmabroker_stream_destroy(ss);
 	for (int t = 0; t < 200 && queued < 20; t++) {
