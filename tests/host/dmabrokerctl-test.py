@@ -65,6 +65,13 @@ def test_alloc_and_list():
     check(not any(b["id"] == info["id"] for b in json.loads(ctl("--json", "buffers").stdout)), "buffer left behind")
 
 
+def test_streams_empty():
+    """streams: with none, the header and an empty JSON list (the VM demo test sees a live one)"""
+    text = ctl("streams").stdout
+    check(text.split() [:4] == ["ID", "NAME", "MODE", "STATE"] and len(text.splitlines()) == 1, "columns", text)
+    check(json.loads(ctl("--json", "streams").stdout) == [], "json")
+
+
 def test_errors():
     """bad usage exits 2; a refusal exits 1 with the daemon's message and error name"""
     for args, what in ((["frob"], "unknown command"), (["alloc", "64"], "alloc needs"),
@@ -93,7 +100,7 @@ def test_not_running():
 
 try:
     check(daemon.ready, "daemon not ready", daemon.log())
-    run([test_backends, test_alloc_and_list, test_errors, test_not_running])
+    run([test_backends, test_alloc_and_list, test_streams_empty, test_errors, test_not_running])
 finally:
     daemon.close()
     bus.close()

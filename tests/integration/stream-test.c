@@ -257,6 +257,11 @@ static int consume(struct dmabroker_stream *s, int expect, bool gapless)
 			return 23;
 		}
 		last = f.sequence;
+		if (f.timestamp_ns != f.sequence * 1000) {
+			fprintf(stderr, "frame %" PRIu64 ": timestamp %" PRIu64 ", not the producer's\n", f.sequence,
+				f.timestamp_ns);
+			return 28;
+		}
 		if (dmabroker_stream_cpu_begin(s, f.index, DMABROKER_ACCESS_READ, f.fence, 10000, &map) < 0)
 			return 24;
 		if (f.fence >= 0)
@@ -560,14 +565,18 @@ static bool step_fifo_backpressure(void)
 			got_a++;
 			dmabroker_stream_release(as, f.index, -1);
 		}
-		/* meanwhile another stream runs */
+		/* meanwhile another stream runs, with damage rectangles */
 		if (dmabroker_stream_dequeue(ps2, &f) == 0) {
+			const int32_t damage[2][4] = { { 1, 2, 3, 4 }, { other, 0, 8, 8 } };
 			if (f.fence >= 0)
 				close(f.fence);
-			CHECK(dmabroker_stream_queue(ps2, f.index, -1, (uint64_t)++other, 0, NULL, 0) == 0);
+			CHECK(dmabroker_stream_queue(ps2, f.index, -1, (uint64_t)++other, 0, damage, 2) == 0);
 		}
-		while (dmabroker_stream_acquire(cs2, &f) == 0)
+		while (dmabroker_stream_acquire(cs2, &f) == 0) {
+			CHECK(f.n_damage == 2 && f.damage[0][0] == 1 && f.damage[0][3] == 4);
+			CHECK(f.damage[1][0] == (int32_t)f.sequence - 1 && f.damage[1][2] == 8);
 			dmabroker_stream_release(cs2, f.index, -1);
+		}
 		pump(conns, 5, 2);
 	}
 	tap_diag("fifo with a stalled consumer: %d frames queued (4 buffers), the fast consumer got %d; "
@@ -716,7 +725,8 @@ int main(int argc, char **argv)
 		 step_fifo_content);
 	tap_step("mailbox: a stalled consumer drops frames; the producer and the other consumer go on",
 		 step_mailbox_drops);
-	tap_step("fifo: a stalled consumer holds back its producer only; another stream runs on", step_fifo_backpressure);
+	tap_step("fifo: a stalled consumer holds back its producer only; another stream runs on (with damage)",
+		 step_fifo_backpressure);
 	tap_step("a consumer killed mid-stream: the others go on, its buffers come back, the end is seen",
 		 step_consumer_killed);
 	return tap_done();

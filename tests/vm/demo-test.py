@@ -5,6 +5,7 @@ vivid shown on vkms and virtio-gpu at once, buffers placed on virtio-gpu,
 both screenshots identical to the camera's last frame.
 
 usage: demo-test.py VM_RUN PYTHON_IN_VM WITH_DAEMON DMABROKERD BUILD_DIR"""
+import json
 import os
 import re
 import subprocess
@@ -34,6 +35,12 @@ def test_demo():
               "both screenshots identical", rep.stdout)
         check(re.search(r"vkms: +60 frames shown", rep.stdout) or re.search(r"vkms: +\d+ frames shown", rep.stdout),
               "vkms showed frames", rep.stdout)
+        with open(os.path.join(out, "streams.json")) as f:
+            streams = json.load(f)
+        demo = [s for s in streams if s["name"] == "demo"]
+        check(len(demo) == 1 and demo[0]["state"] == "ended" and demo[0]["produced"] == 60
+              and demo[0]["backend"] == "drm:virtio_gpu" and demo[0]["consumers"] == 2 and demo[0]["fourcc"] == "XR24"
+              and demo[0]["consumed"] + demo[0]["dropped"] <= 120, "dmabrokerctl --json streams", streams)
         for name in ("camera-last.png", "vkms-writeback.png", "virtio-gpu.png"):
             check(os.path.getsize(os.path.join(out, name)) > 1000, name + " written")
 

@@ -40,6 +40,7 @@ until grep -q "stream ended" "$out/display-vkms.log" && grep -q "stream ended" "
 	sleep 0.1
 done
 { echo "# after the camera left"; $ctl streams; } >>"$out/streams.txt" 2>&1
+$ctl --json streams >"$out/streams.json" 2>&1
 "$src/tests/vm/vm-screendump" virtio-gpu virtio-gpu.png >/dev/null 2>>"$out/status.txt" ||
 	echo "screendump failed" >>"$out/status.txt"
 kill -TERM $vkms $vgpu
