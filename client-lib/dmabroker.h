@@ -381,6 +381,17 @@ int dmabroker_stream_release(struct dmabroker_stream *s, unsigned index, int rel
  * acquire would not return -EAGAIN: 1 then, 0 on timeout, <0 on error.
  */
 int dmabroker_stream_wait(struct dmabroker_stream *s, int timeout_ms);
+/**
+ * Multi-buffer acquisition across streams of one connection: takes from
+ * each of the n streams (at most 16) what dequeue (producer) or acquire
+ * (consumer) would, all or nothing. A stage that reads one stream and
+ * writes another thus never holds an output buffer while it waits for an
+ * input frame, or the other way round. -EAGAIN (nothing taken) when one of
+ * them has nothing yet; -EPIPE when a consumed stream ended.
+ */
+int dmabroker_streams_take(unsigned n, struct dmabroker_stream *const *streams, struct dmabroker_frame *frames);
+/** Runs the connection up to timeout_ms until dmabroker_streams_take() would succeed: 1, 0 on timeout, <0. */
+int dmabroker_streams_wait(unsigned n, struct dmabroker_stream *const *streams, int timeout_ms);
 /** Called from dmabroker_process() when a frame or buffer arrives, or the stream ends or fails. */
 typedef void (*dmabroker_stream_callback)(struct dmabroker_stream *s, void *userdata);
 void dmabroker_stream_set_callback(struct dmabroker_stream *s, dmabroker_stream_callback cb, void *userdata);

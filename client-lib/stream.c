@@ -384,6 +384,58 @@ EXPORT int dmabroker_stream_acquire(struct dmabroker_stream *s, struct dmabroker
 	return take(s, frame);
 }
 
+static int check_takeable(unsigned n, struct dmabroker_stream *const *streams)
+{
+	if (n == 0 || n > MAX_BUFFERS)
+		return -EINVAL;
+	for (unsigned i = 0; i < n; i++) {
+		struct dmabroker_stream *s = streams[i];
+		if (s->b != streams[0]->b)
+			return -EINVAL;
+		if (s->error)
+			return report(s);
+		if (!s->ready)
+			return -EAGAIN;
+		if (s->q_len == 0)
+			return s->ended && !s->producer ? -EPIPE : -EAGAIN;
+	}
+	return 0;
+}
+
+EXPORT int dmabroker_streams_take(unsigned n, struct dmabroker_stream *const *streams, struct dmabroker_frame *frames)
+{
+	int r = check_takeable(n, streams);
+
+	if (r < 0)
+		return set_error(streams[0]->b, NULL, r);
+	for (unsigned i = 0; i < n; i++)
+		take(streams[i], &frames[i]); /* cannot fail now */
+	return 0;
+}
+
+EXPORT int dmabroker_streams_wait(unsigned n, struct dmabroker_stream *const *streams, int timeout_ms)
+{
+	uint64_t deadline = timeout_ms < 0 ? 0 : now_ms() + (uint64_t)timeout_ms;
+
+	for (;;) {
+		int r = check_takeable(n, streams);
+		uint64_t left = UINT64_MAX;
+		if (r == 0 || r == -EPIPE)
+			return 1;
+		if (r != -EAGAIN)
+			return set_error(streams[0]->b, NULL, r);
+		if (timeout_ms >= 0) {
+			uint64_t now = now_ms();
+			if (now >= deadline)
+				return 0;
+			left = (deadline - now) * 1000u;
+		}
+		r = sd_event_run(streams[0]->b->event, left);
+		if (r < 0)
+			return set_error(streams[0]->b, NULL, r);
+	}
+}
+
 /* Sends a one-way call; m is taken. */
 static int send_oneway(struct dmabroker_stream *s, sd_bus_message *m, int fence)
 {

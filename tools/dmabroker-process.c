@@ -4,13 +4,13 @@
  * frames of one stream (YUYV or XR24), turns each into grey-scale XR24 with
  * the CPU, and produces them into a second stream, carrying the sequence
  * and the capture timestamp through. Each step takes an input frame and an
- * output buffer together, waits for both their fences (the input's acquire
- * fence, the output's release fence), and only then touches either.
+ * output buffer together (dmabroker_streams_take(): both or neither), waits
+ * for both their fences (the input's acquire fence, the output's release
+ * fence), and only then touches either.
  */
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
-#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -170,29 +170,22 @@ int main(int argc, char **argv)
 		uint64_t ioff, ooff;
 		uint32_t istride, ostride;
 		void *imap, *omap;
-		struct pollfd pfd = { .fd = dmabroker_get_fd(b), .events = POLLIN };
+		struct dmabroker_stream *both[2] = { in, out };
+		struct dmabroker_frame taken[2];
 
-		/* an output buffer and an input frame, both or neither */
-		r = dmabroker_stream_dequeue(out, &fo);
+		/* an input frame and an output buffer, both or neither */
+		r = dmabroker_streams_take(2, both, taken);
 		if (r == -EAGAIN) {
-			if (poll(&pfd, 1, 1000) < 0 && errno != EINTR)
-				return fail("poll: %s", strerror(errno)), 1;
-			if (dmabroker_process(b) < 0)
-				return fail("lost the connection to dmabrokerd"), 1;
+			if (dmabroker_streams_wait(2, both, 1000) < 0)
+				return fail("streams: %s", dmabroker_error_message(b)), 1;
 			continue;
 		}
-		if (r < 0)
-			return fail("output stream: %s", dmabroker_error_message(b)), 1;
-		while ((r = dmabroker_stream_acquire(in, &fi)) == -EAGAIN && !stop)
-			if (dmabroker_stream_wait(in, 1000) < 0)
-				return fail("input stream: %s", dmabroker_error_message(b)), 1;
-		if (r == -EPIPE || stop) {
-			if (fo.fence >= 0)
-				close(fo.fence);
+		if (r == -EPIPE)
 			break; /* the input ended: so does the output */
-		}
 		if (r < 0)
-			return fail("input stream: %s", dmabroker_error_message(b)), 1;
+			return fail("streams: %s", dmabroker_error_message(b)), 1;
+		fi = taken[0];
+		fo = taken[1];
 		if (!t0)
 			t0 = monotonic_ns();
 		if (dmabroker_stream_cpu_begin(in, fi.index, DMABROKER_ACCESS_READ, fi.fence, 5000, &imap) < 0 ||

@@ -703,6 +703,63 @@ static bool step_consumer_killed(void)
 	return true;
 }
 
+static bool step_take_both(void)
+{
+	struct baseline base = baseline_take();
+	struct dmabroker *src = connect_session(), *stage = connect_session(), *sink = connect_session();
+	struct dmabroker *conns[] = { src, stage, sink };
+	struct dmabroker_stream_desc ad = producer_desc("stage-in", DMABROKER_STREAM_FIFO, 1);
+	struct dmabroker_stream_desc ai = consumer_desc("stage-in", "stage");
+	struct dmabroker_stream_desc bd = producer_desc("stage-out", DMABROKER_STREAM_FIFO, 1);
+	struct dmabroker_stream_desc bi = consumer_desc("stage-out", "sink");
+	struct dmabroker_stream *a = NULL, *in = NULL, *out = NULL, *sk = NULL;
+	struct dmabroker_frame f, taken[2];
+
+	CHECK(src && stage && sink);
+	bd.buffers = 2;
+	CHECK(dmabroker_stream_create(src, &ad, &a) == 0 && dmabroker_stream_join(stage, &ai, &in) == 0);
+	CHECK(dmabroker_stream_create(stage, &bd, &out) == 0 && dmabroker_stream_join(sink, &bi, &sk) == 0);
+	CHECK(all_ready(conns, 3, (struct dmabroker_stream *[]){ a, in, out, sk }, 4));
+	/* no input yet: nothing is taken, not even an output buffer */
+	CHECK(dmabroker_streams_take(2, (struct dmabroker_stream *[]){ in, out }, taken) == -EAGAIN);
+	for (int i = 0; i < 2; i++) {
+		CHECK(dmabroker_stream_dequeue(a, &f) == 0);
+		CHECK(dmabroker_stream_queue(a, f.index, -1, (uint64_t)i + 1, 0, NULL, 0) == 0);
+	}
+	CHECK(dmabroker_streams_wait(2, (struct dmabroker_stream *[]){ in, out }, 5000) == 1);
+	CHECK(dmabroker_streams_take(2, (struct dmabroker_stream *[]){ in, out }, taken) == 0);
+	CHECK(taken[0].sequence == 1);
+	CHECK(dmabroker_stream_queue(out, taken[1].index, -1, 1, 0, NULL, 0) == 0);
+	dmabroker_stream_release(in, taken[0].index, -1);
+	CHECK(dmabroker_streams_wait(2, (struct dmabroker_stream *[]){ in, out }, 5000) == 1);
+	CHECK(dmabroker_streams_take(2, (struct dmabroker_stream *[]){ in, out }, taken) == 0);
+	CHECK(taken[0].sequence == 2);
+	CHECK(dmabroker_stream_queue(out, taken[1].index, -1, 2, 0, NULL, 0) == 0);
+	dmabroker_stream_release(in, taken[0].index, -1);
+	/* both output buffers are with the sink, which holds them: input waits, nothing taken */
+	CHECK(dmabroker_stream_dequeue(a, &f) == 0);
+	CHECK(dmabroker_stream_queue(a, f.index, -1, 3, 0, NULL, 0) == 0);
+	CHECK(dmabroker_streams_wait(2, (struct dmabroker_stream *[]){ in, out }, 300) == 0);
+	CHECK(dmabroker_streams_take(2, (struct dmabroker_stream *[]){ in, out }, taken) == -EAGAIN);
+	for (int t = 0; t < 100 && dmabroker_stream_acquire(in, &f) == -EAGAIN; t++)
+		pump(conns, 3, 10);
+	CHECK(f.sequence == 3); /* it was there all along, untaken */
+	dmabroker_stream_release(in, f.index, -1);
+	/* the source leaves: the stage sees the end */
+	dmabroker_stream_destroy(a);
+	for (int t = 0; t < 100 && !dmabroker_stream_has_ended(in); t++)
+		pump(conns, 3, 10);
+	CHECK(dmabroker_streams_take(2, (struct dmabroker_stream *[]){ in, out }, taken) == -EPIPE ||
+	      dmabroker_streams_take(2, (struct dmabroker_stream *[]){ in, out }, taken) == -EAGAIN);
+	dmabroker_stream_destroy(sk);
+	dmabroker_stream_destroy(out);
+	dmabroker_stream_destroy(in);
+	for (unsigned i = 0; i < 3; i++)
+		dmabroker_disconnect(conns[i]);
+	CHECK(baseline_restored(base));
+	return true;
+}
+
 int main(int argc, char **argv)
 {
 	for (int i = 1; i < argc; i++) {
@@ -717,7 +774,7 @@ int main(int argc, char **argv)
 	}
 	if (!daemon_pid_from_env("stream-test"))
 		return 2;
-	tap_plan(5);
+	tap_plan(6);
 	tap_step("negotiation: the first common format; refusals name the party and what; bad requests",
 		 step_negotiation);
 	tap_step(fences ? "fifo: two consumers get every frame in order, intact, with pending ready and release fences"
@@ -729,5 +786,6 @@ int main(int argc, char **argv)
 		 step_fifo_backpressure);
 	tap_step("a consumer killed mid-stream: the others go on, its buffers come back, the end is seen",
 		 step_consumer_killed);
+	tap_step("a stage takes its input frame and output buffer together, or neither", step_take_both);
 	return tap_done();
 }
