@@ -75,6 +75,23 @@ struct camera {
 	uint64_t frames, errors, ts_ahead;
 };
 
+static struct camera *cleanup_cam;
+
+/* On every exit, also the early ones: nothing left for the leak checkers. */
+static void cleanup(void)
+{
+	struct camera *cam = cleanup_cam;
+	if (!cam)
+		return;
+	for (unsigned i = 0; i < MAX_BUFFERS; i++)
+		if (cam->waiting_fence[i] >= 0)
+			close(cam->waiting_fence[i]);
+	dmabroker_stream_destroy(cam->s);
+	dmabroker_disconnect(cam->b);
+	if (cam->fd >= 0)
+		v4l2_close(cam->fd);
+}
+
 static int xioctl(int fd, unsigned long req, void *arg)
 {
 	int r;
@@ -334,6 +351,10 @@ int main(int argc, char **argv)
 	if (!cam.path && !(cam.path = find_capture_device(devbuf, sizeof(devbuf))))
 		return fail("no video capture device in /dev/video*; name one with --device") ? 1 : 1;
 	set_tool_name("camera");
+	for (unsigned i = 0; i < MAX_BUFFERS; i++)
+		cam.waiting_fence[i] = -1;
+	cleanup_cam = &cam;
+	atexit(cleanup);
 	if (open_device(&cam) < 0 || set_format(&cam) < 0)
 		return 1;
 	if (fps) {
@@ -361,7 +382,7 @@ int main(int argc, char **argv)
 		r = dmabroker_stream_create(cam.b, &d, &cam.s);
 	}
 	if (r < 0)
-		return fail("creating stream '%s': %s", stream, dmabroker_error_message(cam.b)), 1;
+		return fail_stream(cam.b, "creating stream", stream), 1;
 	if (!quiet)
 		printf("camera: %s, %ux%u %s; waiting for %u consumer(s) on stream '%s'\n", cam.path, cam.width,
 		       cam.height, fourcc_name(cam.fourcc, name), consumers, stream);
@@ -372,7 +393,7 @@ int main(int argc, char **argv)
 	if (stop)
 		return 0;
 	if (r < 0)
-		return fail("stream '%s': %s", stream, dmabroker_error_message(cam.b)), 1;
+		return fail_stream(cam.b, "stream", stream), 1;
 	cam.n_buffers = dmabroker_stream_get_buffer_count(cam.s);
 	{
 		uint64_t offset;
@@ -395,8 +416,6 @@ int main(int argc, char **argv)
 	}
 	if (!quiet)
 		printf("camera: %u buffers on %s\n", cam.n_buffers, dmabroker_stream_get_backend(cam.s));
-	for (unsigned i = 0; i < MAX_BUFFERS; i++)
-		cam.waiting_fence[i] = -1;
 	if (take_free_buffers(&cam) < 0)
 		return 1;
 	{
@@ -452,11 +471,5 @@ int main(int argc, char **argv)
 	if (cam.ts_ahead)
 		printf("camera: %" PRIu64 " driver timestamps lay ahead of CLOCK_MONOTONIC; the dequeue time was used\n",
 		       cam.ts_ahead);
-	for (unsigned i = 0; i < MAX_BUFFERS; i++)
-		if (cam.waiting_fence[i] >= 0)
-			close(cam.waiting_fence[i]);
-	dmabroker_stream_destroy(cam.s);
-	dmabroker_disconnect(cam.b);
-	v4l2_close(cam.fd);
 	return 0;
 }

@@ -724,6 +724,32 @@ static int writeback_to_file(struct display *d, const char *path)
 	return 0;
 }
 
+static struct display *cleanup_display;
+
+/* On every exit, also the early ones: nothing left for the leak checkers. */
+static void cleanup(void)
+{
+	struct display *d = cleanup_display;
+	if (!d)
+		return;
+	if (d->s) {
+		release(d, &d->next, -1);
+		release(d, &d->pending, -1);
+		release(d, &d->shown, -1);
+	}
+	dmabroker_stream_destroy(d->s);
+	dmabroker_disconnect(d->b);
+	if (d->li)
+		libinput_unref(d->li);
+	if (d->wb_map)
+		munmap(d->wb_map, d->wb_size);
+	if (d->wb_fence >= 0)
+		close(d->wb_fence);
+	if (d->fd >= 0)
+		close(d->fd);
+	free(d->latency_ms);
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -770,6 +796,8 @@ int main(int argc, char **argv)
 		return usage_error("dmabroker-display", "unexpected argument '%s'", argv[optind]);
 	set_tool_name("display");
 	d.shown.fence = d.pending.fence = d.next.fence = -1;
+	cleanup_display = &d;
+	atexit(cleanup);
 	d.latency_ms = calloc(MAX_SAMPLES, sizeof(double));
 	if (!d.latency_ms || open_device(&d, device) < 0 || find_outputs(&d, output) < 0 || find_plane(&d) < 0)
 		return 1;
@@ -791,7 +819,7 @@ int main(int argc, char **argv)
 		r = join_stream(d.b, &sd, wait_s, &got_signal, &d.s);
 	}
 	if (r < 0)
-		return fail("joining stream '%s': %s", stream, dmabroker_error_message(d.b)), 1;
+		return fail_stream(d.b, "joining stream", stream), 1;
 	signal(SIGINT, on_signal);
 	signal(SIGTERM, on_signal);
 	while (!got_signal && (r = dmabroker_stream_wait_ready(d.s, 200)) == -ETIMEDOUT)
@@ -799,7 +827,7 @@ int main(int argc, char **argv)
 	if (got_signal)
 		return 0;
 	if (r < 0)
-		return fail("stream '%s': %s", stream, dmabroker_error_message(d.b)), 1;
+		return fail_stream(d.b, "stream", stream), 1;
 	if (pick_mode(&d, dmabroker_stream_get_width(d.s), dmabroker_stream_get_height(d.s)) < 0 ||
 	    import_buffers(&d) < 0 || ((wb_file || d.verify) && setup_writeback(&d) < 0))
 		return 1;
@@ -848,14 +876,5 @@ int main(int argc, char **argv)
 	if (wb_file && writeback_to_file(&d, wb_file) < 0)
 		return 1;
 	print_summary(&d);
-	release(&d, &d.next, -1);
-	release(&d, &d.pending, -1);
-	release(&d, &d.shown, -1);
-	dmabroker_stream_destroy(d.s);
-	dmabroker_disconnect(d.b);
-	if (d.li)
-		libinput_unref(d.li);
-	close(d.fd);
-	free(d.latency_ms);
 	return d.verify_bad ? 1 : 0;
 }

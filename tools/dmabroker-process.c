@@ -74,6 +74,17 @@ static void convert(uint32_t fourcc, const uint8_t *src, uint32_t src_stride, ui
 	}
 }
 
+static struct dmabroker *conn;
+static struct dmabroker_stream *in, *out;
+
+/* On every exit, also the early ones: nothing left for the leak checkers. */
+static void cleanup(void)
+{
+	dmabroker_stream_destroy(out);
+	dmabroker_stream_destroy(in);
+	dmabroker_disconnect(conn);
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -90,7 +101,6 @@ int main(int argc, char **argv)
 	enum dmabroker_stream_mode mode = DMABROKER_STREAM_MAILBOX;
 	uint32_t buffers = 4, consumers = 1, limit = 0;
 	struct dmabroker *b = NULL;
-	struct dmabroker_stream *in = NULL, *out = NULL;
 	uint64_t frames = 0, t0 = 0;
 	uint32_t wait_s = 30;
 	bool session = false, quiet = false;
@@ -128,7 +138,9 @@ int main(int argc, char **argv)
 	signal(SIGINT, on_signal);
 	signal(SIGTERM, on_signal);
 
+	atexit(cleanup);
 	r = dmabroker_connect(session ? DMABROKER_BUS_SESSION : DMABROKER_BUS_SYSTEM, &b);
+	conn = b;
 	if (r < 0)
 		return fail("cannot reach dmabrokerd on the %s bus: %s", session ? "session" : "system", strerror(-r)), 1;
 	{
@@ -144,7 +156,7 @@ int main(int argc, char **argv)
 	if (stop)
 		return 0;
 	if (r < 0)
-		return fail("input stream '%s': %s", in_name, dmabroker_error_message(b)), 1;
+		return fail_stream(b, "input stream", in_name), 1;
 	{
 		struct dmabroker_stream_desc d = {
 			.version = DMABROKER_STREAM_DESC_VERSION, .name = out_name, .label = "process",
@@ -159,7 +171,7 @@ int main(int argc, char **argv)
 	if (stop)
 		return 0;
 	if (r < 0)
-		return fail("output stream '%s': %s", out_name, dmabroker_error_message(b)), 1;
+		return fail_stream(b, "output stream", out_name), 1;
 	if (!quiet)
 		printf("process: %s %ux%u %s -> %s XR24 (grey)\n", in_name, dmabroker_stream_get_width(in),
 		       dmabroker_stream_get_height(in), fourcc_name(dmabroker_stream_get_fourcc(in), name), out_name);
@@ -213,8 +225,5 @@ int main(int argc, char **argv)
 		printf("process: %" PRIu64 " frames in %.2f s (%.1f fps)\n", frames, secs,
 		       secs > 0 ? (double)frames / secs : 0.0);
 	}
-	dmabroker_stream_destroy(out);
-	dmabroker_stream_destroy(in);
-	dmabroker_disconnect(b);
 	return 0;
 }

@@ -144,3 +144,14 @@ static inline int join_stream(struct dmabroker *b, const struct dmabroker_stream
 	}
 	return r;
 }
+
+/* A refusal about stream name: the daemon's message as is when it names the stream already. */
+static inline int fail_stream(struct dmabroker *b, const char *what, const char *name)
+{
+	const char *msg = dmabroker_error_message(b);
+	if (!msg)
+		msg = "failed";
+	if (strncmp(msg, "stream '", 8) == 0)
+		return fail("%s", msg);
+	return fail("%s '%s': %s", what, name, msg);
+}
