@@ -300,7 +300,7 @@ int main(int argc, char **argv)
 		{ "fps", required_argument, NULL, 'r' },
 		{ "help", no_argument, NULL, 'h' },         { 0 },
 	};
-	struct camera cam = { .fd = -1, .fourcc = V4L2_PIX_FMT_YUYV, .width = 640, .height = 480, .monotonic = true };
+	static struct camera cam = { .fd = -1, .fourcc = V4L2_PIX_FMT_YUYV, .width = 640, .height = 480, .monotonic = true };
 	const char *stream = "camera", *save_last = NULL;
 	enum dmabroker_stream_mode mode = DMABROKER_STREAM_MAILBOX;
 	uint32_t buffers = 4, consumers = 1, fps = 0;

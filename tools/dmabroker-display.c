@@ -761,7 +761,7 @@ int main(int argc, char **argv)
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },         { 0 },
 	};
-	struct display d = { .fd = -1, .wb_fence = -1 };
+	static struct display d = { .fd = -1, .wb_fence = -1 };  /* cleanup() runs after main returns */
 	const char *device = NULL, *output = NULL, *stream = "camera", *input = "auto", *wb_file = NULL;
 	uint32_t limit = 0;
 	uint32_t wait_s = 30;
