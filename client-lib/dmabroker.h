@@ -325,6 +325,11 @@ struct dmabroker_stream_desc {
 	uint32_t consumers;            /**< how many consumers to wait for before negotiating */
 	/* a consumer's */
 	uint32_t max_acquired;         /**< frames it holds at most; 0 = 1 (mailbox) or all (fifo) */
+	/* the producer's: who may join besides its own uid and admins (at most 16 each) */
+	const uint32_t *allow_uids;
+	size_t n_allow_uids;
+	const uint32_t *allow_gids;
+	size_t n_allow_gids;
 };
 #define DMABROKER_STREAM_DESC_VERSION 1u
 

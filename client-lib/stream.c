@@ -205,6 +205,22 @@ static int stream_new(struct dmabroker *b, const struct dmabroker_stream_desc *d
 		for (int k = 0; r >= 0 && k < 3; k++)
 			r = sd_bus_message_close_container(m);
 	}
+	for (int k = 0; r >= 0 && producer && k < 2; k++) {
+		size_t n = k ? d->n_allow_gids : d->n_allow_uids;
+		if (!n)
+			continue;
+		r = sd_bus_message_open_container(m, 'e', "sv");
+		if (r >= 0)
+			r = sd_bus_message_append(m, "s", k ? "allow-gids" : "allow-uids");
+		if (r >= 0)
+			r = sd_bus_message_open_container(m, 'v', "au");
+		if (r >= 0)
+			r = sd_bus_message_append_array(m, 'u', k ? d->allow_gids : d->allow_uids, n * sizeof(uint32_t));
+		if (r >= 0)
+			r = sd_bus_message_close_container(m);
+		if (r >= 0)
+			r = sd_bus_message_close_container(m);
+	}
 	if (r >= 0 && producer)
 		r = sd_bus_message_append(m, "{sv}{sv}{sv}{sv}{sv}", "mode", "s",
 					  d->mode == DMABROKER_STREAM_MAILBOX ? "mailbox" : "fifo",

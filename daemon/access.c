@@ -13,6 +13,7 @@
 #include "errors.h"
 #include "fence.h"
 #include "log.h"
+#include "quota.h"
 
 static void grant_free(struct grant *g);
 static void request_unlink(struct broker *b, struct request *r);
@@ -483,6 +484,7 @@ int access_begin(struct client *c, sd_bus_message *m, unsigned n, struct buffer 
 	struct request *req;
 	uint64_t seen[512];
 	unsigned n_seen = 0;
+	int r;
 
 	if (flags & ~ACCESS_NONBLOCK)
 		return sd_bus_error_setf(error, ERR_INVALID_ARGUMENT, "unknown access flags 0x%x (known: 1 = nonblock)",
@@ -504,9 +506,9 @@ int access_begin(struct client *c, sd_bus_message *m, unsigned n, struct buffer 
 							 mode_name(g->mode), (unsigned long long)g->id,
 							 (unsigned long long)bufs[i]->id);
 	}
-	if (c->n_grants + n > b->config.max_grants_per_client)
-		return sd_bus_error_setf(error, ERR_QUOTA_EXCEEDED,
-					 "client has %u grants, the limit (max-grants-per-client); end some", c->n_grants);
+	r = quota_check(c, Q_GRANTS, n, error);
+	if (r < 0)
+		return r;
 	if (grantable(b, bufs, modes, n, NULL))
 		return grant_and_reply(c, m, multi, n, bufs, modes);
 	if (flags & ACCESS_NONBLOCK)
@@ -514,9 +516,9 @@ int access_begin(struct client *c, sd_bus_message *m, unsigned n, struct buffer 
 					 (unsigned long long)bufs[0]->id,
 					 bufs[0]->resv.writer ? "a writer holds it" :
 					 bufs[0]->resv.readers ? "readers hold it" : "others wait before you");
-	if (c->n_pending >= b->config.max_pending_per_client)
-		return sd_bus_error_setf(error, ERR_QUOTA_EXCEEDED,
-					 "client has %u requests waiting, the limit (max-pending-per-client)", c->n_pending);
+	r = quota_check(c, Q_PENDING, 1, error);
+	if (r < 0)
+		return r;
 	if (waits_for(b, c, bufs, modes, n, NULL, seen, &n_seen, 0))
 		return sd_bus_error_setf(error, ERR_WOULD_DEADLOCK,
 					 "waiting would deadlock: a client this request waits for waits for this "
@@ -612,6 +614,12 @@ int access_end(struct client *c, uint64_t grant_id, int release_fd, sd_bus_error
 					 (unsigned long long)grant_id);
 	if (release_fd >= 0 && !fence_is_sync_file(release_fd))
 		return sd_bus_error_setf(error, ERR_INVALID_ARGUMENT, "the release fence is not a sync_file");
+	/* a pending fence is kept: count it against the client's fences */
+	if (release_fd >= 0 && fence_status(release_fd) == 0) {
+		int r = quota_check(c, Q_FENCES, 1, error);
+		if (r < 0)
+			return r;
+	}
 	grant_end(g, release_fd);
 	process_queue(b);
 	return 0;

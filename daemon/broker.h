@@ -99,6 +99,8 @@ struct client {
 	char *bus_name;                 /* unique name; NULL once it left the bus */
 	uid_t uid;
 	gid_t gid;
+	gid_t groups[32];               /* supplementary groups */
+	unsigned n_groups;
 	pid_t pid;
 	char comm[32];
 	sd_bus_track *track;

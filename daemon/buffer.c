@@ -17,6 +17,7 @@
 #include "errors.h"
 #include "log.h"
 #include "migrate.h"
+#include "quota.h"
 
 #include <sys/ioctl.h>
 #include <drm_fourcc.h>
@@ -51,18 +52,8 @@ int buffer_dup_fd(const struct buffer *buf)
 
 static int charge(struct client *c, uint64_t size, sd_bus_error *error)
 {
-	const struct config *cfg = &c->broker->config;
-
-	if (c->n_holds >= cfg->max_buffers_per_client)
-		return sd_bus_error_setf(error, ERR_QUOTA_EXCEEDED,
-					 "client holds %u buffers, the limit (max-buffers-per-client); release some first",
-					 c->n_holds);
-	if (c->bytes + size > cfg->max_bytes_per_client || c->bytes + size < c->bytes)
-		return sd_bus_error_setf(error, ERR_QUOTA_EXCEEDED,
-					 "client holds %llu bytes; %llu more would pass max-bytes-per-client (%llu)",
-					 (unsigned long long)c->bytes, (unsigned long long)size,
-					 (unsigned long long)cfg->max_bytes_per_client);
-	return 0;
+	int r = quota_check(c, Q_BUFFERS, 1, error);
+	return r < 0 ? r : quota_check(c, Q_BYTES, size, error);
 }
 
 int buffer_hold(struct buffer *buf, struct client *c, sd_bus_error *error)

@@ -25,6 +25,7 @@
 #include "errors.h"
 #include "log.h"
 #include "migrate.h"
+#include "quota.h"
 #include "stream.h"
 #include "usage.h"
 
@@ -161,6 +162,21 @@ static int read_options(sd_bus_message *m, const char **backend, const char **de
 	return sd_bus_message_exit_container(m);
 }
 
+/* Drops the backends c may not allocate from ([access]); none left: NotPermitted. */
+int filter_allowed(const struct client *c, struct backend **candidates, unsigned *n, sd_bus_error *error)
+{
+	struct backend *first = *n ? candidates[0] : NULL;
+	unsigned kept = 0;
+
+	for (unsigned i = 0; i < *n; i++)
+		if (access_rules_allow(c, candidates[i]))
+			candidates[kept++] = candidates[i];
+	*n = kept;
+	if (kept == 0 && first)
+		return access_rules_refuse(c, first, error);
+	return 0;
+}
+
 static int method_allocate(sd_bus_message *m, void *userdata, sd_bus_error *error)
 {
 	struct endpoint *e = userdata;
@@ -216,6 +232,9 @@ static int method_allocate(sd_bus_message *m, void *userdata, sd_bus_error *erro
 			    why, sizeof(why));
 	if (n == 0)
 		return sd_bus_error_setf(error, ERR_NO_BACKEND, "%s", why);
+	r = filter_allowed(c, candidates, &n, error);
+	if (r < 0)
+		return r;
 
 	req = (struct alloc_request){ .format = f, .width = width, .height = height, .usage = usage,
 				      .max_size = b->config.max_buffer_size, .max_dimension = b->config.max_dimension };
@@ -613,6 +632,57 @@ static int method_list_clients(sd_bus_message *m, void *userdata, sd_bus_error *
 	return send_list_reply(reply, r);
 }
 
+static int append_usage(sd_bus_message *reply, const char *scope, const struct usage *u, const struct config *cfg,
+			bool uid)
+{
+	int r = 0;
+	for (unsigned q = 0; r >= 0 && q < Q__MAX; q++) {
+		uint64_t limit = uid ? quota_uid_limit(cfg, q) : quota_client_limit(cfg, q);
+		if (limit)
+			r = sd_bus_message_append(reply, "(sstt)", scope, quota_resource_name(q), u->v[q], limit);
+	}
+	return r;
+}
+
+static int method_get_usage(sd_bus_message *m, void *userdata, sd_bus_error *error)
+{
+	struct endpoint *e = userdata;
+	struct broker *b = e->broker;
+	sd_bus_message *reply = NULL;
+	struct client *self;
+	uid_t uids[256];
+	unsigned n_uids = 0;
+	int r = caller(e, m, &self, error);
+
+	if (r < 0)
+		return r;
+	r = sd_bus_message_new_method_return(m, &reply);
+	if (r >= 0)
+		r = sd_bus_message_open_container(reply, 'a', "(sstt)");
+	for (struct client *c = b->clients; r >= 0 && c; c = c->next) {
+		char scope[64];
+		struct usage u;
+		bool seen = false;
+		if (!client_is_admin(self) && c != self)
+			continue;
+		snprintf(scope, sizeof(scope), "client %llu (%s)", (unsigned long long)c->id, c->comm);
+		quota_client_usage(c, &u);
+		r = append_usage(reply, scope, &u, &b->config, false);
+		for (unsigned i = 0; i < n_uids; i++)
+			seen |= uids[i] == c->uid;
+		if (!seen && n_uids < ELEMENTSOF(uids))
+			uids[n_uids++] = c->uid;
+	}
+	for (unsigned i = 0; r >= 0 && i < n_uids; i++) {
+		char scope[32];
+		struct usage u;
+		snprintf(scope, sizeof(scope), "uid %u", (unsigned)uids[i]);
+		quota_uid_usage(b, uids[i], &u);
+		r = append_usage(reply, scope, &u, &b->config, true);
+	}
+	return send_list_reply(reply, r);
+}
+
 static int method_list_backends(sd_bus_message *m, void *userdata, sd_bus_error *error)
 {
 	struct endpoint *e = userdata;
@@ -932,6 +1002,8 @@ const sd_bus_vtable broker_vtable[] = {
 				 method_list_buffers, SD_BUS_VTABLE_UNPRIVILEGED),
 	SD_BUS_METHOD_WITH_NAMES("ListClients", "", , "a(tsuuusutuut)", SD_BUS_PARAM(clients),
 				 method_list_clients, SD_BUS_VTABLE_UNPRIVILEGED),
+	SD_BUS_METHOD_WITH_NAMES("GetUsage", "", , "a(sstt)", SD_BUS_PARAM(usage),
+				 method_get_usage, SD_BUS_VTABLE_UNPRIVILEGED),
 	SD_BUS_METHOD_WITH_NAMES("ListBackends", "", , "a(sssbs)", SD_BUS_PARAM(backends),
 				 method_list_backends, SD_BUS_VTABLE_UNPRIVILEGED),
 	SD_BUS_METHOD_WITH_NAMES("OpenDirect", "", , "h", SD_BUS_PARAM(fd),

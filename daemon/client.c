@@ -17,6 +17,7 @@
 #include "cleanup.h"
 #include "errors.h"
 #include "log.h"
+#include "quota.h"
 #include "stream.h"
 
 struct client *client_find_by_name(struct broker *b, const char *name)
@@ -95,7 +96,8 @@ int client_new(struct broker *b, sd_bus_message *m, struct client **ret, sd_bus_
 		return sd_bus_error_setf(error, ERR_LIMIT_REACHED,
 					 "the broker serves %u clients, the limit (max-clients)", b->n_clients);
 	r = sd_bus_query_sender_creds(m, SD_BUS_CREDS_EUID | SD_BUS_CREDS_EGID | SD_BUS_CREDS_PID |
-				      SD_BUS_CREDS_COMM | SD_BUS_CREDS_AUGMENT, &creds);
+				      SD_BUS_CREDS_COMM | SD_BUS_CREDS_SUPPLEMENTARY_GIDS | SD_BUS_CREDS_AUGMENT,
+				      &creds);
 	if (r < 0)
 		return sd_bus_error_set_errnof(error, r, "cannot get the caller's credentials: %s", strerror(-r));
 	r = sd_bus_creds_get_euid(creds, &uid);
@@ -108,6 +110,11 @@ int client_new(struct broker *b, sd_bus_message *m, struct client **ret, sd_bus_
 		return sd_bus_error_set_errnof(error, r, "the bus did not vouch for the caller's uid, gid and pid");
 	}
 	sd_bus_creds_get_comm(creds, &comm);
+	r = quota_check_new_client(b, uid, pid, error);
+	if (r < 0) {
+		sd_bus_creds_unref(creds);
+		return r;
+	}
 	c = calloc(1, sizeof(*c));
 	if (!c) {
 		sd_bus_creds_unref(creds);
@@ -118,6 +125,12 @@ int client_new(struct broker *b, sd_bus_message *m, struct client **ret, sd_bus_
 	c->gid = gid;
 	c->pid = pid;
 	snprintf(c->comm, sizeof(c->comm), "%s", comm ? comm : "?");
+	{
+		const gid_t *groups = NULL;
+		int n = sd_bus_creds_get_supplementary_gids(creds, &groups);
+		for (int i = 0; i < n && c->n_groups < ELEMENTSOF(c->groups); i++)
+			c->groups[c->n_groups++] = groups[i];
+	}
 	sd_bus_creds_unref(creds);
 	c->bus_name = strdup(sd_bus_message_get_sender(m));
 	if (!c->bus_name)

@@ -2,6 +2,8 @@
 #include <ctype.h>
 #include <stddef.h>
 #include <errno.h>
+#include <grp.h>
+#include <pwd.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,6 +35,15 @@ void config_init(struct config *c)
 		.max_grants_per_client = 256,
 		.max_pending_per_client = 16,
 		.max_streams_per_client = 8,
+		.max_fences_per_client = 1024,
+		.max_clients_per_uid = 64,
+		.max_buffers_per_uid = 4096,
+		.max_bytes_per_uid = 4096ull << 20,
+		.max_tokens_per_uid = 1024,
+		.max_streams_per_uid = 32,
+		.max_grants_per_uid = 1024,
+		.max_pending_per_uid = 64,
+		.max_fences_per_uid = 4096,
 		.fence_timeout_sec = 10,
 		.fence_timeout_policy = FENCE_POLICY_DROP_CLIENT,
 	};
@@ -56,6 +67,9 @@ void config_free(struct config *c)
 	free(c->heap);
 	free(c->contiguous_heap);
 	c->heap = c->contiguous_heap = NULL;
+	for (unsigned i = 0; i < c->n_access; i++)
+		free(c->access[i].backend);
+	c->n_access = 0;
 }
 
 bool config_parse_size(const char *s, uint64_t *ret)
@@ -157,7 +171,7 @@ static int fail(char **ret_error, const char *name, unsigned line, const char *f
 	return -EINVAL;
 }
 
-enum section { SECTION_NONE, SECTION_DAEMON, SECTION_BACKENDS, SECTION_LIMITS, SECTION_FENCES };
+enum section { SECTION_NONE, SECTION_DAEMON, SECTION_BACKENDS, SECTION_LIMITS, SECTION_FENCES, SECTION_ACCESS };
 
 struct key {
 	enum section section;
@@ -188,14 +202,114 @@ static const struct key keys[] = {
 	KEY(SECTION_LIMITS, "max-grants-per-client", K_U32, max_grants_per_client),
 	KEY(SECTION_LIMITS, "max-pending-per-client", K_U32, max_pending_per_client),
 	KEY(SECTION_LIMITS, "max-streams-per-client", K_U32, max_streams_per_client),
+	KEY(SECTION_LIMITS, "max-fences-per-client", K_U32, max_fences_per_client),
+	KEY(SECTION_LIMITS, "max-clients-per-uid", K_U32, max_clients_per_uid),
+	KEY(SECTION_LIMITS, "max-buffers-per-uid", K_U32, max_buffers_per_uid),
+	KEY(SECTION_LIMITS, "max-bytes-per-uid", K_SIZE64, max_bytes_per_uid),
+	KEY(SECTION_LIMITS, "max-tokens-per-uid", K_U32, max_tokens_per_uid),
+	KEY(SECTION_LIMITS, "max-streams-per-uid", K_U32, max_streams_per_uid),
+	KEY(SECTION_LIMITS, "max-grants-per-uid", K_U32, max_grants_per_uid),
+	KEY(SECTION_LIMITS, "max-pending-per-uid", K_U32, max_pending_per_uid),
+	KEY(SECTION_LIMITS, "max-fences-per-uid", K_U32, max_fences_per_uid),
 	KEY(SECTION_FENCES, "timeout", K_U32, fence_timeout_sec),
 	KEY(SECTION_FENCES, "timeout-policy", K_POLICY, fence_timeout_policy),
 };
 
 static const char *const section_names[] = {
 	[SECTION_DAEMON] = "daemon", [SECTION_BACKENDS] = "backends", [SECTION_LIMITS] = "limits",
-	[SECTION_FENCES] = "fences",
+	[SECTION_FENCES] = "fences", [SECTION_ACCESS] = "access",
 };
+
+/* "@video, camera, 1000": users, @groups, by name or number. */
+static int parse_principals(char *v, struct access_rule *rule, const char **reason)
+{
+	char *save = NULL;
+
+	for (char *tok = strtok_r(v, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+		struct principal *p;
+		char *name = strip(tok);
+		bool group = *name == '@';
+		if (group)
+			name++;
+		if (!*name)
+			return *reason = "an empty user or @group", -EINVAL;
+		if (rule->n == CONFIG_MAX_PRINCIPALS)
+			return *reason = "more than 16 users and groups", -EINVAL;
+		if (strlen(name) >= sizeof(rule->who[0].name))
+			return *reason = "a user or group name longer than 32 characters", -EINVAL;
+		for (const char *c = name; *c; c++)
+			if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') ||
+			      *c == '_' || *c == '-' || *c == '.'))
+				return *reason = "user and group names are letters, digits, '_', '-', '.'", -EINVAL;
+		p = &rule->who[rule->n++];
+		p->group = group;
+		snprintf(p->name, sizeof(p->name), "%s", name);
+		p->resolved = parse_u32(name, &p->id);
+	}
+	if (rule->n == 0)
+		return *reason = "expected users and @groups, e.g. '@video, root'", -EINVAL;
+	return 0;
+}
+
+static int set_access(struct config *c, const char *backend, char *v, unsigned line, const char **reason)
+{
+	struct access_rule *rule;
+
+	if (!*backend || strchr(backend, ' '))
+		return *reason = "expected a backend name such as heap:reserved", -EINVAL;
+	for (unsigned i = 0; i < c->n_access; i++)
+		if (strcmp(c->access[i].backend, backend) == 0)
+			return *reason = "backend has a rule already", -EINVAL;
+	if (c->n_access == CONFIG_MAX_ACCESS)
+		return *reason = "more than 16 rules", -EINVAL;
+	rule = &c->access[c->n_access];
+	memset(rule, 0, sizeof(*rule));
+	rule->line = line;
+	if (parse_principals(v, rule, reason) < 0)
+		return -EINVAL;
+	rule->backend = strdup(backend);
+	if (!rule->backend)
+		return *reason = "out of memory", -ENOMEM;
+	c->n_access++;
+	return 0;
+}
+
+int config_resolve(struct config *c, char **ret_error)
+{
+	for (unsigned i = 0; i < c->n_access; i++)
+		for (unsigned j = 0; j < c->access[i].n; j++) {
+			struct principal *p = &c->access[i].who[j];
+			if (p->resolved)
+				continue;
+			if (p->group) {
+				struct group *g = getgrnam(p->name);
+				if (g)
+					p->id = g->gr_gid;
+				p->resolved = g != NULL;
+			} else {
+				struct passwd *pw = getpwnam(p->name);
+				if (pw)
+					p->id = pw->pw_uid;
+				p->resolved = pw != NULL;
+			}
+			if (!p->resolved) {
+				if (ret_error && asprintf(ret_error, "[access] %s (line %u): no %s named '%s'",
+							  c->access[i].backend, c->access[i].line,
+							  p->group ? "group" : "user", p->name) < 0)
+					*ret_error = NULL;
+				return -EINVAL;
+			}
+		}
+	return 0;
+}
+
+const char *config_key_name(unsigned i, const char **section)
+{
+	if (i >= ELEMENTSOF(keys))
+		return NULL;
+	*section = section_names[keys[i].section];
+	return keys[i].name;
+}
 
 static int set_key(struct config *c, const struct key *k, char *v, const char **reason)
 {
@@ -288,7 +402,8 @@ int config_parse(struct config *c, const char *text, const char *name, char **re
 				if (strcmp(strip(s + 1), section_names[i]) == 0)
 					section = (enum section)i;
 			if (section == SECTION_NONE)
-				return fail(ret_error, name, lineno, "unknown section [%s] (known: daemon, backends, limits, fences)",
+				return fail(ret_error, name, lineno,
+					    "unknown section [%s] (known: daemon, backends, limits, fences, access)",
 					    strip(s + 1));
 			continue;
 		}
@@ -300,6 +415,14 @@ int config_parse(struct config *c, const char *text, const char *name, char **re
 		value = strip(eq + 1);
 		if (section == SECTION_NONE)
 			return fail(ret_error, name, lineno, "key '%s' outside of a section", key);
+		if (section == SECTION_ACCESS) {
+			_cleanup_free_ char *shown = strdup(value);
+			if (!shown)
+				return -ENOMEM;
+			if (set_access(c, key, value, lineno, &reason) < 0)
+				return fail(ret_error, name, lineno, "[access] %s: bad value '%s': %s", key, shown, reason);
+			continue;
+		}
 		for (unsigned i = 0; i < ELEMENTSOF(keys) && !k; i++)
 			if (keys[i].section == section && strcmp(keys[i].name, key) == 0)
 				k = &keys[i];

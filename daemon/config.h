@@ -13,6 +13,24 @@
 #include "buildconf.h"
 
 #define CONFIG_MAX_LIST 16
+#define CONFIG_MAX_ACCESS 16
+#define CONFIG_MAX_PRINCIPALS 16
+
+/* A user or group an [access] rule names; resolved to a number at start-up. */
+struct principal {
+	bool group;
+	bool resolved;
+	uint32_t id;
+	char name[33];
+};
+
+/* [access] BACKEND = principals: only they may allocate from BACKEND. */
+struct access_rule {
+	char *backend;
+	unsigned line;
+	unsigned n;
+	struct principal who[CONFIG_MAX_PRINCIPALS];
+};
 #define CONFIG_DEFAULT_PATH DMABROKER_SYSCONFDIR "/dmabroker/dmabroker.conf"
 
 struct config {
@@ -39,6 +57,19 @@ struct config {
 	uint32_t max_grants_per_client;
 	uint32_t max_pending_per_client;
 	uint32_t max_streams_per_client; /* streams it produces or consumes */
+	uint32_t max_fences_per_client;  /* release fences kept for it */
+	/* per uid, summed over its clients */
+	uint32_t max_clients_per_uid;
+	uint32_t max_buffers_per_uid;
+	uint64_t max_bytes_per_uid;
+	uint32_t max_tokens_per_uid;
+	uint32_t max_streams_per_uid;
+	uint32_t max_grants_per_uid;
+	uint32_t max_pending_per_uid;
+	uint32_t max_fences_per_uid;
+	/* [access] */
+	unsigned n_access;
+	struct access_rule access[CONFIG_MAX_ACCESS];
 	/* [fences] */
 	uint32_t fence_timeout_sec;    /* timeout: a kept fence must signal within this */
 	int fence_timeout_policy;      /* timeout-policy */
@@ -56,10 +87,20 @@ void config_free(struct config *c);
 int config_parse(struct config *c, const char *text, const char *name, char **ret_error);
 
 /*
+ * Resolves the user and group names of [access] rules (getpwnam,
+ * getgrnam): once, at start-up, so that the daemon never waits on a name
+ * service later. 0, or -EINVAL with *ret_error naming the rule.
+ */
+int config_resolve(struct config *c, char **ret_error);
+
+/*
  * Loads the file at path. A missing file is no error when !must_exist (the
  * defaults hold). Returns 0 or a negative errno with *ret_error set.
  */
 int config_load(struct config *c, const char *path, bool must_exist, char **ret_error);
+
+/* The i-th key the parser knows, and its section; NULL past the last. */
+const char *config_key_name(unsigned i, const char **section);
 
 /* Parses "512", "64K", "256M", "2G" (binary units). false if malformed or too big. */
 bool config_parse_size(const char *s, uint64_t *ret);

@@ -175,7 +175,8 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	config_init(&cfg);
-	if (config_load(&cfg, config_path ? config_path : CONFIG_DEFAULT_PATH, config_path != NULL, &error) < 0) {
+	if (config_load(&cfg, config_path ? config_path : CONFIG_DEFAULT_PATH, config_path != NULL, &error) < 0 ||
+	    config_resolve(&cfg, &error) < 0) {
 		log_error("bad configuration, not starting: %s", error ? error : "out of memory");
 		free(error);
 		config_free(&cfg);

@@ -44,6 +44,7 @@
 #include "errors.h"
 #include "fence.h"
 #include "log.h"
+#include "quota.h"
 #include "stream.h"
 #include "usage.h"
 
@@ -90,6 +91,7 @@ struct stream {
 	struct slot slots[STREAM_MAX_BUFFERS];
 	unsigned n_slots;
 	uint64_t produced, consumed, dropped;
+	uid_t owner_uid;                /* the producer's */
 	struct stream *next;
 };
 
@@ -153,7 +155,8 @@ static bool valid_name(const char *s)
 
 int stream_read_params(sd_bus_message *m, bool producer, struct stream_params *p, sd_bus_error *error)
 {
-	static const char *const producer_only[] = { "mode", "buffers", "width", "height", "consumers" };
+	static const char *const producer_only[] = { "mode", "buffers", "width", "height", "consumers",
+						     "allow-uids", "allow-gids" };
 	bool have_mode = false;
 	int r;
 
@@ -198,6 +201,10 @@ int stream_read_params(sd_bus_message *m, bool producer, struct stream_params *p
 			if (r >= 0 && (p->usage & ~DMABROKER_USAGE_ALL))
 				return sd_bus_error_setf(error, ERR_INVALID_ARGUMENT, "unknown usage bits 0x%x",
 							 p->usage & ~DMABROKER_USAGE_ALL);
+		} else if (strcmp(key, "allow-uids") == 0) {
+			r = read_au(m, p->allow_uids, STREAM_MAX_ALLOW, &p->n_allow_uids, key, error);
+		} else if (strcmp(key, "allow-gids") == 0) {
+			r = read_au(m, p->allow_gids, STREAM_MAX_ALLOW, &p->n_allow_gids, key, error);
 		} else if (strcmp(key, "formats") == 0) {
 			r = read_au(m, p->formats, STREAM_MAX_FORMATS, &p->n_formats, key, error);
 		} else if (strcmp(key, "modifiers") == 0) {
@@ -238,7 +245,7 @@ int stream_read_params(sd_bus_message *m, bool producer, struct stream_params *p
 		} else {
 			return sd_bus_error_setf(error, ERR_INVALID_ARGUMENT,
 						 "unknown option '%.64s' (known: label, mode, buffers, width, height, "
-						 "consumers, max-acquired, usage, formats, modifiers, devices)", key);
+						 "consumers, max-acquired, usage, formats, modifiers, devices, allow-uids, allow-gids)", key);
 		}
 		if (r < 0)
 			return r;
@@ -578,6 +585,12 @@ static int negotiate(struct stream *s, sd_bus_error *error)
 		}
 	nc = backends_choose(&b->backends, usage, need ? need->name : NULL, NULL, candidates, ELEMENTSOF(candidates),
 			     why, sizeof(why));
+	if (nc > 0) {
+		/* the producer allocates: its [access] rules apply */
+		r = filter_allowed(s->producer.client, candidates, &nc, error);
+		if (r < 0)
+			return r;
+	}
 	if (nc == 0) {
 		if (need)
 			return sd_bus_error_setf(error, ERR_NEGOTIATION_FAILED,
@@ -711,10 +724,7 @@ static void maybe_negotiate(struct stream *s)
 
 static int check_limit(struct client *c, sd_bus_error *error)
 {
-	if (c->n_streams >= c->broker->config.max_streams_per_client)
-		return sd_bus_error_setf(error, ERR_LIMIT_REACHED,
-					 "client is in %u streams, the limit (max-streams-per-client)", c->n_streams);
-	return 0;
+	return quota_check(c, Q_STREAMS, 1, error);
 }
 
 static void default_label(struct client *c, struct stream_params *p)
@@ -757,6 +767,7 @@ int stream_create(struct client *c, const struct stream_params *p, struct stream
 	s->p = *p;
 	default_label(c, &s->p);
 	s->has_producer = true;
+	s->owner_uid = c->uid;
 	s->producer.client = c;
 	s->producer.p = s->p;
 	s->next_consumer_id = 1;
@@ -770,6 +781,20 @@ int stream_create(struct client *c, const struct stream_params *p, struct stream
 	return 0;
 }
 
+/* The producer's own uid, admins, and whom the producer allows. */
+static bool may_join(const struct stream *s, const struct client *c)
+{
+	if (c->uid == s->owner_uid || client_is_admin(c))
+		return true;
+	for (unsigned i = 0; i < s->p.n_allow_uids; i++)
+		if (c->uid == s->p.allow_uids[i])
+			return true;
+	for (unsigned i = 0; i < s->p.n_allow_gids; i++)
+		if (client_in_group(c, s->p.allow_gids[i]))
+			return true;
+	return false;
+}
+
 int stream_join(struct client *c, const struct stream_params *p, struct stream **ret, uint32_t *ret_consumer,
 		sd_bus_error *error)
 {
@@ -780,6 +805,15 @@ int stream_join(struct client *c, const struct stream_params *p, struct stream *
 	if (!s || !s->has_producer)
 		return sd_bus_error_setf(error, ERR_UNKNOWN_STREAM, "no stream named '%.64s'%s", p->name,
 					 s ? " (its producer left)" : "");
+	if (!may_join(s, c)) {
+		log_notice("refused client %llu (%s, uid %u, pid %d): may not join stream '%s' of uid %u",
+			   (unsigned long long)c->id, c->comm, (unsigned)c->uid, (int)c->pid, s->p.name,
+			   (unsigned)s->owner_uid);
+		return sd_bus_error_setf(error, ERR_NOT_PERMITTED,
+					 "stream '%s' is uid %u's; its producer lets %u other uids and %u groups join, "
+					 "not uid %u", s->p.name, (unsigned)s->owner_uid, s->p.n_allow_uids,
+					 s->p.n_allow_gids, (unsigned)c->uid);
+	}
 	if (s->state == STREAM_FAILED)
 		return sd_bus_error_set(error, s->error_name, s->error_msg);
 	if (s->producer.client == c || consumer_of(s, c))

@@ -20,6 +20,7 @@ struct buffer;
 #define STREAM_MAX_MODIFIERS 16
 #define STREAM_MAX_DEVICES 4
 #define STREAM_MAX_DAMAGE 16
+#define STREAM_MAX_ALLOW 16
 
 enum stream_mode { STREAM_FIFO, STREAM_MAILBOX };
 enum stream_state { STREAM_NEGOTIATING, STREAM_RUNNING, STREAM_FAILED, STREAM_ENDED };
@@ -36,6 +37,9 @@ struct stream_params {
 	unsigned n_modifiers;
 	char devices[STREAM_MAX_DEVICES][128];
 	unsigned n_devices;
+	/* the producer's: who else may join (its own uid and admins always may) */
+	uint32_t allow_uids[STREAM_MAX_ALLOW], allow_gids[STREAM_MAX_ALLOW];
+	unsigned n_allow_uids, n_allow_gids;
 };
 
 struct frame_meta {

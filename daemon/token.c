@@ -13,6 +13,7 @@
 
 #include "broker.h"
 #include "errors.h"
+#include "quota.h"
 
 static uint64_t token_key(const char *value)
 {
@@ -90,10 +91,9 @@ int token_create(struct buffer *buf, struct client *c, uint32_t flags, uint32_t 
 		ttl_sec = b->config.max_token_ttl;
 	if (c->n_tokens >= b->config.max_tokens_per_client)
 		sweep_expired(c);
-	if (c->n_tokens >= b->config.max_tokens_per_client)
-		return sd_bus_error_setf(error, ERR_QUOTA_EXCEEDED,
-					 "client has %u live tokens, the limit (max-tokens-per-client); revoke some",
-					 c->n_tokens);
+	r = quota_check(c, Q_TOKENS, 1, error);
+	if (r < 0)
+		return r;
 	if (getrandom(rnd, sizeof(rnd), 0) != sizeof(rnd))
 		return -errno;
 	t = calloc(1, sizeof(*t));

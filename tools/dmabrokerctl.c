@@ -36,6 +36,8 @@ static const char usage_text[] =
 	"                              timeouts, age (root sees all, others their own)\n"
 	"  clients                     connected clients and what they hold\n"
 	"  backends                    allocation backends found, and why others were not\n"
+	"  usage                       what this client and its uid use against each limit\n"
+	"                              (root: every client and uid)\n"
 	"  streams                     streams: mode, state, format, placement, producer,\n"
 	"                              consumers, frames produced, consumed and dropped\n"
 	"  alloc WxH FORMAT            allocate a buffer, print it, release it on exit\n"
@@ -350,6 +352,44 @@ static void on_stop(int sig)
 	stop = 1;
 }
 
+static int cmd_usage(void)
+{
+	sd_bus *bus = open_bus();
+	sd_bus_message *reply = NULL;
+	const char *scope, *res;
+	uint64_t used, limit;
+	unsigned n = 0;
+	int r;
+
+	if (!bus || list_call(bus, "GetUsage", "(sstt)", &reply) < 0) {
+		sd_bus_unref(bus);
+		return 1;
+	}
+	if (json)
+		printf("[");
+	else
+		printf("%-28s %-9s %12s %12s %5s\n", "SCOPE", "RESOURCE", "USED", "LIMIT", "USE");
+	while ((r = sd_bus_message_read(reply, "(sstt)", &scope, &res, &used, &limit)) > 0) {
+		if (json) {
+			printf("%s{\"scope\": ", n ? ", " : "");
+			json_string(scope);
+			printf(", \"resource\": \"%s\", \"used\": %" PRIu64 ", \"limit\": %" PRIu64 "}", res, used, limit);
+		} else {
+			char u[32], l[32];
+			if (strcmp(res, "bytes") == 0) {
+				human_size(used, u, sizeof(u));
+				human_size(limit, l, sizeof(l));
+			} else {
+				snprintf(u, sizeof(u), "%" PRIu64, used);
+				snprintf(l, sizeof(l), "%" PRIu64, limit);
+			}
+			printf("%-28s %-9s %12s %12s %4.0f%%\n", scope, res, u, l, limit ? 100.0 * (double)used / (double)limit : 0.0);
+		}
+		n++;
+	}
+	return list_end(reply, bus, r);
+}
+
 static int cmd_streams(void)
 {
 	sd_bus *bus = open_bus();
@@ -537,10 +577,12 @@ int main(int argc, char **argv)
 		return cmd_backends();
 	if (strcmp(cmd, "streams") == 0 && argc - optind == 1)
 		return cmd_streams();
+	if (strcmp(cmd, "usage") == 0 && argc - optind == 1)
+		return cmd_usage();
 	if (strcmp(cmd, "alloc") == 0)
 		return cmd_alloc(argc - optind, argv + optind);
 	if (!strcmp(cmd, "status") || !strcmp(cmd, "buffers") || !strcmp(cmd, "clients") || !strcmp(cmd, "backends") ||
-	    !strcmp(cmd, "streams"))
+	    !strcmp(cmd, "streams") || !strcmp(cmd, "usage"))
 		return usage_error("'%s' takes no arguments", cmd);
 	return usage_error("unknown command '%s'", cmd);
 }

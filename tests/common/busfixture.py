@@ -28,13 +28,36 @@ def wrapped(cmd):
     return VALGRIND + list(cmd) if native else list(cmd)
 
 
-class PrivateBus:
-    """A private session-type dbus-daemon; .address is its address."""
+ANY_USER_BUS = """<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
+ "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+<busconfig>
+  <type>session</type>
+  <listen>unix:tmpdir=/tmp</listen>
+  <auth>EXTERNAL</auth>
+  <policy context="default">
+    <allow user="*"/>
+    <allow send_destination="*" eavesdrop="true"/>
+    <allow eavesdrop="true"/>
+    <allow own="*"/>
+  </policy>
+</busconfig>
+"""
 
-    def __init__(self):
-        self.proc = subprocess.Popen(
-            ["dbus-daemon", "--session", "--nofork", "--nopidfile", "--print-address=1"],
-            stdout=subprocess.PIPE, text=True)
+
+class PrivateBus:
+    """A private session-type dbus-daemon; .address is its address. With
+    any_user, processes of every uid may connect (tests that drop
+    privileges to check the daemon's per-user rules)."""
+
+    def __init__(self, any_user=False):
+        cmd = ["dbus-daemon", "--session", "--nofork", "--nopidfile", "--print-address=1"]
+        self.config = None
+        if any_user:
+            fd, self.config = tempfile.mkstemp(prefix="dmabroker-bus.", suffix=".conf")
+            with os.fdopen(fd, "w") as f:
+                f.write(ANY_USER_BUS)
+            cmd[1] = "--config-file=" + self.config
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
         self.address = self.proc.stdout.readline().strip()
         if not self.address:
             raise RuntimeError("dbus-daemon did not start")
@@ -47,6 +70,8 @@ class PrivateBus:
     def close(self):
         self.proc.terminate()
         self.proc.wait(5)
+        if self.config:
+            os.unlink(self.config)
 
 
 class Daemon:

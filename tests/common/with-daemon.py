@@ -1,11 +1,12 @@
 #!/usr/bin/env python3
-"""with-daemon.py DMABROKERD [--config FILE] -- COMMAND...
+"""with-daemon.py DMABROKERD [--any-user] [--config FILE] -- COMMAND...
 
 Starts a private dbus-daemon and dmabrokerd on it (--session), waits for its
 READY=1, runs COMMAND with DBUS_SESSION_BUS_ADDRESS and DMABROKER_PID set,
 then stops the daemon with SIGTERM. Fails when COMMAND fails, when the daemon
 did not start, or when it did not stop cleanly (exit status 0) — a crash or
-a hang of the daemon fails the test even if COMMAND passed."""
+a hang of the daemon fails the test even if COMMAND passed. --any-user lets
+processes of any uid on the bus (tests that drop privileges)."""
 import os
 import signal
 import subprocess
@@ -22,7 +23,9 @@ def main():
         return 2
     sep = args.index("--")
     exe, extra, cmd = args[0], args[1:sep], args[sep + 1:]
-    bus = PrivateBus()
+    any_user = "--any-user" in extra
+    extra = [a for a in extra if a != "--any-user"]
+    bus = PrivateBus(any_user=any_user)
     d = Daemon(exe, bus, args=["--session", *extra])
     try:
         if not d.ready:

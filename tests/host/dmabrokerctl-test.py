@@ -52,6 +52,13 @@ def test_alloc_and_list():
         check("320x240" in text and "NV12" in text and "WAITERS" in text and "FENCES" in text, "columns", text)
         clients = json.loads(ctl("--json", "clients").stdout)
         check(any(c["pid"] == p.pid and c["buffers"] == 1 for c in clients), "clients", clients)
+        usage = json.loads(ctl("--json", "usage").stdout)
+        check(any(u["scope"].startswith("client") and u["resource"] == "buffers" and u["used"] == 1
+                  and u["limit"] == 1024 for u in usage), "usage: the holder's client row", usage)
+        check(any(u["scope"] == "uid %d" % os.getuid() and u["resource"] == "bytes" and u["used"] >= info["size"]
+                  for u in usage), "usage: the uid row", usage)
+        text = ctl("usage").stdout
+        check(text.startswith("SCOPE") and "max" not in text and "buffers" in text, "usage columns", text)
         status = json.loads(ctl("--json", "status").stdout)
         check(status["buffers"] >= 1 and status["bytes_allocated"] >= info["size"], "status", status)
         check(status["fence_timeouts"] == 0, "status", status)

@@ -47,7 +47,14 @@ static bool step_every_key(void)
 		"max-tokens-per-client = 3\n"
 		"max-token-ttl = 60\n"
 		"max-attachments-per-buffer = 4\n"
-		"max-direct-connections-per-client = 2\n";
+		"max-direct-connections-per-client = 2\n"
+		"max-fences-per-client = 9\n"
+		"max-clients-per-uid = 5\n"
+		"max-bytes-per-uid = 3G\n"
+		"max-pending-per-uid = 11\n"
+		"[access]\n"
+		"heap:reserved = @0, root, 1000\n"
+		"drm:vkms = @video\n";
 	struct config c;
 	char *err = NULL;
 
@@ -62,6 +69,24 @@ static bool step_every_key(void)
 	CHECK(c.max_buffers_per_client == 7 && c.max_bytes_per_client == 1ull << 30);
 	CHECK(c.max_tokens_per_client == 3 && c.max_token_ttl == 60);
 	CHECK(c.max_attachments_per_buffer == 4 && c.max_direct_per_client == 2);
+	CHECK(c.max_fences_per_client == 9 && c.max_clients_per_uid == 5 && c.max_bytes_per_uid == 3ull << 30);
+	CHECK(c.max_pending_per_uid == 11 && c.max_buffers_per_uid == 4096);
+	CHECK(c.n_access == 2 && strcmp(c.access[0].backend, "heap:reserved") == 0 && c.access[0].n == 3);
+	CHECK(c.access[0].who[0].group && c.access[0].who[0].resolved && c.access[0].who[0].id == 0);
+	CHECK(!c.access[0].who[1].group && !c.access[0].who[1].resolved && strcmp(c.access[0].who[1].name, "root") == 0);
+	CHECK(c.access[0].who[2].resolved && c.access[0].who[2].id == 1000);
+	CHECK(c.access[1].who[0].group && strcmp(c.access[1].who[0].name, "video") == 0);
+	/* names are resolved once, at start-up: root is uid 0 everywhere */
+	CHECKF(config_resolve(&c, &err) == 0 || strstr(err, "video"), "%s", err);
+	CHECK(c.access[0].who[1].resolved && c.access[0].who[1].id == 0);
+	free(err);
+	err = NULL;
+	config_free(&c);
+	config_init(&c);
+	CHECK(config_parse(&c, "[access]\nheap:system = nosuchuser12345\n", "x.conf", &err) == 0);
+	CHECK(config_resolve(&c, &err) == -EINVAL);
+	CHECKF(strcmp(err, "[access] heap:system (line 2): no user named 'nosuchuser12345'") == 0, "%s", err);
+	free(err);
 	config_free(&c);
 	return true;
 }
@@ -83,7 +108,15 @@ static bool expect_error(const char *text, const char *want)
 
 static bool step_errors(void)
 {
-	return expect_error("[nope]\n", "bad.conf:1: unknown section [nope] (known: daemon, backends, limits, fences)") &&
+	return expect_error("[nope]\n",
+			    "bad.conf:1: unknown section [nope] (known: daemon, backends, limits, fences, access)") &&
+	       expect_error("[access]\nheap:system = @\n", "bad.conf:2: [access] heap:system: bad value '@': an empty user or @group") &&
+	       expect_error("[access]\nheap:system = a b\n",
+			    "bad.conf:2: [access] heap:system: bad value 'a b': user and group names are letters, digits, '_', '-', '.'") &&
+	       expect_error("[access]\nheap:system = root\nheap:system = root\n",
+			    "bad.conf:3: [access] heap:system: bad value 'root': backend has a rule already") &&
+	       expect_error("[access]\nheap:system =\n",
+			    "bad.conf:2: [access] heap:system: bad value '': expected users and @groups, e.g. '@video, root'") &&
 	       expect_error("\n[limits]\nfrobnicate = 1\n", "bad.conf:3: unknown key 'frobnicate' in section [limits]") &&
 	       expect_error("max-clients = 3\n", "bad.conf:1: key 'max-clients' outside of a section") &&
 	       expect_error("[limits\n", "bad.conf:1: malformed section header") &&
@@ -144,13 +177,66 @@ static bool step_files(void)
 	return true;
 }
 
+static const char *shipped_path;
+
+static bool step_shipped(void)
+{
+	struct config def, doc;
+	char *text = NULL, *err = NULL, *out;
+	size_t len = 0;
+	FILE *f = fopen(shipped_path, "re");
+
+	CHECKF(f, "%s: %s", shipped_path, strerror(errno));
+	CHECK(getdelim(&text, &len, 0, f) > 0);
+	fclose(f);
+	/* every key the parser knows is there, commented out with its value */
+	for (unsigned i = 0;; i++) {
+		const char *section, *key = config_key_name(i, &section);
+		char want[96];
+		if (!key)
+			break;
+		snprintf(want, sizeof(want), "\n#%s = ", key);
+		CHECKF(strstr(text, want), "[%s] %s is not documented in %s", section, key, shipped_path);
+	}
+	/* uncommented, the values are the defaults */
+	out = text;
+	for (char *p = text; *p; p++) {
+		if (*p == '#' && (p == text || p[-1] == '\n') && p[1] >= 'a' && p[1] <= 'z' && strstr(p, " = ") &&
+		    strstr(p, " = ") < strchr(p, '\n'))
+			continue;
+		*out++ = *p;
+	}
+	*out = 0;
+	config_init(&def);
+	config_init(&doc);
+	CHECKF(config_parse(&doc, text, shipped_path, &err) == 0, "%s", err);
+	CHECK(doc.max_buffer_size == def.max_buffer_size && doc.max_dimension == def.max_dimension);
+	CHECK(doc.max_clients == def.max_clients && doc.max_buffers_per_client == def.max_buffers_per_client);
+	CHECK(doc.max_bytes_per_client == def.max_bytes_per_client && doc.max_tokens_per_client == def.max_tokens_per_client);
+	CHECK(doc.max_streams_per_client == def.max_streams_per_client && doc.max_fences_per_client == def.max_fences_per_client);
+	CHECK(doc.max_grants_per_client == def.max_grants_per_client && doc.max_pending_per_client == def.max_pending_per_client);
+	CHECK(doc.max_clients_per_uid == def.max_clients_per_uid && doc.max_buffers_per_uid == def.max_buffers_per_uid);
+	CHECK(doc.max_bytes_per_uid == def.max_bytes_per_uid && doc.max_tokens_per_uid == def.max_tokens_per_uid);
+	CHECK(doc.max_streams_per_uid == def.max_streams_per_uid && doc.max_grants_per_uid == def.max_grants_per_uid);
+	CHECK(doc.max_pending_per_uid == def.max_pending_per_uid && doc.max_fences_per_uid == def.max_fences_per_uid);
+	CHECK(doc.fence_timeout_sec == def.fence_timeout_sec && doc.fence_timeout_policy == def.fence_timeout_policy);
+	CHECK(doc.max_token_ttl == def.max_token_ttl && doc.max_attachments_per_buffer == def.max_attachments_per_buffer);
+	CHECK(doc.n_access == 1); /* the example rule */
+	config_free(&def);
+	config_free(&doc);
+	free(text);
+	return true;
+}
+
 int main(void)
 {
-	tap_plan(5);
+	shipped_path = SOURCE_ROOT "/configs/dmabroker.conf";
+	tap_plan(6);
 	tap_step("defaults", step_defaults);
 	tap_step("every key", step_every_key);
 	tap_step("each error names file, line and reason", step_errors);
 	tap_step("sizes", step_sizes);
 	tap_step("files: missing, NUL bytes", step_files);
+	tap_step("configs/dmabroker.conf documents every key, with its default", step_shipped);
 	return tap_done();
 }

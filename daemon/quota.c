@@ -1,0 +1,195 @@
+/* SPDX-License-Identifier: MIT */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "broker.h"
+#include "errors.h"
+#include "log.h"
+#include "quota.h"
+
+static const char *const names[Q__MAX] = {
+	[Q_BUFFERS] = "buffers", [Q_BYTES] = "bytes", [Q_TOKENS] = "tokens", [Q_STREAMS] = "streams",
+	[Q_GRANTS] = "grants", [Q_PENDING] = "pending", [Q_FENCES] = "fences", [Q_CLIENTS] = "clients",
+};
+
+const char *quota_resource_name(enum quota_resource r)
+{
+	return r < Q__MAX ? names[r] : "?";
+}
+
+static bool supplied_by(const struct fence_slot *s, uint64_t id)
+{
+	for (unsigned i = 0; s && i < s->n_suppliers; i++)
+		if (s->suppliers[i] == id)
+			return true;
+	return false;
+}
+
+void quota_client_usage(const struct client *c, struct usage *u)
+{
+	memset(u, 0, sizeof(*u));
+	u->v[Q_BUFFERS] = c->n_holds;
+	u->v[Q_BYTES] = c->bytes;
+	u->v[Q_TOKENS] = c->n_tokens;
+	u->v[Q_STREAMS] = c->n_streams;
+	u->v[Q_GRANTS] = c->n_grants;
+	u->v[Q_PENDING] = c->n_pending;
+	u->v[Q_CLIENTS] = 1;
+	/* kept fences it supplied: only on buffers it holds (EndAccess needs a hold) */
+	for (const struct hold *h = c->holds; h; h = h->next_in_client) {
+		const struct resv *rv = &h->buffer->resv;
+		u->v[Q_FENCES] += supplied_by(rv->write, c->id);
+		for (unsigned i = 0; i < rv->n_reads; i++)
+			u->v[Q_FENCES] += supplied_by(rv->reads[i], c->id);
+	}
+}
+
+void quota_uid_usage(const struct broker *b, uid_t uid, struct usage *u)
+{
+	memset(u, 0, sizeof(*u));
+	for (const struct client *c = b->clients; c; c = c->next) {
+		struct usage one;
+		if (c->uid != uid)
+			continue;
+		quota_client_usage(c, &one);
+		for (unsigned r = 0; r < Q__MAX; r++)
+			u->v[r] += one.v[r];
+	}
+}
+
+uint64_t quota_client_limit(const struct config *cfg, enum quota_resource r)
+{
+	switch (r) {
+	case Q_BUFFERS: return cfg->max_buffers_per_client;
+	case Q_BYTES: return cfg->max_bytes_per_client;
+	case Q_TOKENS: return cfg->max_tokens_per_client;
+	case Q_STREAMS: return cfg->max_streams_per_client;
+	case Q_GRANTS: return cfg->max_grants_per_client;
+	case Q_PENDING: return cfg->max_pending_per_client;
+	case Q_FENCES: return cfg->max_fences_per_client;
+	default: return 0;
+	}
+}
+
+uint64_t quota_uid_limit(const struct config *cfg, enum quota_resource r)
+{
+	switch (r) {
+	case Q_BUFFERS: return cfg->max_buffers_per_uid;
+	case Q_BYTES: return cfg->max_bytes_per_uid;
+	case Q_TOKENS: return cfg->max_tokens_per_uid;
+	case Q_STREAMS: return cfg->max_streams_per_uid;
+	case Q_GRANTS: return cfg->max_grants_per_uid;
+	case Q_PENDING: return cfg->max_pending_per_uid;
+	case Q_FENCES: return cfg->max_fences_per_uid;
+	case Q_CLIENTS: return cfg->max_clients_per_uid;
+	default: return 0;
+	}
+}
+
+static const char *limit_key(enum quota_resource r, bool uid)
+{
+	static char key[48];
+	snprintf(key, sizeof(key), "max-%s-per-%s", names[r], uid ? "uid" : "client");
+	return key;
+}
+
+static bool over(uint64_t used, uint64_t add, uint64_t limit)
+{
+	return limit && (used + add > limit || used + add < used);
+}
+
+int quota_check(const struct client *c, enum quota_resource r, uint64_t add, sd_bus_error *error)
+{
+	const struct config *cfg = &c->broker->config;
+	struct usage u;
+	int ret;
+
+	if (c == &c->broker->self)
+		return 0; /* the daemon's own grants (moves) */
+	quota_client_usage(c, &u);
+	if (over(u.v[r], add, quota_client_limit(cfg, r))) {
+		ret = sd_bus_error_setf(error, ERR_QUOTA_EXCEEDED,
+					"client %llu has %llu %s; %llu more would pass %s = %llu",
+					(unsigned long long)c->id, (unsigned long long)u.v[r], names[r],
+					(unsigned long long)add, limit_key(r, false),
+					(unsigned long long)quota_client_limit(cfg, r));
+	} else {
+		quota_uid_usage(c->broker, c->uid, &u);
+		if (!over(u.v[r], add, quota_uid_limit(cfg, r)))
+			return 0;
+		ret = sd_bus_error_setf(error, ERR_QUOTA_EXCEEDED,
+					"uid %u has %llu %s across its clients; %llu more would pass %s = %llu",
+					(unsigned)c->uid, (unsigned long long)u.v[r], names[r], (unsigned long long)add,
+					limit_key(r, true), (unsigned long long)quota_uid_limit(cfg, r));
+	}
+	log_notice("refused client %llu (%s, uid %u, pid %d): %s", (unsigned long long)c->id, c->comm,
+		   (unsigned)c->uid, (int)c->pid, error->message);
+	return ret;
+}
+
+int quota_check_new_client(const struct broker *b, uid_t uid, pid_t pid, sd_bus_error *error)
+{
+	struct usage u;
+
+	quota_uid_usage(b, uid, &u);
+	if (!over(u.v[Q_CLIENTS], 1, b->config.max_clients_per_uid))
+		return 0;
+	log_notice("refused a new client of uid %u (pid %d): %llu clients, max-clients-per-uid = %u", (unsigned)uid,
+		   (int)pid, (unsigned long long)u.v[Q_CLIENTS], b->config.max_clients_per_uid);
+	return sd_bus_error_setf(error, ERR_LIMIT_REACHED,
+				 "uid %u has %llu clients, the limit (max-clients-per-uid)", (unsigned)uid,
+				 (unsigned long long)u.v[Q_CLIENTS]);
+}
+
+static const struct access_rule *rule_for(const struct config *cfg, const struct backend *be)
+{
+	for (unsigned i = 0; i < cfg->n_access; i++)
+		if (strcmp(cfg->access[i].backend, be->name) == 0)
+			return &cfg->access[i];
+	return NULL;
+}
+
+bool client_in_group(const struct client *c, uint32_t gid)
+{
+	if (c->gid == gid)
+		return true;
+	for (unsigned i = 0; i < c->n_groups; i++)
+		if (c->groups[i] == gid)
+			return true;
+	return false;
+}
+
+static bool matches(const struct client *c, const struct principal *p)
+{
+	if (!p->resolved)
+		return false;
+	return p->group ? client_in_group(c, p->id) : c->uid == p->id;
+}
+
+bool access_rules_allow(const struct client *c, const struct backend *be)
+{
+	const struct access_rule *rule = rule_for(&c->broker->config, be);
+
+	if (!rule || c == &c->broker->self)
+		return true;
+	for (unsigned i = 0; i < rule->n; i++)
+		if (matches(c, &rule->who[i]))
+			return true;
+	return false;
+}
+
+int access_rules_refuse(const struct client *c, const struct backend *be, sd_bus_error *error)
+{
+	const struct access_rule *rule = rule_for(&c->broker->config, be);
+	char who[256] = "";
+
+	for (unsigned i = 0; rule && i < rule->n; i++)
+		snprintf(who + strlen(who), sizeof(who) - strlen(who), "%s%s%s", i ? ", " : "",
+			 rule->who[i].group ? "@" : "", rule->who[i].name);
+	log_notice("refused client %llu (%s, uid %u, pid %d): may not allocate from %s ([access] allows %s)",
+		   (unsigned long long)c->id, c->comm, (unsigned)c->uid, (int)c->pid, be->name, who);
+	return sd_bus_error_setf(error, ERR_NOT_PERMITTED,
+				 "uid %u may not allocate from %s: the daemon's [access] rule allows only %s",
+				 (unsigned)c->uid, be->name, who);
+}

@@ -1,0 +1,59 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Quotas and access rules (quota.c): every limit a client can run into, per
+ * client and per uid (summed over that uid's clients), checked in one
+ * place that names the limit in the error and logs the refusal; and the
+ * [access] rules on which users may allocate from which backend.
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include <systemd/sd-bus.h>
+
+struct broker;
+struct client;
+struct backend;
+struct config;
+
+enum quota_resource {
+	Q_BUFFERS,      /* buffers held */
+	Q_BYTES,        /* bytes of the buffers held */
+	Q_TOKENS,       /* live sharing tokens */
+	Q_STREAMS,      /* streams produced or consumed */
+	Q_GRANTS,       /* active access grants */
+	Q_PENDING,      /* access requests waiting */
+	Q_FENCES,       /* release fences the daemon keeps for it */
+	Q_CLIENTS,      /* per uid only: clients */
+	Q__MAX,
+};
+
+struct usage {
+	uint64_t v[Q__MAX];
+};
+
+const char *quota_resource_name(enum quota_resource r);
+void quota_client_usage(const struct client *c, struct usage *u);
+void quota_uid_usage(const struct broker *b, uid_t uid, struct usage *u);
+/* The configured limits (0: none for that scope). */
+uint64_t quota_client_limit(const struct config *cfg, enum quota_resource r);
+uint64_t quota_uid_limit(const struct config *cfg, enum quota_resource r);
+
+/*
+ * Would `add` more of r pass c's limit or its uid's? 0, or -EDQUOT with a
+ * QuotaExceeded error naming the limit (and a log line).
+ */
+int quota_check(const struct client *c, enum quota_resource r, uint64_t add, sd_bus_error *error);
+/* A new client of uid: within max-clients-per-uid? */
+int quota_check_new_client(const struct broker *b, uid_t uid, pid_t pid, sd_bus_error *error);
+
+/* Whether c may allocate from be under the config's [access] rules. */
+bool access_rules_allow(const struct client *c, const struct backend *be);
+/* The NotPermitted error (and log line) for a refused backend. */
+int access_rules_refuse(const struct client *c, const struct backend *be, sd_bus_error *error);
+/* Drops the candidates c may not allocate from; none left: -EPERM, NotPermitted (bus-api.c). */
+int filter_allowed(const struct client *c, struct backend **candidates, unsigned *n, sd_bus_error *error);
+/* Whether c runs as uid or has gid as its group or a supplementary one. */
+bool client_in_group(const struct client *c, uint32_t gid);
