@@ -765,6 +765,44 @@ static bool step_fences_bounded(void)
 	return true;
 }
 
+/* max-fences-per-client = 6 (access.conf): a seventh pending fence is refused, until some signal. */
+static bool step_fence_quota(void)
+{
+	struct dmabroker *b = connect_session();
+	struct dmabroker_buffer *bufs[7];
+	struct frame_ctx tl = { .timeline = -1 };
+	uint64_t g;
+	int acquire = -1, release, r;
+
+	CHECK(b);
+	tl.timeline = open(SW_SYNC_DEBUGFS_PATH, O_RDWR | O_CLOEXEC);
+	CHECK(tl.timeline >= 0);
+	for (int i = 0; i < 7; i++)
+		CHECK((bufs[i] = alloc_buf(b, 16, 16)));
+	for (int i = 0; i < 6; i++) {
+		CHECK(dmabroker_buffer_begin_access(bufs[i], W, 0, &g, &acquire) == 0);
+		release = frame_next_fence(&tl);
+		CHECK(release >= 0 && dmabroker_end_access(b, g, release) == 0);
+		close(release);
+	}
+	CHECK(dmabroker_buffer_begin_access(bufs[6], W, 0, &g, &acquire) == 0);
+	release = frame_next_fence(&tl);
+	r = dmabroker_end_access(b, g, release);
+	CHECK(expect_error(b, r, EDQUOT, "org.dmabroker.Error.QuotaExceeded"));
+	CHECK(strstr(dmabroker_error_message(b), "max-fences-per-client = 6"));
+	/* the six signal and are dropped: the seventh is taken */
+	for (int i = 0; i < 6; i++)
+		frame_signal(&tl);
+	for (int t = 0; t < 100 && buffer_field(dmabroker_buffer_get_id(bufs[0]), "fences") != 0; t++)
+		usleep(10000);
+	CHECK(dmabroker_end_access(b, g, release) == 0);
+	close(release);
+	frame_signal(&tl);
+	close(tl.timeline);
+	dmabroker_disconnect(b);
+	return true;
+}
+
 struct timeout_seen {
 	int done;
 	uint64_t buffer, client;
@@ -1181,7 +1219,7 @@ int main(int argc, char **argv)
 	}
 	if (!daemon_pid_from_env("access-test"))
 		return 2;
-	tap_plan(fences ? 16 : 7);
+	tap_plan(fences ? 17 : 7);
 	tap_step("grants: readers share, a writer is exclusive, named errors", step_grant_basics);
 	tap_step("a fence-less holder blocks a conflicting grant; the daemon serves others", step_fenceless_holder);
 	tap_step("waiters are served in order: a writer is not starved by later readers", step_writer_not_starved);
@@ -1196,6 +1234,8 @@ int main(int argc, char **argv)
 		tap_step("a vgem driver fence is in the next acquire fence", step_vgem_fence_in_acquire);
 		tap_step("kept fences stay bounded, merged, and dropped once signalled", step_fences_bounded);
 		tap_step("a fence that never signals trips the deadline policy", step_fence_timeout);
+		tap_step("the fence quota: a seventh pending fence refused, naming the limit, until some signal",
+			 step_fence_quota);
 		tap_step("fence helpers: merge, status, wait, sd-event callbacks", step_fence_helpers);
 		tap_step("a heap buffer attached for scanout on virtio-gpu moves there, after the fences, content intact, "
 			 "other holders told", step_move_for_scanout);

@@ -1,0 +1,415 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * libFuzzer target: the D-Bus argument decoding of every method. Each input
+ * is a short sequence of calls, built from the fuzz data against the
+ * methods and in-signatures of the daemon's own vtable (so it cannot drift
+ * from it): strings from a dictionary of option keys and names or from the
+ * data, ids small enough to name live objects, fds of several kinds
+ * (memfd, pipe, socket, /dev/null), arrays, structs, dicts and variants of
+ * any type. The calls go over a real direct connection (a socketpair with
+ * sd-bus at both ends) into a broker with the shm backend; after each input
+ * the broker's books must balance and the client's departure must leave
+ * nothing behind.
+ */
+#include <fcntl.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <systemd/sd-bus.h>
+#include <systemd/sd-event.h>
+
+#include "broker.h"
+#include "errors.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+struct input {
+	const uint8_t *p;
+	size_t left;
+};
+
+static uint8_t byte(struct input *in)
+{
+	if (!in->left)
+		return 0;
+	in->left--;
+	return *in->p++;
+}
+
+static uint64_t bytes(struct input *in, unsigned n)
+{
+	uint64_t v = 0;
+	for (unsigned i = 0; i < n; i++)
+		v = v << 8 | byte(in);
+	return v;
+}
+
+static const char *const words[] = {
+	"backend", "device", "shm", "heap", "drm", "label", "mode", "fifo", "mailbox", "buffers", "width", "height",
+	"consumers", "max-acquired", "usage", "formats", "modifiers", "devices", "allow-uids", "allow-gids", "s1",
+	"s2", "", "/dev/dri/card0", "virtio_gpu", "heap:system",
+};
+
+static int append_value(sd_bus_message *m, const char **sig, struct input *in, int depth);
+
+/* What the broker hands out, so that calls can name live objects. */
+static struct broker broker;
+static char last_token[64];
+
+static const uint32_t fourccs[] = {
+	0x34325258 /* XR24 */, 0x34325241 /* AR24 */, 0x3231564e /* NV12 */, 0x56595559 /* YUYV */,
+	0x36314752 /* RG16 */, 0x30313050 /* P010 */, 0x32315559 /* YU12 */, 0x12345678,
+};
+
+/* The end of the single complete type at t. */
+static const char *type_end(const char *t)
+{
+	int level = 0;
+	do {
+		if (*t == '(' || *t == '{')
+			level++;
+		else if (*t == ')' || *t == '}')
+			level--;
+		else if (*t == 'a') {
+			t++;
+			continue;
+		}
+		t++;
+	} while (level > 0 && *t);
+	return t;
+}
+
+static int append_fd(sd_bus_message *m, struct input *in)
+{
+	int fd = -1, pair[2], r;
+
+	switch (byte(in) % 4) {
+	case 0:
+		fd = memfd_create("fuzz", MFD_CLOEXEC);
+		if (fd >= 0 && ftruncate(fd, (off_t)(bytes(in, 2) * 64)) < 0) {
+			close(fd);
+			fd = -1;
+		}
+		break;
+	case 1:
+		if (pipe2(pair, O_CLOEXEC) == 0) {
+			close(pair[1]);
+			fd = pair[0];
+		}
+		break;
+	case 2:
+		if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) == 0) {
+			close(pair[1]);
+			fd = pair[0];
+		}
+		break;
+	default:
+		fd = open("/dev/null", O_RDWR | O_CLOEXEC);
+		break;
+	}
+	if (fd < 0)
+		return -1;
+	r = sd_bus_message_append_basic(m, 'h', &fd); /* duplicates it */
+	close(fd);
+	return r;
+}
+
+static int append_basic(sd_bus_message *m, char t, struct input *in)
+{
+	uint8_t sel;
+
+	switch (t) {
+	case 'y': { uint8_t v = byte(in); return sd_bus_message_append_basic(m, t, &v); }
+	case 'b': { int v = byte(in) & 1; return sd_bus_message_append_basic(m, t, &v); }
+	case 'u':
+	case 'i': {
+		uint32_t v;
+		sel = byte(in);
+		if (sel < 96)
+			v = sel % 8; /* indices, modes, flags, usage bits */
+		else if (sel < 160)
+			v = fourccs[sel % 8];
+		else if (sel < 224)
+			v = 1u + (uint32_t)bytes(in, 2) % 2048; /* sizes */
+		else
+			v = (uint32_t)bytes(in, 4);
+		return sd_bus_message_append_basic(m, t, &v);
+	}
+	case 't': {
+		uint64_t v;
+		sel = byte(in);
+		if (sel < 64)
+			v = broker.next_buffer_id - sel % 4; /* recent buffers */
+		else if (sel < 96)
+			v = broker.next_grant_id - sel % 4;
+		else if (sel < 128)
+			v = broker.next_stream_id - sel % 4;
+		else if (sel < 192)
+			v = sel % 8;
+		else
+			v = bytes(in, 8);
+		return sd_bus_message_append_basic(m, t, &v);
+	}
+	case 's': {
+		char buf[48];
+		unsigned n;
+		sel = byte(in);
+		if (sel < 160)
+			return sd_bus_message_append_basic(m, t, words[sel % (sizeof(words) / sizeof(words[0]))]);
+		if (sel < 176)
+			return sd_bus_message_append_basic(m, t, last_token);
+		n = byte(in) % (sizeof(buf) - 1);
+		for (unsigned i = 0; i < n; i++)
+			buf[i] = (char)(32 + byte(in) % 95); /* printable ASCII: sd-bus wants valid UTF-8 */
+		buf[n] = 0;
+		return sd_bus_message_append_basic(m, t, buf);
+	}
+	case 'h':
+		return append_fd(m, in);
+	default:
+		return -1;
+	}
+}
+
+static int append_variant(sd_bus_message *m, struct input *in, int depth)
+{
+	static const char *const types[] = { "s", "u", "t", "b", "au", "as", "at", "a(iiii)", "i", "au", "u" };
+	const char *t = types[byte(in) % (sizeof(types) / sizeof(types[0]))];
+	const char *cursor = t;
+	int r = sd_bus_message_open_container(m, 'v', t);
+	if (r >= 0)
+		r = append_value(m, &cursor, in, depth + 1);
+	if (r >= 0)
+		r = sd_bus_message_close_container(m);
+	return r;
+}
+
+/* Appends one complete type at *sig and moves *sig past it. */
+static int append_value(sd_bus_message *m, const char **sig, struct input *in, int depth)
+{
+	const char *t = *sig;
+	int r;
+
+	if (depth > 6)
+		return -1;
+	if (*t == 'a') {
+		const char *elem = t + 1, *end = type_end(elem);
+		char contents[64];
+		uint8_t sel = byte(in);
+		unsigned n = sel < 112 ? 0 : sel % 6; /* empty often: most arrays are optional */
+		snprintf(contents, sizeof(contents), "%.*s", (int)(end - elem), elem);
+		if (*elem == '{') {
+			r = sd_bus_message_open_container(m, 'a', contents);
+			for (unsigned i = 0; r >= 0 && i < n; i++) {
+				const char *inner = elem + 1;
+				char entry[64];
+				snprintf(entry, sizeof(entry), "%.*s", (int)(end - elem - 2), elem + 1);
+				r = sd_bus_message_open_container(m, 'e', entry);
+				while (r >= 0 && *inner != '}')
+					r = append_value(m, &inner, in, depth + 1);
+				if (r >= 0)
+					r = sd_bus_message_close_container(m);
+			}
+		} else {
+			r = sd_bus_message_open_container(m, 'a', contents);
+			for (unsigned i = 0; r >= 0 && i < n; i++) {
+				const char *inner = elem;
+				r = append_value(m, &inner, in, depth + 1);
+			}
+		}
+		if (r >= 0)
+			r = sd_bus_message_close_container(m);
+		*sig = end;
+		return r;
+	}
+	if (*t == '(') {
+		const char *end = type_end(t), *inner = t + 1;
+		char contents[64];
+		snprintf(contents, sizeof(contents), "%.*s", (int)(end - t - 2), t + 1);
+		r = sd_bus_message_open_container(m, 'r', contents);
+		while (r >= 0 && *inner != ')')
+			r = append_value(m, &inner, in, depth + 1);
+		if (r >= 0)
+			r = sd_bus_message_close_container(m);
+		*sig = end;
+		return r;
+	}
+	*sig = t + 1;
+	if (*t == 'v')
+		return append_variant(m, in, depth);
+	return append_basic(m, *t, in);
+}
+
+/* ---- the broker ---- */
+
+static sd_event *event;
+static const sd_bus_vtable *methods[64];
+static unsigned n_methods;
+
+/* With FUZZ_BUS_STATS set: how many calls of each method succeeded, at exit
+ * (shows the fuzzer gets past the argument checks, not only into them). */
+static unsigned long replied_ok[64], replied_error[64];
+
+static int on_reply(sd_bus_message *m, void *userdata, sd_bus_error *ret_error)
+{
+	unsigned i = (unsigned)(uintptr_t)userdata;
+	const char *token;
+	if (sd_bus_message_is_method_error(m, NULL)) {
+		replied_error[i]++;
+		if (getenv("FUZZ_BUS_ERRORS") && strcmp(getenv("FUZZ_BUS_ERRORS"), methods[i]->x.method.member) == 0 &&
+		    replied_error[i] < 20)
+			fprintf(stderr, "fuzz-bus: %s: %s\n", methods[i]->x.method.member,
+				sd_bus_message_get_error(m)->message);
+		return 0;
+	}
+	replied_ok[i]++;
+	if (strcmp(methods[i]->x.method.member, "CreateToken") == 0 && sd_bus_message_read(m, "s", &token) > 0)
+		snprintf(last_token, sizeof(last_token), "%s", token);
+	return 0;
+}
+
+static void print_stats(void)
+{
+	for (unsigned i = 0; i < n_methods; i++)
+		fprintf(stderr, "fuzz-bus: %-18s %8lu ok %8lu errors\n", methods[i]->x.method.member, replied_ok[i],
+			replied_error[i]);
+}
+
+static void setup(void)
+{
+	struct config cfg;
+
+	config_init(&cfg);
+	cfg.max_buffer_size = 1 << 20;
+	cfg.max_buffers_per_client = 8;
+	cfg.max_streams_per_client = 3;
+	cfg.max_direct_per_client = 2;
+	if (sd_event_new(&event) < 0 || broker_init(&broker, event, &cfg) < 0)
+		abort();
+	sd_bus_error_add_map(dmabroker_error_map);
+	for (const sd_bus_vtable *v = broker_vtable; v->type != _SD_BUS_VTABLE_END; v++)
+		if (v->type == _SD_BUS_VTABLE_METHOD && n_methods < 64)
+			methods[n_methods++] = v;
+	if (getenv("FUZZ_BUS_STATS"))
+		atexit(print_stats);
+}
+
+/* Runs both ends until neither has anything to do. */
+static void pump(sd_bus *client)
+{
+	for (int i = 0; i < 2000; i++) {
+		int a = sd_event_run(event, 0);
+		int c = client ? sd_bus_process(client, NULL) : 0;
+		if (a <= 0 && c <= 0)
+			break;
+	}
+}
+
+static void check_books(void)
+{
+	uint64_t bytes = 0, key;
+	void *v;
+
+	for (size_t i = 0; hashmap_next(&broker.buffers, &i, &key, &v);) {
+		struct buffer *buf = v;
+		unsigned holders = 0;
+		bytes += buf->size;
+		for (struct hold *h = buf->holders; h; h = h->next_in_buffer)
+			holders++;
+		if (holders != buf->n_holders || (holders == 0 && !buf->stream))
+			abort();
+	}
+	if (bytes != broker.bytes)
+		abort();
+	for (struct client *c = broker.clients; c; c = c->next) {
+		uint64_t held = 0;
+		unsigned n = 0;
+		for (struct hold *h = c->holds; h; h = h->next_in_client) {
+			held += h->buffer->size;
+			n++;
+		}
+		if (held != c->bytes || n != c->n_holds || n > broker.config.max_buffers_per_client)
+			abort();
+	}
+}
+
+static struct client *new_client(void)
+{
+	struct client *c = calloc(1, sizeof(*c));
+	if (!c)
+		abort();
+	c->broker = &broker;
+	c->id = ++broker.next_client_id;
+	c->uid = 4242; /* not an admin */
+	c->gid = 4242;
+	c->pid = getpid();
+	snprintf(c->comm, sizeof(c->comm), "fuzz");
+	c->next = broker.clients;
+	broker.clients = c;
+	broker.n_clients++;
+	return c;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	static int ready;
+	struct input in = { data, size };
+	sd_bus_error e = SD_BUS_ERROR_NULL;
+	sd_bus *client_bus = NULL;
+	struct client *c;
+	int fd = -1;
+
+	if (!ready) {
+		setup();
+		ready = 1;
+	}
+	c = new_client();
+	if (client_open_direct(c, &fd, &e) < 0)
+		abort();
+	if (sd_bus_new(&client_bus) < 0 || sd_bus_set_fd(client_bus, fd, fd) < 0 ||
+	    sd_bus_set_anonymous(client_bus, 1) < 0 || sd_bus_negotiate_fds(client_bus, 1) < 0 ||
+	    sd_bus_start(client_bus) < 0)
+		abort();
+	pump(client_bus);
+	for (int calls = 0; calls < 8 && in.left; calls++) {
+		unsigned which = byte(&in) % n_methods;
+		const sd_bus_vtable *v = methods[which];
+		const char *sig = v->x.method.signature;
+		sd_bus_message *m = NULL;
+		int r = sd_bus_message_new_method_call(client_bus, &m, NULL, BROKER_PATH, BROKER_INTERFACE,
+						       v->x.method.member);
+		while (r >= 0 && *sig)
+			r = append_value(m, &sig, &in, 0);
+		if (r >= 0 && (byte(&in) & 7) == 0) {
+			r = sd_bus_message_set_expect_reply(m, 0);
+			if (r >= 0)
+				sd_bus_send(client_bus, m, NULL);
+		} else if (r >= 0) {
+			sd_bus_call_async(client_bus, NULL, m, on_reply, (void *)(uintptr_t)which, 0);
+		}
+		sd_bus_message_unref(m);
+		pump(client_bus);
+		check_books();
+	}
+	/* the client goes: everything it held goes with it */
+	sd_bus_flush_close_unref(client_bus);
+	pump(NULL);
+	{
+		bool alive = false;
+		for (struct client *x = broker.clients; x; x = x->next)
+			alive |= x == c;
+		if (alive) /* normally the Disconnected of its direct connection freed it */
+			client_free(c);
+	}
+	pump(NULL);
+	check_books();
+	if (broker.buffers.len != 0 || broker.streams || broker.bytes != 0)
+		abort();
+	sd_bus_error_free(&e);
+	return 0;
+}
