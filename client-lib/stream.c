@@ -251,7 +251,8 @@ static int stream_new(struct dmabroker *b, const struct dmabroker_stream_desc *d
 	if (r >= 0) {
 		r = sd_bus_message_append(m, "t", s->id);
 		if (r >= 0)
-			r = sd_bus_call_async(calls(b), &s->buffers_call, m, on_buffers, s, 0);
+			/* no timeout: negotiation waits for the consumers, however long they take */
+			r = sd_bus_call_async(calls(b), &s->buffers_call, m, on_buffers, s, UINT64_MAX);
 		sd_bus_message_unref(m);
 	}
 	s->next = b->streams;

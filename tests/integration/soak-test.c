@@ -7,7 +7,8 @@
  * and starts new ones. Afterwards the daemon's fd count, buffer count and
  * memory must be back where they were. Output is TAP.
  *
- * usage: soak-test [--clients N] [--seconds S] [--fences] [--backend NAME]
+ * usage: soak-test [--clients N] [--seconds S] [--kill-every MS] [--fences] [--backend NAME]
+ * (a SIGKILL every MS milliseconds on average, default 100)
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -32,7 +33,7 @@ TAP_DEFINE;
 
 #define MAX_CLIENTS 256
 
-static int n_clients = 64, seconds = 15;
+static int n_clients = 64, seconds = 15, kill_every_ms = 100;
 static bool fences;
 static const char *backend;
 static uint64_t *cycles_done;   /* shared with the children: one counter each */
@@ -160,7 +161,7 @@ static bool step_soak(void)
 	/* SIGKILL a random client now and then, and start a new one in its place */
 	while (now_ms() + 500 < deadline) {
 		unsigned victim = (unsigned)rand_r(&seed) % (unsigned)n_clients;
-		usleep(50000 + (useconds_t)(rand_r(&seed) % 100000));
+		usleep((useconds_t)kill_every_ms * 500u + (useconds_t)(rand_r(&seed) % ((unsigned)kill_every_ms * 1000u)));
 		if (!rss_warm && now_ms() > start + (deadline - start) / 3)
 			rss_warm = daemon_rss_kib(); /* once everything is in full swing */
 		kill(pids[victim], SIGKILL);
@@ -219,14 +220,16 @@ int main(int argc, char **argv)
 			seconds = atoi(argv[++i]);
 		else if (strcmp(argv[i], "--fences") == 0)
 			fences = true;
+		else if (strcmp(argv[i], "--kill-every") == 0 && i + 1 < argc)
+			kill_every_ms = atoi(argv[++i]);
 		else if (strcmp(argv[i], "--backend") == 0 && i + 1 < argc)
 			backend = argv[++i];
 		else {
-			fprintf(stderr, "usage: soak-test [--clients N] [--seconds S] [--fences] [--backend NAME]\n");
+			fprintf(stderr, "usage: soak-test [--clients N] [--seconds S] [--kill-every MS] [--fences] [--backend NAME]\n");
 			return 2;
 		}
 	}
-	if (n_clients < 1 || n_clients > MAX_CLIENTS || seconds < 2) {
+	if (n_clients < 1 || n_clients > MAX_CLIENTS || seconds < 2 || kill_every_ms < 1) {
 		fprintf(stderr, "soak-test: 1 to %d clients, at least 2 seconds\n", MAX_CLIENTS);
 		return 2;
 	}

@@ -19,7 +19,7 @@ from taptest import run, check  # noqa: E402
 BUILD = sys.argv[1]
 TOOLS = os.path.join(BUILD, "tools")
 CAMERA = [os.path.join(TOOLS, "dmabroker-camera"), "--session"]
-DISPLAY = [os.path.join(TOOLS, "dmabroker-display"), "--session"]
+DISPLAY = [os.path.join(TOOLS, "dmabroker-display"), "--session", "--wait", "120"]
 PROCESS = [os.path.join(TOOLS, "dmabroker-process"), "--session"]
 UINPUT_KEYS = os.path.join(BUILD, "tests", "vm", "uinput-keys")
 
@@ -74,7 +74,7 @@ class Proc:
 def test_three_stages():
     """camera (YUYV) -> process (grey XR24) -> display on vkms: 300 frames, each compared on screen by writeback"""
     disp = Proc(DISPLAY + ["--device", "vkms", "--stream", "grey", "--verify", "--exit-on-end", "--input", "none"])
-    proc = Proc(PROCESS + ["--input", "cam", "--output", "grey", "--mode", "fifo", "--consumers", "1"])
+    proc = Proc(PROCESS + ["--input", "cam", "--output", "grey", "--mode", "fifo", "--consumers", "1", "--wait", "180"])
     cam = Proc(CAMERA + ["--stream", "cam", "--format", "YUYV", "--width", "320", "--height", "180",
                          "--mode", "fifo", "--consumers", "1", "--frames", "300"])
     check(cam.wait(240) == 0, "camera failed", cam.output())

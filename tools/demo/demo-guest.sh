@@ -17,10 +17,10 @@ out=${DMABROKER_VM_ARTIFACTS:?not inside the test bed}
 src=$(cd "$(dirname "$0")/../.." && pwd)
 ctl="$build/tools/dmabrokerctl --session"
 
-"$build/tools/dmabroker-display" --session --device vkms --stream demo --input none \
+"$build/tools/dmabroker-display" --session --device vkms --stream demo --input none --wait 120 \
 	--writeback "$out/vkms-writeback.ppm" >"$out/display-vkms.log" 2>&1 &
 vkms=$!
-"$build/tools/dmabroker-display" --session --device virtio_gpu --stream demo --input none \
+"$build/tools/dmabroker-display" --session --device virtio_gpu --stream demo --input none --wait 120 \
 	>"$out/display-virtio-gpu.log" 2>&1 &
 vgpu=$!
 "$build/tools/dmabroker-camera" --session --stream demo --format XR24 --width 640 --height 480 \
