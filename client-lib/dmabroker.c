@@ -46,6 +46,32 @@ void clear_error(struct dmabroker *b)
 	sd_bus_error_free(&b->error);
 }
 
+static int reconnect(struct dmabroker *b);
+
+static void remember_owner(struct dmabroker *b, const char *owner)
+{
+	if (owner && *owner)
+		snprintf(b->daemon_owner, sizeof(b->daemon_owner), "%s", owner);
+}
+
+/*
+ * The daemon's name changed hands: a restarted daemon (with the fd store it
+ * kept our buffers) gets our direct connection and our buffers back.
+ */
+static int on_name_owner_changed(sd_bus_message *m, void *userdata, sd_bus_error *ret_error)
+{
+	struct dmabroker *b = userdata;
+	const char *name, *old_owner, *new_owner;
+
+	if (sd_bus_message_read(m, "sss", &name, &old_owner, &new_owner) < 0 || strcmp(name, BUS_NAME) != 0 ||
+	    !*new_owner)
+		return 0;
+	if (b->daemon_owner[0] && strcmp(b->daemon_owner, new_owner) != 0 && !b->reconnecting)
+		reconnect(b);
+	remember_owner(b, new_owner);
+	return 0;
+}
+
 static int connect_common(sd_bus *bus, struct dmabroker **ret)
 {
 	struct dmabroker *b = calloc(1, sizeof(*b));
@@ -57,6 +83,20 @@ static int connect_common(sd_bus *bus, struct dmabroker **ret)
 	}
 	b->bus = bus;
 	r = sd_bus_match_signal(bus, NULL, BUS_NAME, BROKER_PATH, BROKER_INTERFACE, "Moved", on_moved, b);
+	if (r >= 0)
+		r = sd_bus_add_match(bus, NULL,
+				     "type='signal',sender='org.freedesktop.DBus',path='/org/freedesktop/DBus',"
+				     "interface='org.freedesktop.DBus',member='NameOwnerChanged',arg0='" BUS_NAME "'",
+				     on_name_owner_changed, b);
+	if (r >= 0) {
+		sd_bus_message *reply = NULL;
+		const char *owner;
+		if (sd_bus_call_method(bus, "org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus",
+				       "GetNameOwner", NULL, &reply, "s", BUS_NAME) >= 0 &&
+		    sd_bus_message_read(reply, "s", &owner) > 0)
+			remember_owner(b, owner);
+		sd_bus_message_unref(reply);
+	}
 	if (r >= 0)
 		r = sd_event_new(&b->event);
 	if (r >= 0)
@@ -338,11 +378,57 @@ static int new_allocate_call(struct dmabroker *b, const struct dmabroker_alloc_d
 }
 
 /* Sends m and waits; on failure records the error. Takes m. */
+static bool connection_lost(int r, const sd_bus_error *e)
+{
+	return r == -ECONNRESET || r == -ENOTCONN || r == -EPIPE || r == -ESHUTDOWN ||
+	       sd_bus_error_has_name(e, SD_BUS_ERROR_SERVICE_UNKNOWN) ||
+	       sd_bus_error_has_name(e, SD_BUS_ERROR_NAME_HAS_NO_OWNER) ||
+	       sd_bus_error_has_name(e, SD_BUS_ERROR_NO_REPLY);
+}
+
+/* The same call again, for the connection that replaced the one m was made for. */
+static int copy_call(struct dmabroker *b, sd_bus_message *m, sd_bus_message **ret)
+{
+	int r = sd_bus_message_new_method_call(calls(b), ret, destination(b), BROKER_PATH, BROKER_INTERFACE,
+					       sd_bus_message_get_member(m));
+	/* only a sealed message can be read back; one never sent is not yet */
+	(void)sd_bus_message_seal(m, 1, 0); /* any 32-bit cookie: it is never sent */
+	if (r >= 0)
+		r = sd_bus_message_rewind(m, 1);
+	if (r >= 0)
+		r = sd_bus_message_copy(*ret, m, 1);
+	if (r < 0)
+		*ret = sd_bus_message_unref(*ret);
+	return r;
+}
+
 int call(struct dmabroker *b, sd_bus_message *m, sd_bus_message **reply)
 {
 	sd_bus_error e = SD_BUS_ERROR_NULL;
-	int r = sd_bus_call(calls(b), m, 0, &e, reply);
+	int r;
 
+	/* a daemon restart we have not heard of yet: the bus says so first */
+	while (!b->reconnecting && sd_bus_process(b->bus, NULL) > 0)
+		;
+	if (sd_bus_message_get_bus(m) != calls(b)) {
+		sd_bus_message *again = NULL;
+		r = copy_call(b, m, &again);
+		sd_bus_message_unref(m);
+		if (r < 0)
+			return set_error(b, NULL, r);
+		m = again;
+	}
+	r = sd_bus_call(calls(b), m, 0, &e, reply);
+	if (r < 0 && connection_lost(r, &e) && !b->reconnecting && reconnect(b) == 0) {
+		sd_bus_message *again = NULL;
+		if (copy_call(b, m, &again) >= 0) {
+			sd_bus_error_free(&e);
+			r = sd_bus_call(calls(b), again, 0, &e, reply);
+			sd_bus_message_unref(again);
+		}
+	}
+	if (r >= 0 && !b->direct)
+		remember_owner(b, sd_bus_message_get_sender(*reply));
 	sd_bus_message_unref(m);
 	if (r < 0)
 		set_error(b, &e, r);
@@ -355,6 +441,69 @@ int call(struct dmabroker *b, sd_bus_message *m, sd_bus_message **reply)
 int new_call(struct dmabroker *b, const char *method, sd_bus_message **ret)
 {
 	return sd_bus_message_new_method_call(calls(b), ret, destination(b), BROKER_PATH, BROKER_INTERFACE, method);
+}
+
+/*
+ * The daemon restarted (or went away): wait up to 10 s for it, open a new
+ * direct connection if we had one, and reclaim every buffer we hold by
+ * showing our fd of it. Buffers it did not keep stay usable locally (the
+ * fd is ours) but are no longer the broker's.
+ */
+static int reconnect(struct dmabroker *b)
+{
+	sd_bus_message *m = NULL, *reply = NULL;
+	bool had_direct = b->direct != NULL;
+	const uint64_t *ids = NULL;
+	size_t n_ids = 0;
+	unsigned wanted = 0;
+	int r = -ETIMEDOUT;
+
+	b->reconnecting = true;
+	if (b->direct) {
+		sd_bus_detach_event(b->direct);
+		b->direct = sd_bus_flush_close_unref(b->direct);
+	}
+	for (int i = 0; i < 200; i++) {
+		const char *owner;
+		r = sd_bus_call_method(b->bus, "org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus",
+				       "GetNameOwner", NULL, &reply, "s", BUS_NAME);
+		if (r >= 0 && sd_bus_message_read(reply, "s", &owner) > 0) {
+			remember_owner(b, owner);
+			break;
+		}
+		reply = sd_bus_message_unref(reply);
+		usleep(50000);
+	}
+	reply = sd_bus_message_unref(reply);
+	if (r < 0)
+		goto out;
+	if (had_direct && (r = dmabroker_open_direct(b)) < 0)
+		goto out;
+	r = new_call(b, "Reclaim", &m);
+	if (r >= 0)
+		r = sd_bus_message_open_container(m, 'a', "(th)");
+	for (struct dmabroker_buffer *buf = b->buffers; r >= 0 && buf; buf = buf->next, wanted++)
+		r = sd_bus_message_append(m, "(th)", buf->id, buf->fd);
+	if (r >= 0)
+		r = sd_bus_message_close_container(m);
+	if (r >= 0)
+		r = sd_bus_call(calls(b), m, 0, NULL, &reply);
+	if (r >= 0)
+		r = sd_bus_message_read_array(reply, 't', (const void **)&ids, &n_ids);
+	if (r >= 0)
+		b->reconnects++;
+	(void)wanted;
+out:
+	sd_bus_message_unref(m);
+	sd_bus_message_unref(reply);
+	streams_daemon_lost(b);
+	b->reconnecting = false;
+	return r < 0 ? r : 0;
+}
+
+EXPORT unsigned dmabroker_get_reconnect_count(const struct dmabroker *b)
+{
+	return b->reconnects;
 }
 
 EXPORT int dmabroker_allocate(struct dmabroker *b, const struct dmabroker_alloc_desc *desc,

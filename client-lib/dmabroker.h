@@ -280,6 +280,18 @@ unsigned dmabroker_buffer_get_plane_count(const struct dmabroker_buffer *buf);
 int dmabroker_buffer_get_plane(const struct dmabroker_buffer *buf, unsigned i, uint64_t *offset,
 			       uint32_t *stride);
 
+/*
+ * Daemon restarts: when dmabrokerd restarts with its fd store (crash or
+ * upgrade under systemd), the library notices (the bus name changes hands,
+ * or a call finds the connection gone), waits up to 10 s for the daemon,
+ * reopens the direct connection, and reclaims every buffer this client
+ * holds; the call that noticed is then retried once. Buffers, their ids and
+ * fds stay as they were. Grants and streams do not survive a restart:
+ * streams end (consumers see -EPIPE, producers StreamEnded).
+ */
+/** How many times b reconnected to a restarted daemon. */
+unsigned dmabroker_get_reconnect_count(const struct dmabroker *b);
+
 /* ---- streams: buffers cycled between a producer and consumers ---- */
 
 /*

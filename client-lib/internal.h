@@ -26,6 +26,9 @@ struct dmabroker {
 	sd_bus_error error;          /* the last failure */
 	dmabroker_move_callback on_move;
 	void *move_userdata;
+	char daemon_owner[64];       /* the daemon's unique name, to notice a restart */
+	bool reconnecting;
+	unsigned reconnects;         /* daemon restarts reconnected to */
 };
 
 struct dmabroker_buffer {
@@ -62,3 +65,5 @@ int read_fence_array(sd_bus_message *m, int *ret);
 /* stream.c: the signals of streams, on the direct connection. */
 int stream_on_signal(sd_bus_message *m, void *userdata, sd_bus_error *ret_error);
 void streams_free_all(struct dmabroker *b);
+/* The daemon restarted: its streams are gone (StreamEnded for consumers, an error for producers). */
+void streams_daemon_lost(struct dmabroker *b);

@@ -366,6 +366,24 @@ EXPORT struct dmabroker_stream *dmabroker_stream_destroy(struct dmabroker_stream
 	return NULL;
 }
 
+void streams_daemon_lost(struct dmabroker *b)
+{
+	for (struct dmabroker_stream *s = b->streams; s; s = s->next) {
+		sd_bus_error e = SD_BUS_ERROR_NULL;
+		s->buffers_call = sd_bus_slot_unref(s->buffers_call);
+		s->id = 0; /* nothing to leave any more */
+		if (s->producer || !s->ready) {
+			sd_bus_error_set(&e, DMABROKER_ERROR("StreamEnded"),
+					 "the daemon restarted: streams do not survive it; create the stream again");
+			fail(s, &e, -EPIPE);
+			sd_bus_error_free(&e);
+		} else {
+			s->ended = true;
+			notify(s);
+		}
+	}
+}
+
 void streams_free_all(struct dmabroker *b)
 {
 	while (b->streams)

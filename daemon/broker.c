@@ -27,6 +27,8 @@ int broker_init(struct broker *b, sd_event *event, const struct config *c)
 	b->bus_endpoint.broker = b;
 	b->self.broker = b;
 	snprintf(b->self.comm, sizeof(b->self.comm), "dmabrokerd");
+	b->restored.broker = b;
+	snprintf(b->restored.comm, sizeof(b->restored.comm), "restored");
 	return backends_probe(&b->backends, c);
 }
 
@@ -47,6 +49,9 @@ void broker_finish(struct broker *b)
 {
 	while (b->clients)
 		client_free(b->clients);
+	while (b->restored.holds)
+		buffer_release(b->restored.holds);
+	b->restore_timer = sd_event_source_disable_unref(b->restore_timer);
 	streams_free(b);
 	hashmap_clear(&b->buffers);
 	hashmap_clear(&b->grants);

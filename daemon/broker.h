@@ -89,6 +89,7 @@ struct buffer {
 	struct token *tokens;
 	struct migration *migration;    /* a move in progress (migrate.c) */
 	struct stream *stream;          /* the stream that cycles it; keeps it alive */
+	char fdname[200];               /* its name in the fd store, "" if not there */
 	struct resv resv;               /* access grants and kept fences (access.c) */
 	uint64_t created_usec;
 };
@@ -132,6 +133,9 @@ struct broker {
 	uint64_t bytes;
 	uint64_t fence_timeouts;
 	struct client self;             /* holds the daemon's own grants (moves) */
+	struct client restored;         /* holds buffers restored from the fd store until reclaimed */
+	bool fd_store;                  /* keep buffers in the service manager's fd store */
+	sd_event_source *restore_timer; /* the end of restore-grace */
 	uid_t uid;                      /* the daemon's own */
 };
 

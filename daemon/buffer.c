@@ -16,6 +16,7 @@
 #include "cleanup.h"
 #include "errors.h"
 #include "log.h"
+#include "fdstore.h"
 #include "migrate.h"
 #include "quota.h"
 
@@ -87,6 +88,7 @@ static void buffer_free(struct buffer *buf, struct broker *b)
 		token_free(buf->tokens);
 	migration_cancel(buf);
 	access_free_buffer(buf);
+	fdstore_remove(buf);
 	hashmap_remove(&b->buffers, buf->id);
 	b->bytes -= buf->size;
 	log_debug("buffer %llu freed", (unsigned long long)buf->id);
@@ -256,6 +258,7 @@ int buffer_allocate(struct broker *b, struct client *owner, const struct alloc_r
 	buf->modifier = DRM_FORMAT_MOD_LINEAR;
 	buf->layout = layout;
 	buffer_set_name(buf);
+	fdstore_add(buf);
 	*ret = buf;
 	return 0;
 }

@@ -24,6 +24,7 @@
 #include "config.h"
 #include "errors.h"
 #include "log.h"
+#include "fdstore.h"
 #include "migrate.h"
 #include "quota.h"
 #include "stream.h"
@@ -355,6 +356,7 @@ static int method_import(sd_bus_message *m, void *userdata, sd_bus_error *error)
 	buf->modifier = modifier;
 	l.size = buf->size;
 	buf->layout = l;
+	fdstore_add(buf);
 	return sd_bus_reply_method_return(m, "tt", buf->id, buf->size);
 }
 
@@ -698,6 +700,39 @@ static int method_list_backends(sd_bus_message *m, void *userdata, sd_bus_error 
 	return send_list_reply(reply, r);
 }
 
+static int method_reclaim(sd_bus_message *m, void *userdata, sd_bus_error *error)
+{
+	struct endpoint *e = userdata;
+	sd_bus_message *reply = NULL;
+	uint64_t ids[256], id;
+	unsigned n = 0;
+	struct client *c;
+	int fd, r = caller(e, m, &c, error);
+
+	if (r < 0)
+		return r;
+	r = sd_bus_message_enter_container(m, 'a', "(th)");
+	while (r >= 0 && (r = sd_bus_message_read(m, "(th)", &id, &fd)) > 0) {
+		if (n == ELEMENTSOF(ids))
+			return sd_bus_error_setf(error, ERR_INVALID_ARGUMENT, "more than %zu buffers at once",
+						 ELEMENTSOF(ids));
+		r = fdstore_reclaim(c, id, fd, error);
+		if (r < 0)
+			return r;
+		if (r > 0)
+			ids[n++] = id;
+	}
+	if (r < 0)
+		return r;
+	if (n)
+		log_info("client %llu (%s, pid %d) reclaimed %u buffers", (unsigned long long)c->id, c->comm,
+			 (int)c->pid, n);
+	r = sd_bus_message_new_method_return(m, &reply);
+	if (r >= 0)
+		r = sd_bus_message_append_array(reply, 't', ids, n * sizeof(uint64_t));
+	return send_reply(reply, r);
+}
+
 static int method_open_direct(sd_bus_message *m, void *userdata, sd_bus_error *error)
 {
 	struct endpoint *e = userdata;
@@ -1006,6 +1041,8 @@ const sd_bus_vtable broker_vtable[] = {
 				 method_get_usage, SD_BUS_VTABLE_UNPRIVILEGED),
 	SD_BUS_METHOD_WITH_NAMES("ListBackends", "", , "a(sssbs)", SD_BUS_PARAM(backends),
 				 method_list_backends, SD_BUS_VTABLE_UNPRIVILEGED),
+	SD_BUS_METHOD_WITH_NAMES("Reclaim", "a(th)", SD_BUS_PARAM(buffers), "at", SD_BUS_PARAM(reclaimed),
+				 method_reclaim, SD_BUS_VTABLE_UNPRIVILEGED),
 	SD_BUS_METHOD_WITH_NAMES("OpenDirect", "", , "h", SD_BUS_PARAM(fd),
 				 method_open_direct, SD_BUS_VTABLE_UNPRIVILEGED),
 	SD_BUS_METHOD_WITH_NAMES("CreateStream", "sa{sv}", SD_BUS_PARAM(name) SD_BUS_PARAM(options),

@@ -35,6 +35,7 @@ void config_init(struct config *c)
 		.max_grants_per_client = 256,
 		.max_pending_per_client = 16,
 		.max_streams_per_client = 8,
+		.restore_grace_sec = 30,
 		.max_fences_per_client = 1024,
 		.max_clients_per_uid = 64,
 		.max_buffers_per_uid = 4096,
@@ -185,6 +186,8 @@ struct key {
 
 static const struct key keys[] = {
 	KEY(SECTION_DAEMON, "log-level", K_LOGLEVEL, log_level),
+	KEY(SECTION_DAEMON, "fd-store", K_BOOL, fd_store),
+	KEY(SECTION_DAEMON, "restore-grace", K_U32, restore_grace_sec),
 	LISTKEY(SECTION_BACKENDS, "order", K_ORDER, order, n_order),
 	KEY(SECTION_BACKENDS, "heap", K_STRING, heap),
 	KEY(SECTION_BACKENDS, "contiguous-heap", K_STRING, contiguous_heap),

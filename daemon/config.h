@@ -36,6 +36,8 @@ struct access_rule {
 struct config {
 	/* [daemon] */
 	int log_level;                 /* log-level: err ... debug */
+	bool fd_store;                 /* fd-store: keep buffers in the service manager's fd store */
+	uint32_t restore_grace_sec;    /* restore-grace: how long restored buffers wait to be reclaimed */
 	/* [backends] */
 	unsigned n_order;              /* order: backend kinds, first match wins */
 	char *order[CONFIG_MAX_LIST];

@@ -21,6 +21,7 @@
 #include "buildconf.h"
 #include "config.h"
 #include "errors.h"
+#include "fdstore.h"
 #include "log.h"
 
 enum bus_kind { BUS_SYSTEM, BUS_SESSION };
@@ -39,6 +40,9 @@ static const char usage_text[] =
 	"                      (the default file may be missing; a given one may not)\n"
 	"  --log-level=LEVEL   err, warning, notice, info (default) or debug;\n"
 	"                      overrides [daemon] log-level\n"
+	"  --fd-store          keep every buffer in the service manager's fd store and\n"
+	"                      take them back at start (overrides [daemon] fd-store),\n"
+	"                      so that a restart loses no buffer\n"
 	"  -h, --help          print this help and exit\n"
 	"  --version           print the version and exit\n"
 	"\n"
@@ -87,6 +91,9 @@ static int run(enum bus_kind kind, struct config *cfg)
 	sd_event_add_signal(event, NULL, SIGINT, on_signal, NULL);
 	sd_bus_error_add_map(dmabroker_error_map);
 	broker_init(&broker, event, cfg); /* takes cfg over */
+	broker.fd_store = broker.config.fd_store;
+	if (broker.fd_store)
+		fdstore_restore(&broker);
 
 	r = kind == BUS_SESSION ? sd_bus_open_user(&bus) : sd_bus_open_system(&bus);
 	if (r < 0) {
@@ -123,7 +130,7 @@ out:
 
 int main(int argc, char **argv)
 {
-	enum { OPT_SYSTEM = 256, OPT_SESSION, OPT_LOG_LEVEL, OPT_VERSION, OPT_CONFIG };
+	enum { OPT_SYSTEM = 256, OPT_SESSION, OPT_LOG_LEVEL, OPT_VERSION, OPT_CONFIG, OPT_FD_STORE };
 	static const struct option options[] = {
 		{ "system", no_argument, NULL, OPT_SYSTEM },
 		{ "session", no_argument, NULL, OPT_SESSION },
@@ -131,6 +138,7 @@ int main(int argc, char **argv)
 		{ "config", required_argument, NULL, OPT_CONFIG },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, OPT_VERSION },
+		{ "fd-store", no_argument, NULL, OPT_FD_STORE },
 		{ 0 },
 	};
 	enum bus_kind kind = BUS_SYSTEM;
@@ -138,6 +146,7 @@ int main(int argc, char **argv)
 	struct config cfg;
 	char *error = NULL;
 	int c, level = -1;
+	bool fd_store = false;
 
 	while ((c = getopt_long(argc, argv, "h", options, NULL)) != -1) {
 		switch (c) {
@@ -157,6 +166,9 @@ int main(int argc, char **argv)
 			break;
 		case OPT_CONFIG:
 			config_path = optarg;
+			break;
+		case OPT_FD_STORE:
+			fd_store = true;
 			break;
 		case 'h':
 			fputs(usage_text, stdout);
@@ -183,5 +195,7 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	log_set_level(level >= 0 ? level : cfg.log_level);
+	if (fd_store)
+		cfg.fd_store = true;
 	return run(kind, &cfg);
 }

@@ -105,8 +105,8 @@ int quota_check(const struct client *c, enum quota_resource r, uint64_t add, sd_
 	struct usage u;
 	int ret;
 
-	if (c == &c->broker->self)
-		return 0; /* the daemon's own grants (moves) */
+	if (c == &c->broker->self || c == &c->broker->restored)
+		return 0; /* the daemon's own grants (moves), restored buffers */
 	quota_client_usage(c, &u);
 	if (over(u.v[r], add, quota_client_limit(cfg, r))) {
 		ret = sd_bus_error_setf(error, ERR_QUOTA_EXCEEDED,

@@ -1,0 +1,207 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * restart-client: the client side of tests/integration/restart-test.py.
+ * Allocates three buffers and writes a pattern in each, shares one with a
+ * second connection by token, opens a direct connection, and leaves one
+ * more buffer with a child process that will be gone by the restart.
+ * Prints "ready IDS..." and waits for a line on stdin; by then the daemon
+ * was killed and restarted. Then it uses every buffer again without doing
+ * anything special (the library must reconnect and reclaim by itself),
+ * checks each content, and allocates and shares anew. Exit 0 when all of
+ * that worked; a message on stderr otherwise.
+ *
+ * "restart-client --backend NAME" allocates from that backend (the VM test
+ * uses heap:system, so real dma-bufs go through the store).
+ *
+ * "restart-client forge ID" instead shows the daemon forged proofs for a
+ * restored buffer ID, over a plain sd-bus connection: a memfd of the same
+ * size, /dev/null, a pipe, and an id nobody has. It prints what each
+ * reclaimed ("memfd 0" ...) and exits 0 when every call got a reply.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <drm_fourcc.h>
+#include <fcntl.h>
+#include <systemd/sd-bus.h>
+
+#include "dmabroker.h"
+
+#define FAIL(...) do { fprintf(stderr, "restart-client: " __VA_ARGS__); fputc('\n', stderr); exit(1); } while (0)
+
+static const char *backend;
+
+static struct dmabroker_buffer *alloc(struct dmabroker *b)
+{
+	struct dmabroker_alloc_desc d = {
+		.version = DMABROKER_ALLOC_DESC_VERSION, .width = 64, .height = 64, .fourcc = DRM_FORMAT_XRGB8888,
+		.usage = DMABROKER_USAGE_CPU_READ_FLAG | DMABROKER_USAGE_CPU_WRITE_FLAG, .backend = backend,
+	};
+	struct dmabroker_buffer *buf = NULL;
+	if (dmabroker_allocate(b, &d, &buf) < 0)
+		FAIL("allocate: %s", dmabroker_error_message(b));
+	return buf;
+}
+
+static struct dmabroker *buf_owner;
+
+static void pattern(struct dmabroker_buffer *buf, uint32_t salt, bool write)
+{
+	size_t words = dmabroker_buffer_get_size(buf) / 4;
+	uint64_t grant;
+	uint32_t *p;
+
+	if (dmabroker_buffer_cpu_begin(buf, write ? DMABROKER_ACCESS_WRITE : DMABROKER_ACCESS_READ, 5000, &grant) < 0)
+		FAIL("cpu_begin on buffer %llu: %s", (unsigned long long)dmabroker_buffer_get_id(buf),
+		     dmabroker_error_message(buf_owner));
+	p = mmap(NULL, words * 4, PROT_READ | PROT_WRITE, MAP_SHARED, dmabroker_buffer_get_fd(buf), 0);
+	if (p == MAP_FAILED)
+		FAIL("mmap: %s", strerror(errno));
+	for (size_t i = 0; i < words; i++) {
+		uint32_t v = salt * 2654435761u ^ (uint32_t)i;
+		if (write)
+			p[i] = v;
+		else if (p[i] != v)
+			FAIL("buffer %llu: word %zu changed across the restart",
+			     (unsigned long long)dmabroker_buffer_get_id(buf), i);
+	}
+	munmap(p, words * 4);
+	if (dmabroker_buffer_cpu_end(buf, grant) < 0)
+		FAIL("cpu_end failed");
+}
+
+/* Reclaim (id, fd) over a plain connection: how many the daemon gave back, or -1. */
+static int forged_reclaim(sd_bus *bus, uint64_t id, int fd)
+{
+	sd_bus_message *reply = NULL;
+	sd_bus_error e = SD_BUS_ERROR_NULL;
+	const uint64_t *ids;
+	size_t n = 0;
+	int r = sd_bus_call_method(bus, "org.dmabroker.Broker1", "/org/dmabroker/Broker1", "org.dmabroker.Broker1",
+				   "Reclaim", &e, &reply, "a(th)", 1, id, fd);
+	if (r >= 0)
+		r = sd_bus_message_read_array(reply, 't', (const void **)&ids, &n);
+	if (r < 0)
+		fprintf(stderr, "restart-client: Reclaim: %s\n", e.message ? e.message : strerror(-r));
+	sd_bus_error_free(&e);
+	sd_bus_message_unref(reply);
+	return r < 0 ? -1 : (int)(n / sizeof(uint64_t));
+}
+
+static int forge(uint64_t id)
+{
+	sd_bus *bus = NULL;
+	int memfd = memfd_create("forged", MFD_CLOEXEC), null = open("/dev/null", O_RDWR | O_CLOEXEC), p[2];
+	int rc = 0, n;
+
+	if (memfd < 0 || ftruncate(memfd, 16384) < 0 || null < 0 || pipe(p) < 0 || sd_bus_open_user(&bus) < 0)
+		FAIL("forge: set-up");
+	n = forged_reclaim(bus, id, memfd);
+	printf("memfd %d\n", n);
+	rc |= n < 0;
+	n = forged_reclaim(bus, id, null);
+	printf("null %d\n", n);
+	rc |= n < 0;
+	n = forged_reclaim(bus, id, p[0]);
+	printf("pipe %d\n", n);
+	rc |= n < 0;
+	n = forged_reclaim(bus, id + 1000, memfd);
+	printf("unknown %d\n", n);
+	rc |= n < 0;
+	close(memfd);
+	close(null);
+	close(p[0]);
+	close(p[1]);
+	sd_bus_flush_close_unref(bus);
+	return rc;
+}
+
+int main(int argc, char **argv)
+{
+	struct dmabroker *a = NULL, *b = NULL;
+	struct dmabroker_buffer *bufs[3], *shared = NULL, *fresh;
+	char *token = NULL, line[64];
+	int to_child[2], from_child[2];
+	unsigned long long orphan = 0;
+	pid_t child;
+
+	if (argc == 3 && strcmp(argv[1], "forge") == 0)
+		return forge(strtoull(argv[2], NULL, 10));
+	if (argc == 3 && strcmp(argv[1], "--backend") == 0)
+		backend = argv[2];
+	else if (argc != 1)
+		FAIL("usage: restart-client [--backend NAME] | restart-client forge ID");
+	if (dmabroker_connect(DMABROKER_BUS_SESSION, &a) < 0 || dmabroker_connect(DMABROKER_BUS_SESSION, &b) < 0)
+		FAIL("connect");
+	if (dmabroker_open_direct(a) < 0)
+		FAIL("open_direct: %s", dmabroker_error_message(a));
+	buf_owner = a;
+	for (int i = 0; i < 3; i++) {
+		bufs[i] = alloc(a);
+		pattern(bufs[i], (uint32_t)i + 1, true);
+	}
+	if (dmabroker_buffer_create_token(bufs[2], 0, 0, &token) < 0 || dmabroker_open_token(b, token, &shared) < 0)
+		FAIL("share: %s", dmabroker_error_message(a));
+	free(token);
+	/* a client that will be gone by the restart: its buffer is restored, never reclaimed */
+	if (pipe(to_child) < 0 || pipe(from_child) < 0)
+		FAIL("pipe");
+	child = fork();
+	if (child == 0) {
+		struct dmabroker *c = NULL;
+		char ok;
+		if (dmabroker_connect(DMABROKER_BUS_SESSION, &c) < 0)
+			_exit(1);
+		dprintf(from_child[1], "%llu\n", (unsigned long long)dmabroker_buffer_get_id(alloc(c)));
+		if (read(to_child[0], &ok, 1) < 0)
+			_exit(1);
+		_exit(0); /* without a word to the daemon */
+	}
+	{
+		FILE *f = fdopen(from_child[0], "r");
+		if (!f || fscanf(f, "%llu", &orphan) != 1)
+			FAIL("the child did not allocate");
+	}
+	printf("ready %llu %llu %llu %llu\n", (unsigned long long)dmabroker_buffer_get_id(bufs[0]),
+	       (unsigned long long)dmabroker_buffer_get_id(bufs[1]), (unsigned long long)dmabroker_buffer_get_id(bufs[2]),
+	       orphan);
+	fflush(stdout);
+	/* the harness kills the daemon; the child goes while it is down */
+	if (!fgets(line, sizeof(line), stdin) || strncmp(line, "down", 4) != 0)
+		FAIL("expected 'down'");
+	if (write(to_child[1], "x", 1) != 1 || waitpid(child, NULL, 0) != child)
+		FAIL("child");
+	printf("child gone\n");
+	fflush(stdout);
+	if (!fgets(line, sizeof(line), stdin) || strncmp(line, "go", 2) != 0)
+		FAIL("expected 'go'");
+
+	/* the daemon restarted: use everything as if nothing happened */
+	buf_owner = a;
+	for (int i = 0; i < 3; i++)
+		pattern(bufs[i], (uint32_t)i + 1, false);
+	buf_owner = b;
+	pattern(shared, 3, false);
+	if (dmabroker_get_reconnect_count(a) != 1 || dmabroker_get_reconnect_count(b) != 1)
+		FAIL("reconnects: %u and %u, want 1 each", dmabroker_get_reconnect_count(a),
+		     dmabroker_get_reconnect_count(b));
+	fresh = alloc(a);
+	if (dmabroker_buffer_get_id(fresh) <= dmabroker_buffer_get_id(bufs[2]))
+		FAIL("a new buffer reused id %llu", (unsigned long long)dmabroker_buffer_get_id(fresh));
+	if (dmabroker_buffer_create_token(bufs[0], 0, 0, &token) < 0)
+		FAIL("token after the restart: %s", dmabroker_error_message(a));
+	free(token);
+	printf("reclaimed and used: 3 buffers of one client, 1 of another, new id %llu\n",
+	       (unsigned long long)dmabroker_buffer_get_id(fresh));
+	fflush(stdout);
+	if (!fgets(line, sizeof(line), stdin))
+		FAIL("expected 'end'");
+	dmabroker_disconnect(b);
+	dmabroker_disconnect(a);
+	return 0;
+}
