@@ -407,8 +407,13 @@ int call(struct dmabroker *b, sd_bus_message *m, sd_bus_message **reply)
 	sd_bus_error e = SD_BUS_ERROR_NULL;
 	int r;
 
-	/* a daemon restart we have not heard of yet: the bus says so first */
-	while (!b->reconnecting && sd_bus_process(b->bus, NULL) > 0)
+	/*
+	 * A daemon restart we have not heard of yet: on the bus, the name's new
+	 * owner would answer as if we were new, so hear NameOwnerChanged
+	 * first. A direct connection needs no look (a syscall per call): it
+	 * breaks with the daemon, and the call below then reconnects.
+	 */
+	while (!b->direct && !b->reconnecting && sd_bus_process(b->bus, NULL) > 0)
 		;
 	if (sd_bus_message_get_bus(m) != calls(b)) {
 		sd_bus_message *again = NULL;
@@ -963,6 +968,36 @@ EXPORT int dmabroker_end_access(struct dmabroker *b, uint64_t grant, int release
 	r = call(b, m, &reply);
 	sd_bus_message_unref(reply);
 	return r < 0 ? r : 0;
+}
+
+EXPORT int dmabroker_end_access_oneway(struct dmabroker *b, uint64_t grant, int release_fence)
+{
+	sd_bus_message *m = NULL;
+	int r;
+
+	if (release_fence >= 0 && !fence_is_sync_file(release_fence)) {
+		/* what the daemon would say, said here: it will not reply */
+		sd_bus_error e = SD_BUS_ERROR_NULL;
+		sd_bus_error_set(&e, DMABROKER_ERROR("InvalidArgument"), "the release fence is not a sync_file");
+		r = set_error(b, &e, -EINVAL);
+		sd_bus_error_free(&e);
+		return r;
+	}
+	r = new_call(b, "EndAccess", &m);
+	if (r >= 0)
+		r = sd_bus_message_append(m, "t", grant);
+	if (r >= 0)
+		r = release_fence >= 0 ? sd_bus_message_append(m, "ah", 1, release_fence)
+				       : sd_bus_message_append(m, "ah", 0);
+	if (r >= 0)
+		r = sd_bus_message_set_expect_reply(m, 0);
+	if (r >= 0)
+		r = sd_bus_send(calls(b), m, NULL);
+	sd_bus_message_unref(m);
+	if (r < 0)
+		return set_error(b, NULL, r);
+	clear_error(b);
+	return 0;
 }
 
 static int cpu_sync(const struct dmabroker_buffer *buf, uint64_t what)

@@ -219,6 +219,15 @@ int dmabroker_begin_access_multi(struct dmabroker *b, unsigned n, struct dmabrok
  * done under the grant is complete; without one the work must be done.
  */
 int dmabroker_end_access(struct dmabroker *b, uint64_t grant, int release_fence);
+/**
+ * Ends a grant without waiting for the daemon: EndAccess goes out as a
+ * one-way message (no reply), so a grant costs one round trip, not two.
+ * The library checks what it can first (-EINVAL: release_fence is not a
+ * sync_file); a refusal the daemon alone can tell (an unknown grant) is
+ * not reported back: the daemon logs it. Use it where the grant is known
+ * to be live, as on a per-frame path; dmabroker_end_access() otherwise.
+ */
+int dmabroker_end_access_oneway(struct dmabroker *b, uint64_t grant, int release_fence);
 
 /**
  * CPU access: begin_access, wait up to timeout_ms (-1 = forever) for the

@@ -576,6 +576,11 @@ static int method_end_access(sd_bus_message *m, void *userdata, sd_bus_error *er
 		r = caller(e, m, &c, error);
 	if (r >= 0)
 		r = access_end(c, grant, fence, error);
+	if (r < 0 && !sd_bus_message_get_expect_reply(m))
+		/* one-way (dmabroker_end_access_oneway): nobody hears the error, so say it here */
+		log_notice("one-way EndAccess of grant %llu from %s refused: %s", (unsigned long long)grant,
+			   sd_bus_message_get_sender(m) ? sd_bus_message_get_sender(m) : "a direct connection",
+			   sd_bus_error_is_set(error) ? error->message : strerror(-r));
 	if (r < 0)
 		return r;
 	return sd_bus_reply_method_return(m, "");

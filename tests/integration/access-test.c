@@ -183,6 +183,47 @@ static bool step_grant_basics(void)
 	return true;
 }
 
+/* One-way EndAccess: ends the grant without a reply; what only the daemon can refuse is logged, not returned. */
+static bool step_end_oneway(void)
+{
+	struct baseline base = baseline_take();
+	struct dmabroker *a = connect_session(), *b = connect_session();
+	struct dmabroker_buffer *buf, *bb;
+	uint64_t g1, g2;
+	int f1 = -1, f2 = -1, p[2];
+
+	CHECK(a && b && dmabroker_open_direct(a) == 0);
+	buf = alloc_buf(a, 64, 64);
+	CHECK(buf);
+	bb = share(buf, b);
+	CHECK(bb);
+	for (int i = 0; i < 100; i++) {
+		/* a writer on one connection, then a writer on the other: only if each one-way end landed */
+		CHECK(dmabroker_buffer_begin_access(buf, W, 0, &g1, &f1) == 0);
+		CHECK(dmabroker_end_access_oneway(a, g1, -1) == 0);
+		/* different connections: b's begin may reach the daemon first, and waits for a's end */
+		CHECK(dmabroker_buffer_begin_access(bb, W, 0, &g2, &f2) == 0);
+		CHECK(dmabroker_end_access_oneway(b, g2, -1) == 0);
+	}
+	CHECK(dmabroker_buffer_begin_access(buf, W, 0, &g1, &f1) == 0);
+	CHECK(pipe2(p, O_CLOEXEC) == 0);
+	CHECK(expect_error(a, dmabroker_end_access_oneway(a, g1, p[0]), EINVAL,
+			   "org.dmabroker.Error.InvalidArgument"));
+	close(p[0]);
+	close(p[1]);
+	CHECK(dmabroker_end_access_oneway(a, g1, -1) == 0);
+	/* unknown to the daemon: sent, refused there (a log line), and the connection goes on */
+	CHECK(dmabroker_end_access_oneway(a, g1, -1) == 0);
+	CHECK(dmabroker_end_access_oneway(a, 0xdeadbeef, -1) == 0);
+	CHECK(dmabroker_buffer_begin_access(buf, R, 0, &g1, &f1) == 0);
+	CHECK(buffer_field(dmabroker_buffer_get_id(buf), "grants") == 1);
+	CHECK(dmabroker_end_access(a, g1, -1) == 0);
+	dmabroker_disconnect(a);
+	dmabroker_disconnect(b);
+	CHECK(baseline_restored(base));
+	return true;
+}
+
 static bool step_fenceless_holder(void)
 {
 	struct baseline base = baseline_take();
@@ -1219,8 +1260,9 @@ int main(int argc, char **argv)
 	}
 	if (!daemon_pid_from_env("access-test"))
 		return 2;
-	tap_plan(fences ? 17 : 7);
+	tap_plan(fences ? 18 : 8);
 	tap_step("grants: readers share, a writer is exclusive, named errors", step_grant_basics);
+	tap_step("one-way EndAccess ends the grant with no reply; a bad fence is refused locally", step_end_oneway);
 	tap_step("a fence-less holder blocks a conflicting grant; the daemon serves others", step_fenceless_holder);
 	tap_step("waiters are served in order: a writer is not starved by later readers", step_writer_not_starved);
 	tap_step("a waiting cycle between clients is refused with WouldDeadlock", step_deadlock_refused);

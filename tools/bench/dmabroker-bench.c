@@ -39,7 +39,8 @@ static const char usage_text[] =
 	"figure's ratio to its baseline:\n"
 	"  raw       a request/reply carrying one fd each way over a Unix socketpair\n"
 	"            between two processes (SCM_RIGHTS), and a one-way fd handoff\n"
-	"  access    BeginAccess+EndAccess over the bus and over the direct connection\n"
+	"  access    BeginAccess+EndAccess over the bus and over the direct connection,\n"
+	"            with EndAccess waited for and one-way\n"
 	"  stream    a frame handoff between two processes over direct connections:\n"
 	"            producer queues, consumer acquires (one way), consumer releases,\n"
 	"            producer dequeues it back (cycle); frames/s with 1 and 3 consumers\n"
@@ -292,6 +293,8 @@ static struct dmabroker *connect_or_fail(bool direct)
 }
 
 /* n BeginAccess(write)+EndAccess pairs on buf: the pair's time in s; false on an error. */
+static bool end_oneway;
+
 static bool access_pairs(struct dmabroker *b, struct dmabroker_buffer *buf, unsigned n, struct samples *pair,
 			 struct samples *begin)
 {
@@ -303,7 +306,7 @@ static bool access_pairs(struct dmabroker *b, struct dmabroker_buffer *buf, unsi
 		t1 = monotonic_ns();
 		if (fence >= 0)
 			close(fence);
-		if (dmabroker_end_access(b, grant, -1) < 0)
+		if ((end_oneway ? dmabroker_end_access_oneway(b, grant, -1) : dmabroker_end_access(b, grant, -1)) < 0)
 			return false;
 		if (pair)
 			add(pair, monotonic_ns() - t0);
@@ -319,9 +322,11 @@ static void bench_access(void)
 {
 	struct samples pair = { 0 }, begin = { 0 };
 	header("access: BeginAccess + EndAccess, one client, one buffer (the baseline: raw request/reply)");
-	for (int direct = 0; direct <= 1; direct++) {
+	for (int run = 0; run < 3; run++) {
+		bool direct = run > 0;
 		struct dmabroker *b = connect_or_fail(direct);
 		struct dmabroker_buffer *buf = b ? alloc_buffer(b, 64, 64) : NULL;
+		const char *how = run == 0 ? "bus" : run == 1 ? "direct connection" : "direct, one-way EndAccess";
 		char name[96];
 		if (!buf) {
 			if (b)
@@ -329,18 +334,25 @@ static void bench_access(void)
 			dmabroker_disconnect(b);
 			return;
 		}
+		end_oneway = run == 2;
 		access_pairs(b, buf, iterations / 10, NULL, NULL); /* warm up */
 		reset(&pair);
 		reset(&begin);
 		if (!access_pairs(b, buf, iterations, &pair, &begin))
 			SECTION_FAIL("access: %s", dmabroker_error_message(b));
-		snprintf(name, sizeof(name), "BeginAccess alone, %s", direct ? "direct connection" : "bus");
-		row(name, &begin, raw_rtt_p50);
-		snprintf(name, sizeof(name), "BeginAccess+EndAccess, %s", direct ? "direct connection" : "bus");
+		end_oneway = false;
+		if (run < 2) {
+			snprintf(name, sizeof(name), "BeginAccess alone, %s", how);
+			row(name, &begin, raw_rtt_p50);
+		}
+		snprintf(name, sizeof(name), "BeginAccess+EndAccess, %s", how);
 		row(name, &pair, raw_rtt_p50);
-		if (direct)
-			target("BeginAccess+EndAccess (direct) / raw round trip, p50", pct(&pair, 0.5) / raw_rtt_p50,
-			       1.3, "x");
+		if (run == 1)
+			target("BeginAccess+EndAccess (direct, waited) / raw round trip, p50",
+			       pct(&pair, 0.5) / raw_rtt_p50, 1.3, "x");
+		if (run == 2)
+			target("BeginAccess+EndAccess (direct, one-way end) / raw round trip, p50",
+			       pct(&pair, 0.5) / raw_rtt_p50, 1.3, "x");
 		dmabroker_buffer_release(buf);
 		dmabroker_disconnect(b);
 	}
