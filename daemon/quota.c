@@ -26,36 +26,54 @@ static bool supplied_by(const struct fence_slot *s, uint64_t id)
 	return false;
 }
 
+/*
+ * One resource's use by c. O(1) for all but the kept fences, which are
+ * counted over the buffers c holds (EndAccess needs a hold): only a call
+ * that hands in a fence pays for that.
+ */
+static uint64_t client_use(const struct client *c, enum quota_resource r)
+{
+	uint64_t n = 0;
+
+	switch (r) {
+	case Q_BUFFERS: return c->n_holds;
+	case Q_BYTES: return c->bytes;
+	case Q_TOKENS: return c->n_tokens;
+	case Q_STREAMS: return c->n_streams;
+	case Q_GRANTS: return c->n_grants;
+	case Q_PENDING: return c->n_pending;
+	case Q_CLIENTS: return 1;
+	case Q_FENCES:
+		for (const struct hold *h = c->holds; h; h = h->next_in_client) {
+			const struct resv *rv = &h->buffer->resv;
+			n += supplied_by(rv->write, c->id);
+			for (unsigned i = 0; i < rv->n_reads; i++)
+				n += supplied_by(rv->reads[i], c->id);
+		}
+		return n;
+	default: return 0;
+	}
+}
+
+static uint64_t uid_use(const struct broker *b, uid_t uid, enum quota_resource r)
+{
+	uint64_t n = 0;
+	for (const struct client *c = b->clients; c; c = c->next)
+		if (c->uid == uid)
+			n += client_use(c, r);
+	return n;
+}
+
 void quota_client_usage(const struct client *c, struct usage *u)
 {
-	memset(u, 0, sizeof(*u));
-	u->v[Q_BUFFERS] = c->n_holds;
-	u->v[Q_BYTES] = c->bytes;
-	u->v[Q_TOKENS] = c->n_tokens;
-	u->v[Q_STREAMS] = c->n_streams;
-	u->v[Q_GRANTS] = c->n_grants;
-	u->v[Q_PENDING] = c->n_pending;
-	u->v[Q_CLIENTS] = 1;
-	/* kept fences it supplied: only on buffers it holds (EndAccess needs a hold) */
-	for (const struct hold *h = c->holds; h; h = h->next_in_client) {
-		const struct resv *rv = &h->buffer->resv;
-		u->v[Q_FENCES] += supplied_by(rv->write, c->id);
-		for (unsigned i = 0; i < rv->n_reads; i++)
-			u->v[Q_FENCES] += supplied_by(rv->reads[i], c->id);
-	}
+	for (unsigned r = 0; r < Q__MAX; r++)
+		u->v[r] = client_use(c, (enum quota_resource)r);
 }
 
 void quota_uid_usage(const struct broker *b, uid_t uid, struct usage *u)
 {
-	memset(u, 0, sizeof(*u));
-	for (const struct client *c = b->clients; c; c = c->next) {
-		struct usage one;
-		if (c->uid != uid)
-			continue;
-		quota_client_usage(c, &one);
-		for (unsigned r = 0; r < Q__MAX; r++)
-			u->v[r] += one.v[r];
-	}
+	for (unsigned r = 0; r < Q__MAX; r++)
+		u->v[r] = uid_use(b, uid, (enum quota_resource)r);
 }
 
 uint64_t quota_client_limit(const struct config *cfg, enum quota_resource r)
@@ -102,25 +120,25 @@ static bool over(uint64_t used, uint64_t add, uint64_t limit)
 int quota_check(const struct client *c, enum quota_resource r, uint64_t add, sd_bus_error *error)
 {
 	const struct config *cfg = &c->broker->config;
-	struct usage u;
+	uint64_t used;
 	int ret;
 
 	if (c == &c->broker->self || c == &c->broker->restored)
 		return 0; /* the daemon's own grants (moves), restored buffers */
-	quota_client_usage(c, &u);
-	if (over(u.v[r], add, quota_client_limit(cfg, r))) {
+	used = client_use(c, r);
+	if (over(used, add, quota_client_limit(cfg, r))) {
 		ret = sd_bus_error_setf(error, ERR_QUOTA_EXCEEDED,
 					"client %llu has %llu %s; %llu more would pass %s = %llu",
-					(unsigned long long)c->id, (unsigned long long)u.v[r], names[r],
+					(unsigned long long)c->id, (unsigned long long)used, names[r],
 					(unsigned long long)add, limit_key(r, false),
 					(unsigned long long)quota_client_limit(cfg, r));
 	} else {
-		quota_uid_usage(c->broker, c->uid, &u);
-		if (!over(u.v[r], add, quota_uid_limit(cfg, r)))
+		used = uid_use(c->broker, c->uid, r);
+		if (!over(used, add, quota_uid_limit(cfg, r)))
 			return 0;
 		ret = sd_bus_error_setf(error, ERR_QUOTA_EXCEEDED,
 					"uid %u has %llu %s across its clients; %llu more would pass %s = %llu",
-					(unsigned)c->uid, (unsigned long long)u.v[r], names[r], (unsigned long long)add,
+					(unsigned)c->uid, (unsigned long long)used, names[r], (unsigned long long)add,
 					limit_key(r, true), (unsigned long long)quota_uid_limit(cfg, r));
 	}
 	log_notice("refused client %llu (%s, uid %u, pid %d): %s", (unsigned long long)c->id, c->comm,
@@ -130,16 +148,15 @@ int quota_check(const struct client *c, enum quota_resource r, uint64_t add, sd_
 
 int quota_check_new_client(const struct broker *b, uid_t uid, pid_t pid, sd_bus_error *error)
 {
-	struct usage u;
+	uint64_t n = uid_use(b, uid, Q_CLIENTS);
 
-	quota_uid_usage(b, uid, &u);
-	if (!over(u.v[Q_CLIENTS], 1, b->config.max_clients_per_uid))
+	if (!over(n, 1, b->config.max_clients_per_uid))
 		return 0;
 	log_notice("refused a new client of uid %u (pid %d): %llu clients, max-clients-per-uid = %u", (unsigned)uid,
-		   (int)pid, (unsigned long long)u.v[Q_CLIENTS], b->config.max_clients_per_uid);
+		   (int)pid, (unsigned long long)n, b->config.max_clients_per_uid);
 	return sd_bus_error_setf(error, ERR_LIMIT_REACHED,
 				 "uid %u has %llu clients, the limit (max-clients-per-uid)", (unsigned)uid,
-				 (unsigned long long)u.v[Q_CLIENTS]);
+				 (unsigned long long)n);
 }
 
 static const struct access_rule *rule_for(const struct config *cfg, const struct backend *be)
