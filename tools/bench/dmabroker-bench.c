@@ -10,6 +10,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <sched.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <signal.h>
@@ -59,6 +60,10 @@ static const char usage_text[] =
 	"                      heap:NAME is compared with /dev/dma_heap/NAME\n"
 	"  --buffers N         buffers held for the memory and scaling figures\n"
 	"                      (default 10000, --quick 1000)\n"
+	"  --no-pin            leave CPU placement to the scheduler (default: the\n"
+	"                      bench and its clients on CPU 0, the raw peer and\n"
+	"                      the daemon on CPU 1, so a baseline and its broker\n"
+	"                      figure pay the same wakeups)\n"
 	"  --only SECTION      run one section (raw, access, stream, alloc, memory,\n"
 	"                      scaling); raw always runs, it is the baseline\n"
 	"  -h, --help          this text\n"
@@ -73,6 +78,7 @@ static bool quick;
 static const char *backend;
 static const char *only;
 static uint32_t n_buffers = 10000;
+static bool no_pin;
 
 /* ---- samples ---- */
 
@@ -154,6 +160,25 @@ static bool want(const char *section)
 	return !only || strcmp(only, section) == 0;
 }
 
+/* ---- CPU placement ---- */
+
+/*
+ * Where the processes run decides what a wakeup costs (same CPU: a switch;
+ * another, idle CPU: an interrupt and an idle exit), and left to the
+ * scheduler it changes from run to run. So the bench places them the same
+ * way for a baseline and its broker figure: the bench and its client
+ * processes on CPU 0, the raw peer and the daemon on CPU 1.
+ */
+static bool pinned;
+
+static bool pin(pid_t pid, int cpu)
+{
+	cpu_set_t set;
+	CPU_ZERO(&set);
+	CPU_SET(cpu, &set);
+	return sched_setaffinity(pid, sizeof(set), &set) == 0;
+}
+
 /* ---- fd passing ---- */
 
 static int send_fd(int sock, const void *data, size_t len, int fd)
@@ -212,6 +237,8 @@ static void bench_raw(void)
 		/* the peer: answers each request with an fd; then, one way, notes each arrival */
 		int fd;
 		close(sv[0]);
+		if (pinned)
+			pin(0, 1);
 		for (unsigned i = 0; i < iterations; i++) {
 			if (recv_fd(sv[1], &t, sizeof(t), &fd) < 0)
 				_exit(1);
@@ -530,6 +557,8 @@ static bool stream_run(unsigned consumers, unsigned buffers, unsigned frames, st
 }
 
 /* ---- the daemon's own figures ---- */
+
+static pid_t daemon_pid(void);
 
 static pid_t daemon_pid(void)
 {
@@ -876,13 +905,14 @@ static void print_targets(void)
 
 int main(int argc, char **argv)
 {
-	enum { OPT_QUICK = 256, OPT_ITER, OPT_BACKEND, OPT_ONLY, OPT_BUFFERS };
+	enum { OPT_QUICK = 256, OPT_ITER, OPT_BACKEND, OPT_ONLY, OPT_BUFFERS, OPT_NO_PIN };
 	static const struct option options[] = {
 		{ "quick", no_argument, NULL, OPT_QUICK },
 		{ "iterations", required_argument, NULL, OPT_ITER },
 		{ "backend", required_argument, NULL, OPT_BACKEND },
 		{ "only", required_argument, NULL, OPT_ONLY },
 		{ "buffers", required_argument, NULL, OPT_BUFFERS },
+		{ "no-pin", no_argument, NULL, OPT_NO_PIN },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
@@ -900,6 +930,9 @@ int main(int argc, char **argv)
 			if (!parse_u32(optarg, 20, 10000000, &iterations))
 				return usage_error(argv[0], "--iterations: a number from 20 up, not '%s'", optarg);
 			iter_set = true;
+			break;
+		case OPT_NO_PIN:
+			no_pin = true;
 			break;
 		case OPT_BUFFERS:
 			if (!parse_u32(optarg, 20, 100000, &n_buffers))
@@ -941,6 +974,13 @@ int main(int argc, char **argv)
 			setrlimit(RLIMIT_NOFILE, &rl);
 		}
 	}
+	if (!no_pin && sysconf(_SC_NPROCESSORS_ONLN) >= 2 && pin(0, 0)) {
+		pinned = true;
+		if (daemon_pid() && !pin(daemon_pid(), 1))
+			fprintf(stderr, "dmabroker-bench: cannot place the daemon on CPU 1: %s\n", strerror(errno));
+	}
+	printf("placement: %s\n", pinned ? "bench and clients on CPU 0, raw peer and daemon on CPU 1"
+					    : "left to the scheduler (--no-pin, or one CPU)");
 	printf("dmabroker-bench: %u samples per figure%s; backend %s; daemon pid %s\n", iterations,
 	       quick ? " (--quick: rough figures)" : "", backend ? backend : "(the daemon's choice)",
 	       getenv("DMABROKER_PID") ? getenv("DMABROKER_PID") : "unknown");
