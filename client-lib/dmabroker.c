@@ -352,7 +352,9 @@ static int new_allocate_call(struct dmabroker *b, const struct dmabroker_alloc_d
 	sd_bus_message *m = NULL;
 	int r;
 
-	if (!d || d->version != DMABROKER_ALLOC_DESC_VERSION || (d->n_modifiers && !d->modifiers))
+	/* version 1 descriptors end before flags */
+	if (!d || d->version < 1 || d->version > DMABROKER_ALLOC_DESC_VERSION || (d->n_modifiers && !d->modifiers) ||
+	    (d->version >= 2 && (d->flags & ~DMABROKER_ALLOC_FRESH)))
 		return -EINVAL;
 	r = sd_bus_message_new_method_call(calls(b), &m, destination(b), BROKER_PATH, BROKER_INTERFACE, "Allocate");
 	if (r >= 0)
@@ -367,6 +369,8 @@ static int new_allocate_call(struct dmabroker *b, const struct dmabroker_alloc_d
 		r = sd_bus_message_append(m, "{sv}", "backend", "s", d->backend);
 	if (r >= 0 && d->device)
 		r = sd_bus_message_append(m, "{sv}", "device", "s", d->device);
+	if (r >= 0 && d->version >= 2 && (d->flags & DMABROKER_ALLOC_FRESH))
+		r = sd_bus_message_append(m, "{sv}", "fresh", "b", 1);
 	if (r >= 0)
 		r = sd_bus_message_close_container(m);
 	if (r < 0) {

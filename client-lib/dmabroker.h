@@ -73,8 +73,15 @@ struct dmabroker_alloc_desc {
 	size_t n_modifiers;
 	const char *backend;         /**< optional: "heap", "drm:vkms", "udmabuf", "shm", ... */
 	const char *device;          /**< optional: a device path, DRM driver or heap name */
+	uint32_t flags;              /**< version 2: DMABROKER_ALLOC_FRESH */
 };
-#define DMABROKER_ALLOC_DESC_VERSION 1u
+#define DMABROKER_ALLOC_DESC_VERSION 2u
+/**
+ * New memory, never a buffer from the daemon's pool ([pool] in the daemon's
+ * config). A pooled buffer comes only from the caller's own uid and is not
+ * cleared: ask for fresh memory where old contents must not show.
+ */
+#define DMABROKER_ALLOC_FRESH 1u
 
 /** A plane of a buffer to import. */
 struct dmabroker_plane {

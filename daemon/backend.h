@@ -21,6 +21,7 @@ struct alloc_request {
 	uint32_t usage;                 /* DMABROKER_USAGE_* */
 	uint64_t max_size;
 	uint32_t max_dimension;
+	bool fresh;                     /* the "fresh" option: new memory, never a pooled buffer */
 };
 
 struct backend;

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "broker.h"
+#include "pool.h"
 #include "errors.h"
 #include "log.h"
 #include "stream.h"
@@ -53,6 +54,7 @@ void broker_finish(struct broker *b)
 		buffer_release(b->restored.holds);
 	b->restore_timer = sd_event_source_disable_unref(b->restore_timer);
 	streams_free(b);
+	pool_clear(b);
 	hashmap_clear(&b->buffers);
 	hashmap_clear(&b->grants);
 	hashmap_clear(&b->tokens);

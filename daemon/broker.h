@@ -37,6 +37,7 @@ struct endpoint {
 	struct client *client;
 	sd_bus *bus;
 	sd_bus_slot *vtable_slot, *match_slot;
+	sd_event_source *io, *more;     /* a direct connection's socket; more queued to process (client.c) */
 	struct endpoint *next;          /* in client->directs */
 };
 
@@ -90,6 +91,7 @@ struct buffer {
 	struct migration *migration;    /* a move in progress (migrate.c) */
 	struct stream *stream;          /* the stream that cycles it; keeps it alive */
 	char fdname[200];               /* its name in the fd store, "" if not there */
+	bool no_pool;                   /* another uid held it: never reused (pool.c) */
 	struct resv resv;               /* access grants and kept fences (access.c) */
 	uint64_t created_usec;
 };
@@ -136,6 +138,9 @@ struct broker {
 	struct client restored;         /* holds buffers restored from the fd store until reclaimed */
 	bool fd_store;                  /* keep buffers in the service manager's fd store */
 	sd_event_source *restore_timer; /* the end of restore-grace */
+	struct pool_entry *pool, *pool_tail; /* freed buffers kept for reuse, newest first (pool.c) */
+	uint64_t pool_bytes;
+	unsigned pool_count;
 	uid_t uid;                      /* the daemon's own */
 };
 

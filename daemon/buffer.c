@@ -18,6 +18,7 @@
 #include "log.h"
 #include "fdstore.h"
 #include "migrate.h"
+#include "pool.h"
 #include "quota.h"
 
 #include <sys/ioctl.h>
@@ -67,6 +68,8 @@ int buffer_hold(struct buffer *buf, struct client *c, sd_bus_error *error)
 	r = charge(c, buf->size, error);
 	if (r < 0)
 		return r;
+	if (c->uid != buf->owner_uid)
+		buf->no_pool = true; /* that user may keep its fd: never reuse it for the owner */
 	h = calloc(1, sizeof(*h));
 	if (!h)
 		return -ENOMEM;
@@ -91,7 +94,8 @@ static void buffer_free(struct buffer *buf, struct broker *b)
 	fdstore_remove(buf);
 	hashmap_remove(&b->buffers, buf->id);
 	b->bytes -= buf->size;
-	log_debug("buffer %llu freed", (unsigned long long)buf->id);
+	if (!pool_put(b, buf))
+		log_debug("buffer %llu freed", (unsigned long long)buf->id);
 	safe_close(buf->fd);
 	free(buf);
 }
@@ -230,6 +234,13 @@ int buffer_allocate(struct broker *b, struct client *owner, const struct alloc_r
 	int r, fd = -ENODEV;
 
 	for (unsigned i = 0; i < n; i++) {
+		/* a pooled buffer of this size, on this backend, of this user first */
+		if (b->pool && !req->fresh && strcmp(candidates[i]->ops->kind, "drm") != 0 &&
+		    backend_layout(candidates[i], req, &layout) >= 0 &&
+		    (fd = pool_take(b, candidates[i], layout.size, owner->uid)) >= 0) {
+			chosen = candidates[i];
+			break;
+		}
 		fd = candidates[i]->ops->alloc(candidates[i], req, &layout);
 		if (fd == -E2BIG)
 			return sd_bus_error_setf(error, ERR_TOO_LARGE,

@@ -133,7 +133,8 @@ static int append_planes(sd_bus_message *reply, const struct layout *l)
 	return r < 0 ? r : sd_bus_message_close_container(reply);
 }
 
-static int read_options(sd_bus_message *m, const char **backend, const char **device, sd_bus_error *error)
+static int read_options(sd_bus_message *m, const char **backend, const char **device, bool *fresh,
+			sd_bus_error *error)
 {
 	int r = sd_bus_message_enter_container(m, 'a', "{sv}");
 	if (r < 0)
@@ -144,13 +145,24 @@ static int read_options(sd_bus_message *m, const char **backend, const char **de
 		r = sd_bus_message_read(m, "s", &key);
 		if (r < 0)
 			return r;
+		if (strcmp(key, "fresh") == 0) {
+			int v;
+			r = sd_bus_message_read(m, "v", "b", &v);
+			if (r < 0)
+				return sd_bus_error_setf(error, ERR_INVALID_ARGUMENT, "option 'fresh' must be a boolean");
+			*fresh = v;
+			r = sd_bus_message_exit_container(m);
+			if (r < 0)
+				return r;
+			continue;
+		}
 		if (strcmp(key, "backend") == 0)
 			slot = backend;
 		else if (strcmp(key, "device") == 0)
 			slot = device;
 		else
 			return sd_bus_error_setf(error, ERR_INVALID_ARGUMENT,
-						 "unknown option '%.64s' (known: backend, device)", key);
+						 "unknown option '%.64s' (known: backend, device, fresh)", key);
 		r = sd_bus_message_read(m, "v", "s", slot);
 		if (r < 0)
 			return sd_bus_error_setf(error, ERR_INVALID_ARGUMENT, "option '%s' must be a string", key);
@@ -188,7 +200,7 @@ static int method_allocate(sd_bus_message *m, void *userdata, sd_bus_error *erro
 	uint32_t width, height, fourcc, usage;
 	const uint64_t *mods;
 	size_t mods_size;
-	bool linear_ok;
+	bool linear_ok, fresh = false;
 	struct alloc_request req;
 	struct backend *chosen;
 	struct buffer *buf;
@@ -204,7 +216,7 @@ static int method_allocate(sd_bus_message *m, void *userdata, sd_bus_error *erro
 	if (r >= 0)
 		r = sd_bus_message_read(m, "u", &usage);
 	if (r >= 0)
-		r = read_options(m, &backend_hint, &device_hint, error);
+		r = read_options(m, &backend_hint, &device_hint, &fresh, error);
 	if (r < 0)
 		return r;
 	r = caller(e, m, &c, error);
@@ -238,7 +250,8 @@ static int method_allocate(sd_bus_message *m, void *userdata, sd_bus_error *erro
 		return r;
 
 	req = (struct alloc_request){ .format = f, .width = width, .height = height, .usage = usage,
-				      .max_size = b->config.max_buffer_size, .max_dimension = b->config.max_dimension };
+				      .max_size = b->config.max_buffer_size, .max_dimension = b->config.max_dimension,
+				      .fresh = fresh };
 	r = buffer_allocate(b, c, &req, candidates, n, &buf, error);
 	if (r < 0)
 		return r;

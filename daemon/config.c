@@ -36,6 +36,7 @@ void config_init(struct config *c)
 		.max_pending_per_client = 16,
 		.max_streams_per_client = 8,
 		.restore_grace_sec = 30,
+		.pool_max_buffers = 64,
 		.max_fences_per_client = 1024,
 		.max_clients_per_uid = 64,
 		.max_buffers_per_uid = 4096,
@@ -172,12 +173,12 @@ static int fail(char **ret_error, const char *name, unsigned line, const char *f
 	return -EINVAL;
 }
 
-enum section { SECTION_NONE, SECTION_DAEMON, SECTION_BACKENDS, SECTION_LIMITS, SECTION_FENCES, SECTION_ACCESS };
+enum section { SECTION_NONE, SECTION_DAEMON, SECTION_BACKENDS, SECTION_LIMITS, SECTION_FENCES, SECTION_ACCESS, SECTION_POOL };
 
 struct key {
 	enum section section;
 	const char *name;
-	enum { K_LOGLEVEL, K_ORDER, K_STRING, K_LIST, K_BOOL, K_SIZE64, K_U32, K_POLICY } type;
+	enum { K_LOGLEVEL, K_ORDER, K_STRING, K_LIST, K_BOOL, K_SIZE64, K_SIZE64_OR_0, K_U32, K_POLICY } type;
 	size_t offset, count_offset;
 };
 
@@ -216,11 +217,13 @@ static const struct key keys[] = {
 	KEY(SECTION_LIMITS, "max-fences-per-uid", K_U32, max_fences_per_uid),
 	KEY(SECTION_FENCES, "timeout", K_U32, fence_timeout_sec),
 	KEY(SECTION_FENCES, "timeout-policy", K_POLICY, fence_timeout_policy),
+	KEY(SECTION_POOL, "max-bytes", K_SIZE64_OR_0, pool_max_bytes),
+	KEY(SECTION_POOL, "max-buffers", K_U32, pool_max_buffers),
 };
 
 static const char *const section_names[] = {
 	[SECTION_DAEMON] = "daemon", [SECTION_BACKENDS] = "backends", [SECTION_LIMITS] = "limits",
-	[SECTION_FENCES] = "fences", [SECTION_ACCESS] = "access",
+	[SECTION_FENCES] = "fences", [SECTION_ACCESS] = "access", [SECTION_POOL] = "pool",
 };
 
 /* "@video, camera, 1000": users, @groups, by name or number. */
@@ -357,6 +360,10 @@ static int set_key(struct config *c, const struct key *k, char *v, const char **
 		if (!config_parse_size(v, (uint64_t *)(base + k->offset)) || *(uint64_t *)(base + k->offset) == 0)
 			return *reason = "expected a positive size such as 4096, 64K, 256M or 2G", -EINVAL;
 		return 0;
+	case K_SIZE64_OR_0:
+		if (!config_parse_size(v, (uint64_t *)(base + k->offset)))
+			return *reason = "expected a size such as 0, 4096, 64K, 256M or 2G", -EINVAL;
+		return 0;
 	case K_POLICY:
 		if (strcmp(v, "report") == 0)
 			c->fence_timeout_policy = FENCE_POLICY_REPORT;
@@ -406,7 +413,7 @@ int config_parse(struct config *c, const char *text, const char *name, char **re
 					section = (enum section)i;
 			if (section == SECTION_NONE)
 				return fail(ret_error, name, lineno,
-					    "unknown section [%s] (known: daemon, backends, limits, fences, access)",
+					    "unknown section [%s] (known: daemon, backends, limits, fences, access, pool)",
 					    strip(s + 1));
 			continue;
 		}

@@ -55,6 +55,9 @@ struct config {
 	uint32_t max_tokens_per_client;
 	uint32_t max_token_ttl;        /* seconds */
 	uint32_t max_attachments_per_buffer;
+	/* [pool] */
+	uint64_t pool_max_bytes;       /* max-bytes: freed buffers kept for reuse; 0 = no pool */
+	uint32_t pool_max_buffers;     /* max-buffers */
 	uint32_t max_direct_per_client;
 	uint32_t max_grants_per_client;
 	uint32_t max_pending_per_client;

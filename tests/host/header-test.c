@@ -3,6 +3,6 @@
 
 int main(void)
 {
-	struct dmabroker_alloc_desc d = { DMABROKER_ALLOC_DESC_VERSION, 1, 1, 0, 0, 0, 0, 0, 0 };
+	struct dmabroker_alloc_desc d = { DMABROKER_ALLOC_DESC_VERSION, 1, 1, 0, 0, 0, 0, 0, 0, 0 };
 	return (int)d.width - 1;
 }

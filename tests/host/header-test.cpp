@@ -6,5 +6,5 @@ int main()
 	dmabroker_alloc_desc d = {};
 	d.version = DMABROKER_ALLOC_DESC_VERSION;
 	struct dmabroker *b = nullptr;
-	return dmabroker_disconnect(b) == nullptr && d.version == 1 ? 0 : 1;
+	return dmabroker_disconnect(b) == nullptr && d.version == 2 && d.flags == 0 ? 0 : 1;
 }

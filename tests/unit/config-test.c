@@ -109,7 +109,7 @@ static bool expect_error(const char *text, const char *want)
 static bool step_errors(void)
 {
 	return expect_error("[nope]\n",
-			    "bad.conf:1: unknown section [nope] (known: daemon, backends, limits, fences, access)") &&
+			    "bad.conf:1: unknown section [nope] (known: daemon, backends, limits, fences, access, pool)") &&
 	       expect_error("[access]\nheap:system = @\n", "bad.conf:2: [access] heap:system: bad value '@': an empty user or @group") &&
 	       expect_error("[access]\nheap:system = a b\n",
 			    "bad.conf:2: [access] heap:system: bad value 'a b': user and group names are letters, digits, '_', '-', '.'") &&

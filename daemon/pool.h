@@ -1,0 +1,26 @@
+/* SPDX-License-Identifier: MIT */
+/* Freed buffers kept for reuse by the same user (pool.c). */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+struct backend;
+struct broker;
+struct buffer;
+
+struct pool_entry {
+	int fd;
+	struct backend *backend;
+	uint64_t size;
+	uid_t uid;
+	struct pool_entry *prev, *next; /* newest first */
+};
+
+/* Takes buf's fd into the pool if it may be reused: true then (buf->fd is -1). */
+bool pool_put(struct broker *b, struct buffer *buf);
+/* A pooled fd of size bytes on backend for uid, or -1. The caller owns it. */
+int pool_take(struct broker *b, struct backend *backend, uint64_t size, uid_t uid);
+/* Closes everything pooled. */
+void pool_clear(struct broker *b);
