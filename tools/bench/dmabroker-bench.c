@@ -30,6 +30,7 @@
 #include <linux/dma-heap.h>
 
 #include "dmabroker.h"
+#include "pipewire-bench.h"
 #include "tool-util.h"
 
 static const char usage_text[] =
@@ -44,7 +45,10 @@ static const char usage_text[] =
 	"            with EndAccess waited for and one-way\n"
 	"  stream    a frame handoff between two processes over direct connections:\n"
 	"            producer queues, consumer acquires (one way), consumer releases,\n"
-	"            producer dequeues it back (cycle); frames/s with 1 and 3 consumers\n"
+	"            producer dequeues it back (cycle); the same one-way handoff\n"
+	"            through PipeWire (a private pipewire daemon started here, two\n"
+	"            pw_streams linked by its link-factory); frames/s with 1 and 3\n"
+	"            consumers\n"
 	"  alloc     Allocate (+Release) through the daemon, fresh and from its pool,\n"
 	"            against the same allocation made directly (memfd for shm,\n"
 	"            DMA_HEAP_IOCTL_ALLOC for heap), at 4 KiB, 1 MiB, 8 MiB and 32 MiB\n"
@@ -179,6 +183,12 @@ static bool pin(pid_t pid, int cpu)
 	return sched_setaffinity(pid, sizeof(set), &set) == 0;
 }
 
+/* The peers' CPU: raw peer, stream consumers, PipeWire's consumer and daemon. */
+static int pin_peer(void)
+{
+	return pinned && pin(0, 1) ? 0 : -1;
+}
+
 /* ---- fd passing ---- */
 
 static int send_fd(int sock, const void *data, size_t len, int fd)
@@ -237,8 +247,7 @@ static void bench_raw(void)
 		/* the peer: answers each request with an fd; then, one way, notes each arrival */
 		int fd;
 		close(sv[0]);
-		if (pinned)
-			pin(0, 1);
+		pin_peer();
 		for (unsigned i = 0; i < iterations; i++) {
 			if (recv_fd(sv[1], &t, sizeof(t), &fd) < 0)
 				_exit(1);
@@ -433,6 +442,7 @@ static void consumer_main(const char *name, unsigned frames, int out, int ready)
 
 	char go;
 
+	pin_peer();
 	if (dmabroker_connect(DMABROKER_BUS_SESSION, &b) < 0 || !lat)
 		_exit(1);
 	/* joins once the producer has created the stream */
@@ -643,6 +653,22 @@ static void bench_stream(void)
 		printf("  daemon CPU time per frame (1 consumer): %.1f µs\n", (double)(cpu1 - cpu0) / 1000.0 / frames);
 	else
 		printf("  daemon CPU time per frame: not measured (no DMABROKER_PID or no /proc/PID/schedstat)\n");
+	{
+		uint64_t *lat = calloc(frames, sizeof(*lat));
+		struct samples pw = { 0 };
+		char why[256] = "";
+		if (lat && pipewire_handoff(frames, pin_peer, lat, why, sizeof(why)) == 0) {
+			for (unsigned i = 0; i < frames; i++)
+				add(&pw, lat[i]);
+			row("PipeWire: queue -> consumer's process (one way)", &pw, raw_oneway_p50);
+			target("frame handoff one way (direct) / PipeWire's, p50", pct(&oneway, 0.5) / pct(&pw, 0.5), 1.0,
+			       "x");
+		} else {
+			SECTION_FAIL("stream: the PipeWire comparison failed: %s", why);
+		}
+		free(lat);
+		free(pw.v);
+	}
 	if (!stream_run(1, 4, frames, NULL, NULL, &fps1) || !stream_run(3, 4, frames, NULL, NULL, &fps3)) {
 		SECTION_FAIL("stream: a frame-rate run failed");
 		return;
@@ -1000,7 +1026,7 @@ int main(int argc, char **argv)
 		if (daemon_pid() && !pin(daemon_pid(), 1))
 			fprintf(stderr, "dmabroker-bench: cannot place the daemon on CPU 1: %s\n", strerror(errno));
 	}
-	printf("placement: %s\n", pinned ? "bench and clients on CPU 0, raw peer and daemon on CPU 1"
+	printf("placement: %s\n", pinned ? "bench and clients on CPU 0; peers (raw peer, consumers) and daemons (dmabrokerd, pipewire) on CPU 1"
 					    : "left to the scheduler (--no-pin, or one CPU)");
 	printf("dmabroker-bench: %u samples per figure%s; backend %s; daemon pid %s\n", iterations,
 	       quick ? " (--quick: rough figures)" : "", backend ? backend : "(the daemon's choice)",
