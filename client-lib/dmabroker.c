@@ -385,9 +385,9 @@ static int new_allocate_call(struct dmabroker *b, const struct dmabroker_alloc_d
 static bool connection_lost(int r, const sd_bus_error *e)
 {
 	return r == -ECONNRESET || r == -ENOTCONN || r == -EPIPE || r == -ESHUTDOWN ||
-	       sd_bus_error_has_name(e, SD_BUS_ERROR_SERVICE_UNKNOWN) ||
-	       sd_bus_error_has_name(e, SD_BUS_ERROR_NAME_HAS_NO_OWNER) ||
-	       sd_bus_error_has_name(e, SD_BUS_ERROR_NO_REPLY);
+	       (e && sd_bus_error_has_name(e, SD_BUS_ERROR_SERVICE_UNKNOWN)) ||
+	       (e && sd_bus_error_has_name(e, SD_BUS_ERROR_NAME_HAS_NO_OWNER)) ||
+	       (e && sd_bus_error_has_name(e, SD_BUS_ERROR_NO_REPLY));
 }
 
 /* The same call again, for the connection that replaced the one m was made for. */
@@ -508,6 +508,13 @@ out:
 	streams_daemon_lost(b);
 	b->reconnecting = false;
 	return r < 0 ? r : 0;
+}
+
+int daemon_lost(struct dmabroker *b, int r)
+{
+	if (!connection_lost(r, NULL) || b->reconnecting)
+		return 0;
+	return reconnect(b) == 0 ? 1 : -1;
 }
 
 EXPORT unsigned dmabroker_get_reconnect_count(const struct dmabroker *b)

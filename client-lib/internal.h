@@ -65,5 +65,11 @@ int read_fence_array(sd_bus_message *m, int *ret);
 /* stream.c: the signals of streams, on the direct connection. */
 int stream_on_signal(sd_bus_message *m, void *userdata, sd_bus_error *ret_error);
 void streams_free_all(struct dmabroker *b);
+/*
+ * r came from a send on a connection that may be gone: if so (and not
+ * already reconnecting), reconnect to a restarted daemon. 1 when it did,
+ * 0 when r is no such error, -1 when the daemon did not come back.
+ */
+int daemon_lost(struct dmabroker *b, int r);
 /* The daemon restarted: its streams are gone (StreamEnded for consumers, an error for producers). */
 void streams_daemon_lost(struct dmabroker *b);

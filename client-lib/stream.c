@@ -480,6 +480,9 @@ static int send_oneway(struct dmabroker_stream *s, sd_bus_message *m, int fence)
 	if (r >= 0)
 		r = sd_bus_send(s->b->direct, m, NULL);
 	sd_bus_message_unref(m);
+	/* the daemon went away: reconnecting ends this stream with StreamEnded */
+	if (r < 0 && daemon_lost(s->b, r) != 0 && s->error)
+		return report(s);
 	return r < 0 ? set_error(s->b, NULL, r) : 0;
 }
 

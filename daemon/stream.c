@@ -43,6 +43,7 @@
 #include "cleanup.h"
 #include "errors.h"
 #include "fence.h"
+#include "fdstore.h"
 #include "log.h"
 #include "quota.h"
 #include "stream.h"
@@ -614,8 +615,10 @@ static int negotiate(struct stream *s, sd_bus_error *error)
 			sd_bus_error_free(&e);
 			return r;
 		}
-		/* the stream keeps it; holders are the parties */
+		/* the stream keeps it; holders are the parties. Streams do not
+		 * survive a restart, so neither should their buffers in the fd store. */
 		buf->stream = s;
+		fdstore_remove(buf);
 		s->slots[i] = (struct slot){ .buf = buf, .ready_fence = -1, .release_fence = -1 };
 		s->n_slots++;
 		if (i == 0)

@@ -75,6 +75,40 @@ static void pattern(struct dmabroker_buffer *buf, uint32_t salt, bool write)
 		FAIL("cpu_end failed");
 }
 
+static const uint32_t xr24[] = { DRM_FORMAT_XRGB8888 };
+
+static struct dmabroker_stream *stream_party(struct dmabroker *b, bool producer)
+{
+	struct dmabroker_stream_desc d = {
+		.version = DMABROKER_STREAM_DESC_VERSION, .name = "restart", .formats = xr24, .n_formats = 1,
+		.usage = DMABROKER_USAGE_CPU_READ_FLAG | DMABROKER_USAGE_CPU_WRITE_FLAG, .buffers = 2,
+		.width = 64, .height = 64, .consumers = 1,
+	};
+	struct dmabroker_stream *s = NULL;
+	if ((producer ? dmabroker_stream_create(b, &d, &s) : dmabroker_stream_join(b, &d, &s)) < 0)
+		FAIL("stream %s: %s", producer ? "create" : "join", dmabroker_error_message(b));
+	return s;
+}
+
+/* One frame from p to c: sequence seq arrives. */
+static void one_frame(struct dmabroker_stream *p, struct dmabroker_stream *c, uint64_t seq)
+{
+	struct dmabroker_frame f;
+	int r;
+	if (dmabroker_stream_wait_ready(p, 10000) < 0 || dmabroker_stream_wait_ready(c, 10000) < 0)
+		FAIL("stream not ready");
+	while ((r = dmabroker_stream_dequeue(p, &f)) == -EAGAIN)
+		if (dmabroker_stream_wait(p, 10000) <= 0)
+			FAIL("no free buffer");
+	if (r < 0 || dmabroker_stream_queue(p, f.index, -1, seq, 0, NULL, 0) < 0)
+		FAIL("queue");
+	while ((r = dmabroker_stream_acquire(c, &f)) == -EAGAIN)
+		if (dmabroker_stream_wait(c, 10000) <= 0)
+			FAIL("no frame");
+	if (r < 0 || f.sequence != seq || dmabroker_stream_release(c, f.index, -1) < 0)
+		FAIL("acquire: %d, sequence %llu", r, (unsigned long long)f.sequence);
+}
+
 /* Reclaim (id, fd) over a plain connection: how many the daemon gave back, or -1. */
 static int forged_reclaim(sd_bus *bus, uint64_t id, int fd)
 {
@@ -125,6 +159,7 @@ int main(int argc, char **argv)
 {
 	struct dmabroker *a = NULL, *b = NULL;
 	struct dmabroker_buffer *bufs[3], *shared = NULL, *fresh;
+	struct dmabroker_stream *ps, *cs;
 	char *token = NULL, line[64];
 	int to_child[2], from_child[2];
 	unsigned long long orphan = 0;
@@ -167,6 +202,10 @@ int main(int argc, char **argv)
 		if (!f || fscanf(f, "%llu", &orphan) != 1)
 			FAIL("the child did not allocate");
 	}
+	/* a stream from a to b, one frame through it */
+	ps = stream_party(a, true);
+	cs = stream_party(b, false);
+	one_frame(ps, cs, 1);
 	printf("ready %llu %llu %llu %llu\n", (unsigned long long)dmabroker_buffer_get_id(bufs[0]),
 	       (unsigned long long)dmabroker_buffer_get_id(bufs[1]), (unsigned long long)dmabroker_buffer_get_id(bufs[2]),
 	       orphan);
@@ -181,7 +220,32 @@ int main(int argc, char **argv)
 	if (!fgets(line, sizeof(line), stdin) || strncmp(line, "go", 2) != 0)
 		FAIL("expected 'go'");
 
-	/* the daemon restarted: use everything as if nothing happened */
+	/*
+	 * The daemon restarted. Streams do not survive it: the consumer sees
+	 * the end, the producer's next frame fails with StreamEnded; then the
+	 * stream is made again and works.
+	 */
+	{
+		struct dmabroker_frame f;
+		int r = dmabroker_stream_wait(cs, 15000);
+		if (r != 1 || dmabroker_stream_acquire(cs, &f) != -EPIPE)
+			FAIL("consumer after the restart: wait %d, acquire did not say the stream ended", r);
+		r = dmabroker_stream_dequeue(ps, &f);
+		if (r >= 0)
+			r = dmabroker_stream_queue(ps, f.index, -1, 2, 0, NULL, 0);
+		if (r != -EPIPE || !dmabroker_error_name(a) ||
+		    strcmp(dmabroker_error_name(a), "org.dmabroker.Error.StreamEnded") != 0)
+			FAIL("producer after the restart: %d (%s), want StreamEnded", r,
+			     dmabroker_error_name(a) ? dmabroker_error_name(a) : "-");
+		dmabroker_stream_destroy(ps);
+		dmabroker_stream_destroy(cs);
+		ps = stream_party(a, true);
+		cs = stream_party(b, false);
+		one_frame(ps, cs, 3);
+		dmabroker_stream_destroy(ps);
+		dmabroker_stream_destroy(cs);
+	}
+	/* buffers: use everything as if nothing happened */
 	buf_owner = a;
 	for (int i = 0; i < 3; i++)
 		pattern(bufs[i], (uint32_t)i + 1, false);
@@ -196,7 +260,7 @@ int main(int argc, char **argv)
 	if (dmabroker_buffer_create_token(bufs[0], 0, 0, &token) < 0)
 		FAIL("token after the restart: %s", dmabroker_error_message(a));
 	free(token);
-	printf("reclaimed and used: 3 buffers of one client, 1 of another, new id %llu\n",
+	printf("stream ended by the restart and made again; reclaimed and used: 3 buffers of one client, 1 of another, new id %llu\n",
 	       (unsigned long long)dmabroker_buffer_get_id(fresh));
 	fflush(stdout);
 	if (!fgets(line, sizeof(line), stdin))

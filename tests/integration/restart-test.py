@@ -166,7 +166,7 @@ def test_store_fills():
 
 
 def test_restart_reclaim():
-    """the daemon is SIGKILLed and restarted with the store: the clients reconnect and reclaim their buffers by themselves, contents intact"""
+    """the daemon is SIGKILLed and restarted with the store: the clients reconnect and reclaim their buffers by themselves, contents intact; a stream ends (StreamEnded) and is made again"""
     bus, store, client = STATE["bus"], STATE["store"], STATE["client"]
     STATE["daemon"].send_signal(signal.SIGKILL)
     STATE["daemon"].wait(10)
@@ -182,7 +182,8 @@ def test_restart_reclaim():
     client.stdin.flush()
     line = client.stdout.readline().strip()
     print("# " + line)
-    check(line.startswith("reclaimed and used"), "the client used its buffers again", line, store.daemon_log())
+    check(line.startswith("stream ended by the restart and made again; reclaimed and used"),
+          "the client saw its stream end, made it again and used its buffers again", line, store.daemon_log())
 
 
 def test_forged_reclaim():
