@@ -988,6 +988,10 @@ static int property_get(sd_bus *bus, const char *path, const char *interface, co
 	}
 	if (strcmp(property, "FenceTimeouts") == 0)
 		return sd_bus_message_append(reply, "t", b->fence_timeouts);
+	if (strcmp(property, "PoolBuffers") == 0)
+		return sd_bus_message_append(reply, "u", (uint32_t)b->pool_count);
+	if (strcmp(property, "PoolBytes") == 0)
+		return sd_bus_message_append(reply, "t", b->pool_bytes);
 	return -ENOENT;
 }
 
@@ -998,6 +1002,8 @@ const sd_bus_vtable broker_vtable[] = {
 	SD_BUS_PROPERTY("Buffers", "u", property_get, 0, 0),
 	SD_BUS_PROPERTY("BytesAllocated", "t", property_get, 0, 0),
 	SD_BUS_PROPERTY("FenceTimeouts", "t", property_get, 0, 0),
+	SD_BUS_PROPERTY("PoolBuffers", "u", property_get, 0, 0),
+	SD_BUS_PROPERTY("PoolBytes", "t", property_get, 0, 0),
 	SD_BUS_PROPERTY("Streams", "u", property_get, 0, 0),
 	SD_BUS_SIGNAL_WITH_NAMES("FrameReady", "tutta(iiii)ah",
 				 SD_BUS_PARAM(stream) SD_BUS_PARAM(index) SD_BUS_PARAM(sequence)

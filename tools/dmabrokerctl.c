@@ -164,9 +164,9 @@ static int cmd_status(void)
 	sd_bus_error e = SD_BUS_ERROR_NULL;
 	sd_bus *bus = open_bus();
 	char *version = NULL;
-	uint32_t clients = 0, buffers = 0;
-	uint64_t bytes = 0, timeouts = 0;
-	char size[32];
+	uint32_t clients = 0, buffers = 0, pooled = 0;
+	uint64_t bytes = 0, timeouts = 0, pool_bytes = 0;
+	char size[32], pool_size[32];
 	int r;
 
 	if (!bus)
@@ -180,6 +180,10 @@ static int cmd_status(void)
 		r = get_property(bus, "BytesAllocated", 't', &bytes, &e);
 	if (r >= 0)
 		r = get_property(bus, "FenceTimeouts", 't', &timeouts, &e);
+	if (r >= 0)
+		r = get_property(bus, "PoolBuffers", 'u', &pooled, &e);
+	if (r >= 0)
+		r = get_property(bus, "PoolBytes", 't', &pool_bytes, &e);
 	if (r < 0) {
 		r = report("status", &e, r);
 		sd_bus_error_free(&e);
@@ -187,13 +191,16 @@ static int cmd_status(void)
 		return r;
 	}
 	human_size(bytes, size, sizeof(size));
+	human_size(pool_bytes, pool_size, sizeof(pool_size));
 	if (json)
 		printf("{\"version\": \"%s\", \"clients\": %u, \"buffers\": %u, \"bytes_allocated\": %" PRIu64
-		       ", \"fence_timeouts\": %" PRIu64 "}\n", version, clients, buffers, bytes, timeouts);
+		       ", \"fence_timeouts\": %" PRIu64 ", \"pool_buffers\": %u, \"pool_bytes\": %" PRIu64 "}\n",
+		       version, clients, buffers, bytes, timeouts, pooled, pool_bytes);
 	else
 		printf("dmabrokerd %s on the %s bus\nclients:  %u\nbuffers:  %u\nallocated: %s (%" PRIu64 " bytes)\n"
-		       "fence timeouts: %" PRIu64 "\n", version, which_bus == DMABROKER_BUS_SESSION ? "session" : "system",
-		       clients, buffers, size, bytes, timeouts);
+		       "fence timeouts: %" PRIu64 "\npool:     %u buffers, %s\n", version,
+		       which_bus == DMABROKER_BUS_SESSION ? "session" : "system", clients, buffers, size, bytes, timeouts,
+		       pooled, pool_size);
 	free(version);
 	sd_bus_unref(bus);
 	return 0;

@@ -61,6 +61,7 @@ def test_alloc_and_list():
         check(text.startswith("SCOPE") and "max" not in text and "buffers" in text, "usage columns", text)
         status = json.loads(ctl("--json", "status").stdout)
         check(status["buffers"] >= 1 and status["bytes_allocated"] >= info["size"], "status", status)
+        check(status["pool_buffers"] == 0 and status["pool_bytes"] == 0, "no pool by default", status)
         check(status["fence_timeouts"] == 0, "status", status)
     finally:
         p.send_signal(signal.SIGINT)

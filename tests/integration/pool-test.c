@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include <drm_fourcc.h>
+#include <systemd/sd-bus.h>
 
 #include "dmabroker.h"
 #include "tap.h"
@@ -216,7 +217,20 @@ static bool step_bounded(void)
 	tap_diag("daemon fds with 5 held: %d; after they were released: %d (max-buffers = 3)", fds0, pooled);
 	/* fds0 counts the 5 and whatever of nobody's was pooled (0 to 3); after: 3 in the pool in all */
 	CHECK(pooled <= fds0 - 2 && pooled >= fds0 - 5);
-	CHECK(fds_become(daemon_fd_count())); /* settled */
+	{
+		/* and the daemon says so: PoolBuffers, PoolBytes */
+		sd_bus *bus = NULL;
+		uint32_t n = 0;
+		uint64_t bytes = 0;
+		CHECK(sd_bus_open_user(&bus) >= 0);
+		CHECK(sd_bus_get_property_trivial(bus, "org.dmabroker.Broker1", "/org/dmabroker/Broker1",
+						  "org.dmabroker.Broker1", "PoolBuffers", NULL, 'u', &n) >= 0);
+		CHECK(sd_bus_get_property_trivial(bus, "org.dmabroker.Broker1", "/org/dmabroker/Broker1",
+						  "org.dmabroker.Broker1", "PoolBytes", NULL, 't', &bytes) >= 0);
+		tap_diag("PoolBuffers %u, PoolBytes %llu", n, (unsigned long long)bytes);
+		CHECK(n == 3 && bytes == 3 * 16384);
+		sd_bus_flush_close_unref(bus);
+	}
 	dmabroker_disconnect(b);
 	return true;
 }
