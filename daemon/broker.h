@@ -180,6 +180,9 @@ int buffer_allocate(struct broker *b, struct client *owner, const struct alloc_r
 void buffer_unset_stream(struct buffer *buf);
 /* Names the dma-buf "dmabroker:<id>" (DMA_BUF_SET_NAME), for bufinfo. */
 void buffer_set_name(const struct buffer *buf);
+/* What buf holds: its image and layout (Allocate, Import, a restore from the fd store). */
+void buffer_describe(struct buffer *buf, uint32_t width, uint32_t height, uint32_t fourcc, uint64_t modifier,
+		     uint32_t usage, const struct layout *layout);
 
 /* token.c */
 int token_create(struct buffer *buf, struct client *c, uint32_t flags, uint32_t ttl_sec,

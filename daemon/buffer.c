@@ -224,6 +224,17 @@ int buffer_detach(struct buffer *buf, struct client *c, uint32_t id, sd_bus_erro
 				 (unsigned long long)buf->id, id);
 }
 
+void buffer_describe(struct buffer *buf, uint32_t width, uint32_t height, uint32_t fourcc, uint64_t modifier,
+		     uint32_t usage, const struct layout *layout)
+{
+	buf->width = width;
+	buf->height = height;
+	buf->fourcc = fourcc;
+	buf->modifier = modifier;
+	buf->usage = usage;
+	buf->layout = *layout;
+}
+
 int buffer_allocate(struct broker *b, struct client *owner, const struct alloc_request *req,
 		    struct backend *const *candidates, unsigned n, struct buffer **ret, sd_bus_error *error)
 {
@@ -235,9 +246,7 @@ int buffer_allocate(struct broker *b, struct client *owner, const struct alloc_r
 
 	for (unsigned i = 0; i < n; i++) {
 		/* a pooled buffer of this size, on this backend, of this user first */
-		if (b->pool && !req->fresh && strcmp(candidates[i]->ops->kind, "drm") != 0 &&
-		    backend_layout(candidates[i], req, &layout) >= 0 &&
-		    (fd = pool_take(b, candidates[i], layout.size, owner->uid)) >= 0) {
+		if ((fd = pool_take(b, candidates[i], req, owner->uid, &layout)) >= 0) {
 			chosen = candidates[i];
 			break;
 		}
@@ -262,14 +271,8 @@ int buffer_allocate(struct broker *b, struct client *owner, const struct alloc_r
 		return r;
 	buf->backend = chosen;
 	buf->dmabuf = chosen->dmabuf;
-	buf->width = req->width;
-	buf->height = req->height;
-	buf->fourcc = f->fourcc;
-	buf->usage = req->usage;
-	buf->modifier = DRM_FORMAT_MOD_LINEAR;
-	buf->layout = layout;
+	buffer_describe(buf, req->width, req->height, f->fourcc, DRM_FORMAT_MOD_LINEAR, req->usage, &layout);
 	buffer_set_name(buf);
-	fdstore_add(buf);
 	*ret = buf;
 	return 0;
 }

@@ -255,6 +255,7 @@ static int method_allocate(sd_bus_message *m, void *userdata, sd_bus_error *erro
 	r = buffer_allocate(b, c, &req, candidates, n, &buf, error);
 	if (r < 0)
 		return r;
+	fdstore_add(buf); /* a client's buffer: kept across a restart (a stream's are not) */
 	chosen = buf->backend;
 	log_debug("client %llu allocated buffer %llu: %ux%u %s, %llu bytes on %s", (unsigned long long)c->id,
 		  (unsigned long long)buf->id, width, height, f->name, (unsigned long long)buf->size, chosen->name);
@@ -362,13 +363,8 @@ static int method_import(sd_bus_message *m, void *userdata, sd_bus_error *error)
 		return r;
 	buf->imported = true;
 	buf->dmabuf = true;
-	buf->width = width;
-	buf->height = height;
-	buf->fourcc = fourcc;
-	buf->usage = usage;
-	buf->modifier = modifier;
 	l.size = buf->size;
-	buf->layout = l;
+	buffer_describe(buf, width, height, fourcc, modifier, usage, &l);
 	fdstore_add(buf);
 	return sd_bus_reply_method_return(m, "tt", buf->id, buf->size);
 }

@@ -64,53 +64,62 @@ void fdstore_add(struct buffer *buf)
 			    buf->id, r < 0 ? strerror(-r) : "no NOTIFY_SOCKET");
 }
 
-void fdstore_remove(struct buffer *buf)
+static void notify_remove(const char *name)
 {
 	char msg[300];
+	snprintf(msg, sizeof(msg), "FDSTOREREMOVE=1\nFDNAME=%s", name);
+	sd_pid_notify(0, 0, msg);
+}
 
+void fdstore_remove(struct buffer *buf)
+{
 	if (!buf->broker->fd_store || !buf->fdname[0])
 		return;
-	snprintf(msg, sizeof(msg), "FDSTOREREMOVE=1\nFDNAME=%s", buf->fdname);
-	sd_pid_notify(0, 0, msg);
+	notify_remove(buf->fdname);
 	buf->fdname[0] = 0;
 }
 
-static bool parse_name(const char *name, struct buffer *buf, char *backend, size_t backend_len)
+void fdstore_update(struct buffer *buf)
 {
-	unsigned uid, flags, n_planes, w, h, fourcc, usage;
+	if (!buf->fdname[0])
+		return;
+	fdstore_remove(buf);
+	fdstore_add(buf);
+}
+
+/* What a stored name says. */
+struct stored {
 	uint64_t id, modifier;
+	unsigned width, height, fourcc, usage, uid, flags, n_planes;
+	char backend[64];
+	struct layout layout;
+};
+
+static bool parse_name(const char *name, struct stored *s)
+{
 	int used = 0;
 	const char *p;
 
 	if (strncmp(name, PREFIX, strlen(PREFIX)) != 0)
 		return false;
-	if (sscanf(name + strlen(PREFIX), "%" SCNu64 ".%u.%u.%u.%" SCNu64 ".%u.%u.%u.%63[^.].%u%n", &id, &w, &h,
-		   &fourcc, &modifier, &usage, &uid, &flags, backend, &n_planes, &used) != 10 ||
-	    n_planes > FORMAT_MAX_PLANES || id == 0)
+	if (sscanf(name + strlen(PREFIX), "%" SCNu64 ".%u.%u.%u.%" SCNu64 ".%u.%u.%u.%63[^.].%u%n", &s->id, &s->width,
+		   &s->height, &s->fourcc, &s->modifier, &s->usage, &s->uid, &s->flags, s->backend,
+		   &s->n_planes, &used) != 10 ||
+	    s->n_planes > FORMAT_MAX_PLANES || s->id == 0)
 		return false;
-	(void)backend_len;
+	s->layout.n_planes = (uint8_t)s->n_planes;
 	p = name + strlen(PREFIX) + used;
-	for (unsigned i = 0; i < n_planes; i++) {
+	for (unsigned i = 0; i < s->n_planes; i++) {
 		int k = 0;
-		if (sscanf(p, ".%" SCNu64 ".%u%n", &buf->layout.plane[i].offset, &buf->layout.plane[i].stride, &k) != 2)
+		if (sscanf(p, ".%" SCNu64 ".%u%n", &s->layout.plane[i].offset, &s->layout.plane[i].stride, &k) != 2)
 			return false;
 		p += k;
 	}
 	if (*p)
 		return false;
-	for (char *c = backend; *c; c++)
+	for (char *c = s->backend; *c; c++)
 		if (*c == '+')
 			*c = ':';
-	buf->id = id;
-	buf->width = w;
-	buf->height = h;
-	buf->fourcc = fourcc;
-	buf->modifier = modifier;
-	buf->usage = usage;
-	buf->owner_uid = uid;
-	buf->dmabuf = flags & 1;
-	buf->imported = flags & 2;
-	buf->layout.n_planes = n_planes;
 	return true;
 }
 
@@ -137,19 +146,15 @@ int fdstore_restore(struct broker *b)
 		return n;
 	for (int i = 0; i < n; i++) {
 		int fd = SD_LISTEN_FDS_START + i;
-		struct buffer parsed = { 0 }, *buf;
+		struct stored parsed = { 0 };
+		struct buffer *buf;
 		sd_bus_error e = SD_BUS_ERROR_NULL;
-		char backend[64] = "";
 
-		if (!names || !names[i] || !parse_name(names[i], &parsed, backend, sizeof(backend)) ||
-		    buffer_find(b, parsed.id)) {
+		if (!names || !names[i] || !parse_name(names[i], &parsed) || buffer_find(b, parsed.id)) {
 			log_warning("fd store: dropping fd %d named '%s': not a buffer of ours", fd,
 				    names && names[i] ? names[i] : "");
-			if (names && names[i] && b->fd_store) {
-				char msg[300];
-				snprintf(msg, sizeof(msg), "FDSTOREREMOVE=1\nFDNAME=%s", names[i]);
-				sd_pid_notify(0, 0, msg);
-			}
+			if (names && names[i] && b->fd_store)
+				notify_remove(names[i]);
 			close(fd);
 			continue;
 		}
@@ -168,18 +173,14 @@ int fdstore_restore(struct broker *b)
 		}
 		if (b->next_buffer_id < buf->id)
 			b->next_buffer_id = buf->id;
-		buf->width = parsed.width;
-		buf->height = parsed.height;
-		buf->fourcc = parsed.fourcc;
-		buf->modifier = parsed.modifier;
-		buf->usage = parsed.usage;
-		buf->owner_uid = parsed.owner_uid;
-		buf->dmabuf = parsed.dmabuf;
-		buf->imported = parsed.imported;
 		parsed.layout.size = buf->size;
-		buf->layout = parsed.layout;
+		buffer_describe(buf, parsed.width, parsed.height, parsed.fourcc, parsed.modifier, parsed.usage,
+				&parsed.layout);
+		buf->owner_uid = parsed.uid;
+		buf->dmabuf = parsed.flags & 1;
+		buf->imported = parsed.flags & 2;
 		for (struct backend *be = b->backends.list; be; be = be->next)
-			if (strcmp(be->name, backend) == 0)
+			if (strcmp(be->name, parsed.backend) == 0)
 				buf->backend = be;
 		snprintf(buf->fdname, sizeof(buf->fdname), "%s", names[i]);
 		restored++;

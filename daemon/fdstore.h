@@ -12,8 +12,10 @@ struct client;
 
 /* Puts buf's fd in the fd store (no-op unless fd-store is on). */
 void fdstore_add(struct buffer *buf);
-/* Takes it out again (buf is freed, or its memory moved). */
+/* Takes it out again (buf is freed). */
 void fdstore_remove(struct buffer *buf);
+/* buf's memory or layout changed: stored again under its new name, if it was stored. */
+void fdstore_update(struct buffer *buf);
 /* At start: rebuilds the stored buffers, held until restore-grace ends. How many, or <0. */
 int fdstore_restore(struct broker *b);
 /* Reclaim: 1 when c showed its own fd of buffer id and now holds it, 0 when not, <0 with error. */

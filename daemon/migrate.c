@@ -159,7 +159,6 @@ static void finish(struct migration *mig)
 	for (struct hold *h = buf->holders; h; h = h->next_in_buffer)
 		h->client->bytes += (uint64_t)delta;
 	b->bytes += (uint64_t)delta;
-	fdstore_remove(buf);
 	safe_close(buf->fd);
 	buf->fd = mig->new_fd;
 	mig->new_fd = -1;
@@ -168,7 +167,7 @@ static void finish(struct migration *mig)
 	buf->backend = mig->target;
 	buf->imported = false;
 	buffer_set_name(buf);
-	fdstore_add(buf);
+	fdstore_update(buf);
 	log_info("buffer %llu moved from %s to %s for an attachment on %s", (unsigned long long)buf->id,
 		 old ? old->name : "import", mig->target->name, mig->device);
 

@@ -26,6 +26,12 @@
 #include "log.h"
 #include "pool.h"
 
+/* DRM dumb buffers get their layout from the driver, not from backend_layout(). */
+static bool poolable_backend(const struct backend *be)
+{
+	return strcmp(be->ops->kind, "drm") != 0;
+}
+
 static void unlink_entry(struct broker *b, struct pool_entry *e)
 {
 	if (e->prev)
@@ -53,7 +59,7 @@ bool pool_put(struct broker *b, struct buffer *buf)
 	struct pool_entry *e;
 
 	if (!c->pool_max_bytes || !c->pool_max_buffers || buf->fd < 0 || !buf->backend || buf->imported ||
-	    buf->no_pool || buf->migration || strcmp(buf->backend->ops->kind, "drm") == 0 ||
+	    buf->no_pool || buf->migration || !poolable_backend(buf->backend) ||
 	    buf->size > c->pool_max_bytes)
 		return false;
 	e = calloc(1, sizeof(*e));
@@ -80,10 +86,13 @@ bool pool_put(struct broker *b, struct buffer *buf)
 	return true;
 }
 
-int pool_take(struct broker *b, struct backend *backend, uint64_t size, uid_t uid)
+int pool_take(struct broker *b, struct backend *backend, const struct alloc_request *req, uid_t uid,
+	      struct layout *layout)
 {
+	if (!b->pool || req->fresh || !poolable_backend(backend) || backend_layout(backend, req, layout) < 0)
+		return -1;
 	for (struct pool_entry *e = b->pool; e; e = e->next)
-		if (e->backend == backend && e->size == size && e->uid == uid) {
+		if (e->backend == backend && e->size == layout->size && e->uid == uid) {
 			int fd = e->fd;
 			unlink_entry(b, e);
 			free(e);

@@ -20,7 +20,14 @@ struct pool_entry {
 
 /* Takes buf's fd into the pool if it may be reused: true then (buf->fd is -1). */
 bool pool_put(struct broker *b, struct buffer *buf);
-/* A pooled fd of size bytes on backend for uid, or -1. The caller owns it. */
-int pool_take(struct broker *b, struct backend *backend, uint64_t size, uid_t uid);
+struct alloc_request;
+struct layout;
+
+/*
+ * A pooled fd for req on backend, for uid, with its layout: -1 when there
+ * is none, or req asks for fresh memory. The caller owns the fd.
+ */
+int pool_take(struct broker *b, struct backend *backend, const struct alloc_request *req, uid_t uid,
+	      struct layout *layout);
 /* Closes everything pooled. */
 void pool_clear(struct broker *b);

@@ -43,7 +43,6 @@
 #include "cleanup.h"
 #include "errors.h"
 #include "fence.h"
-#include "fdstore.h"
 #include "log.h"
 #include "quota.h"
 #include "stream.h"
@@ -616,9 +615,8 @@ static int negotiate(struct stream *s, sd_bus_error *error)
 			return r;
 		}
 		/* the stream keeps it; holders are the parties. Streams do not
-		 * survive a restart, so neither should their buffers in the fd store. */
+		 * survive a restart, so their buffers are not in the fd store. */
 		buf->stream = s;
-		fdstore_remove(buf);
 		s->slots[i] = (struct slot){ .buf = buf, .ready_fence = -1, .release_fence = -1 };
 		s->n_slots++;
 		if (i == 0)
