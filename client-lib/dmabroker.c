@@ -464,7 +464,6 @@ static int reconnect(struct dmabroker *b)
 	bool had_direct = b->direct != NULL;
 	const uint64_t *ids = NULL;
 	size_t n_ids = 0;
-	unsigned wanted = 0;
 	int r = -ETIMEDOUT;
 
 	b->reconnecting = true;
@@ -491,7 +490,7 @@ static int reconnect(struct dmabroker *b)
 	r = new_call(b, "Reclaim", &m);
 	if (r >= 0)
 		r = sd_bus_message_open_container(m, 'a', "(th)");
-	for (struct dmabroker_buffer *buf = b->buffers; r >= 0 && buf; buf = buf->next, wanted++)
+	for (struct dmabroker_buffer *buf = b->buffers; r >= 0 && buf; buf = buf->next)
 		r = sd_bus_message_append(m, "(th)", buf->id, buf->fd);
 	if (r >= 0)
 		r = sd_bus_message_close_container(m);
@@ -501,7 +500,6 @@ static int reconnect(struct dmabroker *b)
 		r = sd_bus_message_read_array(reply, 't', (const void **)&ids, &n_ids);
 	if (r >= 0)
 		b->reconnects++;
-	(void)wanted;
 out:
 	sd_bus_message_unref(m);
 	sd_bus_message_unref(reply);

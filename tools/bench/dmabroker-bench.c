@@ -334,10 +334,8 @@ static struct dmabroker *connect_or_fail(bool direct)
 }
 
 /* n BeginAccess(write)+EndAccess pairs on buf: the pair's time in s; false on an error. */
-static bool end_oneway;
-
-static bool access_pairs(struct dmabroker *b, struct dmabroker_buffer *buf, unsigned n, struct samples *pair,
-			 struct samples *begin)
+static bool access_pairs(struct dmabroker *b, struct dmabroker_buffer *buf, unsigned n, bool end_oneway,
+			 struct samples *pair, struct samples *begin)
 {
 	for (unsigned i = 0; i < n; i++) {
 		uint64_t grant, t0 = monotonic_ns(), t1;
@@ -375,13 +373,11 @@ static void bench_access(void)
 			dmabroker_disconnect(b);
 			return;
 		}
-		end_oneway = run == 2;
-		access_pairs(b, buf, iterations / 10, NULL, NULL); /* warm up */
+		access_pairs(b, buf, iterations / 10, run == 2, NULL, NULL); /* warm up */
 		reset(&pair);
 		reset(&begin);
-		if (!access_pairs(b, buf, iterations, &pair, &begin))
+		if (!access_pairs(b, buf, iterations, run == 2, &pair, &begin))
 			SECTION_FAIL("access: %s", dmabroker_error_message(b));
-		end_oneway = false;
 		if (run < 2) {
 			snprintf(name, sizeof(name), "BeginAccess alone, %s", how);
 			row(name, &begin, raw_rtt_p50);
@@ -572,8 +568,6 @@ static bool stream_run(unsigned consumers, unsigned buffers, unsigned frames, st
 }
 
 /* ---- the daemon's own figures ---- */
-
-static pid_t daemon_pid(void);
 
 static pid_t daemon_pid(void)
 {
@@ -806,8 +800,8 @@ static void bench_memory_and_scaling(void)
 	for (; n < 10; n++)
 		if (!(bufs[n] = alloc_buffer(b, 1024, 1)))
 			break;
-	access_pairs(b, bufs[0], iterations / 10, NULL, NULL);
-	if (n < 10 || !access_pairs(b, bufs[0], iterations, &at10, NULL)) {
+	access_pairs(b, bufs[0], iterations / 10, false, NULL, NULL);
+	if (n < 10 || !access_pairs(b, bufs[0], iterations, false, &at10, NULL)) {
 		SECTION_FAIL("scaling: %s", dmabroker_error_message(b));
 		goto out;
 	}
@@ -821,8 +815,8 @@ static void bench_memory_and_scaling(void)
 		goto out;
 	}
 	rss1 = daemon_rss_kib();
-	access_pairs(b, bufs[n_bufs / 2], iterations / 10, NULL, NULL);
-	if (!access_pairs(b, bufs[n_bufs / 2], iterations, &atn, NULL)) {
+	access_pairs(b, bufs[n_bufs / 2], iterations / 10, false, NULL, NULL);
+	if (!access_pairs(b, bufs[n_bufs / 2], iterations, false, &atn, NULL)) {
 		SECTION_FAIL("scaling: %s", dmabroker_error_message(b));
 		goto out;
 	}
@@ -893,7 +887,7 @@ static void bench_clients(void)
 				    !(buf = alloc_buffer(b, 64, 64)))
 					_exit(1);
 				v[0] = monotonic_ns();
-				if (!access_pairs(b, buf, per, &s, NULL))
+				if (!access_pairs(b, buf, per, false, &s, NULL))
 					_exit(1);
 				v[1] = monotonic_ns();
 				memcpy(v + 2, s.v, per * sizeof(uint64_t));

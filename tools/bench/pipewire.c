@@ -14,6 +14,7 @@
  * the buffer back at once. The producer sends a frame every 2 ms, so
  * frames do not queue; the latencies come back over a pipe.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -215,6 +216,21 @@ static uint32_t wait_node_id(struct party *p, int timeout_ms)
 	return SPA_ID_INVALID;
 }
 
+/* The private runtime directory: the daemon's sockets and locks, no subdirectories. */
+static void remove_dir(const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+
+	while (d && (e = readdir(d)))
+		if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0)
+			unlinkat(dirfd(d), e->d_name, 0);
+	if (d)
+		closedir(d);
+	if (rmdir(dir) < 0)
+		fprintf(stderr, "dmabroker-bench: could not remove %s: %s\n", dir, strerror(errno));
+}
+
 int pipewire_handoff(unsigned frames, int (*consumer_cpu_pin)(void), uint64_t *lat, char *error, size_t error_len)
 {
 	char dir[] = "/tmp/dmabroker-bench-pw.XXXXXX";
@@ -342,11 +358,6 @@ out:
 	}
 	if (to_parent[0] >= 0)
 		close(to_parent[0]);
-	{
-		char cmd[160];
-		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-		if (system(cmd) != 0)
-			fprintf(stderr, "dmabroker-bench: could not remove %s\n", dir);
-	}
+	remove_dir(dir);
 	return rc;
 }
