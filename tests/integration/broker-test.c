@@ -676,6 +676,12 @@ static bool step_bad_options(void)
 	sd_bus_error_free(&e);
 	r = sd_bus_call_method(bus, "org.dmabroker.Broker1", "/org/dmabroker/Broker1", "org.dmabroker.Broker1",
 			       "Allocate", &e, NULL, "uuuatua{sv}", 64, 64, DRM_FORMAT_XRGB8888, 0, CPU_RW, 1,
+			       "fresh", "s", "yes");
+	CHECK(r < 0 && sd_bus_error_has_name(&e, "org.dmabroker.Error.InvalidArgument") &&
+	      strstr(e.message, "'fresh' must be a boolean"));
+	sd_bus_error_free(&e);
+	r = sd_bus_call_method(bus, "org.dmabroker.Broker1", "/org/dmabroker/Broker1", "org.dmabroker.Broker1",
+			       "Allocate", &e, NULL, "uuuatua{sv}", 64, 64, DRM_FORMAT_XRGB8888, 0, CPU_RW, 1,
 			       "backend", "s", "no-such-backend");
 	CHECK(r < 0 && sd_bus_error_has_name(&e, "org.dmabroker.Error.NoBackend"));
 	tap_diag("%s: %s", e.name, e.message);

@@ -118,6 +118,18 @@ static bool step_fresh(void)
 	int fds0;
 
 	CHECK(b);
+	{
+		/* flags the library does not know, and a descriptor version it does not know: refused before a call */
+		struct dmabroker_alloc_desc d = {
+			.version = DMABROKER_ALLOC_DESC_VERSION, .width = 64, .height = 64,
+			.fourcc = DRM_FORMAT_XRGB8888, .usage = DMABROKER_USAGE_CPU_READ_FLAG, .flags = 0x80,
+		};
+		struct dmabroker_buffer *x = NULL;
+		CHECK(dmabroker_allocate(b, &d, &x) == -EINVAL && !x);
+		d.flags = 0;
+		d.version = DMABROKER_ALLOC_DESC_VERSION + 1;
+		CHECK(dmabroker_allocate(b, &d, &x) == -EINVAL && !x);
+	}
 	fds0 = daemon_fd_count(); /* with one pooled buffer of root's */
 	c = alloc_buf(b, DMABROKER_ALLOC_FRESH);
 	CHECK(c && contents(c, 0) == 0);
