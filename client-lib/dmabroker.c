@@ -254,6 +254,7 @@ EXPORT int dmabroker_attach_event(struct dmabroker *b, sd_event *event, int prio
 		return r;
 	sd_event_unref(b->event);
 	b->event = sd_event_ref(event);
+	streams_attach_event(b);
 	return 0;
 }
 

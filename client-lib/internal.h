@@ -65,6 +65,8 @@ int read_fence_array(sd_bus_message *m, int *ret);
 /* stream.c: the signals of streams, on the direct connection. */
 int stream_on_signal(sd_bus_message *m, void *userdata, sd_bus_error *ret_error);
 void streams_free_all(struct dmabroker *b);
+/* Moves the streams' peer channels to b->event (after dmabroker_attach_event). */
+void streams_attach_event(struct dmabroker *b);
 /*
  * r came from a send on a connection that may be gone: if so (and not
  * already reconnecting), reconnect to a restarted daemon. 1 when it did,

@@ -1,9 +1,17 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Streams, client side: the producer's free buffers and the consumer's
- * frames queue here as the daemon's signals arrive on the direct
- * connection; dequeue/acquire take from that queue without a round trip,
- * queue/release are one-way messages.
+ * frames queue here as they arrive; dequeue/acquire take from that queue
+ * without a round trip, queue/release are one-way messages.
+ *
+ * FIFO streams are peer to peer (common/stream-wire.h): frames go from the
+ * producer straight to each consumer on a channel the daemon set up, and
+ * releases straight back. So the books the daemon keeps for a mailbox
+ * stream are kept here: the producer knows which consumers hold each
+ * buffer and merges their release fences, a consumer holds at most
+ * max-acquired frames, and both import the fences they send into the
+ * dma-buf. Mailbox streams go through the daemon (its signals on the
+ * direct connection).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -12,7 +20,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/epoll.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -22,8 +32,18 @@
 #include "errors.h"
 #include "fence.h"
 #include "internal.h"
+#include "stream-wire.h"
 
 #define MAX_BUFFERS 16
+#define MAX_PEERS 8 /* the daemon's consumers per stream */
+
+/* One end of a FIFO stream's peer channel. */
+struct peer {
+	struct dmabroker_stream *s;
+	uint32_t id;                    /* the consumer's */
+	int fd;                         /* -1: gone */
+	sd_event_source *source;
+};
 
 struct dmabroker_stream {
 	struct dmabroker *b;
@@ -43,6 +63,15 @@ struct dmabroker_stream {
 	unsigned q_head, q_len;
 	dmabroker_stream_callback cb;
 	void *userdata;
+	/* FIFO: peer to peer */
+	bool peer;
+	struct peer peers[MAX_PEERS];   /* producer: one per consumer; consumer: [0] */
+	struct stream_wire_counters *counters; /* ours to count in, mapped (NULL: not counting) */
+	unsigned max_acquired;          /* consumer */
+	uint32_t have;                  /* consumer: bit i: frame i is here (queued or taken) */
+	uint32_t taken;                 /* consumer: taken by acquire; producer: by dequeue */
+	uint32_t holders[MAX_BUFFERS];  /* producer: bit k: peers[k] holds buffer i */
+	int ready_fence[MAX_BUFFERS], release_fence[MAX_BUFFERS]; /* producer, per queued buffer */
 	struct dmabroker_stream *next;
 };
 
@@ -85,6 +114,251 @@ static void push(struct dmabroker_stream *s, const struct dmabroker_frame *f)
 		return;
 	}
 	s->queue[(s->q_head + s->q_len++) % MAX_BUFFERS] = *f;
+}
+
+/* ---- FIFO streams: the peer channels ---- */
+
+/* Sends one message with zero or one fence (borrowed): 0 or negative errno. */
+static int peer_send(int fd, const struct stream_wire *w, int fence)
+{
+	union {
+		struct cmsghdr h;
+		char buf[CMSG_SPACE(sizeof(int))];
+	} u;
+	struct iovec iov = { .iov_base = (void *)w, .iov_len = STREAM_WIRE_SIZE(w->n_damage) };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
+	ssize_t n;
+
+	if (fence >= 0) {
+		struct cmsghdr *c;
+		memset(&u, 0, sizeof(u));
+		mh.msg_control = u.buf;
+		mh.msg_controllen = sizeof(u.buf);
+		c = CMSG_FIRSTHDR(&mh);
+		c->cmsg_level = SOL_SOCKET;
+		c->cmsg_type = SCM_RIGHTS;
+		c->cmsg_len = CMSG_LEN(sizeof(int));
+		memcpy(CMSG_DATA(c), &fence, sizeof(int));
+	}
+	do
+		n = sendmsg(fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+	while (n < 0 && errno == EINTR);
+	return n < 0 ? -errno : 0;
+}
+
+/*
+ * Receives one message: 1 with *w and *fence (ours, or -1), 0 at the end
+ * of the channel, -EAGAIN when nothing is there, -EBADMSG for a message
+ * that is not one (its fds closed), other negative errno.
+ */
+static int peer_recv(int fd, struct stream_wire *w, int *fence)
+{
+	union {
+		struct cmsghdr h;
+		char buf[CMSG_SPACE(4 * sizeof(int))];
+	} u;
+	struct iovec iov = { .iov_base = w, .iov_len = sizeof(*w) };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof(u.buf) };
+	ssize_t n;
+
+	*fence = -1;
+	do
+		n = recvmsg(fd, &mh, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
+	while (n < 0 && errno == EINTR);
+	if (n < 0)
+		return -errno;
+	for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c)) {
+		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
+			continue;
+		for (size_t k = 0; k < (c->cmsg_len - CMSG_LEN(0)) / sizeof(int); k++) {
+			int got;
+			memcpy(&got, CMSG_DATA(c) + k * sizeof(int), sizeof(int));
+			if (*fence < 0)
+				*fence = got;
+			else
+				close(got); /* one fence a message, no more */
+		}
+	}
+	if (n == 0 && *fence < 0)
+		return 0;
+	if ((mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) || (size_t)n < STREAM_WIRE_HEADER_SIZE ||
+	    w->n_damage > STREAM_WIRE_MAX_DAMAGE || (size_t)n != STREAM_WIRE_SIZE(w->n_damage) ||
+	    (*fence >= 0 && !fence_is_sync_file(*fence))) {
+		*fence = safe_close(*fence);
+		return -EBADMSG;
+	}
+	return 1;
+}
+
+/* Producer: buffer i is free again, with the merge of its release fences. */
+static void give_back(struct dmabroker_stream *s, unsigned i)
+{
+	int release = s->release_fence[i];
+
+	s->release_fence[i] = -1;
+	/* a frame no consumer waited for still orders after its own writes */
+	if (s->ready_fence[i] >= 0 && fence_status(s->ready_fence[i]) != 1)
+		fence_accumulate(&release, s->ready_fence[i]);
+	else
+		safe_close(s->ready_fence[i]);
+	s->ready_fence[i] = -1;
+	push(s, &(struct dmabroker_frame){ .index = i, .fence = release });
+}
+
+/* The channel ended (the daemon shut it: the other party left or died) or misbehaved. */
+static void peer_gone(struct peer *p)
+{
+	struct dmabroker_stream *s = p->s;
+	uint32_t bit = 1u << (p - s->peers);
+
+	p->source = sd_event_source_disable_unref(p->source);
+	p->fd = safe_close(p->fd);
+	if (!s->producer) {
+		s->ended = true; /* what is queued here can still be taken */
+		return;
+	}
+	for (unsigned i = 0; i < s->n_buffers; i++)
+		if (s->holders[i] & bit) {
+			s->holders[i] &= ~bit;
+			if (!s->holders[i])
+				give_back(s, i);
+		}
+}
+
+/* Producer: a consumer released a buffer. fence is taken. */
+static int on_release(struct peer *p, const struct stream_wire *w, int fence)
+{
+	struct dmabroker_stream *s = p->s;
+	uint32_t bit = 1u << (p - s->peers);
+	unsigned i = w->index;
+
+	if (w->type != STREAM_WIRE_RELEASE || i >= s->n_buffers || !(s->holders[i] & bit)) {
+		safe_close(fence);
+		return -EBADMSG;
+	}
+	if (fence >= 0 && s->buffers[i]->dmabuf)
+		dmabuf_import_fence(s->buffers[i]->fd, fence, false);
+	fence_accumulate(&s->release_fence[i], fence);
+	s->holders[i] &= ~bit;
+	if (!s->holders[i])
+		give_back(s, i);
+	return 0;
+}
+
+/* Consumer: a frame from the producer. fence is taken. */
+static int on_frame(struct dmabroker_stream *s, const struct stream_wire *w, int fence)
+{
+	struct dmabroker_frame f = {
+		.index = w->index, .sequence = w->sequence, .timestamp_ns = w->timestamp_ns, .fence = fence,
+		.n_damage = w->n_damage,
+	};
+
+	if (w->type != STREAM_WIRE_FRAME || w->index >= s->n_buffers || (s->have & (1u << w->index))) {
+		safe_close(fence);
+		return -EBADMSG;
+	}
+	memcpy(f.damage, w->damage, w->n_damage * sizeof(w->damage[0]));
+	s->have |= 1u << w->index;
+	push(s, &f);
+	return 0;
+}
+
+static int on_peer(sd_event_source *source, int fd, uint32_t revents, void *userdata)
+{
+	struct peer *p = userdata;
+	struct dmabroker_stream *s = p->s;
+
+	for (;;) {
+		struct stream_wire w;
+		int fence, r = peer_recv(fd, &w, &fence);
+		if (r == -EAGAIN)
+			break;
+		if (r > 0)
+			r = (s->producer ? on_release(p, &w, fence) : on_frame(s, &w, fence)) < 0 ? -EBADMSG : 1;
+		if (r <= 0) {
+			/* the end, or a peer that breaks the protocol: treated as gone */
+			peer_gone(p);
+			break;
+		}
+	}
+	notify(s);
+	return 0;
+}
+
+/* Takes fd (ours) as the channel to consumer id. */
+static int peer_add(struct dmabroker_stream *s, uint32_t id, int fd)
+{
+	struct peer *p = NULL;
+	int r;
+
+	for (unsigned k = 0; k < MAX_PEERS && !p; k++)
+		if (!s->peers[k].s || s->peers[k].fd < 0) /* a gone one holds nothing any more */
+			p = &s->peers[k];
+	if (!p) {
+		close(fd);
+		return -EBADMSG;
+	}
+	*p = (struct peer){ .s = s, .id = id, .fd = fd };
+	r = sd_event_add_io(s->b->event, &p->source, fd, EPOLLIN, on_peer, p);
+	if (r < 0)
+		p->fd = safe_close(p->fd);
+	return r;
+}
+
+/* StreamBuffers' "uaha(uh)": max-acquired, the counters memfd, the channels. */
+static int read_peers(struct dmabroker_stream *s, sd_bus_message *m)
+{
+	uint32_t max_acquired, id;
+	int counters = -1, fd, r = sd_bus_message_read(m, "u", &max_acquired);
+
+	if (r >= 0)
+		r = read_fence_array(m, &counters); /* zero or one fd, like a fence */
+	if (r >= 0 && counters >= 0) {
+		void *map = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, counters, 0);
+		s->counters = map == MAP_FAILED ? NULL : map; /* not counting is no reason to fail */
+		s->peer = true;
+		close(counters);
+	}
+	s->max_acquired = max_acquired;
+	if (r >= 0)
+		r = sd_bus_message_enter_container(m, 'a', "(uh)");
+	while (r >= 0 && (r = sd_bus_message_read(m, "(uh)", &id, &fd)) > 0) {
+		int own;
+		r = take_fd(fd, &own);
+		if (r >= 0)
+			r = peer_add(s, id, own);
+	}
+	if (r >= 0)
+		r = sd_bus_message_exit_container(m);
+	return r;
+}
+
+static void peers_close(struct dmabroker_stream *s)
+{
+	for (unsigned k = 0; k < MAX_PEERS; k++) {
+		s->peers[k].source = sd_event_source_disable_unref(s->peers[k].source);
+		s->peers[k].fd = safe_close(s->peers[k].fd);
+	}
+	for (unsigned i = 0; i < MAX_BUFFERS; i++) {
+		s->ready_fence[i] = safe_close(s->ready_fence[i]);
+		s->release_fence[i] = safe_close(s->release_fence[i]);
+	}
+	if (s->counters)
+		munmap(s->counters, 4096);
+	s->counters = NULL;
+}
+
+void streams_attach_event(struct dmabroker *b)
+{
+	for (struct dmabroker_stream *s = b->streams; s; s = s->next)
+		for (unsigned k = 0; k < MAX_PEERS; k++) {
+			struct peer *p = &s->peers[k];
+			if (!p->source)
+				continue;
+			p->source = sd_event_source_disable_unref(p->source);
+			if (sd_event_add_io(b->event, &p->source, p->fd, EPOLLIN, on_peer, p) < 0)
+				peer_gone(p);
+		}
 }
 
 static int on_buffers(sd_bus_message *m, void *userdata, sd_bus_error *ret_error)
@@ -133,6 +407,8 @@ static int on_buffers(sd_bus_message *m, void *userdata, sd_bus_error *ret_error
 	}
 	if (r >= 0)
 		r = sd_bus_message_exit_container(m);
+	if (r >= 0)
+		r = read_peers(s, m);
 	if (r < 0) {
 		fail(s, NULL, r);
 		return 0;
@@ -244,6 +520,10 @@ static int stream_new(struct dmabroker *b, const struct dmabroker_stream_desc *d
 	}
 	s->b = b;
 	s->producer = producer;
+	for (unsigned k = 0; k < MAX_PEERS; k++)
+		s->peers[k].fd = -1;
+	for (unsigned i = 0; i < MAX_BUFFERS; i++)
+		s->ready_fence[i] = s->release_fence[i] = -1;
 	r = sd_bus_message_read(reply, "t", &s->id);
 	sd_bus_message_unref(reply);
 	if (r >= 0)
@@ -323,9 +603,15 @@ EXPORT int dmabroker_stream_wait_ready(struct dmabroker_stream *s, int timeout_m
 	return r < 0 ? r : 0;
 }
 
+/* Whether something waits, and (a FIFO consumer) it is under its max-acquired. */
+static bool can_take(const struct dmabroker_stream *s)
+{
+	return s->q_len > 0 && (!s->peer || s->producer || (unsigned)__builtin_popcount(s->taken) < s->max_acquired);
+}
+
 static bool has_item(const struct dmabroker_stream *s)
 {
-	return s->q_len > 0 || s->ended;
+	return can_take(s) || s->ended;
 }
 
 EXPORT int dmabroker_stream_wait(struct dmabroker_stream *s, int timeout_ms)
@@ -354,6 +640,7 @@ EXPORT struct dmabroker_stream *dmabroker_stream_destroy(struct dmabroker_stream
 		sd_bus_message_unref(m);
 	}
 	sd_bus_slot_unref(s->buffers_call);
+	peers_close(s);
 	for (unsigned i = 0; i < s->q_len; i++)
 		safe_close(s->queue[(s->q_head + i) % MAX_BUFFERS].fence);
 	for (unsigned i = 0; i < s->n_buffers; i++) {
@@ -372,6 +659,7 @@ void streams_daemon_lost(struct dmabroker *b)
 		sd_bus_error e = SD_BUS_ERROR_NULL;
 		s->buffers_call = sd_bus_slot_unref(s->buffers_call);
 		s->id = 0; /* nothing to leave any more */
+		peers_close(s);
 		if (s->producer || !s->ready) {
 			sd_bus_error_set(&e, DMABROKER_ERROR("StreamEnded"),
 					 "the daemon restarted: streams do not survive it; create the stream again");
@@ -396,12 +684,13 @@ static int take(struct dmabroker_stream *s, struct dmabroker_frame *f)
 		return report(s);
 	if (!s->ready)
 		return set_error(s->b, NULL, -EAGAIN);
-	if (s->q_len == 0)
-		return set_error(s->b, NULL, s->ended ? -EPIPE : -EAGAIN);
+	if (!can_take(s))
+		return set_error(s->b, NULL, s->ended && s->q_len == 0 ? -EPIPE : -EAGAIN);
 	*f = s->queue[s->q_head];
 	f->buffer = s->buffers[f->index];
 	s->q_head = (s->q_head + 1) % MAX_BUFFERS;
 	s->q_len--;
+	s->taken |= 1u << f->index;
 	return 0;
 }
 
@@ -431,8 +720,8 @@ static int check_takeable(unsigned n, struct dmabroker_stream *const *streams)
 			return report(s);
 		if (!s->ready)
 			return -EAGAIN;
-		if (s->q_len == 0)
-			return s->ended && !s->producer ? -EPIPE : -EAGAIN;
+		if (!can_take(s))
+			return s->ended && !s->producer && s->q_len == 0 ? -EPIPE : -EAGAIN;
 	}
 	return 0;
 }
@@ -486,6 +775,95 @@ static int send_oneway(struct dmabroker_stream *s, sd_bus_message *m, int fence)
 	return r < 0 ? set_error(s->b, NULL, r) : 0;
 }
 
+/*
+ * Frames skip the daemon, so nothing else would tell a producer that the
+ * daemon died: look at the direct connection (one poll) and, when it is
+ * gone, reconnect, which ends this stream with StreamEnded as it would a
+ * mailbox stream's. 0, or the error to report.
+ */
+static int check_daemon(struct dmabroker_stream *s)
+{
+	struct pollfd p = { .fd = s->b->direct ? sd_bus_get_fd(s->b->direct) : -1, .events = POLLRDHUP };
+
+	if (p.fd >= 0 && poll(&p, 1, 0) > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR)))
+		daemon_lost(s->b, -ECONNRESET);
+	return s->error ? report(s) : 0;
+}
+
+/* Producer, FIFO: buffer index to every consumer, on its channel. */
+static int peer_queue(struct dmabroker_stream *s, unsigned index, int ready_fence, uint64_t sequence,
+		      uint64_t timestamp_ns, const int32_t (*damage)[4], unsigned n_damage)
+{
+	struct stream_wire w = {
+		.type = STREAM_WIRE_FRAME, .index = index, .sequence = sequence, .timestamp_ns = timestamp_ns,
+		.n_damage = damage ? n_damage : 0,
+	};
+	const struct dmabroker_buffer *buf = s->buffers[index];
+
+	int r = check_daemon(s);
+
+	if (r < 0)
+		return r;
+	if (!(s->taken & (1u << index)))
+		return set_error(s->b, NULL, -EBUSY); /* not dequeued: queued already, or free */
+	if (w.n_damage > STREAM_WIRE_MAX_DAMAGE || (ready_fence >= 0 && !fence_is_sync_file(ready_fence)))
+		return set_error(s->b, NULL, -EINVAL);
+	if (w.n_damage)
+		memcpy(w.damage, damage, w.n_damage * sizeof(w.damage[0]));
+	if (ready_fence >= 0) {
+		s->ready_fence[index] = fcntl(ready_fence, F_DUPFD_CLOEXEC, 3);
+		if (s->ready_fence[index] < 0)
+			return set_error(s->b, NULL, -errno);
+		if (buf->dmabuf)
+			dmabuf_import_fence(buf->fd, ready_fence, true);
+	}
+	s->taken &= ~(1u << index);
+	for (unsigned k = 0; k < MAX_PEERS; k++) {
+		struct peer *p = &s->peers[k];
+		if (p->fd < 0)
+			continue;
+		if (peer_send(p->fd, &w, ready_fence) == 0)
+			s->holders[index] |= 1u << k;
+		else
+			peer_gone(p); /* gone, or not reading with its every buffer in flight: cannot be */
+	}
+	if (s->counters) {
+		s->counters->frames++;
+		if (!s->holders[index])
+			s->counters->dropped++;
+	}
+	if (!s->holders[index])
+		give_back(s, index); /* nobody to show it to */
+	return 0;
+}
+
+/* Consumer, FIFO: frame index back to the producer, on the channel. */
+static int peer_release(struct dmabroker_stream *s, unsigned index, int release_fence)
+{
+	struct stream_wire w = { .type = STREAM_WIRE_RELEASE, .index = index };
+	const struct dmabroker_buffer *buf = s->buffers[index];
+	int r;
+
+	if (!(s->taken & (1u << index)))
+		return set_error(s->b, NULL, -EINVAL); /* not a frame it holds */
+	if (release_fence >= 0) {
+		if (!fence_is_sync_file(release_fence))
+			return set_error(s->b, NULL, -EINVAL);
+		if (buf->dmabuf)
+			dmabuf_import_fence(buf->fd, release_fence, false);
+	}
+	s->taken &= ~(1u << index);
+	s->have &= ~(1u << index);
+	if (s->counters)
+		s->counters->frames++;
+	if (s->peers[0].fd < 0)
+		return 0; /* the producer left: nobody to give it back to */
+	r = peer_send(s->peers[0].fd, &w, release_fence);
+	if (r < 0)
+		peer_gone(&s->peers[0]);
+	return 0;
+}
+
 EXPORT int dmabroker_stream_queue(struct dmabroker_stream *s, unsigned index, int ready_fence, uint64_t sequence,
 				  uint64_t timestamp_ns, const int32_t (*damage)[4], unsigned n_damage)
 {
@@ -496,6 +874,8 @@ EXPORT int dmabroker_stream_queue(struct dmabroker_stream *s, unsigned index, in
 		return report(s);
 	if (!s->producer || !s->ready || index >= s->n_buffers)
 		return set_error(s->b, NULL, !s->producer ? -EPERM : !s->ready ? -EAGAIN : -EINVAL);
+	if (s->peer)
+		return peer_queue(s, index, ready_fence, sequence, timestamp_ns, damage, n_damage);
 	r = new_call(s->b, "QueueFrame", &m);
 	if (r >= 0)
 		r = sd_bus_message_append(m, "tutt", s->id, index, sequence, timestamp_ns);
@@ -519,6 +899,8 @@ EXPORT int dmabroker_stream_release(struct dmabroker_stream *s, unsigned index, 
 
 	if (s->producer || !s->ready || index >= s->n_buffers)
 		return set_error(s->b, NULL, s->producer ? -EPERM : -EINVAL);
+	if (s->peer)
+		return peer_release(s, index, release_fence);
 	r = new_call(s->b, "ReleaseFrame", &m);
 	if (r >= 0)
 		r = sd_bus_message_append(m, "tu", s->id, index);
@@ -571,6 +953,14 @@ int stream_on_signal(sd_bus_message *m, void *userdata, sd_bus_error *ret_error)
 			return 0;
 		}
 		push(s, &f);
+	} else if (strcmp(member, "ConsumerJoined") == 0) {
+		uint32_t consumer;
+		int fd, own;
+		if (!s->producer || !s->peer || sd_bus_message_read(m, "uh", &consumer, &fd) < 0 ||
+		    take_fd(fd, &own) < 0)
+			return 0;
+		if (peer_add(s, consumer, own) < 0)
+			return 0;
 	} else if (strcmp(member, "StreamEnded") == 0) {
 		s->ended = true;
 	} else if (strcmp(member, "StreamError") == 0) {

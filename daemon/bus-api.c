@@ -1006,6 +1006,8 @@ const sd_bus_vtable broker_vtable[] = {
 				 SD_BUS_PARAM(timestamp) SD_BUS_PARAM(damage) SD_BUS_PARAM(acquire_fence), 0),
 	SD_BUS_SIGNAL_WITH_NAMES("BufferReleased", "tuah",
 				 SD_BUS_PARAM(stream) SD_BUS_PARAM(index) SD_BUS_PARAM(release_fence), 0),
+	SD_BUS_SIGNAL_WITH_NAMES("ConsumerJoined", "tuh",
+				 SD_BUS_PARAM(stream) SD_BUS_PARAM(consumer) SD_BUS_PARAM(channel), 0),
 	SD_BUS_SIGNAL_WITH_NAMES("StreamEnded", "ts", SD_BUS_PARAM(stream) SD_BUS_PARAM(reason), 0),
 	SD_BUS_SIGNAL_WITH_NAMES("StreamError", "tsss",
 				 SD_BUS_PARAM(stream) SD_BUS_PARAM(method) SD_BUS_PARAM(error) SD_BUS_PARAM(message), 0),
@@ -1072,9 +1074,10 @@ const sd_bus_vtable broker_vtable[] = {
 				 "tu", SD_BUS_PARAM(stream) SD_BUS_PARAM(consumer),
 				 method_join_stream, SD_BUS_VTABLE_UNPRIVILEGED),
 	SD_BUS_METHOD_WITH_NAMES("StreamBuffers", "t", SD_BUS_PARAM(stream),
-				 "uuutssa(thta(tu))",
+				 "uuutssa(thta(tu))uaha(uh)",
 				 SD_BUS_PARAM(width) SD_BUS_PARAM(height) SD_BUS_PARAM(fourcc) SD_BUS_PARAM(modifier)
-				 SD_BUS_PARAM(backend) SD_BUS_PARAM(mode) SD_BUS_PARAM(buffers),
+				 SD_BUS_PARAM(backend) SD_BUS_PARAM(mode) SD_BUS_PARAM(buffers)
+				 SD_BUS_PARAM(max_acquired) SD_BUS_PARAM(counters) SD_BUS_PARAM(channels),
 				 method_stream_buffers, SD_BUS_VTABLE_UNPRIVILEGED),
 	SD_BUS_METHOD_WITH_NAMES("QueueFrame", "tutta(iiii)ah",
 				 SD_BUS_PARAM(stream) SD_BUS_PARAM(index) SD_BUS_PARAM(sequence)

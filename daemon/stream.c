@@ -11,12 +11,23 @@
  *                            <---------------------------- ReleaseFrame(i, release)
  *   BufferReleased(i, release) <- when every consumer let go of i
  *
- * Per-frame calls are one-way messages on the client's direct connection:
- * one hop each way, no reply, no bus daemon. The daemon never waits on a
- * fence: it passes the producer's ready fence to the consumers as their
- * acquire fence and the merge of the consumers' release fences back to the
- * producer, and imports both into the dma-buf, so that implicit-sync users
- * of the buffer see the same order.
+ * FIFO streams: frames do not pass through the daemon at all. At
+ * negotiation it gives the producer and each consumer the two ends of a
+ * peer channel (common/stream-wire.h), and frames and releases go from one
+ * to the other in one hop, fences included; the libraries keep the books
+ * the daemon keeps for mailbox streams below, and import the fences into
+ * the dma-buf. The daemon keeps a copy of both ends of each channel and
+ * shuts it down when either party leaves or dies, so the other side knows
+ * at once; it reads the frame counters from a memfd per party.
+ *
+ * Mailbox streams: per-frame calls are one-way messages on the client's
+ * direct connection, relayed by the daemon, which can replace a frame a
+ * consumer has not taken even when that consumer does not read at all (so
+ * the producer never waits on it). The daemon never waits on a fence: it
+ * passes the producer's ready fence to the consumers as their acquire fence
+ * and the merge of the consumers' release fences back to the producer, and
+ * imports both into the dma-buf, so that implicit-sync users of the buffer
+ * see the same order.
  *
  * Each consumer holds at most max-acquired frames. A frame that finds it at
  * that limit waits: in FIFO mode in a queue (a stalled consumer thus holds
@@ -35,6 +46,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <drm_fourcc.h>
@@ -45,6 +58,7 @@
 #include "fence.h"
 #include "log.h"
 #include "quota.h"
+#include "stream-wire.h"
 #include "stream.h"
 #include "usage.h"
 
@@ -52,6 +66,8 @@ struct stream_party {
 	struct client *client;
 	struct stream_params p;
 	sd_bus_message *waiting;        /* its StreamBuffers call, until negotiated */
+	int counters;                   /* FIFO: its memfd of struct stream_wire_counters, or -1 */
+	bool has_buffers;               /* its StreamBuffers reply went out */
 };
 
 struct stream_consumer {
@@ -64,6 +80,7 @@ struct stream_consumer {
 	uint8_t queue[STREAM_MAX_BUFFERS]; /* fifo: frames waiting for it */
 	unsigned q_head, q_len;
 	uint64_t delivered, consumed, dropped;
+	int chan[2];                    /* FIFO: the peer channel, producer's end and its own (ours), or -1 */
 };
 
 struct slot {
@@ -92,6 +109,7 @@ struct stream {
 	unsigned n_slots;
 	uint64_t produced, consumed, dropped;
 	uid_t owner_uid;                /* the producer's */
+	bool peer;                      /* FIFO: frames travel on peer channels, not through us */
 	struct stream *next;
 };
 
@@ -344,6 +362,101 @@ static void send_fence_signal(struct client *c, const char *member, uint64_t str
 		send_signal(c, member, "tuah", stream, index, 1, fence);
 	else
 		send_signal(c, member, "tuah", stream, index, 0);
+}
+
+/* ---- peer channels (FIFO streams) ---- */
+
+/* A party's counters: one page, sealed so that it cannot shrink under our pread. */
+static int counters_new(void)
+{
+	int fd = memfd_create("dmabroker-stream-counters", MFD_CLOEXEC | MFD_ALLOW_SEALING), r;
+
+	if (fd < 0)
+		return -errno;
+	if (ftruncate(fd, 4096) < 0 || fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) < 0) {
+		r = -errno;
+		close(fd);
+		return r;
+	}
+	return fd;
+}
+
+/* What the party counted (it may write anything there: its own figures only). */
+static struct stream_wire_counters counters_read(int fd)
+{
+	struct stream_wire_counters k = { 0 };
+
+	if (fd >= 0 && pread(fd, &k, sizeof(k), 0) != (ssize_t)sizeof(k))
+		memset(&k, 0, sizeof(k));
+	return k;
+}
+
+static int channel_open(struct stream_consumer *con)
+{
+	int sv[2], counters;
+
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, sv) < 0)
+		return -errno;
+	counters = counters_new();
+	if (counters < 0) {
+		close(sv[0]);
+		close(sv[1]);
+		return counters;
+	}
+	con->chan[0] = sv[0];
+	con->chan[1] = sv[1];
+	con->party.counters = counters;
+	return 0;
+}
+
+/* Ends con's channel: both sides see it end now, whoever else holds it. */
+static void channel_shut(struct stream_consumer *con)
+{
+	if (con->chan[0] >= 0)
+		shutdown(con->chan[0], SHUT_RDWR);
+	con->chan[0] = safe_close(con->chan[0]);
+	con->chan[1] = safe_close(con->chan[1]);
+}
+
+/* Shuts con's channel and keeps what it counted. */
+static void channel_close(struct stream *s, struct stream_consumer *con)
+{
+	channel_shut(con);
+	if (con->party.counters >= 0) {
+		con->consumed = counters_read(con->party.counters).frames;
+		s->consumed += con->consumed;
+		con->party.counters = safe_close(con->party.counters);
+	}
+}
+
+/* At negotiation: the producer's counters and a channel per consumer. */
+static int peers_open(struct stream *s, sd_bus_error *error)
+{
+	int r = 0;
+
+	s->producer.counters = counters_new();
+	if (s->producer.counters < 0)
+		r = s->producer.counters;
+	for (unsigned i = 0; r >= 0 && i < STREAM_MAX_CONSUMERS; i++)
+		if (s->consumers[i].active)
+			r = channel_open(&s->consumers[i]);
+	if (r >= 0) {
+		s->peer = true;
+		return 0;
+	}
+	for (unsigned i = 0; i < STREAM_MAX_CONSUMERS; i++)
+		if (s->consumers[i].active)
+			channel_close(s, &s->consumers[i]);
+	s->producer.counters = safe_close(s->producer.counters);
+	return sd_bus_error_setf(error, ERR_NEGOTIATION_FAILED, "stream '%s': cannot open its peer channels: %s",
+				 s->p.name, strerror(-r));
+}
+
+/* A consumer that joined a running FIFO stream: the producer gets its end. */
+static void peer_announce(struct stream *s, struct stream_consumer *con)
+{
+	if (s->has_producer && s->producer.has_buffers)
+		send_signal(s->producer.client, "ConsumerJoined", "tuh", s->id, con->id, con->chan[0]);
 }
 
 /* ---- the frame cycle ---- */
@@ -622,15 +735,42 @@ static int negotiate(struct stream *s, sd_bus_error *error)
 		if (i == 0)
 			s->backend = buf->backend;
 	}
+	if (s->p.mode == STREAM_FIFO) {
+		r = peers_open(s, error);
+		if (r < 0)
+			return r;
+	}
 	s->fourcc = fourcc;
 	s->modifier = DRM_FORMAT_MOD_LINEAR;
-	log_info("stream %llu '%s': %ux%u %s on %s, %u buffers, %s, %u consumers", (unsigned long long)s->id,
+	log_info("stream %llu '%s': %ux%u %s on %s, %u buffers, %s%s, %u consumers", (unsigned long long)s->id,
 		 s->p.name, s->p.width, s->p.height, format_lookup(fourcc)->name, s->backend->name, s->n_slots,
-		 mode_names[s->p.mode], s->n_consumers);
+		 mode_names[s->p.mode], s->peer ? " (peer to peer)" : "", s->n_consumers);
 	return 0;
 }
 
 /* ---- StreamBuffers replies ---- */
+
+/* max-acquired, the counters memfd and the peer channels: "uaha(uh)". */
+static int append_peers(struct stream *s, struct stream_party *p, sd_bus_message *reply)
+{
+	struct stream_consumer *con = p == &s->producer ? NULL : (struct stream_consumer *)p;
+	int r = sd_bus_message_append(reply, "u", con ? p->p.max_acquired : 0);
+
+	if (r >= 0)
+		r = p->counters >= 0 ? sd_bus_message_append(reply, "ah", 1, p->counters)
+				     : sd_bus_message_append(reply, "ah", 0);
+	if (r >= 0)
+		r = sd_bus_message_open_container(reply, 'a', "(uh)");
+	for (unsigned i = 0; r >= 0 && i < STREAM_MAX_CONSUMERS; i++) {
+		const struct stream_consumer *k = &s->consumers[i];
+		if (!k->active || k->chan[0] < 0 || (con && k != con))
+			continue;
+		r = sd_bus_message_append(reply, "(uh)", k->id, con ? k->chan[1] : k->chan[0]);
+	}
+	if (r >= 0)
+		r = sd_bus_message_close_container(reply);
+	return r;
+}
 
 static int reply_buffers(struct stream *s, struct stream_party *p, sd_bus_message *call, sd_bus_error *error)
 {
@@ -666,8 +806,12 @@ static int reply_buffers(struct stream *s, struct stream_party *p, sd_bus_messag
 	if (r >= 0)
 		r = sd_bus_message_close_container(reply);
 	if (r >= 0)
+		r = append_peers(s, p, reply);
+	if (r >= 0)
 		r = sd_bus_send(NULL, reply, NULL);
 	sd_bus_message_unref(reply);
+	if (r >= 0)
+		p->has_buffers = true;
 	return r < 0 ? r : 1;
 }
 
@@ -771,6 +915,11 @@ int stream_create(struct client *c, const struct stream_params *p, struct stream
 	s->owner_uid = c->uid;
 	s->producer.client = c;
 	s->producer.p = s->p;
+	s->producer.counters = -1;
+	for (unsigned i = 0; i < STREAM_MAX_CONSUMERS; i++) {
+		s->consumers[i].party.counters = -1;
+		s->consumers[i].chan[0] = s->consumers[i].chan[1] = -1;
+	}
 	s->next_consumer_id = 1;
 	s->next = b->streams;
 	b->streams = s;
@@ -831,14 +980,19 @@ int stream_join(struct client *c, const struct stream_params *p, struct stream *
 	if (p->max_acquired > s->p.buffers)
 		return sd_bus_error_setf(error, ERR_INVALID_ARGUMENT, "max-acquired %u: the stream has %u buffers",
 					 p->max_acquired, s->p.buffers);
-	*con = (struct stream_consumer){ .party = { .client = c, .p = *p }, .pending = -1 };
+	*con = (struct stream_consumer){ .party = { .client = c, .p = *p, .counters = -1 }, .pending = -1,
+					 .chan = { -1, -1 } };
 	default_label(c, &con->party.p);
 	if (!con->party.p.max_acquired)
 		con->party.p.max_acquired = s->p.mode == STREAM_MAILBOX ? 1 : s->p.buffers;
 	if (s->state == STREAM_RUNNING) {
 		r = check_party(s, &con->party, s->fourcc, s->backend, error);
+		if (r >= 0 && s->peer && (r = channel_open(con)) < 0)
+			sd_bus_error_setf(error, SD_BUS_ERROR_FAILED, "cannot open a peer channel: %s", strerror(-r));
 		if (r < 0)
 			return r;
+		if (s->peer)
+			peer_announce(s, con);
 	}
 	con->active = true;
 	con->id = s->next_consumer_id++;
@@ -866,6 +1020,9 @@ static void stream_free(struct stream *s)
 		safe_close(s->slots[i].release_fence);
 		buffer_unset_stream(s->slots[i].buf);
 	}
+	for (unsigned i = 0; i < STREAM_MAX_CONSUMERS; i++)
+		channel_close(s, &s->consumers[i]);
+	safe_close(s->producer.counters);
 	log_debug("stream %llu '%s' freed", (unsigned long long)s->id, s->p.name);
 	free(s);
 }
@@ -906,12 +1063,19 @@ static void leave(struct stream *s, struct client *c, bool going)
 		con->held = 0;
 		con->pending = -1;
 		con->q_len = 0;
+		channel_close(s, con);
 		drop_waiting(&con->party, !going, "left the stream");
 		log_debug("client %llu left stream %llu as consumer %u (%llu frames consumed, %llu dropped)",
 			  (unsigned long long)c->id, (unsigned long long)s->id, con->id,
 			  (unsigned long long)con->consumed, (unsigned long long)con->dropped);
 	} else if (s->has_producer && s->producer.client == c) {
+		struct stream_wire_counters k = counters_read(s->producer.counters);
 		s->has_producer = false;
+		s->produced += k.frames;
+		s->dropped += k.dropped;
+		s->producer.counters = safe_close(s->producer.counters);
+		for (unsigned i = 0; i < STREAM_MAX_CONSUMERS; i++)
+			channel_shut(&s->consumers[i]);
 		drop_waiting(&s->producer, !going, "left the stream");
 		if (s->state == STREAM_NEGOTIATING || s->state == STREAM_RUNNING) {
 			s->state = STREAM_ENDED;
@@ -988,6 +1152,15 @@ int stream_buffers(struct stream *s, struct client *c, sd_bus_message *m, sd_bus
 	return -EINVAL;
 }
 
+static int check_peer(struct stream *s, sd_bus_error *error)
+{
+	if (!s->peer)
+		return 0;
+	return sd_bus_error_setf(error, ERR_INVALID_ARGUMENT,
+				 "stream '%s' is a FIFO stream: its frames travel on the peer channels StreamBuffers "
+				 "gave, not through the daemon", s->p.name);
+}
+
 static int check_index(struct stream *s, uint32_t index, sd_bus_error *error)
 {
 	if (s->state != STREAM_RUNNING)
@@ -1008,7 +1181,9 @@ int stream_queue(struct stream *s, struct client *c, uint32_t index, const struc
 	if (!s->has_producer || s->producer.client != c)
 		return sd_bus_error_setf(error, ERR_NOT_PERMITTED, "only the producer of stream '%s' queues frames",
 					 s->p.name);
-	r = check_index(s, index, error);
+	r = check_peer(s, error);
+	if (r >= 0)
+		r = check_index(s, index, error);
 	if (r < 0)
 		return r;
 	sl = &s->slots[index];
@@ -1041,10 +1216,14 @@ int stream_release(struct stream *s, struct client *c, uint32_t index, int relea
 {
 	struct stream_consumer *con = consumer_of(s, c);
 	struct slot *sl;
+	int r;
 
 	if (!con)
 		return sd_bus_error_setf(error, ERR_NOT_PERMITTED, "this client is not a consumer of stream %llu",
 					 (unsigned long long)s->id);
+	r = check_peer(s, error);
+	if (r < 0)
+		return r;
 	if (index >= s->n_slots || !(con->held & (1u << index)))
 		return sd_bus_error_setf(error, ERR_INVALID_ARGUMENT,
 					 "consumer %u of stream '%s' does not hold buffer %u", con->id, s->p.name, index);
@@ -1076,13 +1255,19 @@ int stream_append_list(struct broker *b, struct client *c, sd_bus_message *reply
 	int r = 0;
 
 	for (struct stream *s = b->streams; r >= 0 && s; s = s->next) {
+		/* a FIFO stream's live parties count in their memfds; those gone, here */
+		struct stream_wire_counters k = counters_read(s->producer.counters);
+		uint64_t consumed = s->consumed;
 		if (!client_is_admin(c) && !consumer_of(s, c) && !(s->has_producer && s->producer.client == c))
 			continue;
+		for (unsigned i = 0; i < STREAM_MAX_CONSUMERS; i++)
+			if (s->consumers[i].active)
+				consumed += counters_read(s->consumers[i].party.counters).frames;
 		r = sd_bus_message_append(reply, "(tssssuuuututtt)", s->id, s->p.name, mode_names[s->p.mode],
 					  state_names[s->state], s->backend ? s->backend->name : "", s->fourcc,
 					  s->p.width, s->p.height, s->n_slots,
-					  s->has_producer ? s->producer.client->id : 0, s->n_consumers, s->produced,
-					  s->consumed, s->dropped);
+					  s->has_producer ? s->producer.client->id : 0, s->n_consumers,
+					  s->produced + k.frames, consumed, s->dropped + k.dropped);
 	}
 	return r;
 }
