@@ -136,9 +136,19 @@ static int on_bus_peer_gone(sd_bus_track *track, void *userdata)
 
 	free(c->bus_name);
 	c->bus_name = NULL;
-	if (!c->directs)
+	if (!c->directs) {
 		client_free(c);
-	return 0;
+		return 0;
+	}
+	/*
+	 * It lives on through its direct connections. Let go of the empty
+	 * track (sd-bus holds a reference while it calls us), and say so: a
+	 * handler that returns 0 for a track that stays empty is queued and
+	 * called again at once, for ever, and the daemon spun at full CPU
+	 * without serving anyone else.
+	 */
+	c->track = sd_bus_track_unref(c->track);
+	return 1;
 }
 
 int client_new(struct broker *b, sd_bus_message *m, struct client **ret, sd_bus_error *error)

@@ -20,7 +20,9 @@
 #include <signal.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <dirent.h>
 #include <sys/ioctl.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -32,6 +34,7 @@
 #include "tap.h"
 #include "broker-util.h"
 #include "uapi-extra.h"
+#include "stream-wire.h"
 
 TAP_DEFINE;
 
@@ -760,6 +763,244 @@ static bool step_take_both(void)
 	return true;
 }
 
+/* ---- FIFO peer channels, spoken by hand ---- */
+
+/*
+ * A direct connection of our own, to speak the protocol without libdmabroker.
+ * Its bus connection is closed at once, so the client lives on its direct
+ * connection alone: the daemon used to spin at full CPU then, serving nobody
+ * (an sd_bus_track handler called for ever), and the second call here timed out.
+ */
+static sd_bus *raw_direct(void)
+{
+	sd_bus *bus = NULL, *d = NULL;
+	sd_bus_message *reply = NULL;
+	int fd, own = -1, r = sd_bus_open_user(&bus);
+
+	if (r >= 0)
+		r = sd_bus_call_method(bus, "org.dmabroker.Broker1", "/org/dmabroker/Broker1", "org.dmabroker.Broker1",
+				       "OpenDirect", NULL, &reply, "");
+	if (r < 0)
+		tap_diag("OpenDirect by hand: %s", strerror(-r));
+	if (r >= 0)
+		r = sd_bus_message_read(reply, "h", &fd);
+	if (r >= 0)
+		own = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+	sd_bus_message_unref(reply);
+	sd_bus_unref(bus);
+	if (r >= 0 && own < 0)
+		r = -errno;
+	if (r >= 0)
+		r = sd_bus_new(&d);
+	if (r >= 0)
+		r = sd_bus_set_fd(d, own, own);
+	if (r >= 0)
+		r = sd_bus_set_anonymous(d, 1);
+	if (r >= 0)
+		r = sd_bus_negotiate_fds(d, 1);
+	if (r >= 0)
+		r = sd_bus_start(d);
+	if (r < 0) {
+		tap_diag("a direct connection by hand: %s", strerror(-r));
+		return sd_bus_unref(d);
+	}
+	return d;
+}
+
+/* StreamBuffers by hand: the counters memfd and the (one, or first) channel, ours. */
+static bool raw_buffers(sd_bus *d, uint64_t id, int *counters, int *channel, uint32_t *n_channels)
+{
+	sd_bus_message *reply = NULL;
+	sd_bus_error e = SD_BUS_ERROR_NULL;
+	uint32_t max_acquired, consumer;
+	int fd, r = sd_bus_call_method(d, NULL, "/org/dmabroker/Broker1", "org.dmabroker.Broker1", "StreamBuffers", &e,
+				       &reply, "t", id);
+
+	*counters = *channel = -1;
+	*n_channels = 0;
+	if (r >= 0)
+		r = sd_bus_message_skip(reply, "uuutssa(thta(tu))");
+	if (r >= 0)
+		r = sd_bus_message_read(reply, "u", &max_acquired);
+	if (r >= 0)
+		r = sd_bus_message_read(reply, "ah", 1, &fd);
+	if (r >= 0)
+		*counters = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+	if (r >= 0)
+		r = sd_bus_message_enter_container(reply, 'a', "(uh)");
+	while (r >= 0 && (r = sd_bus_message_read(reply, "(uh)", &consumer, &fd)) > 0)
+		if ((*n_channels)++ == 0)
+			*channel = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+	if (r < 0)
+		tap_diag("StreamBuffers by hand: %s", e.message ? e.message : strerror(-r));
+	sd_bus_error_free(&e);
+	sd_bus_message_unref(reply);
+	return r >= 0 && *counters >= 0 && *channel >= 0;
+}
+
+static uint64_t raw_stream(sd_bus *d, const char *method, const char *name, uint32_t consumers)
+{
+	sd_bus_message *reply = NULL;
+	sd_bus_error e = SD_BUS_ERROR_NULL;
+	uint64_t id = 0;
+	int r = strcmp(method, "JoinStream") == 0
+			? sd_bus_call_method(d, NULL, "/org/dmabroker/Broker1", "org.dmabroker.Broker1", method, &e,
+					     &reply, "sa{sv}", name, 1, "label", "s", "by-hand")
+			: sd_bus_call_method(d, NULL, "/org/dmabroker/Broker1", "org.dmabroker.Broker1", method, &e,
+					     &reply, "sa{sv}", name, 5, "formats", "au", 1, DRM_FORMAT_XRGB8888,
+					     "width", "u", W, "height", "u", H, "consumers", "u", consumers,
+					     "label", "s", "by-hand");
+	if (r >= 0)
+		r = sd_bus_message_read(reply, "t", &id);
+	if (r < 0)
+		tap_diag("%s by hand: %s", method, e.message ? e.message : strerror(-r));
+	sd_bus_error_free(&e);
+	sd_bus_message_unref(reply);
+	return id;
+}
+
+static int wire_send(int fd, uint32_t type, uint32_t index, uint64_t seq, int pass_fd)
+{
+	struct stream_wire w = { .type = type, .index = index, .sequence = seq };
+	union {
+		struct cmsghdr h;
+		char buf[CMSG_SPACE(sizeof(int))];
+	} u = { 0 };
+	struct iovec iov = { .iov_base = &w, .iov_len = STREAM_WIRE_SIZE(0) };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
+
+	if (pass_fd >= 0) {
+		struct cmsghdr *c;
+		mh.msg_control = u.buf;
+		mh.msg_controllen = sizeof(u.buf);
+		c = CMSG_FIRSTHDR(&mh);
+		*c = (struct cmsghdr){ .cmsg_len = CMSG_LEN(sizeof(int)), .cmsg_level = SOL_SOCKET,
+				       .cmsg_type = SCM_RIGHTS };
+		memcpy(CMSG_DATA(c), &pass_fd, sizeof(int));
+	}
+	return sendmsg(fd, &mh, MSG_NOSIGNAL) < 0 ? -errno : 0;
+}
+
+static int self_fd_count(void)
+{
+	struct dirent *e;
+	int n = 0;
+	DIR *d = opendir("/proc/self/fd");
+
+	while (d && (e = readdir(d)))
+		n += e->d_name[0] != '.';
+	if (d)
+		closedir(d);
+	return n;
+}
+
+static bool step_peer_channels(void)
+{
+	struct baseline base = baseline_take();
+	struct dmabroker *p = connect_session(), *late = connect_session(), *c = connect_session();
+	struct dmabroker *conns[] = { p, late, c };
+	struct dmabroker_stream_desc pd = producer_desc("peer", DMABROKER_STREAM_FIFO, 1);
+	struct dmabroker_stream_desc ld = consumer_desc("peer", "late");
+	struct dmabroker_stream *ps = NULL, *ls = NULL, *cs = NULL;
+	struct dmabroker_frame f;
+	struct stream_wire w;
+	struct counters cnt;
+	sd_bus *raw = raw_direct(), *rawp = raw_direct();
+	sd_bus_error e = SD_BUS_ERROR_NULL;
+	int counters = -1, chan = -1, pipefd[2], fds_before, r, back = 0;
+	uint32_t n_chan;
+	uint64_t id;
+
+	CHECK(p && late && c && raw && rawp && pipe2(pipefd, O_CLOEXEC) == 0);
+	/* a consumer by hand: a memfd it cannot shrink under the daemon, and its end of the channel */
+	CHECK(dmabroker_stream_create(p, &pd, &ps) == 0);
+	id = raw_stream(raw, "JoinStream", "peer", 0);
+	CHECK(id == dmabroker_stream_get_id(ps));
+	CHECK(raw_buffers(raw, id, &counters, &chan, &n_chan) && n_chan == 1);
+	CHECK(ftruncate(counters, 0) < 0 && errno == EPERM);
+	CHECK(all_ready(conns, 1, &ps, 1));
+	/* FIFO frames do not go through the daemon: it says so */
+	r = sd_bus_call_method(raw, NULL, "/org/dmabroker/Broker1", "org.dmabroker.Broker1", "ReleaseFrame", &e, NULL,
+			       "tuah", id, 0, 0);
+	tap_diag("ReleaseFrame on a FIFO stream: %s: %s", e.name, e.message);
+	CHECK(r < 0 && sd_bus_error_has_name(&e, "org.dmabroker.Error.InvalidArgument") && strstr(e.message, "peer"));
+	sd_bus_error_free(&e);
+	/* misuse of the library: a buffer not dequeued, a frame not held */
+	CHECK(dmabroker_stream_queue(ps, 0, -1, 1, 0, NULL, 0) == -EBUSY);
+	/* a frame reaches the hand-made consumer on its channel, in one message */
+	CHECK(dmabroker_stream_dequeue(ps, &f) == 0);
+	CHECK(dmabroker_stream_queue(ps, f.index, -1, 42, 0, NULL, 0) == 0);
+	CHECK(dmabroker_stream_queue(ps, f.index, -1, 43, 0, NULL, 0) == -EBUSY);
+	{
+		struct pollfd pfd = { .fd = chan, .events = POLLIN };
+		CHECK(poll(&pfd, 1, 5000) == 1);
+		CHECK(recv(chan, &w, sizeof(w), 0) == (ssize_t)STREAM_WIRE_SIZE(0));
+		CHECK(w.type == STREAM_WIRE_FRAME && w.index == f.index && w.sequence == 42);
+	}
+	/* a consumer that releases a buffer it does not hold is cut off: the producer gets every buffer back */
+	CHECK(wire_send(chan, STREAM_WIRE_RELEASE, (f.index + 1) % 4, 0, -1) == 0);
+	for (int t = 0; t < 200 && back < 4; t++) {
+		while (dmabroker_stream_dequeue(ps, &f) == 0) {
+			back++;
+			CHECK(f.fence < 0);
+		}
+		pump(conns, 1, 10);
+	}
+	CHECK(back == 4);
+	/* and goes on: a consumer joining the running stream gets the frames (ConsumerJoined) */
+	CHECK(dmabroker_stream_join(late, &ld, &ls) == 0);
+	CHECK(all_ready(conns, 2, (struct dmabroker_stream *[]){ ps, ls }, 2));
+	CHECK(dmabroker_stream_queue(ps, f.index, -1, 7, 0, NULL, 0) == 0);
+	for (int t = 0; t < 200 && dmabroker_stream_acquire(ls, &f) == -EAGAIN; t++)
+		pump(conns, 2, 10);
+	CHECK(f.sequence == 7);
+	CHECK(dmabroker_stream_release(ls, (f.index + 1) % 4, -1) == -EINVAL); /* not one it holds */
+	CHECK(dmabroker_stream_release(ls, f.index, -1) == 0);
+	for (int t = 0; t < 200 && dmabroker_stream_dequeue(ps, &f) == -EAGAIN; t++)
+		pump(conns, 2, 10);
+	CHECK(f.sequence == 0 && dmabroker_stream_queue(ps, f.index, -1, 8, 0, NULL, 0) == 0);
+	CHECK(stream_counters(id, &cnt));
+	tap_diag("after a bad consumer was cut off and a late one joined: produced %" PRIu64 ", consumed %" PRIu64,
+		 cnt.produced, cnt.consumed);
+	CHECK(cnt.produced == 3 && cnt.consumed == 1);
+
+	/* a producer by hand sends a frame whose fence is a pipe: the consumer sees the stream end, leaks nothing */
+	CHECK(dmabroker_open_direct(c) == 0);
+	fds_before = self_fd_count();
+	id = raw_stream(rawp, "CreateStream", "peer-bad-producer", 1);
+	CHECK(id > 0);
+	CHECK(dmabroker_stream_join(c, &(struct dmabroker_stream_desc){ .version = DMABROKER_STREAM_DESC_VERSION,
+				    .name = "peer-bad-producer", .usage = DMABROKER_USAGE_CPU_READ_FLAG }, &cs) == 0);
+	{
+		int pc = -1, pchan = -1;
+		uint32_t pn;
+		CHECK(raw_buffers(rawp, id, &pc, &pchan, &pn) && pn == 1);
+		CHECK(all_ready(&conns[2], 1, &cs, 1));
+		CHECK(wire_send(pchan, STREAM_WIRE_FRAME, 0, 1, pipefd[0]) == 0);
+		for (int t = 0; t < 200 && !dmabroker_stream_has_ended(cs); t++)
+			pump(&conns[2], 1, 10);
+		CHECK(dmabroker_stream_has_ended(cs));
+		CHECK(dmabroker_stream_acquire(cs, &f) == -EPIPE);
+		dmabroker_stream_destroy(cs);
+		close(pc);
+		close(pchan);
+	}
+	CHECK(self_fd_count() == fds_before);
+
+	close(pipefd[0]);
+	close(pipefd[1]);
+	close(counters);
+	close(chan);
+	sd_bus_flush_close_unref(rawp);
+	sd_bus_flush_close_unref(raw);
+	dmabroker_stream_destroy(ls);
+	dmabroker_stream_destroy(ps);
+	for (unsigned i = 0; i < 3; i++)
+		dmabroker_disconnect(conns[i]);
+	CHECK(baseline_restored(base));
+	return true;
+}
+
 int main(int argc, char **argv)
 {
 	for (int i = 1; i < argc; i++) {
@@ -774,7 +1015,7 @@ int main(int argc, char **argv)
 	}
 	if (!daemon_pid_from_env("stream-test"))
 		return 2;
-	tap_plan(6);
+	tap_plan(7);
 	tap_step("negotiation: the first common format; refusals name the party and what; bad requests",
 		 step_negotiation);
 	tap_step(fences ? "fifo: two consumers get every frame in order, intact, with pending ready and release fences"
@@ -787,5 +1028,7 @@ int main(int argc, char **argv)
 	tap_step("a consumer killed mid-stream: the others go on, its buffers come back, the end is seen",
 		 step_consumer_killed);
 	tap_step("a stage takes its input frame and output buffer together, or neither", step_take_both);
+	tap_step("fifo peer channels: frames skip the daemon; a lying consumer is cut off, a lying producer ends "
+		 "the stream, a late consumer joins; nothing leaks", step_peer_channels);
 	return tap_done();
 }
