@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/socket.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #include <sys/ioctl.h>
@@ -14,7 +16,9 @@
 #include <systemd/sd-bus.h>
 
 #include "cleanup.h"
+#include "access-wire.h"
 #include "errors.h"
+#include "fdmsg.h"
 #include "fence.h"
 
 #include "internal.h"
@@ -82,6 +86,7 @@ static int connect_common(sd_bus *bus, struct dmabroker **ret)
 		return -ENOMEM;
 	}
 	b->bus = bus;
+	b->access_channel = -1;
 	r = sd_bus_match_signal(bus, NULL, BUS_NAME, BROKER_PATH, BROKER_INTERFACE, "Moved", on_moved, b);
 	if (r >= 0)
 		r = sd_bus_add_match(bus, NULL,
@@ -143,6 +148,86 @@ EXPORT int dmabroker_connect_address(const char *address, struct dmabroker **ret
 	return connect_common(bus, ret);
 }
 
+/*
+ * The access channel (common/access-wire.h): BeginAccess and the one-way
+ * EndAccess in binary, one message each way, for the per-frame path.
+ * Opened with the direct connection; without it the calls go on D-Bus.
+ */
+static void open_access_channel(struct dmabroker *b)
+{
+	const char *env = getenv("DMABROKER_ACCESS_CHANNEL");
+	sd_bus_message *reply = NULL;
+	uint64_t usec = 0;
+	int fd, r;
+
+	if (env && strcmp(env, "0") == 0)
+		return; /* D-Bus for everything (to compare, or to debug) */
+	r = sd_bus_call_method(b->direct, NULL, BROKER_PATH, BROKER_INTERFACE, "OpenAccessChannel", NULL, &reply, "");
+
+	if (r >= 0)
+		r = sd_bus_message_read(reply, "h", &fd);
+	if (r >= 0)
+		r = take_fd(fd, &b->access_channel);
+	sd_bus_message_unref(reply);
+	/* a BEGIN that waits gives up when a D-Bus call would */
+	if (r >= 0 && sd_bus_get_method_call_timeout(b->direct, &usec) >= 0 && usec) {
+		struct timeval tv = { .tv_sec = (time_t)(usec / 1000000u), .tv_usec = (suseconds_t)(usec % 1000000u) };
+		setsockopt(b->access_channel, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	}
+}
+
+/*
+ * BEGIN on the access channel and its answer: 0 granted; 1 refused by the
+ * daemon (*refusal: its errno, recorded as the last error); or a negative
+ * errno when the channel failed.
+ */
+static int channel_begin(struct dmabroker_buffer *buf, uint32_t mode, uint32_t flags, uint64_t *ret_grant,
+			 int *ret_fence, int *refusal)
+{
+	struct dmabroker *b = buf->b;
+	const struct access_wire_request w = {
+		.op = ACCESS_WIRE_BEGIN, .cookie = ++b->access_cookie, .id = buf->id, .mode = mode, .flags = flags,
+	};
+	int r = fdmsg_send(b->access_channel, &w, sizeof(w), -1);
+
+	while (r >= 0) {
+		struct access_wire_reply a;
+		int fence;
+		ssize_t n = fdmsg_recv(b->access_channel, &a, sizeof(a), &fence, 0);
+		if (n <= 0)
+			return n == 0 ? -ECONNRESET : n == -EAGAIN ? -ETIMEDOUT : (int)n;
+		if ((size_t)n < ACCESS_WIRE_GRANTED_SIZE) {
+			safe_close(fence);
+			return -EBADMSG;
+		}
+		if (a.cookie != w.cookie) {
+			/* the answer to a BEGIN that gave up waiting: hand that grant straight back */
+			const struct access_wire_request end = { .op = ACCESS_WIRE_END, .id = a.grant };
+			safe_close(fence);
+			if (a.op == ACCESS_WIRE_GRANTED)
+				fdmsg_send(b->access_channel, &end, sizeof(end), -1);
+			continue;
+		}
+		if (a.op == ACCESS_WIRE_GRANTED) {
+			*ret_grant = a.grant;
+			*ret_fence = fence;
+			clear_error(b);
+			return 0;
+		}
+		safe_close(fence);
+		if (a.op == ACCESS_WIRE_ERROR && (size_t)n == sizeof(a)) {
+			sd_bus_error e = SD_BUS_ERROR_NULL;
+			a.name[sizeof(a.name) - 1] = a.message[sizeof(a.message) - 1] = '\0';
+			sd_bus_error_set(&e, a.name, a.message);
+			*refusal = set_error(b, &e, a.error > 0 ? -a.error : -EIO);
+			sd_bus_error_free(&e);
+			return 1;
+		}
+		return -EBADMSG;
+	}
+	return r;
+}
+
 EXPORT int dmabroker_open_direct(struct dmabroker *b)
 {
 	sd_bus_error e = SD_BUS_ERROR_NULL;
@@ -186,6 +271,7 @@ EXPORT int dmabroker_open_direct(struct dmabroker *b)
 		return r;
 	}
 	b->direct = direct;
+	open_access_channel(b);
 	return 0;
 }
 
@@ -216,6 +302,7 @@ EXPORT struct dmabroker *dmabroker_disconnect(struct dmabroker *b)
 		sd_bus_detach_event(b->direct);
 		sd_bus_flush_close_unref(b->direct);
 	}
+	safe_close(b->access_channel);
 	if (b->bus) {
 		sd_bus_detach_event(b->bus);
 		sd_bus_flush_close_unref(b->bus);
@@ -472,6 +559,7 @@ static int reconnect(struct dmabroker *b)
 		sd_bus_detach_event(b->direct);
 		b->direct = sd_bus_flush_close_unref(b->direct);
 	}
+	b->access_channel = safe_close(b->access_channel);
 	for (int i = 0; i < 200; i++) {
 		const char *owner;
 		r = sd_bus_call_method(b->bus, "org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus",
@@ -866,8 +954,20 @@ EXPORT int dmabroker_buffer_begin_access(struct dmabroker_buffer *buf, uint32_t 
 					 uint64_t *ret_grant, int *ret_acquire_fence)
 {
 	sd_bus_message *m = NULL, *reply = NULL;
-	int r = new_begin_call(buf, mode, flags, &m);
+	int r;
 
+	if (buf->b->access_channel >= 0) {
+		int refusal = 0;
+		r = channel_begin(buf, mode, flags, ret_grant, ret_acquire_fence, &refusal);
+		if (r >= 0)
+			return r == 0 ? 0 : refusal;
+		if (r == -ETIMEDOUT)
+			return set_error(buf->b, NULL, r);
+		/* the channel broke: the daemon went away, or spoke nonsense; on D-Bus from here */
+		buf->b->access_channel = safe_close(buf->b->access_channel);
+		daemon_lost(buf->b, r == -EBADMSG ? 0 : -ECONNRESET);
+	}
+	r = new_begin_call(buf, mode, flags, &m);
 	if (r < 0)
 		return set_error(buf->b, NULL, r);
 	r = call(buf->b, m, &reply);
@@ -992,6 +1092,14 @@ EXPORT int dmabroker_end_access_oneway(struct dmabroker *b, uint64_t grant, int 
 		r = set_error(b, &e, -EINVAL);
 		sd_bus_error_free(&e);
 		return r;
+	}
+	if (b->access_channel >= 0) {
+		const struct access_wire_request w = { .op = ACCESS_WIRE_END, .id = grant };
+		if (fdmsg_send(b->access_channel, &w, sizeof(w), release_fence) == 0) {
+			clear_error(b);
+			return 0;
+		}
+		b->access_channel = safe_close(b->access_channel); /* on D-Bus from here */
 	}
 	r = new_call(b, "EndAccess", &m);
 	if (r >= 0)

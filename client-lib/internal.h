@@ -22,6 +22,8 @@ struct dmabroker {
 	sd_event *event;             /* ours, or the caller's after attach_event */
 	sd_bus *bus;
 	sd_bus *direct;              /* NULL until dmabroker_open_direct() */
+	int access_channel;          /* opened with direct (common/access-wire.h), or -1 */
+	uint32_t access_cookie;      /* the last BEGIN's */
 	struct dmabroker_buffer *buffers;
 	sd_bus_error error;          /* the last failure */
 	dmabroker_move_callback on_move;

@@ -30,6 +30,7 @@
 
 #include "cleanup.h"
 #include "errors.h"
+#include "fdmsg.h"
 #include "fence.h"
 #include "internal.h"
 #include "stream-wire.h"
@@ -118,32 +119,9 @@ static void push(struct dmabroker_stream *s, const struct dmabroker_frame *f)
 
 /* ---- FIFO streams: the peer channels ---- */
 
-/* Sends one message with zero or one fence (borrowed): 0 or negative errno. */
 static int peer_send(int fd, const struct stream_wire *w, int fence)
 {
-	union {
-		struct cmsghdr h;
-		char buf[CMSG_SPACE(sizeof(int))];
-	} u;
-	struct iovec iov = { .iov_base = (void *)w, .iov_len = STREAM_WIRE_SIZE(w->n_damage) };
-	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
-	ssize_t n;
-
-	if (fence >= 0) {
-		struct cmsghdr *c;
-		memset(&u, 0, sizeof(u));
-		mh.msg_control = u.buf;
-		mh.msg_controllen = sizeof(u.buf);
-		c = CMSG_FIRSTHDR(&mh);
-		c->cmsg_level = SOL_SOCKET;
-		c->cmsg_type = SCM_RIGHTS;
-		c->cmsg_len = CMSG_LEN(sizeof(int));
-		memcpy(CMSG_DATA(c), &fence, sizeof(int));
-	}
-	do
-		n = sendmsg(fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
-	while (n < 0 && errno == EINTR);
-	return n < 0 ? -errno : 0;
+	return fdmsg_send(fd, w, STREAM_WIRE_SIZE(w->n_damage), fence);
 }
 
 /*
@@ -153,37 +131,12 @@ static int peer_send(int fd, const struct stream_wire *w, int fence)
  */
 static int peer_recv(int fd, struct stream_wire *w, int *fence)
 {
-	union {
-		struct cmsghdr h;
-		char buf[CMSG_SPACE(4 * sizeof(int))];
-	} u;
-	struct iovec iov = { .iov_base = w, .iov_len = sizeof(*w) };
-	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof(u.buf) };
-	ssize_t n;
+	ssize_t n = fdmsg_recv(fd, w, sizeof(*w), fence, MSG_DONTWAIT);
 
-	*fence = -1;
-	do
-		n = recvmsg(fd, &mh, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
-	while (n < 0 && errno == EINTR);
-	if (n < 0)
-		return -errno;
-	for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c)) {
-		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
-			continue;
-		for (size_t k = 0; k < (c->cmsg_len - CMSG_LEN(0)) / sizeof(int); k++) {
-			int got;
-			memcpy(&got, CMSG_DATA(c) + k * sizeof(int), sizeof(int));
-			if (*fence < 0)
-				*fence = got;
-			else
-				close(got); /* one fence a message, no more */
-		}
-	}
-	if (n == 0 && *fence < 0)
-		return 0;
-	if ((mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) || (size_t)n < STREAM_WIRE_HEADER_SIZE ||
-	    w->n_damage > STREAM_WIRE_MAX_DAMAGE || (size_t)n != STREAM_WIRE_SIZE(w->n_damage) ||
-	    (*fence >= 0 && !fence_is_sync_file(*fence))) {
+	if (n <= 0)
+		return n == -EMSGSIZE ? -EBADMSG : (int)n;
+	if ((size_t)n < STREAM_WIRE_HEADER_SIZE || w->n_damage > STREAM_WIRE_MAX_DAMAGE ||
+	    (size_t)n != STREAM_WIRE_SIZE(w->n_damage) || (*fence >= 0 && !fence_is_sync_file(*fence))) {
 		*fence = safe_close(*fence);
 		return -EBADMSG;
 	}

@@ -342,8 +342,8 @@ static void grant_free(struct grant *g)
  * Grants every item to c and answers m: BeginAccess with (t grant, ah fence),
  * BeginAccessMulti with (at grants, ah fence). On failure nothing is granted.
  */
-static int grant_and_reply(struct client *c, sd_bus_message *m, bool multi, unsigned n, struct buffer **bufs,
-			   const uint32_t *modes)
+static int grant_and_reply(struct client *c, sd_bus_message *m, uint32_t cookie, bool multi, unsigned n,
+			   struct buffer **bufs, const uint32_t *modes)
 {
 	struct grant *grants[ACCESS_MAX_MULTI];
 	sd_bus_message *reply = NULL;
@@ -357,20 +357,22 @@ static int grant_and_reply(struct client *c, sd_bus_message *m, bool multi, unsi
 		if (!grants[made])
 			r = -ENOMEM;
 	}
-	if (r >= 0)
+	if (r >= 0 && !m) /* a BEGIN on the access channel: one buffer */
+		r = access_channel_granted(c, cookie, grants[0]->id, acc);
+	else if (r >= 0)
 		r = sd_bus_message_new_method_return(m, &reply);
-	if (r >= 0 && multi) {
+	if (r >= 0 && m && multi) {
 		r = sd_bus_message_open_container(reply, 'a', "t");
 		for (unsigned i = 0; r >= 0 && i < n; i++)
 			r = sd_bus_message_append(reply, "t", grants[i]->id);
 		if (r >= 0)
 			r = sd_bus_message_close_container(reply);
-	} else if (r >= 0) {
+	} else if (r >= 0 && m) {
 		r = sd_bus_message_append(reply, "t", grants[0]->id);
 	}
-	if (r >= 0)
+	if (r >= 0 && m)
 		r = acc >= 0 ? sd_bus_message_append(reply, "ah", 1, acc) : sd_bus_message_append(reply, "ah", 0);
-	if (r >= 0)
+	if (r >= 0 && m)
 		r = sd_bus_send(NULL, reply, NULL);
 	sd_bus_message_unref(reply);
 	safe_close(acc);
@@ -403,6 +405,17 @@ static void grant_internal(struct buffer *buf, uint32_t mode, access_internal_cb
 
 /* ---- the queue ---- */
 
+/* Answers a waiting request with an error, where it came from. */
+static void request_fail(const struct request *r, const char *name, const char *message)
+{
+	if (r->msg) {
+		sd_bus_reply_method_error(r->msg, &SD_BUS_ERROR_MAKE_CONST(name, message));
+	} else if (!r->internal) {
+		sd_bus_error e = SD_BUS_ERROR_MAKE_CONST(name, message);
+		access_channel_error(r->client, r->cookie, &e, -EIO);
+	}
+}
+
 static void request_unlink(struct broker *b, struct request *r)
 {
 	for (struct request **p = &b->pending; *p; p = &(*p)->next)
@@ -430,8 +443,10 @@ static void process_queue(struct broker *b)
 			request_unlink(b, r);
 			if (copy.internal)
 				grant_internal(copy.bufs[0], copy.modes[0], copy.internal, copy.userdata);
-			else if (grant_and_reply(copy.client, copy.msg, copy.multi, copy.n, copy.bufs, copy.modes) < 0)
-				sd_bus_reply_method_errorf(copy.msg, ERR_ALLOCATION_FAILED, "cannot grant access: out of memory");
+			else if (grant_and_reply(copy.client, copy.msg, copy.cookie, copy.multi, copy.n, copy.bufs,
+						 copy.modes) < 0)
+				request_fail(&copy, ERR_ALLOCATION_FAILED, "cannot grant access: out of memory or "
+					     "cannot answer");
 			sd_bus_message_unref(copy.msg);
 			next = b->pending; /* the queue changed: rescan from the start */
 		}
@@ -477,8 +492,8 @@ static bool waits_for(struct broker *b, const struct client *start, struct buffe
 	return false;
 }
 
-int access_begin(struct client *c, sd_bus_message *m, unsigned n, struct buffer **bufs, const uint32_t *modes,
-		 bool multi, uint32_t flags, sd_bus_error *error)
+static int begin(struct client *c, sd_bus_message *m, uint32_t cookie, unsigned n, struct buffer **bufs,
+		 const uint32_t *modes, bool multi, uint32_t flags, sd_bus_error *error)
 {
 	struct broker *b = c->broker;
 	struct request *req;
@@ -510,7 +525,7 @@ int access_begin(struct client *c, sd_bus_message *m, unsigned n, struct buffer 
 	if (r < 0)
 		return r;
 	if (grantable(b, bufs, modes, n, NULL))
-		return grant_and_reply(c, m, multi, n, bufs, modes);
+		return grant_and_reply(c, m, cookie, multi, n, bufs, modes);
 	if (flags & ACCESS_NONBLOCK)
 		return sd_bus_error_setf(error, ERR_BUSY, "buffer %llu is busy: %s",
 					 (unsigned long long)bufs[0]->id,
@@ -528,6 +543,7 @@ int access_begin(struct client *c, sd_bus_message *m, unsigned n, struct buffer 
 		return -ENOMEM;
 	req->client = c;
 	req->msg = sd_bus_message_ref(m);
+	req->cookie = cookie;
 	req->multi = multi;
 	req->n = n;
 	memcpy(req->bufs, bufs, n * sizeof(*bufs));
@@ -536,6 +552,18 @@ int access_begin(struct client *c, sd_bus_message *m, unsigned n, struct buffer 
 	log_debug("client %llu waits for %s on buffer %llu%s", (unsigned long long)c->id, mode_name(modes[0]),
 		  (unsigned long long)bufs[0]->id, n > 1 ? " and others" : "");
 	return 1;
+}
+
+int access_begin(struct client *c, sd_bus_message *m, unsigned n, struct buffer **bufs, const uint32_t *modes,
+		 bool multi, uint32_t flags, sd_bus_error *error)
+{
+	return begin(c, m, 0, n, bufs, modes, multi, flags, error);
+}
+
+int access_begin_cookie(struct client *c, uint32_t cookie, struct buffer *buf, uint32_t mode, uint32_t flags,
+			sd_bus_error *error)
+{
+	return begin(c, NULL, cookie, 1, &buf, &mode, false, flags, error);
 }
 
 static void enqueue(struct broker *b, struct request *req)
@@ -641,9 +669,10 @@ void access_release_buffer(struct buffer *buf, struct client *c)
 		next = r->next;
 		for (unsigned i = 0; i < r->n; i++)
 			if (r->client == c && r->bufs[i] == buf) {
-				sd_bus_reply_method_errorf(r->msg, ERR_UNKNOWN_BUFFER,
-							   "buffer %llu was released while this request waited",
-							   (unsigned long long)buf->id);
+				char msg[96];
+				snprintf(msg, sizeof(msg), "buffer %llu was released while this request waited",
+					 (unsigned long long)buf->id);
+				request_fail(r, ERR_UNKNOWN_BUFFER, msg);
 				request_unlink(b, r);
 				changed = true;
 				break;

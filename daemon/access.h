@@ -73,6 +73,7 @@ typedef void (*access_internal_cb)(struct buffer *buf, struct grant *g, int acqu
 struct request {                    /* a BeginAccess waiting in the queue */
 	struct client *client;
 	sd_bus_message *msg;            /* the call to answer, or NULL: */
+	uint32_t cookie;                /* a BEGIN on the client's access channel, if not internal, or */
 	access_internal_cb internal;    /* the daemon's own request */
 	void *userdata;
 	bool multi;
@@ -88,6 +89,9 @@ struct request {                    /* a BeginAccess waiting in the queue */
  */
 int access_begin(struct client *c, sd_bus_message *m, unsigned n, struct buffer **bufs, const uint32_t *modes,
 		 bool multi, uint32_t flags, sd_bus_error *error);
+/* The same for a BEGIN on c's access channel, answered there (access-channel.c). */
+int access_begin_cookie(struct client *c, uint32_t cookie, struct buffer *buf, uint32_t mode, uint32_t flags,
+			sd_bus_error *error);
 /* EndAccess: release_fd is borrowed (-1: the work is done). */
 int access_end(struct client *c, uint64_t grant_id, int release_fd, sd_bus_error *error);
 /*
@@ -105,3 +109,10 @@ void access_drop_client(struct client *c);
 void access_free_buffer(struct buffer *buf);
 /* How many fences buf keeps. */
 unsigned access_pending_fences(const struct buffer *buf);
+
+/* access-channel.c: OpenAccessChannel; the channel's end for the client in *ret_fd. */
+int access_channel_open(struct client *c, int *ret_fd, sd_bus_error *error);
+void access_channel_close(struct client *c);
+/* Answers BEGIN `cookie`: 0, or negative errno when it could not be sent (then nothing was granted). */
+int access_channel_granted(struct client *c, uint32_t cookie, uint64_t grant, int fence);
+void access_channel_error(struct client *c, uint32_t cookie, const sd_bus_error *e, int r);

@@ -113,6 +113,7 @@ struct client {
 	struct endpoint *directs;
 	struct grant *grants;
 	unsigned n_grants, n_pending;
+	struct access_channel *access_channel; /* access-channel.c, or NULL */
 	uint32_t fence_timeouts;        /* its fences that missed their deadline */
 	uint64_t created_usec;
 	struct client *next;
@@ -155,6 +156,9 @@ int client_new(struct broker *b, sd_bus_message *m, struct client **ret, sd_bus_
 void client_free(struct client *c);
 bool client_is_admin(const struct client *c);
 int client_open_direct(struct client *c, int *ret_fd, sd_bus_error *error);
+/* The buffer `id`, which c must hold (*ret_hold: its hold; may be NULL). 0 or <0 with error. */
+int client_held_buffer(struct client *c, uint64_t id, struct buffer **ret_buffer, struct hold **ret_hold,
+		       sd_bus_error *error);
 /* A signal for c alone: on its direct connection if it has one, else unicast on the bus. */
 int client_new_signal(struct client *c, const char *member, sd_bus_message **ret);
 

@@ -283,3 +283,23 @@ void buffer_unset_stream(struct buffer *buf)
 	if (buf->n_holders == 0)
 		buffer_free(buf, buf->broker);
 }
+
+int client_held_buffer(struct client *c, uint64_t id, struct buffer **ret_buffer, struct hold **ret_hold,
+		       sd_bus_error *error)
+{
+	struct buffer *buf = buffer_find(c->broker, id);
+	struct hold *h;
+
+	if (!buf)
+		return sd_bus_error_setf(error, ERR_UNKNOWN_BUFFER, "no buffer %llu (released, or never existed)",
+					 (unsigned long long)id);
+	h = buffer_held_by(buf, c);
+	if (!h)
+		return sd_bus_error_setf(error, ERR_NOT_PERMITTED,
+					 "buffer %llu is not held by this client; open it with a token from its owner",
+					 (unsigned long long)id);
+	*ret_buffer = buf;
+	if (ret_hold)
+		*ret_hold = h;
+	return 0;
+}

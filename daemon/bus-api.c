@@ -53,25 +53,11 @@ static int caller(struct endpoint *e, sd_bus_message *m, struct client **ret, sd
 static int held_buffer(struct endpoint *e, sd_bus_message *m, uint64_t id, struct client **ret_client,
 		       struct buffer **ret_buffer, struct hold **ret_hold, sd_bus_error *error)
 {
-	struct buffer *buf;
-	struct hold *h;
 	int r = caller(e, m, ret_client, error);
 
 	if (r < 0)
 		return r;
-	buf = buffer_find(e->broker, id);
-	if (!buf)
-		return sd_bus_error_setf(error, ERR_UNKNOWN_BUFFER, "no buffer %llu (released, or never existed)",
-					 (unsigned long long)id);
-	h = buffer_held_by(buf, *ret_client);
-	if (!h)
-		return sd_bus_error_setf(error, ERR_NOT_PERMITTED,
-					 "buffer %llu is not held by this client; open it with a token from its owner",
-					 (unsigned long long)id);
-	*ret_buffer = buf;
-	if (ret_hold)
-		*ret_hold = h;
-	return 0;
+	return client_held_buffer(*ret_client, id, ret_buffer, ret_hold, error);
 }
 
 static int check_format(uint32_t fourcc, const struct format_info **ret, sd_bus_error *error)
@@ -747,6 +733,19 @@ static int method_reclaim(sd_bus_message *m, void *userdata, sd_bus_error *error
 	return send_reply(reply, r);
 }
 
+static int method_open_access_channel(sd_bus_message *m, void *userdata, sd_bus_error *error)
+{
+	_cleanup_close_ int fd = -1;
+	struct client *c;
+	int r = caller(userdata, m, &c, error);
+
+	if (r >= 0)
+		r = access_channel_open(c, &fd, error);
+	if (r < 0)
+		return r;
+	return sd_bus_reply_method_return(m, "h", fd);
+}
+
 static int method_open_direct(sd_bus_message *m, void *userdata, sd_bus_error *error)
 {
 	struct endpoint *e = userdata;
@@ -1067,6 +1066,8 @@ const sd_bus_vtable broker_vtable[] = {
 				 method_reclaim, SD_BUS_VTABLE_UNPRIVILEGED),
 	SD_BUS_METHOD_WITH_NAMES("OpenDirect", "", , "h", SD_BUS_PARAM(fd),
 				 method_open_direct, SD_BUS_VTABLE_UNPRIVILEGED),
+	SD_BUS_METHOD_WITH_NAMES("OpenAccessChannel", "", , "h", SD_BUS_PARAM(fd),
+				 method_open_access_channel, SD_BUS_VTABLE_UNPRIVILEGED),
 	SD_BUS_METHOD_WITH_NAMES("CreateStream", "sa{sv}", SD_BUS_PARAM(name) SD_BUS_PARAM(options),
 				 "t", SD_BUS_PARAM(stream),
 				 method_create_stream, SD_BUS_VTABLE_UNPRIVILEGED),

@@ -109,6 +109,7 @@ void client_free(struct client *c)
 
 	log_debug("client %llu (%s, pid %d) gone: releasing %u buffers",
 		  (unsigned long long)c->id, c->bus_name ? c->bus_name : "off the bus", (int)c->pid, c->n_holds);
+	access_channel_close(c);
 	access_drop_client(c);
 	stream_drop_client(b, c);
 	tokens_drop_for_client(b, c);

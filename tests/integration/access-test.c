@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -37,6 +38,7 @@
 #include "broker-util.h"
 #include "drm-find.h"
 #include "uapi-extra.h"
+#include "access-wire.h"
 
 TAP_DEFINE;
 
@@ -220,6 +222,86 @@ static bool step_end_oneway(void)
 	CHECK(dmabroker_end_access(a, g1, -1) == 0);
 	dmabroker_disconnect(a);
 	dmabroker_disconnect(b);
+	CHECK(baseline_restored(base));
+	return true;
+}
+
+/* A BEGIN or END by hand on a raw access channel. */
+static int wire_request(int ch, uint32_t op, uint32_t cookie, uint64_t id, uint32_t mode)
+{
+	struct access_wire_request w = { .op = op, .cookie = cookie, .id = id, .mode = mode };
+	return send(ch, &w, sizeof(w), MSG_NOSIGNAL) == (ssize_t)sizeof(w) ? 0 : -errno;
+}
+
+/* The next answer on a raw channel, within 5 s: its size (0: the channel ended), or -1. */
+static ssize_t wire_answer(int ch, struct access_wire_reply *a)
+{
+	struct pollfd p = { .fd = ch, .events = POLLIN };
+	memset(a, 0, sizeof(*a));
+	if (poll(&p, 1, 5000) != 1)
+		return -1;
+	return recv(ch, a, sizeof(*a), 0);
+}
+
+static bool step_access_channel(void)
+{
+	struct baseline base = baseline_take();
+	struct dmabroker *a = connect_session(), *b = connect_session();
+	struct dmabroker_buffer *buf, *bb;
+	struct access_wire_reply ans;
+	sd_bus *raw = NULL;
+	sd_bus_message *reply = NULL;
+	sd_bus_error e = SD_BUS_ERROR_NULL;
+	uint64_t g, g2;
+	int f = -1, f2 = -1, fd, ch = -1;
+
+	/* a on its access channel, b on the bus: one queue for both */
+	CHECK(a && b && dmabroker_open_direct(a) == 0);
+	buf = alloc_buf(a, 64, 32);
+	CHECK(buf);
+	bb = share(buf, b);
+	CHECK(bb);
+	CHECK(dmabroker_buffer_begin_access(buf, W, 0, &g, &f) == 0);
+	CHECK(expect_error(b, dmabroker_buffer_begin_access(bb, R, DMABROKER_ACCESS_NONBLOCK, &g2, &f2), EBUSY,
+			   "org.dmabroker.Error.Busy"));
+	/* the daemon's refusals come back on the channel with their names */
+	CHECK(expect_error(a, dmabroker_buffer_begin_access(buf, W, 0, &g2, &f2), EDEADLK,
+			   "org.dmabroker.Error.WouldDeadlock"));
+	CHECK(expect_error(a, dmabroker_buffer_begin_access(buf, 7, 0, &g2, &f2), EINVAL,
+			   "org.dmabroker.Error.InvalidArgument"));
+	CHECK(dmabroker_end_access_oneway(a, g, -1) == 0);
+	/* b's read waits for nothing once a's one-way end is in */
+	CHECK(dmabroker_buffer_begin_access(bb, R, 0, &g2, &f2) == 0);
+	CHECK(dmabroker_end_access(b, g2, -1) == 0);
+
+	/* by hand: one channel per client; a buffer it does not hold; an unknown grant; a malformed message */
+	CHECK(sd_bus_open_user(&raw) >= 0);
+	CHECK(sd_bus_call_method(raw, "org.dmabroker.Broker1", "/org/dmabroker/Broker1", "org.dmabroker.Broker1",
+				 "OpenAccessChannel", &e, &reply, "") >= 0);
+	CHECK(sd_bus_message_read(reply, "h", &fd) > 0 && (ch = fcntl(fd, F_DUPFD_CLOEXEC, 3)) >= 0);
+	reply = sd_bus_message_unref(reply);
+	CHECK(sd_bus_call_method(raw, "org.dmabroker.Broker1", "/org/dmabroker/Broker1", "org.dmabroker.Broker1",
+				 "OpenAccessChannel", &e, NULL, "") < 0);
+	CHECK(sd_bus_error_has_name(&e, "org.dmabroker.Error.LimitReached"));
+	sd_bus_error_free(&e);
+	CHECK(wire_request(ch, ACCESS_WIRE_BEGIN, 7, dmabroker_buffer_get_id(buf), W) == 0);
+	CHECK(wire_answer(ch, &ans) == (ssize_t)sizeof(ans));
+	tap_diag("BEGIN on another's buffer, by hand: %s: %s", ans.name, ans.message);
+	CHECK(ans.op == ACCESS_WIRE_ERROR && ans.cookie == 7 && ans.error == EPERM &&
+	      strcmp(ans.name, "org.dmabroker.Error.NotPermitted") == 0);
+	CHECK(wire_request(ch, ACCESS_WIRE_END, 0, 0xdeadbeef, 0) == 0); /* logged; no answer */
+	CHECK(wire_request(ch, ACCESS_WIRE_BEGIN, 8, 0xdeadbeef, R) == 0);
+	CHECK(wire_answer(ch, &ans) == (ssize_t)sizeof(ans));
+	CHECK(ans.op == ACCESS_WIRE_ERROR && ans.cookie == 8 && strcmp(ans.name, "org.dmabroker.Error.UnknownBuffer") == 0);
+	CHECK(send(ch, "bad", 3, MSG_NOSIGNAL) == 3);
+	CHECK(wire_answer(ch, &ans) == 0); /* the daemon closed the channel */
+	close(ch);
+	sd_bus_flush_close_unref(raw);
+	/* and went on serving: a's channel still works */
+	CHECK(dmabroker_buffer_begin_access(buf, W, 0, &g, &f) == 0);
+	CHECK(dmabroker_end_access_oneway(a, g, -1) == 0);
+	dmabroker_disconnect(b);
+	dmabroker_disconnect(a);
 	CHECK(baseline_restored(base));
 	return true;
 }
@@ -641,8 +723,12 @@ static bool run_frames(bool fences)
 	for (int i = 0; i < WRITERS + READERS; i++) {
 		pids[i] = fork();
 		CHECK(pids[i] >= 0);
-		if (pids[i] == 0)
+		if (pids[i] == 0) {
+			/* every other one on D-Bus, the rest on the access channel: one order for all */
+			if (i % 2)
+				setenv("DMABROKER_ACCESS_CHANNEL", "0", 1);
 			_exit(i < WRITERS ? writer_main(token, fences, frames) : reader_main(token, fences, frames));
+		}
 	}
 	for (int i = 0; i < WRITERS + READERS; i++) {
 		int status;
@@ -660,7 +746,8 @@ static bool run_frames(bool fences)
 		munmap(map, dmabroker_buffer_get_size(buf));
 	}
 	CHECK(dmabroker_buffer_cpu_end(buf, g) == 0);
-	tap_diag("%d writers x %d frames, %d readers x %d reads%s: %.1f s; last frame %u", WRITERS, frames, READERS,
+	tap_diag("%d writers x %d frames, %d readers x %d reads%s, the odd ones on D-Bus and the rest on the access "
+		 "channel: %.1f s; last frame %u", WRITERS, frames, READERS,
 		 frames, fences ? ", with sw_sync release fences" : "", (double)(now_ms() - t0) / 1000, last);
 	CHECK(last == (uint32_t)(WRITERS * frames));
 	free(token);
@@ -1260,9 +1347,11 @@ int main(int argc, char **argv)
 	}
 	if (!daemon_pid_from_env("access-test"))
 		return 2;
-	tap_plan(fences ? 18 : 8);
+	tap_plan(fences ? 19 : 9);
 	tap_step("grants: readers share, a writer is exclusive, named errors", step_grant_basics);
 	tap_step("one-way EndAccess ends the grant with no reply; a bad fence is refused locally", step_end_oneway);
+	tap_step("the access channel: one queue with D-Bus, named refusals, one per client, a bad message closes "
+		 "it, nothing leaks", step_access_channel);
 	tap_step("a fence-less holder blocks a conflicting grant; the daemon serves others", step_fenceless_holder);
 	tap_step("waiters are served in order: a writer is not starved by later readers", step_writer_not_starved);
 	tap_step("a waiting cycle between clients is refused with WouldDeadlock", step_deadlock_refused);

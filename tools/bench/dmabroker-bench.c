@@ -360,35 +360,47 @@ static bool access_pairs(struct dmabroker *b, struct dmabroker_buffer *buf, unsi
 static void bench_access(void)
 {
 	struct samples pair = { 0 }, begin = { 0 };
+	/* the bus; the direct connection in D-Bus; the access channel, with EndAccess waited and one-way */
+	static const struct {
+		bool direct, channel, oneway;
+		const char *how;
+	} runs[] = {
+		{ false, false, false, "bus" },
+		{ true, false, true, "direct D-Bus, one-way end" },
+		{ true, true, false, "access channel, waited end" },
+		{ true, true, true, "access channel, one-way end" },
+	};
 	header("access: BeginAccess + EndAccess, one client, one buffer (the baseline: raw request/reply)");
-	for (int run = 0; run < 3; run++) {
-		bool direct = run > 0;
-		struct dmabroker *b = connect_or_fail(direct);
-		struct dmabroker_buffer *buf = b ? alloc_buffer(b, 64, 64) : NULL;
-		const char *how = run == 0 ? "bus" : run == 1 ? "direct connection" : "direct, one-way EndAccess";
+	for (unsigned run = 0; run < sizeof(runs) / sizeof(runs[0]); run++) {
+		struct dmabroker *b;
+		struct dmabroker_buffer *buf;
+		const char *how = runs[run].how;
 		char name[96];
+		/* the library opens the access channel with the direct connection unless told not to */
+		setenv("DMABROKER_ACCESS_CHANNEL", runs[run].channel ? "1" : "0", 1);
+		b = connect_or_fail(runs[run].direct);
+		unsetenv("DMABROKER_ACCESS_CHANNEL");
+		buf = b ? alloc_buffer(b, 64, 64) : NULL;
 		if (!buf) {
 			if (b)
 				SECTION_FAIL("access: Allocate: %s", dmabroker_error_message(b));
 			dmabroker_disconnect(b);
 			return;
 		}
-		access_pairs(b, buf, iterations / 10, run == 2, NULL, NULL); /* warm up */
+		access_pairs(b, buf, iterations / 10, runs[run].oneway, NULL, NULL); /* warm up */
 		reset(&pair);
 		reset(&begin);
-		if (!access_pairs(b, buf, iterations, run == 2, &pair, &begin))
+		if (!access_pairs(b, buf, iterations, runs[run].oneway, &pair, &begin))
 			SECTION_FAIL("access: %s", dmabroker_error_message(b));
-		if (run < 2) {
-			snprintf(name, sizeof(name), "BeginAccess alone, %s", how);
+		if (run != 2) {
+			snprintf(name, sizeof(name), "BeginAccess alone, %s", runs[run].channel ? "access channel" :
+				 runs[run].direct ? "direct D-Bus" : how);
 			row(name, &begin, raw_rtt_p50);
 		}
 		snprintf(name, sizeof(name), "BeginAccess+EndAccess, %s", how);
 		row(name, &pair, raw_rtt_p50);
-		if (run == 1)
-			target("BeginAccess+EndAccess (direct, waited) / raw round trip, p50",
-			       pct(&pair, 0.5) / raw_rtt_p50, 1.3, "x");
-		if (run == 2)
-			target("BeginAccess+EndAccess (direct, one-way end) / raw round trip, p50",
+		if (run == 3)
+			target("BeginAccess+EndAccess (access channel, one-way end) / raw round trip, p50",
 			       pct(&pair, 0.5) / raw_rtt_p50, 1.3, "x");
 		dmabroker_buffer_release(buf);
 		dmabroker_disconnect(b);

@@ -1,0 +1,48 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The access channel: BeginAccess and EndAccess in a fixed binary form, on
+ * a SOCK_SEQPACKET socket of a client's own (OpenAccessChannel), for the
+ * per-frame path. The same grants as the D-Bus methods, ordered with them
+ * in the same queue; only the encoding differs, and with it the cost: one
+ * sendmsg and one recvmsg a side, where a D-Bus call on a direct connection
+ * takes sd-bus's message building and parsing and three or four syscalls
+ * a side.
+ *
+ *   client -> daemon   BEGIN (cookie, buffer, mode, flags)   answered later
+ *                      END (grant) + zero or one release fence   one-way
+ *   daemon -> client   GRANTED (cookie, grant) + zero or one acquire fence
+ *                      ERROR (cookie, errno, D-Bus error name, message)
+ *
+ * Each message is one struct below (a reply cut after `grant` when it is
+ * GRANTED), fences in SCM_RIGHTS. A BEGIN that must wait is answered when
+ * it is granted, as the D-Bus call would be. A refused END is logged by the
+ * daemon (it is one-way, like dmabroker_end_access_oneway() on D-Bus). A
+ * message of the wrong size or kind closes the channel.
+ */
+#pragma once
+
+#include <stddef.h>
+#include <stdint.h>
+
+enum access_wire_op {
+	ACCESS_WIRE_BEGIN = 1,
+	ACCESS_WIRE_END = 2,
+	ACCESS_WIRE_GRANTED = 3,
+	ACCESS_WIRE_ERROR = 4,
+};
+
+struct access_wire_request {
+	uint32_t op, cookie;
+	uint64_t id;                    /* BEGIN: the buffer; END: the grant */
+	uint32_t mode, flags;           /* BEGIN */
+};
+
+struct access_wire_reply {
+	uint32_t op, cookie;
+	uint64_t grant;                 /* GRANTED */
+	int32_t error;                  /* ERROR: the errno */
+	char name[64];                  /* ERROR: org.dmabroker.Error.* */
+	char message[396];
+};
+
+#define ACCESS_WIRE_GRANTED_SIZE offsetof(struct access_wire_reply, error)

@@ -1,0 +1,180 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The access channel (common/access-wire.h): BeginAccess and EndAccess in
+ * binary, one message each way, on a socket of the client's own. The
+ * grants are access.c's, the same as the D-Bus methods'; this is only the
+ * other door into them, for the per-frame path.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "access-wire.h"
+#include "access.h"
+#include "broker.h"
+#include "cleanup.h"
+#include "errors.h"
+#include "fdmsg.h"
+#include "log.h"
+#include "stream.h"
+
+enum { CHANNEL_BATCH = 64 };
+
+struct access_channel {
+	struct client *client;
+	int fd;
+	sd_event_source *io;
+};
+
+void access_channel_close(struct client *c)
+{
+	struct access_channel *ch = c->access_channel;
+
+	if (!ch)
+		return;
+	sd_event_source_disable_unref(ch->io);
+	safe_close(ch->fd);
+	free(ch);
+	c->access_channel = NULL;
+}
+
+static void send_reply(struct client *c, const struct access_wire_reply *w, size_t len, int fence)
+{
+	int r;
+
+	if (!c->access_channel)
+		return; /* closed while the request waited: nobody to tell */
+	r = fdmsg_send(c->access_channel->fd, w, len, fence);
+	if (r < 0)
+		log_debug("client %llu: access channel: cannot answer: %s", (unsigned long long)c->id, strerror(-r));
+}
+
+int access_channel_granted(struct client *c, uint32_t cookie, uint64_t grant, int fence)
+{
+	struct access_wire_reply w = { .op = ACCESS_WIRE_GRANTED, .cookie = cookie, .grant = grant };
+
+	if (!c->access_channel)
+		return -ENOTCONN;
+	return fdmsg_send(c->access_channel->fd, &w, ACCESS_WIRE_GRANTED_SIZE, fence);
+}
+
+void access_channel_error(struct client *c, uint32_t cookie, const sd_bus_error *e, int r)
+{
+	struct access_wire_reply w = { .op = ACCESS_WIRE_ERROR, .cookie = cookie };
+
+	if (sd_bus_error_is_set(e)) {
+		w.error = sd_bus_error_get_errno(e);
+		snprintf(w.name, sizeof(w.name), "%s", e->name);
+		snprintf(w.message, sizeof(w.message), "%s", e->message ? e->message : "");
+	} else {
+		w.error = r < 0 ? -r : EIO;
+		snprintf(w.name, sizeof(w.name), "%s", SD_BUS_ERROR_FAILED);
+		snprintf(w.message, sizeof(w.message), "%s", strerror(w.error));
+	}
+	send_reply(c, &w, sizeof(w), -1);
+}
+
+static int on_begin(struct client *c, const struct access_wire_request *w, sd_bus_error *error)
+{
+	struct buffer *buf;
+	int r = client_held_buffer(c, w->id, &buf, NULL, error);
+
+	if (r >= 0)
+		r = stream_check_direct_use(buf, error);
+	if (r >= 0)
+		r = access_begin_cookie(c, w->cookie, buf, w->mode, w->flags, error);
+	return r;
+}
+
+/* One message; false when the channel must close. */
+static bool on_message(struct client *c, const struct access_wire_request *w, ssize_t n, int fence)
+{
+	sd_bus_error e = SD_BUS_ERROR_NULL;
+	int r;
+
+	if (n != (ssize_t)sizeof(*w) || (w->op != ACCESS_WIRE_BEGIN && w->op != ACCESS_WIRE_END) ||
+	    (w->op == ACCESS_WIRE_BEGIN && fence >= 0)) {
+		log_notice("client %llu (%s, pid %d): access channel: a message that is none (%zd bytes, op %u); "
+			   "closing the channel", (unsigned long long)c->id, c->comm, (int)c->pid, n,
+			   n >= 4 ? w->op : 0);
+		return false;
+	}
+	if (w->op == ACCESS_WIRE_BEGIN) {
+		r = on_begin(c, w, &e);
+		if (r < 0)
+			access_channel_error(c, w->cookie, &e, r);
+	} else {
+		r = access_end(c, w->id, fence, &e);
+		if (r < 0)
+			log_notice("client %llu: one-way EndAccess of grant %llu on the access channel refused: %s",
+				   (unsigned long long)c->id, (unsigned long long)w->id,
+				   sd_bus_error_is_set(&e) ? e.message : strerror(-r));
+	}
+	sd_bus_error_free(&e);
+	return true;
+}
+
+static int on_io(sd_event_source *s, int fd, uint32_t revents, void *userdata)
+{
+	struct client *c = userdata;
+
+	for (unsigned k = 0; k < CHANNEL_BATCH && c->access_channel; k++) {
+		struct access_wire_request w;
+		int fence;
+		ssize_t n = fdmsg_recv(fd, &w, sizeof(w), &fence, MSG_DONTWAIT);
+		bool ok;
+		if (n == -EAGAIN)
+			return 0;
+		if (n == 0 || (n < 0 && n != -EMSGSIZE && n != -EBADMSG)) {
+			log_debug("client %llu: access channel closed", (unsigned long long)c->id);
+			access_channel_close(c);
+			return 0;
+		}
+		ok = n > 0 && on_message(c, &w, n, fence);
+		safe_close(fence);
+		if (!ok) {
+			access_channel_close(c);
+			return 0;
+		}
+	}
+	return 0; /* more waits: level-triggered, the loop comes back */
+}
+
+int access_channel_open(struct client *c, int *ret_fd, sd_bus_error *error)
+{
+	_cleanup_close_ int theirs = -1;
+	struct access_channel *ch;
+	int fds[2], r;
+
+	if (c->access_channel)
+		return sd_bus_error_set(error, ERR_LIMIT_REACHED, "this client has its access channel already");
+	/* theirs blocks (the library waits in recvmsg); ours never does */
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, fds) < 0)
+		return -errno;
+	theirs = fds[1];
+	if (fcntl(fds[0], F_SETFL, O_NONBLOCK) < 0) {
+		r = -errno;
+		close(fds[0]);
+		return r;
+	}
+	ch = calloc(1, sizeof(*ch));
+	if (!ch) {
+		close(fds[0]);
+		return -ENOMEM;
+	}
+	*ch = (struct access_channel){ .client = c, .fd = fds[0] };
+	r = sd_event_add_io(c->broker->event, &ch->io, ch->fd, EPOLLIN, on_io, c);
+	if (r < 0) {
+		close(ch->fd);
+		free(ch);
+		return sd_bus_error_set_errnof(error, r, "cannot watch the access channel: %s", strerror(-r));
+	}
+	c->access_channel = ch;
+	*ret_fd = TAKE_FD(theirs);
+	return 0;
+}
