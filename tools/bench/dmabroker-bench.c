@@ -412,6 +412,8 @@ static void bench_access(void)
 /* ---- streams ---- */
 
 static const uint32_t xr24[] = { DRM_FORMAT_XRGB8888 };
+/* FIFO streams go peer to peer; mailbox ones through the daemon (for comparison) */
+static enum dmabroker_stream_mode stream_mode = DMABROKER_STREAM_FIFO;
 
 /* Creates (producer: then writes a byte per consumer to go) or joins the stream, and waits until it is ready. */
 static struct dmabroker_stream *stream_party(struct dmabroker *b, const char *name, bool producer, unsigned buffers,
@@ -420,7 +422,7 @@ static struct dmabroker_stream *stream_party(struct dmabroker *b, const char *na
 	struct dmabroker_stream_desc d = {
 		.version = DMABROKER_STREAM_DESC_VERSION, .name = name, .formats = xr24, .n_formats = 1,
 		.usage = DMABROKER_USAGE_CPU_READ_FLAG | DMABROKER_USAGE_CPU_WRITE_FLAG,
-		.mode = DMABROKER_STREAM_FIFO, .buffers = buffers, .width = 64, .height = 64,
+		.mode = stream_mode, .buffers = buffers, .width = 64, .height = 64,
 		.consumers = consumers,
 	};
 	struct dmabroker_stream *s = NULL;
@@ -644,7 +646,7 @@ static void bench_stream(void)
 	uint64_t cpu0, cpu1;
 	unsigned frames = iterations;
 
-	header("stream: producer and consumer processes, direct connections, FIFO (the baseline: raw one-way handoff)");
+	header("stream: producer and consumer processes; FIFO peer to peer (the baseline: raw one-way handoff)");
 	cpu0 = daemon_cpu_ns();
 	if (!stream_run(1, 1, frames, &oneway, &cycle, NULL)) {
 		SECTION_FAIL("stream: the 1-buffer run failed");
@@ -655,10 +657,29 @@ static void bench_stream(void)
 	row("queue -> acquire -> release -> producer's dequeue", &cycle, raw_rtt_p50);
 	target("frame handoff one way (direct) / raw one-way handoff, p50", pct(&oneway, 0.5) / raw_oneway_p50, 1.3,
 	       "x");
-	if (cpu0 && cpu1 > cpu0)
+	if (cpu0 && cpu1 >= cpu0)
 		printf("  daemon CPU time per frame (1 consumer): %.1f µs\n", (double)(cpu1 - cpu0) / 1000.0 / frames);
 	else
 		printf("  daemon CPU time per frame: not measured (no DMABROKER_PID or no /proc/PID/schedstat)\n");
+	{
+		/* the same through the daemon: a mailbox stream, two hops */
+		struct samples mb = { 0 }, mbc = { 0 };
+		stream_mode = DMABROKER_STREAM_MAILBOX;
+		cpu0 = daemon_cpu_ns();
+		if (stream_run(1, 1, frames, &mb, &mbc, NULL)) {
+			cpu1 = daemon_cpu_ns();
+			row("mailbox, relayed by the daemon: one way", &mb, raw_oneway_p50);
+			row("mailbox, relayed by the daemon: full cycle", &mbc, raw_rtt_p50);
+			if (cpu0 && cpu1 >= cpu0)
+				printf("  daemon CPU time per mailbox frame: %.1f µs\n",
+				       (double)(cpu1 - cpu0) / 1000.0 / frames);
+		} else {
+			SECTION_FAIL("stream: the mailbox run failed");
+		}
+		stream_mode = DMABROKER_STREAM_FIFO;
+		free(mb.v);
+		free(mbc.v);
+	}
 	{
 		uint64_t *lat = calloc(frames, sizeof(*lat));
 		struct samples pw = { 0 };
