@@ -176,11 +176,93 @@ static void open_access_channel(struct dmabroker *b)
 	}
 }
 
+static void buffer_link(struct dmabroker_buffer *buf);
+
+/* An allocated buffer (id, fd, size, modifier and planes set) takes the rest from its descriptor, and is ours. */
+static void allocated(struct dmabroker_buffer *buf, const struct dmabroker_alloc_desc *d, const char *backend,
+		      bool dmabuf, struct dmabroker_buffer **ret)
+{
+	snprintf(buf->backend, sizeof(buf->backend), "%s", backend);
+	buf->dmabuf = dmabuf;
+	buf->width = d->width;
+	buf->height = d->height;
+	buf->fourcc = d->fourcc;
+	buf->usage = d->usage;
+	buffer_link(buf);
+	*ret = buf;
+}
+
+/* What the daemon answers on the access channel. */
+union wire_answer {
+	struct {
+		uint32_t op, cookie;
+	} head;
+	struct access_wire_reply reply;
+	struct access_wire_buffer buffer;
+};
+
 /*
- * BEGIN on the access channel and its answer: 0 granted; 1 refused by the
- * daemon (*refusal: its errno, recorded as the last error); or a negative
- * errno when the channel failed.
+ * Sends a request (len bytes, its cookie set) on the access channel and
+ * waits for the answer with that cookie: 0 with *ans and *ret_fd (ours, or
+ * -1); 1 when the daemon refused it (*refusal: its errno, recorded as the
+ * last error); or a negative errno when the channel failed.
  */
+static int channel_call(struct dmabroker *b, const void *req, size_t len, uint32_t cookie, union wire_answer *ans,
+			int *ret_fd, int *refusal)
+{
+	int r = fdmsg_send(b->access_channel, req, len, -1);
+
+	while (r >= 0) {
+		int fd;
+		ssize_t n = fdmsg_recv(b->access_channel, ans, sizeof(*ans), &fd, 0);
+		if (n <= 0)
+			return n == 0 ? -ECONNRESET : n == -EAGAIN ? -ETIMEDOUT : (int)n;
+		if ((size_t)n < ACCESS_WIRE_GRANTED_SIZE) {
+			safe_close(fd);
+			return -EBADMSG;
+		}
+		if (ans->head.cookie != cookie) {
+			/* the answer to a call that gave up waiting: hand what it got straight back */
+			struct access_wire_request back = { .op = ACCESS_WIRE_END, .id = ans->reply.grant };
+			if (ans->head.op == ACCESS_WIRE_BUFFER && (size_t)n == sizeof(ans->buffer)) {
+				back.op = ACCESS_WIRE_RELEASE;
+				back.id = ans->buffer.id;
+			}
+			safe_close(fd);
+			if (ans->head.op == ACCESS_WIRE_GRANTED || back.op == ACCESS_WIRE_RELEASE)
+				fdmsg_send(b->access_channel, &back, sizeof(back), -1);
+			continue;
+		}
+		if (ans->head.op == ACCESS_WIRE_ERROR && (size_t)n == sizeof(ans->reply)) {
+			sd_bus_error e = SD_BUS_ERROR_NULL;
+			safe_close(fd);
+			ans->reply.name[sizeof(ans->reply.name) - 1] = '\0';
+			ans->reply.message[sizeof(ans->reply.message) - 1] = '\0';
+			sd_bus_error_set(&e, ans->reply.name, ans->reply.message);
+			*refusal = set_error(b, &e, ans->reply.error > 0 ? -ans->reply.error : -EIO);
+			sd_bus_error_free(&e);
+			return 1;
+		}
+		if ((ans->head.op == ACCESS_WIRE_GRANTED && (size_t)n == ACCESS_WIRE_GRANTED_SIZE) ||
+		    (ans->head.op == ACCESS_WIRE_BUFFER && (size_t)n == sizeof(ans->buffer) && fd >= 0)) {
+			*ret_fd = fd;
+			clear_error(b);
+			return 0;
+		}
+		safe_close(fd);
+		return -EBADMSG;
+	}
+	return r;
+}
+
+/* The channel broke (the daemon went away, or spoke nonsense): D-Bus from here, reconnecting if need be. */
+static void channel_broke(struct dmabroker *b, int r)
+{
+	b->access_channel = safe_close(b->access_channel);
+	daemon_lost(b, r == -EBADMSG ? 0 : -ECONNRESET);
+}
+
+/* BEGIN on the access channel: as channel_call(). */
 static int channel_begin(struct dmabroker_buffer *buf, uint32_t mode, uint32_t flags, uint64_t *ret_grant,
 			 int *ret_fence, int *refusal)
 {
@@ -188,44 +270,73 @@ static int channel_begin(struct dmabroker_buffer *buf, uint32_t mode, uint32_t f
 	const struct access_wire_request w = {
 		.op = ACCESS_WIRE_BEGIN, .cookie = ++b->access_cookie, .id = buf->id, .mode = mode, .flags = flags,
 	};
-	int r = fdmsg_send(b->access_channel, &w, sizeof(w), -1);
+	union wire_answer a;
+	int r = channel_call(b, &w, sizeof(w), w.cookie, &a, ret_fence, refusal);
 
-	while (r >= 0) {
-		struct access_wire_reply a;
-		int fence;
-		ssize_t n = fdmsg_recv(b->access_channel, &a, sizeof(a), &fence, 0);
-		if (n <= 0)
-			return n == 0 ? -ECONNRESET : n == -EAGAIN ? -ETIMEDOUT : (int)n;
-		if ((size_t)n < ACCESS_WIRE_GRANTED_SIZE) {
-			safe_close(fence);
-			return -EBADMSG;
-		}
-		if (a.cookie != w.cookie) {
-			/* the answer to a BEGIN that gave up waiting: hand that grant straight back */
-			const struct access_wire_request end = { .op = ACCESS_WIRE_END, .id = a.grant };
-			safe_close(fence);
-			if (a.op == ACCESS_WIRE_GRANTED)
-				fdmsg_send(b->access_channel, &end, sizeof(end), -1);
-			continue;
-		}
-		if (a.op == ACCESS_WIRE_GRANTED) {
-			*ret_grant = a.grant;
-			*ret_fence = fence;
-			clear_error(b);
-			return 0;
-		}
-		safe_close(fence);
-		if (a.op == ACCESS_WIRE_ERROR && (size_t)n == sizeof(a)) {
-			sd_bus_error e = SD_BUS_ERROR_NULL;
-			a.name[sizeof(a.name) - 1] = a.message[sizeof(a.message) - 1] = '\0';
-			sd_bus_error_set(&e, a.name, a.message);
-			*refusal = set_error(b, &e, a.error > 0 ? -a.error : -EIO);
-			sd_bus_error_free(&e);
-			return 1;
-		}
+	if (r == 0 && a.head.op != ACCESS_WIRE_GRANTED) {
+		*ret_fence = safe_close(*ret_fence);
 		return -EBADMSG;
 	}
+	if (r == 0)
+		*ret_grant = a.reply.grant;
 	return r;
+}
+
+/*
+ * ALLOCATE on the access channel: 0 with *ret, 1 refused (*refusal), a
+ * negative errno when the channel failed, or -E2BIG when the descriptor
+ * does not fit the channel's message (then D-Bus takes it).
+ */
+static int channel_allocate(struct dmabroker *b, const struct dmabroker_alloc_desc *d, struct dmabroker_buffer **ret,
+			    int *refusal)
+{
+	struct access_wire_alloc w = {
+		.op = ACCESS_WIRE_ALLOCATE, .width = d->width, .height = d->height, .fourcc = d->fourcc,
+		.usage = d->usage, .flags = d->version >= 2 && (d->flags & DMABROKER_ALLOC_FRESH) ? 1 : 0,
+		.n_modifiers = (uint32_t)d->n_modifiers,
+	};
+	struct dmabroker_buffer *buf;
+	union wire_answer a;
+	int fd = -1, r;
+
+	if (d->n_modifiers > ACCESS_WIRE_MAX_MODIFIERS || (d->backend && strlen(d->backend) >= sizeof(w.backend)) ||
+	    (d->device && strlen(d->device) >= sizeof(w.device)))
+		return -E2BIG;
+	if (d->n_modifiers)
+		memcpy(w.modifiers, d->modifiers, d->n_modifiers * sizeof(uint64_t));
+	if (d->backend)
+		strcpy(w.backend, d->backend);
+	if (d->device)
+		strcpy(w.device, d->device);
+	w.cookie = ++b->access_cookie;
+	r = channel_call(b, &w, sizeof(w), w.cookie, &a, &fd, refusal);
+	if (r != 0)
+		return r;
+	if (a.head.op != ACCESS_WIRE_BUFFER || a.buffer.n_planes > ACCESS_WIRE_MAX_PLANES ||
+	    a.buffer.n_planes > MAX_PLANES) {
+		safe_close(fd);
+		return -EBADMSG;
+	}
+	buf = buffer_new(b);
+	if (!buf) {
+		const struct access_wire_request back = { .op = ACCESS_WIRE_RELEASE, .id = a.buffer.id };
+		fdmsg_send(b->access_channel, &back, sizeof(back), -1);
+		safe_close(fd);
+		*refusal = set_error(b, NULL, -ENOMEM);
+		return 1;
+	}
+	buf->id = a.buffer.id;
+	buf->fd = fd;
+	buf->size = a.buffer.size;
+	buf->modifier = a.buffer.modifier;
+	buf->n_planes = a.buffer.n_planes;
+	for (unsigned i = 0; i < a.buffer.n_planes; i++) {
+		buf->planes[i].offset = a.buffer.planes[i].offset;
+		buf->planes[i].stride = a.buffer.planes[i].stride;
+	}
+	a.buffer.backend[sizeof(a.buffer.backend) - 1] = '\0';
+	allocated(buf, d, a.buffer.backend, a.buffer.dmabuf, ret);
+	return 0;
 }
 
 EXPORT int dmabroker_open_direct(struct dmabroker *b)
@@ -424,14 +535,7 @@ static int parse_allocate_reply(struct dmabroker *b, const struct dmabroker_allo
 		buffer_free(buf);
 		return r;
 	}
-	snprintf(buf->backend, sizeof(buf->backend), "%s", backend);
-	buf->dmabuf = dmabuf;
-	buf->width = d->width;
-	buf->height = d->height;
-	buf->fourcc = d->fourcc;
-	buf->usage = d->usage;
-	buffer_link(buf);
-	*ret = buf;
+	allocated(buf, d, backend, dmabuf, ret);
 	return 0;
 }
 
@@ -617,6 +721,23 @@ EXPORT int dmabroker_allocate(struct dmabroker *b, const struct dmabroker_alloc_
 
 	if (r < 0)
 		return set_error(b, NULL, r);
+	if (b->access_channel >= 0) {
+		int refusal = 0;
+		r = channel_allocate(b, desc, ret, &refusal);
+		if (r >= 0) {
+			sd_bus_message_unref(m);
+			return r == 0 ? 0 : refusal;
+		}
+		if (r != -E2BIG)
+			channel_broke(b, r);
+		if (r != -E2BIG && m && sd_bus_message_get_bus(m) != calls(b)) {
+			/* reconnected: the call is remade for the new connection */
+			sd_bus_message_unref(m);
+			r = new_allocate_call(b, desc, &m);
+			if (r < 0)
+				return set_error(b, NULL, r);
+		}
+	}
 	r = call(b, m, &reply);
 	if (r >= 0)
 		r = parse_allocate_reply(b, desc, reply, ret);
@@ -796,6 +917,14 @@ EXPORT struct dmabroker_buffer *dmabroker_buffer_release(struct dmabroker_buffer
 	if (!buf)
 		return NULL;
 	/* No need to wait: the daemon drops the hold when the call arrives. */
+	if (buf->b->access_channel >= 0) {
+		const struct access_wire_request w = { .op = ACCESS_WIRE_RELEASE, .id = buf->id };
+		if (fdmsg_send(buf->b->access_channel, &w, sizeof(w), -1) == 0) {
+			buffer_free(buf);
+			return NULL;
+		}
+		buf->b->access_channel = safe_close(buf->b->access_channel); /* on D-Bus from here */
+	}
 	if (new_call(buf->b, "Release", &m) >= 0 && sd_bus_message_append(m, "t", buf->id) >= 0 &&
 	    sd_bus_message_set_expect_reply(m, 0) >= 0)
 		sd_bus_send(calls(buf->b), m, NULL);
@@ -963,9 +1092,7 @@ EXPORT int dmabroker_buffer_begin_access(struct dmabroker_buffer *buf, uint32_t 
 			return r == 0 ? 0 : refusal;
 		if (r == -ETIMEDOUT)
 			return set_error(buf->b, NULL, r);
-		/* the channel broke: the daemon went away, or spoke nonsense; on D-Bus from here */
-		buf->b->access_channel = safe_close(buf->b->access_channel);
-		daemon_lost(buf->b, r == -EBADMSG ? 0 : -ECONNRESET);
+		channel_broke(buf->b, r);
 	}
 	r = new_begin_call(buf, mode, flags, &m);
 	if (r < 0)

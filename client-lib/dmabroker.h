@@ -100,8 +100,9 @@ int dmabroker_connect_address(const char *address, struct dmabroker **ret);
  * later call of this handle goes over it. The bus connection stays open:
  * the daemon keeps this client while either is open. It also opens the
  * client's access channel (OpenAccessChannel), on which
- * dmabroker_buffer_begin_access() and dmabroker_end_access_oneway() then
- * go as one binary message each: about half the cost of a D-Bus call.
+ * dmabroker_buffer_begin_access(), dmabroker_end_access_oneway(),
+ * dmabroker_allocate() and dmabroker_buffer_release() then go as one
+ * binary message each: about half the cost of a D-Bus call.
  * The environment variable DMABROKER_ACCESS_CHANNEL=0 keeps them on D-Bus.
  */
 int dmabroker_open_direct(struct dmabroker *b);

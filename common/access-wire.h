@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The access channel: BeginAccess and EndAccess in a fixed binary form, on
- * a SOCK_SEQPACKET socket of a client's own (OpenAccessChannel), for the
- * per-frame path. The same grants as the D-Bus methods, ordered with them
+ * The access channel: BeginAccess, EndAccess, Allocate and Release in a
+ * fixed binary form, on a SOCK_SEQPACKET socket of a client's own
+ * (OpenAccessChannel), for the per-frame path. The same grants as the D-Bus methods, ordered with them
  * in the same queue; only the encoding differs, and with it the cost: one
  * sendmsg and one recvmsg a side, where a D-Bus call on a direct connection
  * takes sd-bus's message building and parsing and three or four syscalls
@@ -10,14 +10,18 @@
  *
  *   client -> daemon   BEGIN (cookie, buffer, mode, flags)   answered later
  *                      END (grant) + zero or one release fence   one-way
+ *                      ALLOCATE (cookie, what Allocate takes)    answered at once
+ *                      RELEASE (buffer)                          one-way
  *   daemon -> client   GRANTED (cookie, grant) + zero or one acquire fence
+ *                      BUFFER (cookie, what Allocate returns) + the buffer's fd
  *                      ERROR (cookie, errno, D-Bus error name, message)
  *
  * Each message is one struct below (a reply cut after `grant` when it is
  * GRANTED), fences in SCM_RIGHTS. A BEGIN that must wait is answered when
- * it is granted, as the D-Bus call would be. A refused END is logged by the
- * daemon (it is one-way, like dmabroker_end_access_oneway() on D-Bus). A
- * message of the wrong size or kind closes the channel.
+ * it is granted, as the D-Bus call would be. A refused END or RELEASE is
+ * logged by the daemon (they are one-way, like their D-Bus twins as the
+ * library sends them). A message of the wrong size or kind closes the
+ * channel.
  */
 #pragma once
 
@@ -29,11 +33,39 @@ enum access_wire_op {
 	ACCESS_WIRE_END = 2,
 	ACCESS_WIRE_GRANTED = 3,
 	ACCESS_WIRE_ERROR = 4,
+	ACCESS_WIRE_ALLOCATE = 5,
+	ACCESS_WIRE_BUFFER = 6,
+	ACCESS_WIRE_RELEASE = 7,
+};
+
+#define ACCESS_WIRE_MAX_MODIFIERS 16
+#define ACCESS_WIRE_MAX_PLANES 4
+
+/* ALLOCATE: Allocate's arguments; the strings NUL-terminated, empty for none. */
+struct access_wire_alloc {
+	uint32_t op, cookie;
+	uint32_t width, height, fourcc, usage;
+	uint32_t flags;                 /* 1: fresh */
+	uint32_t n_modifiers;
+	uint64_t modifiers[ACCESS_WIRE_MAX_MODIFIERS];
+	char backend[64], device[128];
+};
+
+/* BUFFER: Allocate's answer, with the buffer's fd. */
+struct access_wire_buffer {
+	uint32_t op, cookie;
+	uint64_t id, size, modifier;
+	uint32_t n_planes, dmabuf;
+	struct {
+		uint64_t offset;
+		uint32_t stride, reserved;
+	} planes[ACCESS_WIRE_MAX_PLANES];
+	char backend[64];
 };
 
 struct access_wire_request {
 	uint32_t op, cookie;
-	uint64_t id;                    /* BEGIN: the buffer; END: the grant */
+	uint64_t id;                    /* BEGIN, RELEASE: the buffer; END: the grant */
 	uint32_t mode, flags;           /* BEGIN */
 };
 

@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The access channel (common/access-wire.h): BeginAccess and EndAccess in
- * binary, one message each way, on a socket of the client's own. The
- * grants are access.c's, the same as the D-Bus methods'; this is only the
- * other door into them, for the per-frame path.
+ * The access channel (common/access-wire.h): BeginAccess, EndAccess,
+ * Allocate and Release in binary, one message each way, on a socket of the
+ * client's own. The grants are access.c's and the buffers buffer.c's, the
+ * same as the D-Bus methods'; this is only the other door into them, for
+ * the per-frame path.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -91,30 +92,109 @@ static int on_begin(struct client *c, const struct access_wire_request *w, sd_bu
 	return r;
 }
 
-/* One message; false when the channel must close. */
-static bool on_message(struct client *c, const struct access_wire_request *w, ssize_t n, int fence)
+/* ALLOCATE: answered at once, with the buffer's fd or an ERROR. */
+static void on_allocate(struct client *c, struct access_wire_alloc *w)
 {
 	sd_bus_error e = SD_BUS_ERROR_NULL;
-	int r;
+	struct access_wire_buffer a = { .op = ACCESS_WIRE_BUFFER, .cookie = w->cookie };
+	struct alloc_args args = {
+		.width = w->width, .height = w->height, .fourcc = w->fourcc, .usage = w->usage, .mods = w->modifiers,
+		.n_mods = w->n_modifiers, .fresh = w->flags & 1,
+	};
+	struct buffer *buf;
+	int r = 0;
 
-	if (n != (ssize_t)sizeof(*w) || (w->op != ACCESS_WIRE_BEGIN && w->op != ACCESS_WIRE_END) ||
-	    (w->op == ACCESS_WIRE_BEGIN && fence >= 0)) {
+	w->backend[sizeof(w->backend) - 1] = w->device[sizeof(w->device) - 1] = '\0';
+	args.backend = *w->backend ? w->backend : NULL;
+	args.device = *w->device ? w->device : NULL;
+	if ((w->flags & ~1u) || w->n_modifiers > ACCESS_WIRE_MAX_MODIFIERS)
+		r = sd_bus_error_setf(&e, ERR_INVALID_ARGUMENT, "flags 0x%x (known: 1 = fresh), %u modifiers (at most %d)",
+				      w->flags, w->n_modifiers, ACCESS_WIRE_MAX_MODIFIERS);
+	if (r >= 0)
+		r = broker_allocate(c, &args, &buf, &e);
+	if (r >= 0 && buf->layout.n_planes > ACCESS_WIRE_MAX_PLANES) {
+		buffer_release(buffer_held_by(buf, c));
+		r = sd_bus_error_set(&e, ERR_INVALID_ARGUMENT, "a layout of more planes than the access channel carries");
+	}
+	if (r < 0) {
+		access_channel_error(c, w->cookie, &e, r);
+		sd_bus_error_free(&e);
+		return;
+	}
+	a.id = buf->id;
+	a.size = buf->size;
+	a.modifier = buf->modifier;
+	a.n_planes = buf->layout.n_planes;
+	a.dmabuf = buf->dmabuf;
+	for (unsigned i = 0; i < buf->layout.n_planes; i++) {
+		a.planes[i].offset = buf->layout.plane[i].offset;
+		a.planes[i].stride = buf->layout.plane[i].stride;
+	}
+	snprintf(a.backend, sizeof(a.backend), "%s", buf->backend->name);
+	r = c->access_channel ? fdmsg_send(c->access_channel->fd, &a, sizeof(a), buf->fd) : -ENOTCONN;
+	if (r < 0) { /* the client never learns of it: do not keep it */
+		log_debug("client %llu: access channel: cannot hand over buffer %llu: %s", (unsigned long long)c->id,
+			  (unsigned long long)buf->id, strerror(-r));
+		buffer_release(buffer_held_by(buf, c));
+	}
+}
+
+/* The size each kind of message must have. */
+static size_t wire_size(uint32_t op)
+{
+	switch (op) {
+	case ACCESS_WIRE_BEGIN:
+	case ACCESS_WIRE_END:
+	case ACCESS_WIRE_RELEASE:
+		return sizeof(struct access_wire_request);
+	case ACCESS_WIRE_ALLOCATE:
+		return sizeof(struct access_wire_alloc);
+	default:
+		return 0;
+	}
+}
+
+union wire_in {
+	uint32_t op;
+	struct access_wire_request req;
+	struct access_wire_alloc alloc;
+};
+
+/* One message; false when the channel must close. */
+static bool on_message(struct client *c, union wire_in *w, ssize_t n, int fence)
+{
+	sd_bus_error e = SD_BUS_ERROR_NULL;
+	const char *what = NULL;
+	int r = 0;
+
+	if (n < 4 || (size_t)n != wire_size(w->op) || (fence >= 0 && w->op != ACCESS_WIRE_END)) {
 		log_notice("client %llu (%s, pid %d): access channel: a message that is none (%zd bytes, op %u); "
 			   "closing the channel", (unsigned long long)c->id, c->comm, (int)c->pid, n,
 			   n >= 4 ? w->op : 0);
 		return false;
 	}
-	if (w->op == ACCESS_WIRE_BEGIN) {
-		r = on_begin(c, w, &e);
+	switch (w->op) {
+	case ACCESS_WIRE_BEGIN:
+		r = on_begin(c, &w->req, &e);
 		if (r < 0)
-			access_channel_error(c, w->cookie, &e, r);
-	} else {
-		r = access_end(c, w->id, fence, &e);
-		if (r < 0)
-			log_notice("client %llu: one-way EndAccess of grant %llu on the access channel refused: %s",
-				   (unsigned long long)c->id, (unsigned long long)w->id,
-				   sd_bus_error_is_set(&e) ? e.message : strerror(-r));
+			access_channel_error(c, w->req.cookie, &e, r);
+		r = 0;
+		break;
+	case ACCESS_WIRE_ALLOCATE:
+		on_allocate(c, &w->alloc);
+		break;
+	case ACCESS_WIRE_END:
+		r = access_end(c, w->req.id, fence, &e);
+		what = "EndAccess of grant";
+		break;
+	case ACCESS_WIRE_RELEASE:
+		r = client_release_buffer(c, w->req.id, &e);
+		what = "Release of buffer";
+		break;
 	}
+	if (r < 0) /* one-way: nobody hears the refusal, so say it here */
+		log_notice("client %llu: one-way %s %llu on the access channel refused: %s", (unsigned long long)c->id,
+			   what, (unsigned long long)w->req.id, sd_bus_error_is_set(&e) ? e.message : strerror(-r));
 	sd_bus_error_free(&e);
 	return true;
 }
@@ -124,7 +204,7 @@ static int on_io(sd_event_source *s, int fd, uint32_t revents, void *userdata)
 	struct client *c = userdata;
 
 	for (unsigned k = 0; k < CHANNEL_BATCH && c->access_channel; k++) {
-		struct access_wire_request w;
+		union wire_in w;
 		int fence;
 		ssize_t n = fdmsg_recv(fd, &w, sizeof(w), &fence, MSG_DONTWAIT);
 		bool ok;

@@ -156,6 +156,17 @@ int client_new(struct broker *b, sd_bus_message *m, struct client **ret, sd_bus_
 void client_free(struct client *c);
 bool client_is_admin(const struct client *c);
 int client_open_direct(struct client *c, int *ret_fd, sd_bus_error *error);
+/* bus-api.c: Allocate's work, for D-Bus and the access channel. */
+struct alloc_args {
+	uint32_t width, height, fourcc, usage;
+	const uint64_t *mods;
+	size_t n_mods;
+	const char *backend, *device; /* hints, or NULL */
+	bool fresh;
+};
+int broker_allocate(struct client *c, const struct alloc_args *a, struct buffer **ret, sd_bus_error *error);
+/* Release's: c lets go of buffer id. */
+int client_release_buffer(struct client *c, uint64_t id, sd_bus_error *error);
 /* The buffer `id`, which c must hold (*ret_hold: its hold; may be NULL). 0 or <0 with error. */
 int client_held_buffer(struct client *c, uint64_t id, struct buffer **ret_buffer, struct hold **ret_hold,
 		       sd_bus_error *error);

@@ -176,83 +176,92 @@ int filter_allowed(const struct client *c, struct backend **candidates, unsigned
 	return 0;
 }
 
-static int method_allocate(sd_bus_message *m, void *userdata, sd_bus_error *error)
+int broker_allocate(struct client *c, const struct alloc_args *a, struct buffer **ret, sd_bus_error *error)
 {
-	struct endpoint *e = userdata;
-	struct broker *b = e->broker;
+	struct broker *b = c->broker;
 	const struct format_info *f;
 	struct backend *candidates[16];
-	const char *backend_hint = NULL, *device_hint = NULL;
-	uint32_t width, height, fourcc, usage;
-	const uint64_t *mods;
-	size_t mods_size;
-	bool linear_ok, fresh = false;
 	struct alloc_request req;
-	struct backend *chosen;
 	struct buffer *buf;
-	struct client *c;
-	sd_bus_message *reply = NULL;
+	bool linear_ok;
 	char why[256];
 	unsigned n;
-	int r;
+	int r = check_dimensions(b, a->width, a->height, error);
 
-	r = sd_bus_message_read(m, "uuu", &width, &height, &fourcc);
 	if (r >= 0)
-		r = sd_bus_message_read_array(m, 't', (const void **)&mods, &mods_size);
+		r = check_format(a->fourcc, &f, error);
 	if (r >= 0)
-		r = sd_bus_message_read(m, "u", &usage);
-	if (r >= 0)
-		r = read_options(m, &backend_hint, &device_hint, &fresh, error);
+		r = check_usage(a->usage, error);
 	if (r < 0)
 		return r;
-	r = caller(e, m, &c, error);
-	if (r < 0)
-		return r;
-	r = check_dimensions(b, width, height, error);
-	if (r >= 0)
-		r = check_format(fourcc, &f, error);
-	if (r >= 0)
-		r = check_usage(usage, error);
-	if (r < 0)
-		return r;
-	if (mods_size / 8 > MAX_MODIFIERS)
-		return sd_bus_error_setf(error, ERR_INVALID_ARGUMENT, "%zu modifiers; at most %d", mods_size / 8,
+	if (a->n_mods > MAX_MODIFIERS)
+		return sd_bus_error_setf(error, ERR_INVALID_ARGUMENT, "%zu modifiers; at most %d", a->n_mods,
 					 MAX_MODIFIERS);
-	linear_ok = mods_size == 0;
-	for (size_t i = 0; i < mods_size / 8; i++)
-		linear_ok |= mods[i] == DRM_FORMAT_MOD_LINEAR || mods[i] == DRM_FORMAT_MOD_INVALID;
+	linear_ok = a->n_mods == 0;
+	for (size_t i = 0; i < a->n_mods; i++)
+		linear_ok |= a->mods[i] == DRM_FORMAT_MOD_LINEAR || a->mods[i] == DRM_FORMAT_MOD_INVALID;
 	if (!linear_ok)
 		return sd_bus_error_setf(error, ERR_UNSUPPORTED_MODIFIER,
 					 "none of the %zu modifiers (first 0x%llx) can be allocated: dmabroker "
 					 "allocates linear buffers (DRM_FORMAT_MOD_LINEAR)",
-					 mods_size / 8, (unsigned long long)mods[0]);
+					 a->n_mods, (unsigned long long)a->mods[0]);
 
-	n = backends_choose(&b->backends, usage, backend_hint, device_hint, candidates, ELEMENTSOF(candidates),
-			    why, sizeof(why));
+	n = backends_choose(&b->backends, a->usage, a->backend, a->device, candidates, ELEMENTSOF(candidates), why,
+			    sizeof(why));
 	if (n == 0)
 		return sd_bus_error_setf(error, ERR_NO_BACKEND, "%s", why);
 	r = filter_allowed(c, candidates, &n, error);
 	if (r < 0)
 		return r;
 
-	req = (struct alloc_request){ .format = f, .width = width, .height = height, .usage = usage,
+	req = (struct alloc_request){ .format = f, .width = a->width, .height = a->height, .usage = a->usage,
 				      .max_size = b->config.max_buffer_size, .max_dimension = b->config.max_dimension,
-				      .fresh = fresh };
+				      .fresh = a->fresh };
 	r = buffer_allocate(b, c, &req, candidates, n, &buf, error);
 	if (r < 0)
 		return r;
 	fdstore_add(buf); /* a client's buffer: kept across a restart (a stream's are not) */
-	chosen = buf->backend;
 	log_debug("client %llu allocated buffer %llu: %ux%u %s, %llu bytes on %s", (unsigned long long)c->id,
-		  (unsigned long long)buf->id, width, height, f->name, (unsigned long long)buf->size, chosen->name);
+		  (unsigned long long)buf->id, a->width, a->height, f->name, (unsigned long long)buf->size,
+		  buf->backend->name);
+	*ret = buf;
+	return 0;
+}
 
+static int method_allocate(sd_bus_message *m, void *userdata, sd_bus_error *error)
+{
+	struct endpoint *e = userdata;
+	struct alloc_args a = { 0 };
+	const uint64_t *mods;
+	size_t mods_size;
+	sd_bus_message *reply = NULL;
+	struct buffer *buf;
+	struct client *c;
+	int r;
+
+	r = sd_bus_message_read(m, "uuu", &a.width, &a.height, &a.fourcc);
+	if (r >= 0)
+		r = sd_bus_message_read_array(m, 't', (const void **)&mods, &mods_size);
+	if (r >= 0)
+		r = sd_bus_message_read(m, "u", &a.usage);
+	if (r >= 0)
+		r = read_options(m, &a.backend, &a.device, &a.fresh, error);
+	if (r < 0)
+		return r;
+	a.mods = mods;
+	a.n_mods = mods_size / sizeof(uint64_t);
+	r = caller(e, m, &c, error);
+	if (r >= 0)
+		r = broker_allocate(c, &a, &buf, error);
+	if (r < 0)
+		return r;
 	r = sd_bus_message_new_method_return(m, &reply);
 	if (r >= 0)
 		r = sd_bus_message_append(reply, "thtt", buf->id, buf->fd, buf->size, buf->modifier);
 	if (r >= 0)
 		r = append_planes(reply, &buf->layout);
 	if (r >= 0)
-		r = sd_bus_message_append(reply, "sb", chosen->name, buf->dmabuf);
+		r = sd_bus_message_append(reply, "sb", buf->backend->name, buf->dmabuf);
 	r = send_reply(reply, r);
 	if (r < 0) /* the client never learns of it: do not keep it */
 		buffer_release(buffer_held_by(buf, c));
@@ -355,21 +364,32 @@ static int method_import(sd_bus_message *m, void *userdata, sd_bus_error *error)
 	return sd_bus_reply_method_return(m, "tt", buf->id, buf->size);
 }
 
-static int method_release(sd_bus_message *m, void *userdata, sd_bus_error *error)
+int client_release_buffer(struct client *c, uint64_t id, sd_bus_error *error)
 {
-	struct client *c;
 	struct buffer *buf;
 	struct hold *h;
-	uint64_t id;
-	int r = sd_bus_message_read(m, "t", &id);
+	int r = client_held_buffer(c, id, &buf, &h, error);
 
-	if (r >= 0)
-		r = held_buffer(userdata, m, id, &c, &buf, &h, error);
 	if (r >= 0)
 		r = stream_check_direct_use(buf, error);
 	if (r < 0)
 		return r;
 	buffer_release(h);
+	return 0;
+}
+
+static int method_release(sd_bus_message *m, void *userdata, sd_bus_error *error)
+{
+	struct client *c;
+	uint64_t id;
+	int r = sd_bus_message_read(m, "t", &id);
+
+	if (r >= 0)
+		r = caller(userdata, m, &c, error);
+	if (r >= 0)
+		r = client_release_buffer(c, id, error);
+	if (r < 0)
+		return r;
 	return sd_bus_reply_method_return(m, "");
 }
 

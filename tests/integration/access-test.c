@@ -273,6 +273,36 @@ static bool step_access_channel(void)
 	/* b's read waits for nothing once a's one-way end is in */
 	CHECK(dmabroker_buffer_begin_access(bb, R, 0, &g2, &f2) == 0);
 	CHECK(dmabroker_end_access(b, g2, -1) == 0);
+	/* Allocate and Release on the channel: the same buffers and the same named refusals as on D-Bus */
+	{
+		struct dmabroker_alloc_desc d = { .version = DMABROKER_ALLOC_DESC_VERSION, .width = 64, .height = 64,
+						  .fourcc = DRM_FORMAT_XRGB8888, .usage = CPU_RW, .backend = backend,
+						  .flags = DMABROKER_ALLOC_FRESH };
+		struct dmabroker_buffer *x = NULL;
+		int before = daemon_buffer_count();
+		uint64_t offset = 1;
+		uint32_t stride = 0;
+		CHECK(dmabroker_allocate(a, &d, &x) == 0 && x);
+		CHECK(dmabroker_buffer_get_size(x) >= 64 * 64 * 4 && dmabroker_buffer_get_plane_count(x) == 1);
+		CHECK(dmabroker_buffer_get_plane(x, 0, &offset, &stride) == 0 && offset == 0 && stride >= 64 * 4);
+		CHECK(daemon_buffer_count() == before + 1);
+		CHECK(dmabroker_buffer_begin_access(x, W, 0, &g2, &f2) == 0);
+		CHECK(dmabroker_end_access_oneway(a, g2, -1) == 0);
+		dmabroker_buffer_release(x);
+		for (int t = 0; t < 100 && daemon_buffer_count() != before; t++)
+			usleep(10000);
+		CHECK(daemon_buffer_count() == before);
+		d.width = 0;
+		CHECK(expect_error(a, dmabroker_allocate(a, &d, &x), EDOM, "org.dmabroker.Error.InvalidDimensions"));
+		d.width = 64;
+		d.fourcc = 0x20202020;
+		CHECK(expect_error(a, dmabroker_allocate(a, &d, &x), EPROTONOSUPPORT,
+				   "org.dmabroker.Error.UnsupportedFormat"));
+		d.fourcc = DRM_FORMAT_XRGB8888;
+		d.backend = "no-such-backend";
+		CHECK(expect_error(a, dmabroker_allocate(a, &d, &x), ENODEV, "org.dmabroker.Error.NoBackend"));
+		CHECK(daemon_buffer_count() == before);
+	}
 
 	/* by hand: one channel per client; a buffer it does not hold; an unknown grant; a malformed message */
 	CHECK(sd_bus_open_user(&raw) >= 0);
@@ -290,6 +320,7 @@ static bool step_access_channel(void)
 	CHECK(ans.op == ACCESS_WIRE_ERROR && ans.cookie == 7 && ans.error == EPERM &&
 	      strcmp(ans.name, "org.dmabroker.Error.NotPermitted") == 0);
 	CHECK(wire_request(ch, ACCESS_WIRE_END, 0, 0xdeadbeef, 0) == 0); /* logged; no answer */
+	CHECK(wire_request(ch, ACCESS_WIRE_RELEASE, 0, dmabroker_buffer_get_id(buf), 0) == 0); /* not its own: logged */
 	CHECK(wire_request(ch, ACCESS_WIRE_BEGIN, 8, 0xdeadbeef, R) == 0);
 	CHECK(wire_answer(ch, &ans) == (ssize_t)sizeof(ans));
 	CHECK(ans.op == ACCESS_WIRE_ERROR && ans.cookie == 8 && strcmp(ans.name, "org.dmabroker.Error.UnknownBuffer") == 0);
@@ -1350,8 +1381,8 @@ int main(int argc, char **argv)
 	tap_plan(fences ? 19 : 9);
 	tap_step("grants: readers share, a writer is exclusive, named errors", step_grant_basics);
 	tap_step("one-way EndAccess ends the grant with no reply; a bad fence is refused locally", step_end_oneway);
-	tap_step("the access channel: one queue with D-Bus, named refusals, one per client, a bad message closes "
-		 "it, nothing leaks", step_access_channel);
+	tap_step("the access channel: one queue with D-Bus, Allocate and Release, named refusals, one per client, "
+		 "a bad message closes it, nothing leaks", step_access_channel);
 	tap_step("a fence-less holder blocks a conflicting grant; the daemon serves others", step_fenceless_holder);
 	tap_step("waiters are served in order: a writer is not starved by later readers", step_writer_not_starved);
 	tap_step("a waiting cycle between clients is refused with WouldDeadlock", step_deadlock_refused);
