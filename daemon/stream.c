@@ -991,11 +991,11 @@ int stream_join(struct client *c, const struct stream_params *p, struct stream *
 			sd_bus_error_setf(error, SD_BUS_ERROR_FAILED, "cannot open a peer channel: %s", strerror(-r));
 		if (r < 0)
 			return r;
-		if (s->peer)
-			peer_announce(s, con);
 	}
 	con->active = true;
 	con->id = s->next_consumer_id++;
+	if (con->chan[0] >= 0)
+		peer_announce(s, con); /* a running FIFO stream: the producer gets its end now */
 	s->n_consumers++;
 	c->n_streams++;
 	log_debug("client %llu joined stream %llu '%s' as consumer %u", (unsigned long long)c->id,
