@@ -149,9 +149,10 @@ EXPORT int dmabroker_connect_address(const char *address, struct dmabroker **ret
 }
 
 /*
- * The access channel (common/access-wire.h): BeginAccess and the one-way
- * EndAccess in binary, one message each way, for the per-frame path.
- * Opened with the direct connection; without it the calls go on D-Bus.
+ * The access channel (common/access-wire.h): BeginAccess, the one-way
+ * EndAccess, Allocate and the one-way Release in binary, one message each
+ * way, for the per-frame path. Opened with the direct connection; without
+ * it the calls go on D-Bus.
  */
 static void open_access_channel(struct dmabroker *b)
 {
@@ -539,15 +540,23 @@ static int parse_allocate_reply(struct dmabroker *b, const struct dmabroker_allo
 	return 0;
 }
 
-static int new_allocate_call(struct dmabroker *b, const struct dmabroker_alloc_desc *d, sd_bus_message **ret)
+/* A descriptor the library can send: 0 or -EINVAL, before any call. */
+static int check_alloc_desc(const struct dmabroker_alloc_desc *d)
 {
-	sd_bus_message *m = NULL;
-	int r;
-
 	/* version 1 descriptors end before flags */
 	if (!d || d->version < 1 || d->version > DMABROKER_ALLOC_DESC_VERSION || (d->n_modifiers && !d->modifiers) ||
 	    (d->version >= 2 && (d->flags & ~DMABROKER_ALLOC_FRESH)))
 		return -EINVAL;
+	return 0;
+}
+
+static int new_allocate_call(struct dmabroker *b, const struct dmabroker_alloc_desc *d, sd_bus_message **ret)
+{
+	sd_bus_message *m = NULL;
+	int r = check_alloc_desc(d);
+
+	if (r < 0)
+		return r;
 	r = sd_bus_message_new_method_call(calls(b), &m, destination(b), BROKER_PATH, BROKER_INTERFACE, "Allocate");
 	if (r >= 0)
 		r = sd_bus_message_append(m, "uuu", d->width, d->height, d->fourcc);
@@ -717,27 +726,21 @@ EXPORT int dmabroker_allocate(struct dmabroker *b, const struct dmabroker_alloc_
 			      struct dmabroker_buffer **ret)
 {
 	sd_bus_message *m = NULL, *reply = NULL;
-	int r = new_allocate_call(b, desc, &m);
+	int r = check_alloc_desc(desc);
 
 	if (r < 0)
 		return set_error(b, NULL, r);
 	if (b->access_channel >= 0) {
 		int refusal = 0;
 		r = channel_allocate(b, desc, ret, &refusal);
-		if (r >= 0) {
-			sd_bus_message_unref(m);
+		if (r >= 0)
 			return r == 0 ? 0 : refusal;
-		}
 		if (r != -E2BIG)
-			channel_broke(b, r);
-		if (r != -E2BIG && m && sd_bus_message_get_bus(m) != calls(b)) {
-			/* reconnected: the call is remade for the new connection */
-			sd_bus_message_unref(m);
-			r = new_allocate_call(b, desc, &m);
-			if (r < 0)
-				return set_error(b, NULL, r);
-		}
+			channel_broke(b, r); /* on D-Bus from here, on a new connection if the daemon restarted */
 	}
+	r = new_allocate_call(b, desc, &m);
+	if (r < 0)
+		return set_error(b, NULL, r);
 	r = call(b, m, &reply);
 	if (r >= 0)
 		r = parse_allocate_reply(b, desc, reply, ret);

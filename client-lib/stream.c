@@ -190,8 +190,7 @@ static int on_release(struct peer *p, const struct stream_wire *w, int fence)
 		safe_close(fence);
 		return -EBADMSG;
 	}
-	if (fence >= 0 && s->buffers[i]->dmabuf)
-		dmabuf_import_fence(s->buffers[i]->fd, fence, false);
+	/* the consumer imported it into the dma-buf when it sent it: each side imports what it sends */
 	fence_accumulate(&s->release_fence[i], fence);
 	s->holders[i] &= ~bit;
 	if (!s->holders[i])
