@@ -26,183 +26,218 @@ static const char *mode_name(uint32_t mode)
 
 /* ---- kept fences ---- */
 
-static void slot_free(struct fence_slot *s)
+static void kept_fence_free(struct kept_fence *k)
 {
-	if (!s)
-		return;
-	sd_event_source_disable_unref(s->io);
-	sd_event_source_disable_unref(s->timer);
-	safe_close(s->fd);
-	free(s);
-}
+	struct resv *rv = &k->buf->resv;
 
-/* Takes s out of its buffer's reservation. */
-static void slot_unlink(struct fence_slot *s)
-{
-	struct resv *rv = &s->buf->resv;
-
-	if (rv->write == s) {
-		rv->write = NULL;
-		return;
+	/* Out of epoll first: the io source owns the fd and closes it after. */
+	sd_event_source_disable_unref(k->io);
+	sd_event_source_disable_unref(k->timer);
+	if (k->prev_in_buffer)
+		k->prev_in_buffer->next_in_buffer = k->next_in_buffer;
+	else
+		rv->fences = k->next_in_buffer;
+	if (k->next_in_buffer)
+		k->next_in_buffer->prev_in_buffer = k->prev_in_buffer;
+	rv->n_fences--;
+	if (k->client) {
+		if (k->prev_in_client)
+			k->prev_in_client->next_in_client = k->next_in_client;
+		else
+			k->client->fences = k->next_in_client;
+		if (k->next_in_client)
+			k->next_in_client->prev_in_client = k->prev_in_client;
+		k->client->n_fences--;
 	}
-	for (unsigned i = 0; i < rv->n_reads; i++)
-		if (rv->reads[i] == s) {
-			rv->reads[i] = rv->reads[--rv->n_reads];
-			return;
-		}
+	if (!rv->fences) {
+		/* Nothing kept: nothing to merge. */
+		rv->acc_write = safe_close(rv->acc_write);
+		rv->acc_all = safe_close(rv->acc_all);
+		rv->acc_stale = false;
+	}
+	free(k);
 }
 
-static int on_slot_signalled(sd_event_source *src, int fd, uint32_t revents, void *userdata)
+static int on_fence_signalled(sd_event_source *src, int fd, uint32_t revents, void *userdata)
 {
-	struct fence_slot *s = userdata;
-
-	slot_unlink(s);
-	slot_free(s);
+	/* The merged fds may still name it: signalled, it costs them nothing. */
+	kept_fence_free(userdata);
 	return 0;
 }
 
-static void apply_timeout_policy(struct broker *b, const uint64_t *ids, unsigned n)
+/* Sends signal `member` (buffer, client, write) to every holder of buf, and to `also`. */
+static void notify_holders(struct buffer *buf, const char *member, uint64_t client, bool write, struct client *also)
 {
-	if (b->config.fence_timeout_policy != FENCE_POLICY_DROP_CLIENT)
-		return;
-	for (unsigned i = 0; i < n; i++)
-		for (struct client *c = b->clients; c; c = c->next)
-			if (c->id == ids[i]) {
-				log_warning("dropping client %llu (pid %d, %s): its fence did not signal in time "
-					    "(fence-timeout-policy = drop-client)", (unsigned long long)c->id,
-					    (int)c->pid, c->comm);
-				client_free(c);
-				break;
-			}
+	for (struct hold *h = buf->holders; h; h = h->next_in_buffer) {
+		sd_bus_message *m = NULL;
+		if (h->client == also)
+			also = NULL;
+		if (client_new_signal(h->client, member, &m) >= 0 &&
+		    sd_bus_message_append(m, "ttb", buf->id, client, write) >= 0)
+			sd_bus_send(NULL, m, NULL);
+		sd_bus_message_unref(m);
+	}
+	if (also) {
+		sd_bus_message *m = NULL;
+		if (client_new_signal(also, member, &m) >= 0 &&
+		    sd_bus_message_append(m, "ttb", buf->id, client, write) >= 0)
+			sd_bus_send(NULL, m, NULL);
+		sd_bus_message_unref(m);
+	}
 }
 
-static int on_slot_deadline(sd_event_source *src, uint64_t usec, void *userdata)
+/* The timeout policy, for the one client that was late. */
+static void apply_timeout_policy(struct client *c, const char *what)
 {
-	struct fence_slot *s = userdata;
-	struct buffer *buf = s->buf;
-	struct broker *b = buf->broker;
-	uint64_t ids[SLOT_MAX_SUPPLIERS];
-	unsigned n = s->n_suppliers;
+	if (!c || c->broker->config.fence_timeout_policy != FENCE_POLICY_DROP_CLIENT || c == &c->broker->self)
+		return;
+	log_warning("dropping client %llu (pid %d, %s): %s (timeout-policy = drop-client)",
+		    (unsigned long long)c->id, (int)c->pid, c->comm, what);
+	client_free(c);
+}
 
-	memcpy(ids, s->suppliers, sizeof(ids));
+static int on_fence_deadline(sd_event_source *src, uint64_t usec, void *userdata)
+{
+	struct kept_fence *k = userdata;
+	struct buffer *buf = k->buf;
+	struct broker *b = buf->broker;
+	struct client *c = k->client;
+	uint64_t supplier = k->supplier;
+	bool write = k->write;
+
 	buf->resv.fence_timeouts++;
 	b->fence_timeouts++;
-	log_warning("buffer %llu: a %s fence from client %llu%s has not signalled after %u s; dropping it "
+	if (c)
+		c->fence_timeouts++;
+	log_warning("buffer %llu: a %s fence from client %llu has not signalled after %u s; dropping it "
 		    "(the kernel keeps its own copy until it signals)",
-		    (unsigned long long)buf->id, s->write ? "write" : "read", (unsigned long long)ids[0],
-		    n > 1 ? " and others" : "", b->config.fence_timeout_sec);
-	for (unsigned i = 0; i < n; i++) {
-		for (struct client *c = b->clients; c; c = c->next)
-			if (c->id == ids[i])
-				c->fence_timeouts++;
-		if (b->bus)
-			sd_bus_emit_signal(b->bus, BROKER_PATH, BROKER_INTERFACE, "FenceTimedOut", "ttb", buf->id,
-					   ids[i], s->write);
-	}
-	slot_unlink(s);
-	slot_free(s);
-	apply_timeout_policy(b, ids, n);
+		    (unsigned long long)buf->id, write ? "write" : "read", (unsigned long long)supplier,
+		    b->config.fence_timeout_sec);
+	/* Later acquire fences no longer wait for it. */
+	buf->resv.acc_stale = true;
+	kept_fence_free(k);
+	notify_holders(buf, "FenceTimedOut", supplier, write, c);
+	apply_timeout_policy(c, "its fence did not signal in time");
 	return 0;
 }
 
-static int slot_watch(struct fence_slot *s)
+/* Keeps fence (taken over) on buf, supplied by c; signalled ones are not kept. */
+static void keep_fence(struct buffer *buf, int fence, bool write, struct client *c)
 {
-	struct broker *b = s->buf->broker;
-	int r;
-
-	sd_event_source_disable_unref(s->io);
-	s->io = NULL;
-	r = sd_event_add_io(b->event, &s->io, s->fd, EPOLLIN, on_slot_signalled, s);
-	if (r < 0)
-		return r;
-	if (!s->timer)
-		return sd_event_add_time(b->event, &s->timer, CLOCK_MONOTONIC, s->deadline_usec, 10000,
-					 on_slot_deadline, s);
-	return sd_event_source_set_time(s->timer, s->deadline_usec);
-}
-
-static void slot_add_supplier(struct fence_slot *s, uint64_t id)
-{
-	for (unsigned i = 0; i < s->n_suppliers; i++)
-		if (s->suppliers[i] == id)
-			return;
-	if (s->n_suppliers < SLOT_MAX_SUPPLIERS)
-		s->suppliers[s->n_suppliers++] = id;
-}
-
-/* A slot for fence (taken over), or NULL when it has signalled already. */
-static struct fence_slot *slot_new(struct buffer *buf, int fence, bool write, uint64_t supplier)
-{
-	struct fence_slot *s;
+	struct broker *b = buf->broker;
+	struct resv *rv = &buf->resv;
+	struct kept_fence *k;
+	int r, dup;
 
 	if (fence_status(fence) != 0) {
 		close(fence);
-		return NULL;
-	}
-	s = calloc(1, sizeof(*s));
-	if (!s) {
-		close(fence);
-		return NULL;
-	}
-	s->fd = fence;
-	s->buf = buf;
-	s->write = write;
-	s->deadline_usec = now_usec() + (uint64_t)buf->broker->config.fence_timeout_sec * 1000000u;
-	slot_add_supplier(s, supplier);
-	if (slot_watch(s) < 0) {
-		slot_free(s);
-		return NULL;
-	}
-	return s;
-}
-
-/* Merges fence (taken over) into slot s: it then signals when both have. */
-static void slot_merge(struct fence_slot *s, int fence, uint64_t supplier, uint64_t deadline)
-{
-	if (fence_accumulate(&s->fd, fence) < 0)
-		log_warning("buffer %llu: cannot merge fences", (unsigned long long)s->buf->id);
-	/* The later deadline: a fence just handed over is not late yet. */
-	if (deadline > s->deadline_usec)
-		s->deadline_usec = deadline;
-	slot_add_supplier(s, supplier);
-	slot_watch(s);
-}
-
-static void resv_add_read_fence(struct buffer *buf, int fence, uint64_t supplier)
-{
-	struct resv *rv = &buf->resv;
-	struct fence_slot *s;
-
-	for (unsigned i = 0; i < rv->n_reads; i++)
-		for (unsigned j = 0; j < rv->reads[i]->n_suppliers; j++)
-			if (rv->reads[i]->suppliers[j] == supplier) {
-				slot_merge(rv->reads[i], fence, supplier,
-					   now_usec() + (uint64_t)buf->broker->config.fence_timeout_sec * 1000000u);
-				return;
-			}
-	if (rv->n_reads == RESV_MAX_READ_SLOTS) {
-		/* Bounded: fold the newcomer into the first slot. */
-		slot_merge(rv->reads[0], fence, supplier,
-			   now_usec() + (uint64_t)buf->broker->config.fence_timeout_sec * 1000000u);
 		return;
 	}
-	s = slot_new(buf, fence, false, supplier);
-	if (s)
-		rv->reads[rv->n_reads++] = s;
+	k = calloc(1, sizeof(*k));
+	if (!k) {
+		close(fence);
+		return;
+	}
+	k->fd = fence;
+	k->buf = buf;
+	k->write = write;
+	k->supplier = c->id;
+	k->deadline_usec = now_usec() + (uint64_t)b->config.fence_timeout_sec * 1000000u;
+	r = sd_event_add_io(b->event, &k->io, fence, EPOLLIN, on_fence_signalled, k);
+	if (r >= 0)
+		r = sd_event_source_set_io_fd_own(k->io, true);
+	if (r >= 0)
+		r = sd_event_add_time(b->event, &k->timer, CLOCK_MONOTONIC, k->deadline_usec, 10000,
+				      on_fence_deadline, k);
+	if (r < 0) {
+		log_warning("buffer %llu: cannot watch a release fence: %s", (unsigned long long)buf->id,
+			    strerror(-r));
+		if (!k->io || sd_event_source_get_io_fd_own(k->io) <= 0)
+			close(fence);
+		sd_event_source_disable_unref(k->io);
+		sd_event_source_disable_unref(k->timer);
+		free(k);
+		return;
+	}
+	k->next_in_buffer = rv->fences;
+	if (rv->fences)
+		rv->fences->prev_in_buffer = k;
+	rv->fences = k;
+	rv->n_fences++;
+	if (c != &b->self) {
+		k->client = c;
+		k->next_in_client = c->fences;
+		if (c->fences)
+			c->fences->prev_in_client = k;
+		c->fences = k;
+		c->n_fences++;
+	}
+	/* Into the merged fds, unless they are rebuilt anyway. */
+	if (!rv->acc_stale) {
+		dup = fcntl(fence, F_DUPFD_CLOEXEC, 3);
+		if (dup < 0 || fence_accumulate(&rv->acc_all, dup) < 0)
+			rv->acc_stale = true;
+		if (write && !rv->acc_stale) {
+			dup = fcntl(fence, F_DUPFD_CLOEXEC, 3);
+			if (dup < 0 || fence_accumulate(&rv->acc_write, dup) < 0)
+				rv->acc_stale = true;
+		}
+	}
 }
 
 static void resv_clear(struct resv *rv)
 {
-	slot_free(rv->write);
-	rv->write = NULL;
-	for (unsigned i = 0; i < rv->n_reads; i++)
-		slot_free(rv->reads[i]);
-	rv->n_reads = 0;
+	while (rv->fences)
+		kept_fence_free(rv->fences);
+}
+
+/* Merges what is kept again (a fence was dropped at its deadline). */
+static int resv_rebuild(struct resv *rv)
+{
+	int r = 0, dup;
+
+	rv->acc_write = safe_close(rv->acc_write);
+	rv->acc_all = safe_close(rv->acc_all);
+	for (struct kept_fence *k = rv->fences; r >= 0 && k; k = k->next_in_buffer) {
+		dup = fcntl(k->fd, F_DUPFD_CLOEXEC, 3);
+		r = dup < 0 ? -errno : fence_accumulate(&rv->acc_all, dup);
+		if (r >= 0 && k->write) {
+			dup = fcntl(k->fd, F_DUPFD_CLOEXEC, 3);
+			r = dup < 0 ? -errno : fence_accumulate(&rv->acc_write, dup);
+		}
+	}
+	rv->acc_stale = r < 0;
+	return r;
+}
+
+void access_init_buffer(struct buffer *buf)
+{
+	buf->resv.acc_write = buf->resv.acc_all = -1;
 }
 
 unsigned access_pending_fences(const struct buffer *buf)
 {
-	return (buf->resv.write ? 1 : 0) + buf->resv.n_reads;
+	return buf->resv.n_fences;
+}
+
+void access_forget_fences(struct client *c)
+{
+	while (c->fences) {
+		struct kept_fence *k = c->fences;
+		c->fences = k->next_in_client;
+		k->client = NULL;
+		k->next_in_client = k->prev_in_client = NULL;
+	}
+	c->n_fences = 0;
+}
+
+void access_prune_fences(struct client *c)
+{
+	for (struct kept_fence *k = c->fences, *next; k; k = next) {
+		next = k->next_in_client;
+		if (fence_status(k->fd) != 0)
+			kept_fence_free(k);
+	}
 }
 
 void access_free_buffer(struct buffer *buf)
@@ -229,14 +264,13 @@ void access_free_buffer(struct buffer *buf)
 static int acquire_fence(struct buffer *buf, uint32_t mode, int *acc)
 {
 	struct resv *rv = &buf->resv;
-	int r = 0, fd;
+	int r = 0, fd, kept;
 
-	if (rv->write) {
-		fd = fcntl(rv->write->fd, F_DUPFD_CLOEXEC, 3);
-		r = fd < 0 ? -errno : fence_accumulate(acc, fd);
-	}
-	for (unsigned i = 0; r >= 0 && mode == ACCESS_WRITE && i < rv->n_reads; i++) {
-		fd = fcntl(rv->reads[i]->fd, F_DUPFD_CLOEXEC, 3);
+	if (rv->acc_stale)
+		r = resv_rebuild(rv);
+	kept = mode == ACCESS_WRITE ? rv->acc_all : rv->acc_write;
+	if (r >= 0 && kept >= 0) {
+		fd = fcntl(kept, F_DUPFD_CLOEXEC, 3);
 		r = fd < 0 ? -errno : fence_accumulate(acc, fd);
 	}
 	if (r >= 0 && buf->dmabuf) {
@@ -287,6 +321,8 @@ static bool grantable(struct broker *b, struct buffer *const *bufs, const uint32
 	return true;
 }
 
+static int on_lease_expired(sd_event_source *src, uint64_t usec, void *userdata);
+
 static struct grant *grant_new(struct client *c, struct buffer *buf, uint32_t mode)
 {
 	struct broker *b = c->broker;
@@ -298,7 +334,14 @@ static struct grant *grant_new(struct client *c, struct buffer *buf, uint32_t mo
 	g->buf = buf;
 	g->client = c;
 	g->mode = mode;
+	if (c != &b->self && b->config.hold_timeout_sec &&
+	    sd_event_add_time_relative(b->event, &g->lease, CLOCK_MONOTONIC,
+				       (uint64_t)b->config.hold_timeout_sec * 1000000u, 10000, on_lease_expired, g) < 0) {
+		free(g);
+		return NULL;
+	}
 	if (hashmap_put(&b->grants, g->id, g) < 0) {
+		sd_event_source_disable_unref(g->lease);
 		free(g);
 		return NULL;
 	}
@@ -335,6 +378,7 @@ static void grant_free(struct grant *g)
 	else
 		buf->resv.readers--;
 	hashmap_remove(&c->broker->grants, g->id);
+	sd_event_source_disable_unref(g->lease);
 	free(g);
 }
 
@@ -605,7 +649,6 @@ static void grant_end(struct grant *g, int release_fd)
 {
 	struct buffer *buf = g->buf;
 	bool write = g->mode == ACCESS_WRITE;
-	uint64_t supplier = g->client->id;
 	int own = -1;
 
 	if (release_fd >= 0) {
@@ -613,15 +656,38 @@ static void grant_end(struct grant *g, int release_fd)
 		if (own >= 0 && buf->dmabuf && dmabuf_import_fence(buf->fd, own, write) < 0)
 			log_debug("buffer %llu: IMPORT_SYNC_FILE: %s", (unsigned long long)buf->id, strerror(errno));
 	}
-	if (write) {
-		/* The writer waited for everything kept: its fence supersedes it all. */
+	/* The writer waited for everything kept: its fence supersedes it all. */
+	if (write)
 		resv_clear(&buf->resv);
-		if (own >= 0)
-			buf->resv.write = slot_new(buf, own, true, supplier);
-	} else if (own >= 0) {
-		resv_add_read_fence(buf, own, supplier);
-	}
+	if (own >= 0)
+		keep_fence(buf, own, write, g->client);
 	grant_free(g);
+}
+
+/* A grant held past [fences] hold-timeout: reported like a late fence, then the policy. */
+static int on_lease_expired(sd_event_source *src, uint64_t usec, void *userdata)
+{
+	struct grant *g = userdata;
+	struct buffer *buf = g->buf;
+	struct client *c = g->client;
+	struct broker *b = c->broker;
+	bool write = g->mode == ACCESS_WRITE;
+
+	buf->resv.grant_timeouts++;
+	b->grant_timeouts++;
+	c->grant_timeouts++;
+	log_warning("buffer %llu: client %llu (pid %d, %s) has held a %s grant for %u s (hold-timeout)",
+		    (unsigned long long)buf->id, (unsigned long long)c->id, (int)c->pid, c->comm, mode_name(g->mode),
+		    b->config.hold_timeout_sec);
+	notify_holders(buf, "GrantTimedOut", c->id, write, c);
+	if (b->config.fence_timeout_policy == FENCE_POLICY_DROP_CLIENT) {
+		apply_timeout_policy(c, "it held a grant past hold-timeout");
+		return 0;
+	}
+	/* report: the lease ends, as if the holder had ended it with no fence. */
+	grant_end(g, -1);
+	process_queue(b);
+	return 0;
 }
 
 void access_end_internal(struct grant *g)
@@ -644,9 +710,16 @@ int access_end(struct client *c, uint64_t grant_id, int release_fd, sd_bus_error
 		return sd_bus_error_setf(error, ERR_INVALID_ARGUMENT, "the release fence is not a sync_file");
 	/* a pending fence is kept: count it against the client's fences */
 	if (release_fd >= 0 && fence_status(release_fd) == 0) {
-		int r = quota_check(c, Q_FENCES, 1, error);
-		if (r < 0)
-			return r;
+		sd_bus_error probe = SD_BUS_ERROR_NULL;
+		int r = quota_check(c, Q_FENCES, 1, &probe);
+		if (r < 0) {
+			/* Some may have signalled without the loop having seen it yet. */
+			sd_bus_error_free(&probe);
+			access_prune_fences(c);
+			r = quota_check(c, Q_FENCES, 1, error);
+			if (r < 0)
+				return r;
+		}
 	}
 	grant_end(g, release_fd);
 	process_queue(b);

@@ -34,17 +34,24 @@ struct client;
 #define ACCESS_WRITE 2u
 #define ACCESS_NONBLOCK 1u          /* BeginAccess flag: Busy instead of waiting */
 #define ACCESS_MAX_MULTI 16
-#define RESV_MAX_READ_SLOTS 8
-#define SLOT_MAX_SUPPLIERS 4
 
-struct fence_slot {                 /* one kept release fence */
-	int fd;
+/*
+ * One kept release fence: watched on its own, with its own deadline, set
+ * once when it is handed over and never moved, and blamed on the one
+ * client that supplied it. Its io source owns the fd, so the fd is closed
+ * only after it has left epoll (an fd closed under a live io source leaves
+ * a stale epoll registration behind, and sd-event aborts on it).
+ */
+struct kept_fence {
+	int fd;                         /* owned by io */
 	struct buffer *buf;
 	bool write;
+	uint64_t supplier;              /* the client id that handed it over */
+	struct client *client;          /* that client while it lives, else NULL */
 	sd_event_source *io, *timer;
 	uint64_t deadline_usec;
-	uint64_t suppliers[SLOT_MAX_SUPPLIERS]; /* client ids */
-	unsigned n_suppliers;
+	struct kept_fence *next_in_buffer, *prev_in_buffer;
+	struct kept_fence *next_in_client, *prev_in_client;
 };
 
 struct grant {
@@ -52,6 +59,7 @@ struct grant {
 	struct buffer *buf;
 	struct client *client;
 	uint32_t mode;
+	sd_event_source *lease;         /* [fences] hold-timeout, or NULL */
 	struct grant *next_in_buffer, *next_in_client;
 };
 
@@ -59,11 +67,14 @@ struct resv {                       /* embedded in struct buffer */
 	struct grant *grants;
 	unsigned readers;
 	bool writer;
-	struct fence_slot *write;
-	struct fence_slot *reads[RESV_MAX_READ_SLOTS];
-	unsigned n_reads;
+	struct kept_fence *fences;      /* the last writer's, and the readers' since */
+	unsigned n_fences;
+	/* The kept fences merged, for acquire fences: the write fences, and
+	 * all. Plain fds that no event source watches; rebuilt when stale. */
+	int acc_write, acc_all;
+	bool acc_stale;
 	unsigned waiters;               /* queued requests naming this buffer */
-	uint32_t fence_timeouts;
+	uint32_t fence_timeouts, grant_timeouts;
 };
 
 /* The daemon's own accesses (a move): called when granted, with the
@@ -109,6 +120,12 @@ void access_drop_client(struct client *c);
 void access_free_buffer(struct buffer *buf);
 /* How many fences buf keeps. */
 unsigned access_pending_fences(const struct buffer *buf);
+/* Sets up buf's reservation (buf is new). */
+void access_init_buffer(struct buffer *buf);
+/* c is going away: its kept fences stay (others wait for them), uncharged. */
+void access_forget_fences(struct client *c);
+/* Drops c's kept fences that have signalled but were not dispatched yet. */
+void access_prune_fences(struct client *c);
 
 /* access-channel.c: OpenAccessChannel; the channel's end for the client in *ret_fd. */
 int access_channel_open(struct client *c, int *ret_fd, sd_bus_error *error);

@@ -113,8 +113,11 @@ struct client {
 	struct endpoint *directs;
 	struct grant *grants;
 	unsigned n_grants, n_pending;
+	struct kept_fence *fences;      /* release fences it handed over, still kept (access.c) */
+	unsigned n_fences;
 	struct access_channel *access_channel; /* access-channel.c, or NULL */
 	uint32_t fence_timeouts;        /* its fences that missed their deadline */
+	uint32_t grant_timeouts;        /* its grants held past hold-timeout */
 	uint64_t created_usec;
 	struct client *next;
 };
@@ -134,7 +137,7 @@ struct broker {
 	struct stream *streams;         /* stream.c */
 	uint64_t next_buffer_id, next_client_id, next_grant_id, next_stream_id;
 	uint64_t bytes;
-	uint64_t fence_timeouts;
+	uint64_t fence_timeouts, grant_timeouts;
 	struct client self;             /* holds the daemon's own grants (moves) */
 	struct client restored;         /* holds buffers restored from the fd store until reclaimed */
 	bool fd_store;                  /* keep buffers in the service manager's fd store */

@@ -168,6 +168,7 @@ int buffer_register(struct broker *b, struct client *owner, int fd, struct buffe
 	buf->owner_id = owner->id;
 	buf->created_usec = now_usec();
 	buf->next_attachment_id = 1;
+	access_init_buffer(buf);
 	r = hashmap_put(&b->buffers, buf->id, buf);
 	if (r < 0) {
 		safe_close(buf->fd);

@@ -1003,6 +1003,8 @@ static int property_get(sd_bus *bus, const char *path, const char *interface, co
 	}
 	if (strcmp(property, "FenceTimeouts") == 0)
 		return sd_bus_message_append(reply, "t", b->fence_timeouts);
+	if (strcmp(property, "GrantTimeouts") == 0)
+		return sd_bus_message_append(reply, "t", b->grant_timeouts);
 	if (strcmp(property, "PoolBuffers") == 0)
 		return sd_bus_message_append(reply, "u", (uint32_t)b->pool_count);
 	if (strcmp(property, "PoolBytes") == 0)
@@ -1017,6 +1019,7 @@ const sd_bus_vtable broker_vtable[] = {
 	SD_BUS_PROPERTY("Buffers", "u", property_get, 0, 0),
 	SD_BUS_PROPERTY("BytesAllocated", "t", property_get, 0, 0),
 	SD_BUS_PROPERTY("FenceTimeouts", "t", property_get, 0, 0),
+	SD_BUS_PROPERTY("GrantTimeouts", "t", property_get, 0, 0),
 	SD_BUS_PROPERTY("PoolBuffers", "u", property_get, 0, 0),
 	SD_BUS_PROPERTY("PoolBytes", "t", property_get, 0, 0),
 	SD_BUS_PROPERTY("Streams", "u", property_get, 0, 0),
@@ -1031,6 +1034,7 @@ const sd_bus_vtable broker_vtable[] = {
 	SD_BUS_SIGNAL_WITH_NAMES("StreamError", "tsss",
 				 SD_BUS_PARAM(stream) SD_BUS_PARAM(method) SD_BUS_PARAM(error) SD_BUS_PARAM(message), 0),
 	SD_BUS_SIGNAL_WITH_NAMES("FenceTimedOut", "ttb", SD_BUS_PARAM(buffer) SD_BUS_PARAM(client) SD_BUS_PARAM(write), 0),
+	SD_BUS_SIGNAL_WITH_NAMES("GrantTimedOut", "ttb", SD_BUS_PARAM(buffer) SD_BUS_PARAM(client) SD_BUS_PARAM(write), 0),
 	SD_BUS_SIGNAL_WITH_NAMES("Moved", "thta(tu)ah",
 				 SD_BUS_PARAM(buffer) SD_BUS_PARAM(fd) SD_BUS_PARAM(size) SD_BUS_PARAM(planes)
 				 SD_BUS_PARAM(fence), 0),

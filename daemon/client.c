@@ -111,6 +111,7 @@ void client_free(struct client *c)
 		  (unsigned long long)c->id, c->bus_name ? c->bus_name : "off the bus", (int)c->pid, c->n_holds);
 	access_channel_close(c);
 	access_drop_client(c);
+	access_forget_fences(c);
 	stream_drop_client(b, c);
 	tokens_drop_for_client(b, c);
 	while (c->holds)

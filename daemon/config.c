@@ -178,7 +178,7 @@ enum section { SECTION_NONE, SECTION_DAEMON, SECTION_BACKENDS, SECTION_LIMITS, S
 struct key {
 	enum section section;
 	const char *name;
-	enum { K_LOGLEVEL, K_ORDER, K_STRING, K_LIST, K_BOOL, K_SIZE64, K_SIZE64_OR_0, K_U32, K_POLICY } type;
+	enum { K_LOGLEVEL, K_ORDER, K_STRING, K_LIST, K_BOOL, K_SIZE64, K_SIZE64_OR_0, K_U32, K_U32_OR_0, K_POLICY } type;
 	size_t offset, count_offset;
 };
 
@@ -217,6 +217,7 @@ static const struct key keys[] = {
 	KEY(SECTION_LIMITS, "max-fences-per-uid", K_U32, max_fences_per_uid),
 	KEY(SECTION_FENCES, "timeout", K_U32, fence_timeout_sec),
 	KEY(SECTION_FENCES, "timeout-policy", K_POLICY, fence_timeout_policy),
+	KEY(SECTION_FENCES, "hold-timeout", K_U32_OR_0, hold_timeout_sec),
 	KEY(SECTION_POOL, "max-bytes", K_SIZE64_OR_0, pool_max_bytes),
 	KEY(SECTION_POOL, "max-buffers", K_U32, pool_max_buffers),
 };
@@ -371,6 +372,10 @@ static int set_key(struct config *c, const struct key *k, char *v, const char **
 			c->fence_timeout_policy = FENCE_POLICY_DROP_CLIENT;
 		else
 			return *reason = "expected report or drop-client", -EINVAL;
+		return 0;
+	case K_U32_OR_0:
+		if (!parse_u32(v, (uint32_t *)(base + k->offset)))
+			return *reason = "expected a number below 2^32 (0: no limit)", -EINVAL;
 		return 0;
 	case K_U32:
 		if (!parse_u32(v, (uint32_t *)(base + k->offset)) || *(uint32_t *)(base + k->offset) == 0)

@@ -77,7 +77,8 @@ struct config {
 	struct access_rule access[CONFIG_MAX_ACCESS];
 	/* [fences] */
 	uint32_t fence_timeout_sec;    /* timeout: a kept fence must signal within this */
-	int fence_timeout_policy;      /* timeout-policy */
+	int fence_timeout_policy;      /* timeout-policy: for late fences and grants held too long */
+	uint32_t hold_timeout_sec;     /* hold-timeout: longest a grant is held; 0 = no limit */
 };
 
 enum { FENCE_POLICY_REPORT, FENCE_POLICY_DROP_CLIENT };

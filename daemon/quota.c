@@ -18,23 +18,9 @@ const char *quota_resource_name(enum quota_resource r)
 	return r < Q__MAX ? names[r] : "?";
 }
 
-static bool supplied_by(const struct fence_slot *s, uint64_t id)
-{
-	for (unsigned i = 0; s && i < s->n_suppliers; i++)
-		if (s->suppliers[i] == id)
-			return true;
-	return false;
-}
-
-/*
- * One resource's use by c. O(1) for all but the kept fences, which are
- * counted over the buffers c holds (EndAccess needs a hold): only a call
- * that hands in a fence pays for that.
- */
+/* One resource's use by c, in O(1). */
 static uint64_t client_use(const struct client *c, enum quota_resource r)
 {
-	uint64_t n = 0;
-
 	switch (r) {
 	case Q_BUFFERS: return c->n_holds;
 	case Q_BYTES: return c->bytes;
@@ -43,14 +29,7 @@ static uint64_t client_use(const struct client *c, enum quota_resource r)
 	case Q_GRANTS: return c->n_grants;
 	case Q_PENDING: return c->n_pending;
 	case Q_CLIENTS: return 1;
-	case Q_FENCES:
-		for (const struct hold *h = c->holds; h; h = h->next_in_client) {
-			const struct resv *rv = &h->buffer->resv;
-			n += supplied_by(rv->write, c->id);
-			for (unsigned i = 0; i < rv->n_reads; i++)
-				n += supplied_by(rv->reads[i], c->id);
-		}
-		return n;
+	case Q_FENCES: return c->n_fences;
 	default: return 0;
 	}
 }

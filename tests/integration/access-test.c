@@ -878,6 +878,51 @@ static bool step_vgem_fence_in_acquire(void)
 	return true;
 }
 
+/*
+ * One client ends two READ grants on one buffer under pending fences and
+ * keeps its first fence open, as applications do. The daemon once merged
+ * the second into the first and closed the first's fd under its live io
+ * source: the epoll registration outlived the fd (the client keeps the
+ * file open), and sd-event aborted once the fence signalled.
+ */
+static bool step_kept_fence_stays_open(void)
+{
+	struct dmabroker *a = connect_session();
+	struct dmabroker_buffer *buf;
+	struct frame_ctx tl = { .timeline = -1 };
+	int kept[2 * 4];
+
+	CHECK(a);
+	buf = alloc_buf(a, 64, 64);
+	CHECK(buf);
+	tl.timeline = open(SW_SYNC_DEBUGFS_PATH, O_RDWR | O_CLOEXEC);
+	CHECK(tl.timeline >= 0);
+	for (int round = 0; round < 4; round++) {
+		for (int i = 0; i < 2; i++) {
+			uint64_t g;
+			int acquire = -1;
+			CHECK(dmabroker_buffer_begin_access(buf, R, 0, &g, &acquire) == 0);
+			if (acquire >= 0)
+				close(acquire);
+			kept[2 * round + i] = frame_next_fence(&tl);
+			CHECK(kept[2 * round + i] >= 0 && dmabroker_end_access(a, g, kept[2 * round + i]) == 0);
+		}
+		frame_signal(&tl);
+		usleep(100000);
+		frame_signal(&tl);
+		for (int i = 0; i < 200 && buffer_field(dmabroker_buffer_get_id(buf), "fences") != 0; i++)
+			usleep(10000);
+		CHECKF(kill(daemon_pid, 0) == 0, "the daemon died");
+		CHECKF(buffer_field(dmabroker_buffer_get_id(buf), "fences") == 0,
+		       "round %d: the daemon does not answer, or keeps signalled fences", round);
+	}
+	for (int i = 0; i < 8; i++)
+		close(kept[i]);
+	close(tl.timeline);
+	dmabroker_disconnect(a);
+	return true;
+}
+
 static bool step_fences_bounded(void)
 {
 	struct dmabroker *owner = connect_session();
@@ -904,14 +949,18 @@ static bool step_fences_bounded(void)
 		close(release);
 	}
 	kept = buffer_field(dmabroker_buffer_get_id(buf), "fences");
-	tap_diag("12 pending read fences kept in %d slots", kept);
-	CHECK(kept >= 1 && kept <= 8);
+	tap_diag("12 pending read fences kept as %d", kept);
+	CHECK(kept == 12);
 	/* A writer must wait for all twelve. */
 	CHECK(dmabroker_buffer_begin_access(buf, W, 0, &g, &acquire) == 0);
 	CHECK(acquire >= 0);
 	for (int i = 0; i < 11; i++)
 		frame_signal(&tl);
 	CHECK(dmabroker_fence_wait(acquire, 300) == 0);
+	/* Each is dropped once it has signalled: one left. */
+	for (int i = 0; i < 200 && buffer_field(dmabroker_buffer_get_id(buf), "fences") != 1; i++)
+		usleep(10000);
+	CHECK(buffer_field(dmabroker_buffer_get_id(buf), "fences") == 1);
 	frame_signal(&tl);
 	CHECK(dmabroker_fence_wait(acquire, 2000) == 1);
 	CHECK(dmabroker_end_access(owner, g, -1) == 0);
@@ -976,6 +1025,51 @@ static int on_fence_timed_out(sd_bus_message *m, void *userdata, sd_bus_error *e
 	return 0;
 }
 
+/*
+ * A plain bus connection that holds buf (by a token) and listens for
+ * FenceTimedOut and GrantTimedOut, or with buf == NULL one that holds
+ * nothing: the daemon sends those signals to holders only.
+ */
+static sd_bus *observer(struct dmabroker_buffer *buf, struct timeout_seen *fence, struct timeout_seen *grant)
+{
+	sd_bus *bus = NULL;
+	sd_bus_message *reply = NULL;
+	char *token = NULL;
+	int r = sd_bus_open_user(&bus);
+
+	if (r >= 0 && buf) {
+		r = dmabroker_buffer_create_token(buf, 0, 0, &token);
+		if (r >= 0)
+			r = sd_bus_call_method(bus, "org.dmabroker.Broker1", "/org/dmabroker/Broker1",
+					       "org.dmabroker.Broker1", "OpenToken", NULL, &reply, "s", token);
+		free(token);
+		sd_bus_message_unref(reply);
+	}
+	if (r >= 0)
+		r = sd_bus_match_signal(bus, NULL, NULL, "/org/dmabroker/Broker1", "org.dmabroker.Broker1",
+					"FenceTimedOut", on_fence_timed_out, fence);
+	if (r >= 0)
+		r = sd_bus_match_signal(bus, NULL, NULL, "/org/dmabroker/Broker1", "org.dmabroker.Broker1",
+					"GrantTimedOut", on_fence_timed_out, grant);
+	if (r < 0) {
+		tap_diag("observer: %s", strerror(-r));
+		return sd_bus_flush_close_unref(bus);
+	}
+	return bus;
+}
+
+/* Processes bus until *done or ms passed. */
+static void bus_pump(sd_bus *bus, const int *done, int ms)
+{
+	int64_t t0 = now_ms();
+
+	while (!*done && now_ms() - t0 < ms) {
+		if (sd_bus_process(bus, NULL) > 0)
+			continue;
+		sd_bus_wait(bus, 50000);
+	}
+}
+
 static bool client_listed(pid_t pid)
 {
 	sd_bus *bus = NULL;
@@ -1011,12 +1105,15 @@ static bool step_fence_timeout(void)
 	int64_t t0;
 	pid_t pid;
 
+	struct timeout_seen unused = { 0 }, bystander_seen = { 0 }, unused2 = { 0 };
+	sd_bus *bystander;
+
 	CHECK(y);
 	buf = alloc_buf(y, 64, 64);
 	CHECK(buf && dmabroker_buffer_create_token(buf, 0, 0, &token) == 0);
-	CHECK(sd_bus_open_user(&bus) >= 0);
-	CHECK(sd_bus_match_signal(bus, NULL, "org.dmabroker.Broker1", "/org/dmabroker/Broker1", "org.dmabroker.Broker1",
-				  "FenceTimedOut", on_fence_timed_out, &seen) >= 0);
+	/* A holder hears of it; a client that holds nothing does not. */
+	CHECK((bus = observer(buf, &seen, &unused)));
+	CHECK((bystander = observer(NULL, &bystander_seen, &unused2)));
 	CHECK(pipe(fds) == 0);
 	pid = fork();
 	CHECK(pid >= 0);
@@ -1041,11 +1138,11 @@ static bool step_fence_timeout(void)
 	close(fds[0]);
 	CHECK(client_listed(pid));
 	t0 = now_ms();
-	while (!seen.done && now_ms() - t0 < 10000) {
-		sd_bus_process(bus, NULL);
-		sd_bus_wait(bus, 100000);
-	}
-	CHECKF(seen.done, "no FenceTimedOut signal within 10 s");
+	bus_pump(bus, &seen.done, 12000);
+	CHECKF(seen.done, "no FenceTimedOut signal within 12 s");
+	bus_pump(bystander, &bystander_seen.done, 500);
+	CHECKF(!bystander_seen.done, "FenceTimedOut reached a client that does not hold the buffer");
+	sd_bus_flush_close_unref(bystander);
 	tap_diag("FenceTimedOut(buffer %" PRIu64 ", client %" PRIu64 ", write %d) after %.1f s", seen.buffer,
 		 seen.client, seen.write, (double)(now_ms() - t0) / 1000);
 	CHECK(seen.buffer == dmabroker_buffer_get_id(buf) && seen.write);
@@ -1072,6 +1169,158 @@ static bool step_fence_timeout(void)
 	free(token);
 	sd_bus_flush_close_unref(bus);
 	dmabroker_disconnect(y);
+	return true;
+}
+
+/* [fences] timeout in access.conf */
+#define FENCE_TIMEOUT_MS 4000
+
+/*
+ * Deadlines are per fence and per supplier. Eight readers hand back
+ * fences that soon signal, then X hands back one that never does, and
+ * keeps ending new read grants under already-signalled fences. X alone
+ * is blamed, at its own fence's deadline: once, its fence was folded
+ * into the first reader's slot (the innocent was dropped with it), and
+ * each of X's later fences pushed the slot's deadline back.
+ */
+static bool step_fence_deadline_fair(void)
+{
+	struct dmabroker *owner = connect_session();
+	struct dmabroker *readers[8];
+	struct dmabroker_buffer *buf, *rbufs[8];
+	struct frame_ctx tl = { .timeline = -1 };
+	struct timeout_seen seen = { 0 }, unused = { 0 };
+	sd_bus *obs;
+	char *token = NULL, ready;
+	uint64_t g;
+	int acquire = -1, fds[2], status;
+	int64_t t0;
+	pid_t pid;
+
+	CHECK(owner);
+	buf = alloc_buf(owner, 64, 64);
+	CHECK(buf && dmabroker_buffer_create_token(buf, 0, 0, &token) == 0);
+	CHECK((obs = observer(buf, &seen, &unused)));
+	tl.timeline = open(SW_SYNC_DEBUGFS_PATH, O_RDWR | O_CLOEXEC);
+	CHECK(tl.timeline >= 0);
+	for (int i = 0; i < 8; i++) {
+		int release;
+		readers[i] = connect_session();
+		CHECK(readers[i] && (rbufs[i] = share(buf, readers[i])));
+		CHECK(dmabroker_buffer_begin_access(rbufs[i], R, 0, &g, &acquire) == 0);
+		release = frame_next_fence(&tl);
+		CHECK(release >= 0 && dmabroker_end_access(readers[i], g, release) == 0);
+		close(release);
+	}
+	CHECK(pipe(fds) == 0);
+	pid = fork();
+	CHECK(pid >= 0);
+	if (pid == 0) {
+		struct frame_ctx never = { .timeline = open(SW_SYNC_DEBUGFS_PATH, O_RDWR | O_CLOEXEC) };
+		struct frame_ctx done = { .timeline = open(SW_SYNC_DEBUGFS_PATH, O_RDWR | O_CLOEXEC) };
+		struct dmabroker *x = connect_session();
+		struct dmabroker_buffer *xb = NULL;
+		uint64_t xg;
+		int xf = -1, release;
+		if (never.timeline < 0 || done.timeline < 0 || !x || dmabroker_open_token(x, token, &xb) < 0 ||
+		    dmabroker_buffer_begin_access(xb, R, 0, &xg, &xf) < 0)
+			_exit(1);
+		release = frame_next_fence(&never);
+		if (release < 0 || dmabroker_end_access(x, xg, release) < 0 || write(fds[1], "x", 1) != 1)
+			_exit(1);
+		close(release);
+		/* Then, for three deadlines, fences that have signalled already. */
+		for (int i = 0; i < 3 * FENCE_TIMEOUT_MS / 250; i++) {
+			usleep(250000);
+			if (dmabroker_buffer_begin_access(xb, R, 0, &xg, &xf) < 0)
+				break; /* dropped */
+			if (xf >= 0)
+				close(xf);
+			release = frame_next_fence(&done);
+			frame_signal(&done);
+			if (release < 0 || dmabroker_end_access(x, xg, release) < 0)
+				break;
+			close(release);
+		}
+		pause();
+		_exit(0);
+	}
+	close(fds[1]);
+	CHECK(read(fds[0], &ready, 1) == 1);
+	close(fds[0]);
+	t0 = now_ms();
+	/* The readers' fences signal. */
+	for (int i = 0; i < 8; i++)
+		frame_signal(&tl);
+	bus_pump(obs, &seen.done, FENCE_TIMEOUT_MS + 4000);
+	CHECKF(seen.done, "X's fence was not reported within %d ms of its deadline (it was pushed back)", 4000);
+	tap_diag("FenceTimedOut(buffer %" PRIu64 ", client %" PRIu64 ") %.1f s after X's fence, deadline %d s",
+		 seen.buffer, seen.client, (double)(now_ms() - t0) / 1000, FENCE_TIMEOUT_MS / 1000);
+	CHECK(!seen.write);
+	for (int i = 0; i < 100 && client_listed(pid); i++)
+		usleep(20000);
+	CHECKF(!client_listed(pid), "the late client is still served");
+	/* The innocent readers, the first one included, still hold the buffer. */
+	for (int i = 0; i < 8; i++) {
+		int r = dmabroker_buffer_begin_access(rbufs[i], R, DMABROKER_ACCESS_NONBLOCK, &g, &acquire);
+		CHECKF(r == 0, "reader %d was dropped: %s", i, dmabroker_error_message(readers[i]));
+		if (acquire >= 0)
+			close(acquire);
+		CHECK(dmabroker_end_access(readers[i], g, -1) == 0);
+	}
+	kill(pid, SIGKILL);
+	waitpid(pid, &status, 0);
+	for (int i = 0; i < 8; i++)
+		dmabroker_disconnect(readers[i]);
+	close(tl.timeline);
+	free(token);
+	sd_bus_flush_close_unref(obs);
+	dmabroker_disconnect(owner);
+	return true;
+}
+
+/*
+ * --lease (access-lease.conf: [fences] hold-timeout = 2, timeout-policy =
+ * report): a holder that never ends its WRITE grant loses it after 2 s;
+ * the holders hear GrantTimedOut, the waiter is granted, the count shows.
+ */
+static bool step_lease(void)
+{
+	struct dmabroker *a = connect_session(), *b = connect_session();
+	struct dmabroker_buffer *buf, *bb;
+	struct timeout_seen unused = { 0 }, seen = { 0 };
+	struct pending_grant p = { 0 };
+	sd_bus *obs;
+	uint64_t g, timeouts = 0;
+	int acquire = -1;
+	int64_t t0;
+
+	CHECK(a && b);
+	buf = alloc_buf(a, 64, 64);
+	CHECK(buf && (bb = share(buf, b)));
+	CHECK((obs = observer(buf, &unused, &seen)));
+	CHECK(dmabroker_buffer_begin_access(buf, W, 0, &g, &acquire) == 0);
+	t0 = now_ms();
+	CHECK(dmabroker_buffer_begin_access_async(bb, W, 0, on_granted, &p) == 0);
+	pump(b, &p.done, 10000);
+	CHECKF(p.done && p.error == 0, "the waiter was not granted after the holder's lease ran out");
+	tap_diag("the waiter was granted %.1f s after the holder took the buffer (hold-timeout = 2 s)",
+		 (double)(now_ms() - t0) / 1000);
+	CHECK(now_ms() - t0 >= 1500);
+	bus_pump(obs, &seen.done, 3000);
+	CHECKF(seen.done, "no GrantTimedOut signal");
+	CHECK(seen.buffer == dmabroker_buffer_get_id(buf) && seen.write);
+	CHECK(sd_bus_get_property_trivial(obs, "org.dmabroker.Broker1", "/org/dmabroker/Broker1",
+					  "org.dmabroker.Broker1", "GrantTimeouts", NULL, 't', &timeouts) >= 0);
+	CHECK(timeouts == 1);
+	/* The lease is over: the old grant is unknown to its former holder. */
+	CHECK(expect_error(a, dmabroker_end_access(a, g, -1), EBADSLT, "org.dmabroker.Error.UnknownGrant"));
+	CHECK(dmabroker_end_access(b, p.grant, -1) == 0);
+	if (p.fence >= 0)
+		close(p.fence);
+	sd_bus_flush_close_unref(obs);
+	dmabroker_disconnect(a);
+	dmabroker_disconnect(b);
 	return true;
 }
 
@@ -1362,23 +1611,30 @@ static bool step_pinned_refuses_move(void)
 
 int main(int argc, char **argv)
 {
-	bool fences = false;
+	bool fences = false, lease = false;
 
 	for (int i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "--backend") == 0 && i + 1 < argc)
 			backend = argv[++i];
 		else if (strcmp(argv[i], "--fences") == 0)
 			fences = true;
+		else if (strcmp(argv[i], "--lease") == 0)
+			lease = true;
 		else if (strcmp(argv[i], "--frames") == 0 && i + 1 < argc)
 			frames = atoi(argv[++i]);
 		else {
-			fprintf(stderr, "usage: access-test [--backend NAME] [--fences] [--frames N]\n");
+			fprintf(stderr, "usage: access-test [--backend NAME] [--fences] [--frames N] [--lease]\n");
 			return 2;
 		}
 	}
 	if (!daemon_pid_from_env("access-test"))
 		return 2;
-	tap_plan(fences ? 19 : 9);
+	if (lease) {
+		tap_plan(1);
+		tap_step("a grant held past hold-timeout is reported and ended; the waiter is served", step_lease);
+		return tap_done();
+	}
+	tap_plan(fences ? 21 : 9);
 	tap_step("grants: readers share, a writer is exclusive, named errors", step_grant_basics);
 	tap_step("one-way EndAccess ends the grant with no reply; a bad fence is refused locally", step_end_oneway);
 	tap_step("the access channel: one queue with D-Bus, Allocate and Release, named refusals, one per client, "
@@ -1394,8 +1650,13 @@ int main(int argc, char **argv)
 		tap_step("a release fence is in the dma-buf (EXPORT_SYNC_FILE) and in the next acquire fence",
 			 step_release_fence_in_dmabuf);
 		tap_step("a vgem driver fence is in the next acquire fence", step_vgem_fence_in_acquire);
-		tap_step("kept fences stay bounded, merged, and dropped once signalled", step_fences_bounded);
-		tap_step("a fence that never signals trips the deadline policy", step_fence_timeout);
+		tap_step("two read fences from one client, the first kept open by it: the daemon lives on",
+			 step_kept_fence_stays_open);
+		tap_step("kept fences: one per fence, each dropped once signalled", step_fences_bounded);
+		tap_step("a fence that never signals trips the deadline policy; only holders hear of it",
+			 step_fence_timeout);
+		tap_step("fence deadlines: per fence, never pushed back, only the late client blamed",
+			 step_fence_deadline_fair);
 		tap_step("the fence quota: a seventh pending fence refused, naming the limit, until some signal",
 			 step_fence_quota);
 		tap_step("fence helpers: merge, status, wait, sd-event callbacks", step_fence_helpers);

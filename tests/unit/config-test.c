@@ -52,6 +52,10 @@ static bool step_every_key(void)
 		"max-clients-per-uid = 5\n"
 		"max-bytes-per-uid = 3G\n"
 		"max-pending-per-uid = 11\n"
+		"[fences]\n"
+		"timeout = 3\n"
+		"timeout-policy = report\n"
+		"hold-timeout = 5\n"
 		"[access]\n"
 		"heap:reserved = @0, root, 1000\n"
 		"drm:vkms = @video\n";
@@ -71,6 +75,7 @@ static bool step_every_key(void)
 	CHECK(c.max_attachments_per_buffer == 4 && c.max_direct_per_client == 2);
 	CHECK(c.max_fences_per_client == 9 && c.max_clients_per_uid == 5 && c.max_bytes_per_uid == 3ull << 30);
 	CHECK(c.max_pending_per_uid == 11 && c.max_buffers_per_uid == 4096);
+	CHECK(c.fence_timeout_sec == 3 && c.fence_timeout_policy == FENCE_POLICY_REPORT && c.hold_timeout_sec == 5);
 	CHECK(c.n_access == 2 && strcmp(c.access[0].backend, "heap:reserved") == 0 && c.access[0].n == 3);
 	CHECK(c.access[0].who[0].group && c.access[0].who[0].resolved && c.access[0].who[0].id == 0);
 	CHECK(!c.access[0].who[1].group && !c.access[0].who[1].resolved && strcmp(c.access[0].who[1].name, "root") == 0);
@@ -135,6 +140,8 @@ static bool step_errors(void)
 			    "bad.conf:2: drm-devices: bad value 'vkms,,vgem': empty item in list") &&
 	       expect_error("[backends]\nshm = maybe\n", "bad.conf:2: shm: bad value 'maybe': expected yes or no") &&
 	       expect_error("[backends]\nheap = ../system\n", "bad.conf:2: heap: bad value '../system': expected a name (no '/')") &&
+	       expect_error("[fences]\nhold-timeout = -1\n",
+			    "bad.conf:2: hold-timeout: bad value '-1': expected a number below 2^32 (0: no limit)") &&
 	       expect_error("[daemon]\nlog-level = loud\n",
 			    "bad.conf:2: log-level: bad value 'loud': expected err, warning, notice, info or debug");
 }
@@ -219,7 +226,8 @@ static bool step_shipped(void)
 	CHECK(doc.max_bytes_per_uid == def.max_bytes_per_uid && doc.max_tokens_per_uid == def.max_tokens_per_uid);
 	CHECK(doc.max_streams_per_uid == def.max_streams_per_uid && doc.max_grants_per_uid == def.max_grants_per_uid);
 	CHECK(doc.max_pending_per_uid == def.max_pending_per_uid && doc.max_fences_per_uid == def.max_fences_per_uid);
-	CHECK(doc.fence_timeout_sec == def.fence_timeout_sec && doc.fence_timeout_policy == def.fence_timeout_policy);
+	CHECK(doc.fence_timeout_sec == def.fence_timeout_sec && doc.fence_timeout_policy == def.fence_timeout_policy &&
+	      doc.hold_timeout_sec == def.hold_timeout_sec);
 	CHECK(doc.max_token_ttl == def.max_token_ttl && doc.max_attachments_per_buffer == def.max_attachments_per_buffer);
 	CHECK(doc.n_access == 1); /* the example rule */
 	config_free(&def);
