@@ -142,6 +142,7 @@ struct broker {
 	struct client restored;         /* holds buffers restored from the fd store until reclaimed */
 	bool fd_store;                  /* keep buffers in the service manager's fd store */
 	sd_event_source *restore_timer; /* the end of restore-grace */
+	sd_event_source *trim_timer;    /* malloc_trim() soon (broker_trim_later) */
 	struct pool_entry *pool, *pool_tail; /* freed buffers kept for reuse, newest first (pool.c) */
 	uint64_t pool_bytes;
 	unsigned pool_count;
@@ -152,6 +153,7 @@ int broker_init(struct broker *b, sd_event *event, const struct config *c);
 int broker_attach_bus(struct broker *b, sd_bus *bus);
 void broker_finish(struct broker *b);
 uint64_t now_usec(void);
+void broker_trim_later(struct broker *b);
 
 /* client.c */
 struct client *client_find_by_name(struct broker *b, const char *name);

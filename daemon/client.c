@@ -130,6 +130,7 @@ void client_free(struct client *c)
 	sd_bus_track_unref(c->track);
 	free(c->bus_name);
 	free(c);
+	broker_trim_later(b);
 }
 
 static int on_bus_peer_gone(sd_bus_track *track, void *userdata)

@@ -5,6 +5,7 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -57,6 +58,16 @@ static int on_signal(sd_event_source *s, const struct signalfd_siginfo *si, void
 	return sd_event_exit(sd_event_source_get_event(s), 0);
 }
 
+/*
+ * Allocations of 128 KiB and more get their own mapping, unmapped when
+ * freed; glibc's default threshold grows with every such free, and the
+ * heap then keeps large freed blocks at its high-water mark.
+ */
+static void tune_malloc(void)
+{
+	mallopt(M_MMAP_THRESHOLD, 128 * 1024);
+}
+
 /* Every buffer costs the daemon one fd: take all the fds we may. */
 static void raise_fd_limit(void)
 {
@@ -80,6 +91,7 @@ static int run(enum bus_kind kind, struct config *cfg)
 	sigaddset(&mask, SIGINT);
 	sigprocmask(SIG_BLOCK, &mask, NULL);
 	raise_fd_limit();
+	tune_malloc();
 
 	r = sd_event_default(&event);
 	if (r < 0) {
