@@ -652,6 +652,81 @@ static int child_consumer(void *arg)
 	return 0;
 }
 
+/* A direct connection spoken by hand (CreateStream and JoinStream run on one), or NULL. */
+static sd_bus *raw_direct(void)
+{
+	sd_bus *bus = NULL, *d = NULL;
+	sd_bus_message *reply = NULL;
+	int fd, own = -1, r = sd_bus_open_user(&bus);
+
+	if (r >= 0)
+		r = sd_bus_call_method(bus, "org.dmabroker.Broker1", "/org/dmabroker/Broker1", "org.dmabroker.Broker1",
+				       "OpenDirect", NULL, &reply, "");
+	if (r >= 0)
+		r = sd_bus_message_read(reply, "h", &fd);
+	if (r >= 0 && (own = fcntl(fd, F_DUPFD_CLOEXEC, 3)) < 0)
+		r = -errno;
+	sd_bus_message_unref(reply);
+	if (r >= 0)
+		r = sd_bus_new(&d);
+	if (r >= 0)
+		r = sd_bus_set_fd(d, own, own);
+	if (r >= 0)
+		r = sd_bus_set_anonymous(d, 1);
+	if (r >= 0)
+		r = sd_bus_negotiate_fds(d, 1);
+	if (r >= 0)
+		r = sd_bus_start(d);
+	sd_bus_unref(bus); /* the client lives on while its direct connection does */
+	if (r < 0) {
+		tap_diag("a direct connection by hand: %s", strerror(-r));
+		if (!d && own >= 0)
+			close(own);
+		return sd_bus_unref(d);
+	}
+	return d;
+}
+
+/* Calls method (CreateStream or JoinStream) of "webcam" with one option; its error name, or "". */
+static const char *raw_stream_call(sd_bus *d, const char *method, const char *key, const char *type, uint32_t u,
+				   char *out, size_t len)
+{
+	sd_bus_error e = SD_BUS_ERROR_NULL;
+	sd_bus_message *reply = NULL;
+	int r = strcmp(type, "u") == 0
+		? sd_bus_call_method(d, NULL, "/org/dmabroker/Broker1", "org.dmabroker.Broker1", method, &e, &reply,
+				     "sa{sv}", "webcam", 1, key, "u", u)
+		: sd_bus_call_method(d, NULL, "/org/dmabroker/Broker1", "org.dmabroker.Broker1", method, &e, &reply,
+				     "sa{sv}", "webcam", 1, key, "s", "0");
+
+	snprintf(out, len, "%s", r < 0 && e.name ? e.name : "");
+	if (r < 0)
+		tap_diag("%s with %s (%s): %s: %s", method, key, type, e.name, e.message);
+	sd_bus_error_free(&e);
+	sd_bus_message_unref(reply);
+	return out;
+}
+
+static bool step_stream_producer_uid_option(void)
+{
+	struct baseline base = baseline_take();
+	sd_bus *d = raw_direct();
+	char name[128];
+
+	CHECK(d);
+	/* a producer's CreateStream with it, a consumer's with a string: InvalidArgument, nothing left behind */
+	CHECK(strcmp(raw_stream_call(d, "CreateStream", "producer-uid", "u", 0, name, sizeof(name)),
+		     "org.dmabroker.Error.InvalidArgument") == 0);
+	CHECK(strcmp(raw_stream_call(d, "JoinStream", "producer-uid", "s", 0, name, sizeof(name)),
+		     "org.dmabroker.Error.InvalidArgument") == 0);
+	/* well formed, for a stream nobody produces: UnknownStream */
+	CHECK(strcmp(raw_stream_call(d, "JoinStream", "producer-uid", "u", 0, name, sizeof(name)),
+		     "org.dmabroker.Error.UnknownStream") == 0);
+	sd_bus_flush_close_unref(d);
+	CHECK(baseline_restored(base));
+	return true;
+}
+
 static bool step_stream_producer_uid(void)
 {
 	struct baseline base = baseline_take();
@@ -725,7 +800,7 @@ int main(void)
 		printf("1..0 # SKIP policy-test needs root to act as other users (runs as uid %u)\n", (unsigned)geteuid());
 		return 0;
 	}
-	tap_plan(9);
+	tap_plan(10);
 	tap_step("[access]: shm for root and @12345 only; nobody refused, naming the rule; a group member allowed",
 		 step_access_rules);
 	tap_step("another user's buffer: not listed, not released, not shared (NotPermitted)", step_own_buffers_only);
@@ -740,5 +815,7 @@ int main(void)
 		 step_stream_reserved_names);
 	tap_step("streams: producer-uid refuses a squatter's stream like a missing one; the real producer's joins",
 		 step_stream_producer_uid);
+	tap_step("streams: producer-uid is a consumer's uint32 option; otherwise InvalidArgument",
+		 step_stream_producer_uid_option);
 	return tap_done();
 }
