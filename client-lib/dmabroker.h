@@ -363,8 +363,17 @@ struct dmabroker_stream_desc {
 	size_t n_allow_uids;
 	const uint32_t *allow_gids;
 	size_t n_allow_gids;
+	uint32_t flags;                /**< version 2: DMABROKER_STREAM_PRODUCER_UID */
+	uint32_t producer_uid;         /**< version 2, a consumer's, with DMABROKER_STREAM_PRODUCER_UID */
 };
-#define DMABROKER_STREAM_DESC_VERSION 1u
+#define DMABROKER_STREAM_DESC_VERSION 2u
+/**
+ * A consumer's: join only if the stream's producer runs as producer_uid.
+ * Stream names are first come, first served (unless the daemon's config
+ * reserves them): with this flag, a stream of that name by any other uid
+ * is refused as if there were none (-ENXIO, UnknownStream).
+ */
+#define DMABROKER_STREAM_PRODUCER_UID 1u
 
 #define DMABROKER_FRAME_MAX_DAMAGE 16
 

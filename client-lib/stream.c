@@ -383,7 +383,10 @@ static int stream_new(struct dmabroker *b, const struct dmabroker_stream_desc *d
 	struct dmabroker_stream *s;
 	int r;
 
-	if (!d || d->version != DMABROKER_STREAM_DESC_VERSION || !d->name)
+	/* version 1 descriptors end before flags */
+	if (!d || d->version < 1 || d->version > DMABROKER_STREAM_DESC_VERSION || !d->name ||
+	    (d->version >= 2 && (d->flags & ~DMABROKER_STREAM_PRODUCER_UID)) ||
+	    (d->version >= 2 && producer && (d->flags & DMABROKER_STREAM_PRODUCER_UID)))
 		return set_error(b, NULL, -EINVAL);
 	r = dmabroker_open_direct(b);
 	if (r < 0)
@@ -459,6 +462,8 @@ static int stream_new(struct dmabroker *b, const struct dmabroker_stream_desc *d
 					  "consumers", "u", d->consumers);
 	if (r >= 0 && !producer && d->max_acquired)
 		r = sd_bus_message_append(m, "{sv}", "max-acquired", "u", d->max_acquired);
+	if (r >= 0 && !producer && d->version >= 2 && (d->flags & DMABROKER_STREAM_PRODUCER_UID))
+		r = sd_bus_message_append(m, "{sv}", "producer-uid", "u", d->producer_uid);
 	if (r >= 0)
 		r = sd_bus_message_close_container(m);
 	if (r < 0) {

@@ -799,7 +799,7 @@ static int find_stream(struct broker *b, uint64_t id, struct stream **ret, sd_bu
 {
 	*ret = stream_find(b, id);
 	if (!*ret)
-		return sd_bus_error_setf(error, ERR_UNKNOWN_STREAM, "no stream %llu", (unsigned long long)id);
+		return stream_unknown(id, error);
 	return 0;
 }
 

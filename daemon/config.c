@@ -72,6 +72,9 @@ void config_free(struct config *c)
 	for (unsigned i = 0; i < c->n_access; i++)
 		free(c->access[i].backend);
 	c->n_access = 0;
+	for (unsigned i = 0; i < c->n_streams; i++)
+		free(c->streams[i].name);
+	c->n_streams = 0;
 }
 
 bool config_parse_size(const char *s, uint64_t *ret)
@@ -173,7 +176,10 @@ static int fail(char **ret_error, const char *name, unsigned line, const char *f
 	return -EINVAL;
 }
 
-enum section { SECTION_NONE, SECTION_DAEMON, SECTION_BACKENDS, SECTION_LIMITS, SECTION_FENCES, SECTION_ACCESS, SECTION_POOL };
+enum section {
+	SECTION_NONE, SECTION_DAEMON, SECTION_BACKENDS, SECTION_LIMITS, SECTION_FENCES, SECTION_ACCESS, SECTION_POOL,
+	SECTION_STREAMS,
+};
 
 struct key {
 	enum section section;
@@ -225,10 +231,11 @@ static const struct key keys[] = {
 static const char *const section_names[] = {
 	[SECTION_DAEMON] = "daemon", [SECTION_BACKENDS] = "backends", [SECTION_LIMITS] = "limits",
 	[SECTION_FENCES] = "fences", [SECTION_ACCESS] = "access", [SECTION_POOL] = "pool",
+	[SECTION_STREAMS] = "streams",
 };
 
-/* "@video, camera, 1000": users, @groups, by name or number. */
-static int parse_principals(char *v, struct access_rule *rule, const char **reason)
+/* "@video, camera, 1000": users, @groups, by name or number, into who[*n]. */
+static int parse_principals(char *v, struct principal *who, unsigned *n, const char **reason)
 {
 	char *save = NULL;
 
@@ -240,20 +247,20 @@ static int parse_principals(char *v, struct access_rule *rule, const char **reas
 			name++;
 		if (!*name)
 			return *reason = "an empty user or @group", -EINVAL;
-		if (rule->n == CONFIG_MAX_PRINCIPALS)
+		if (*n == CONFIG_MAX_PRINCIPALS)
 			return *reason = "more than 16 users and groups", -EINVAL;
-		if (strlen(name) >= sizeof(rule->who[0].name))
+		if (strlen(name) >= sizeof(who[0].name))
 			return *reason = "a user or group name longer than 32 characters", -EINVAL;
 		for (const char *c = name; *c; c++)
 			if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') ||
 			      *c == '_' || *c == '-' || *c == '.'))
 				return *reason = "user and group names are letters, digits, '_', '-', '.'", -EINVAL;
-		p = &rule->who[rule->n++];
+		p = &who[(*n)++];
 		p->group = group;
 		snprintf(p->name, sizeof(p->name), "%s", name);
 		p->resolved = parse_u32(name, &p->id);
 	}
-	if (rule->n == 0)
+	if (*n == 0)
 		return *reason = "expected users and @groups, e.g. '@video, root'", -EINVAL;
 	return 0;
 }
@@ -272,7 +279,7 @@ static int set_access(struct config *c, const char *backend, char *v, unsigned l
 	rule = &c->access[c->n_access];
 	memset(rule, 0, sizeof(*rule));
 	rule->line = line;
-	if (parse_principals(v, rule, reason) < 0)
+	if (parse_principals(v, rule->who, &rule->n, reason) < 0)
 		return -EINVAL;
 	rule->backend = strdup(backend);
 	if (!rule->backend)
@@ -281,33 +288,73 @@ static int set_access(struct config *c, const char *backend, char *v, unsigned l
 	return 0;
 }
 
+/* [streams] NAME = principals: NAME as CreateStream takes it (1-63 of A-Z a-z 0-9 - _ .). */
+static int set_stream_rule(struct config *c, const char *stream, char *v, unsigned line, const char **reason)
+{
+	struct stream_rule *rule;
+
+	if (!*stream || strlen(stream) > 63)
+		return *reason = "expected a stream name of 1 to 63 characters", -EINVAL;
+	for (const char *ch = stream; *ch; ch++)
+		if (!((*ch >= 'a' && *ch <= 'z') || (*ch >= 'A' && *ch <= 'Z') || (*ch >= '0' && *ch <= '9') ||
+		      *ch == '-' || *ch == '_' || *ch == '.'))
+			return *reason = "stream names are letters, digits, '-', '_', '.'", -EINVAL;
+	for (unsigned i = 0; i < c->n_streams; i++)
+		if (strcmp(c->streams[i].name, stream) == 0)
+			return *reason = "stream has a rule already", -EINVAL;
+	if (c->n_streams == CONFIG_MAX_STREAMS)
+		return *reason = "more than 16 rules", -EINVAL;
+	rule = &c->streams[c->n_streams];
+	memset(rule, 0, sizeof(*rule));
+	rule->line = line;
+	if (parse_principals(v, rule->who, &rule->n, reason) < 0)
+		return -EINVAL;
+	rule->name = strdup(stream);
+	if (!rule->name)
+		return *reason = "out of memory", -ENOMEM;
+	c->n_streams++;
+	return 0;
+}
+
+static int resolve(struct principal *who, unsigned n, const char *section, const char *key, unsigned line,
+		   char **ret_error)
+{
+	for (unsigned j = 0; j < n; j++) {
+		struct principal *p = &who[j];
+		if (p->resolved)
+			continue;
+		if (p->group) {
+			struct group *g = getgrnam(p->name);
+			if (g)
+				p->id = g->gr_gid;
+			p->resolved = g != NULL;
+		} else {
+			struct passwd *pw = getpwnam(p->name);
+			if (pw)
+				p->id = pw->pw_uid;
+			p->resolved = pw != NULL;
+		}
+		if (!p->resolved) {
+			if (ret_error && asprintf(ret_error, "[%s] %s (line %u): no %s named '%s'", section, key, line,
+						  p->group ? "group" : "user", p->name) < 0)
+				*ret_error = NULL;
+			return -EINVAL;
+		}
+	}
+	return 0;
+}
+
 int config_resolve(struct config *c, char **ret_error)
 {
-	for (unsigned i = 0; i < c->n_access; i++)
-		for (unsigned j = 0; j < c->access[i].n; j++) {
-			struct principal *p = &c->access[i].who[j];
-			if (p->resolved)
-				continue;
-			if (p->group) {
-				struct group *g = getgrnam(p->name);
-				if (g)
-					p->id = g->gr_gid;
-				p->resolved = g != NULL;
-			} else {
-				struct passwd *pw = getpwnam(p->name);
-				if (pw)
-					p->id = pw->pw_uid;
-				p->resolved = pw != NULL;
-			}
-			if (!p->resolved) {
-				if (ret_error && asprintf(ret_error, "[access] %s (line %u): no %s named '%s'",
-							  c->access[i].backend, c->access[i].line,
-							  p->group ? "group" : "user", p->name) < 0)
-					*ret_error = NULL;
-				return -EINVAL;
-			}
-		}
-	return 0;
+	int r = 0;
+
+	for (unsigned i = 0; r >= 0 && i < c->n_access; i++)
+		r = resolve(c->access[i].who, c->access[i].n, "access", c->access[i].backend, c->access[i].line,
+			    ret_error);
+	for (unsigned i = 0; r >= 0 && i < c->n_streams; i++)
+		r = resolve(c->streams[i].who, c->streams[i].n, "streams", c->streams[i].name, c->streams[i].line,
+			    ret_error);
+	return r;
 }
 
 const char *config_key_name(unsigned i, const char **section)
@@ -418,7 +465,7 @@ int config_parse(struct config *c, const char *text, const char *name, char **re
 					section = (enum section)i;
 			if (section == SECTION_NONE)
 				return fail(ret_error, name, lineno,
-					    "unknown section [%s] (known: daemon, backends, limits, fences, access, pool)",
+					    "unknown section [%s] (known: daemon, backends, limits, fences, access, pool, streams)",
 					    strip(s + 1));
 			continue;
 		}
@@ -436,6 +483,14 @@ int config_parse(struct config *c, const char *text, const char *name, char **re
 				return -ENOMEM;
 			if (set_access(c, key, value, lineno, &reason) < 0)
 				return fail(ret_error, name, lineno, "[access] %s: bad value '%s': %s", key, shown, reason);
+			continue;
+		}
+		if (section == SECTION_STREAMS) {
+			_cleanup_free_ char *shown = strdup(value);
+			if (!shown)
+				return -ENOMEM;
+			if (set_stream_rule(c, key, value, lineno, &reason) < 0)
+				return fail(ret_error, name, lineno, "[streams] %s: bad value '%s': %s", key, shown, reason);
 			continue;
 		}
 		for (unsigned i = 0; i < ELEMENTSOF(keys) && !k; i++)

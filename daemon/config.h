@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * dmabroker.conf: an INI file. Sections [daemon], [backends], [limits];
+ * dmabroker.conf: an INI file. Sections [daemon], [backends], [limits],
+ * [fences], [access], [streams], [pool];
  * "key = value" lines; '#' or ';' start a comment line. An unknown section
  * or key, a bad value or a repeated key is an error that names the file,
  * the line and the reason: the daemon refuses to start with it.
@@ -15,6 +16,7 @@
 #define CONFIG_MAX_LIST 16
 #define CONFIG_MAX_ACCESS 16
 #define CONFIG_MAX_PRINCIPALS 16
+#define CONFIG_MAX_STREAMS 16
 
 /* A user or group an [access] rule names; resolved to a number at start-up. */
 struct principal {
@@ -27,6 +29,14 @@ struct principal {
 /* [access] BACKEND = principals: only they may allocate from BACKEND. */
 struct access_rule {
 	char *backend;
+	unsigned line;
+	unsigned n;
+	struct principal who[CONFIG_MAX_PRINCIPALS];
+};
+
+/* [streams] NAME = principals: only they may create (produce) stream NAME. */
+struct stream_rule {
+	char *name;
 	unsigned line;
 	unsigned n;
 	struct principal who[CONFIG_MAX_PRINCIPALS];
@@ -75,6 +85,9 @@ struct config {
 	/* [access] */
 	unsigned n_access;
 	struct access_rule access[CONFIG_MAX_ACCESS];
+	/* [streams] */
+	unsigned n_streams;
+	struct stream_rule streams[CONFIG_MAX_STREAMS];
 	/* [fences] */
 	uint32_t fence_timeout_sec;    /* timeout: a kept fence must signal within this */
 	int fence_timeout_policy;      /* timeout-policy: for late fences and grants held too long */
@@ -93,7 +106,7 @@ void config_free(struct config *c);
 int config_parse(struct config *c, const char *text, const char *name, char **ret_error);
 
 /*
- * Resolves the user and group names of [access] rules (getpwnam,
+ * Resolves the user and group names of [access] and [streams] rules (getpwnam,
  * getgrnam): once, at start-up, so that the daemon never waits on a name
  * service later. 0, or -EINVAL with *ret_error naming the rule.
  */

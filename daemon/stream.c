@@ -191,6 +191,9 @@ int stream_read_params(sd_bus_message *m, bool producer, struct stream_params *p
 				if (strcmp(key, producer_only[i]) == 0)
 					return sd_bus_error_setf(error, ERR_INVALID_ARGUMENT,
 								 "option '%s' is the producer's (CreateStream)", key);
+		if (producer && strcmp(key, "producer-uid") == 0)
+			return sd_bus_error_setf(error, ERR_INVALID_ARGUMENT,
+						 "option '%s' is a consumer's (JoinStream)", key);
 		if (strcmp(key, "label") == 0) {
 			r = read_s(m, p->label, sizeof(p->label), key, error);
 		} else if (strcmp(key, "mode") == 0) {
@@ -212,6 +215,9 @@ int stream_read_params(sd_bus_message *m, bool producer, struct stream_params *p
 			r = read_u(m, &p->height, key, error);
 		} else if (strcmp(key, "consumers") == 0) {
 			r = read_u(m, &p->consumers, key, error);
+		} else if (strcmp(key, "producer-uid") == 0) {
+			r = read_u(m, &p->producer_uid, key, error);
+			p->has_producer_uid = r >= 0;
 		} else if (strcmp(key, "max-acquired") == 0) {
 			r = read_u(m, &p->max_acquired, key, error);
 		} else if (strcmp(key, "usage") == 0) {
@@ -263,7 +269,8 @@ int stream_read_params(sd_bus_message *m, bool producer, struct stream_params *p
 		} else {
 			return sd_bus_error_setf(error, ERR_INVALID_ARGUMENT,
 						 "unknown option '%.64s' (known: label, mode, buffers, width, height, "
-						 "consumers, max-acquired, usage, formats, modifiers, devices, allow-uids, allow-gids)", key);
+						 "consumers, max-acquired, usage, formats, modifiers, devices, allow-uids, allow-gids, "
+						 "producer-uid)", key);
 		}
 		if (r < 0)
 			return r;
@@ -328,6 +335,16 @@ static struct stream_consumer *consumer_of(struct stream *s, struct client *c)
 		if (s->consumers[i].active && s->consumers[i].party.client == c)
 			return &s->consumers[i];
 	return NULL;
+}
+
+static bool in_stream(struct stream *s, struct client *c)
+{
+	return consumer_of(s, c) || (s->has_producer && s->producer.client == c);
+}
+
+int stream_unknown(uint64_t id, sd_bus_error *error)
+{
+	return sd_bus_error_setf(error, ERR_UNKNOWN_STREAM, "no stream %llu", (unsigned long long)id);
 }
 
 /* "consumer 'display' (client 7)" */
@@ -878,6 +895,35 @@ static void default_label(struct client *c, struct stream_params *p)
 		snprintf(p->label, sizeof(p->label), "%s", *c->comm ? c->comm : "client");
 }
 
+/*
+ * [streams] NAME = principals: whether c may produce a stream named name.
+ * The refusal names neither the principals nor whether such a stream
+ * exists (they are in the log).
+ */
+static int check_reserved(struct client *c, const char *name, sd_bus_error *error)
+{
+	const struct config *cfg = &c->broker->config;
+	const struct stream_rule *rule = NULL;
+	char allowed[256] = "";
+
+	for (unsigned i = 0; i < cfg->n_streams && !rule; i++)
+		if (strcmp(cfg->streams[i].name, name) == 0)
+			rule = &cfg->streams[i];
+	if (!rule)
+		return 0;
+	for (unsigned i = 0; i < rule->n; i++) {
+		const struct principal *w = &rule->who[i];
+		if (w->resolved && (w->group ? client_in_group(c, w->id) : c->uid == w->id))
+			return 0;
+		snprintf(allowed + strlen(allowed), sizeof(allowed) - strlen(allowed), "%s%s%s", i ? ", " : "",
+			 w->group ? "@" : "", w->name);
+	}
+	log_notice("refused client %llu (%s, uid %u, pid %d): may not create stream '%s' ([streams] allows %s)",
+		   (unsigned long long)c->id, c->comm, (unsigned)c->uid, (int)c->pid, name, allowed);
+	return sd_bus_error_setf(error, ERR_NOT_PERMITTED,
+				 "stream name '%s' is reserved to other users by the daemon's [streams] rule", name);
+}
+
 int stream_create(struct client *c, const struct stream_params *p, struct stream **ret, sd_bus_error *error)
 {
 	struct broker *b = c->broker;
@@ -888,6 +934,9 @@ int stream_create(struct client *c, const struct stream_params *p, struct stream
 	if (!valid_name(p->name))
 		return sd_bus_error_setf(error, ERR_INVALID_ARGUMENT,
 					 "stream name '%.64s': 1 to 63 of A-Z a-z 0-9 - _ .", p->name);
+	r = check_reserved(c, p->name, error);
+	if (r < 0)
+		return r;
 	if (find_by_name(b, p->name))
 		return sd_bus_error_setf(error, ERR_NAME_TAKEN, "a stream named '%s' exists", p->name);
 	if (p->width == 0 || p->height == 0 || p->width > b->config.max_dimension || p->height > b->config.max_dimension)
@@ -945,6 +994,32 @@ static bool may_join(const struct stream *s, const struct client *c)
 	return false;
 }
 
+/*
+ * Whether c may join s as asked in p: s has a producer, c may join it (the
+ * producer's uid, admins, allow-uids/gids) and, when c asked for one, the
+ * producer runs as producer-uid. Whatever the reason, a refusal is answered
+ * exactly like a name no stream has: the reply depends on nothing but c's
+ * own request, so it tells nothing of other users' streams (the log does).
+ */
+static bool joinable(const struct stream *s, const struct client *c, const struct stream_params *p)
+{
+	if (!s || !s->has_producer)
+		return false;
+	if (!may_join(s, c)) {
+		log_notice("refused client %llu (%s, uid %u, pid %d): may not join stream '%s' of uid %u",
+			   (unsigned long long)c->id, c->comm, (unsigned)c->uid, (int)c->pid, s->p.name,
+			   (unsigned)s->owner_uid);
+		return false;
+	}
+	if (p->has_producer_uid && s->owner_uid != p->producer_uid) {
+		log_notice("refused client %llu (%s, uid %u, pid %d): stream '%s' is produced by uid %u, "
+			   "it asked for uid %u", (unsigned long long)c->id, c->comm, (unsigned)c->uid, (int)c->pid,
+			   s->p.name, (unsigned)s->owner_uid, (unsigned)p->producer_uid);
+		return false;
+	}
+	return true;
+}
+
 int stream_join(struct client *c, const struct stream_params *p, struct stream **ret, uint32_t *ret_consumer,
 		sd_bus_error *error)
 {
@@ -952,18 +1027,11 @@ int stream_join(struct client *c, const struct stream_params *p, struct stream *
 	struct stream_consumer *con = NULL;
 	int r;
 
-	if (!s || !s->has_producer)
-		return sd_bus_error_setf(error, ERR_UNKNOWN_STREAM, "no stream named '%.64s'%s", p->name,
-					 s ? " (its producer left)" : "");
-	if (!may_join(s, c)) {
-		log_notice("refused client %llu (%s, uid %u, pid %d): may not join stream '%s' of uid %u",
-			   (unsigned long long)c->id, c->comm, (unsigned)c->uid, (int)c->pid, s->p.name,
-			   (unsigned)s->owner_uid);
-		return sd_bus_error_setf(error, ERR_NOT_PERMITTED,
-					 "stream '%s' is uid %u's; its producer lets %u other uids and %u groups join, "
-					 "not uid %u", s->p.name, (unsigned)s->owner_uid, s->p.n_allow_uids,
-					 s->p.n_allow_gids, (unsigned)c->uid);
-	}
+	if (!joinable(s, c, p))
+		return p->has_producer_uid
+			? sd_bus_error_setf(error, ERR_UNKNOWN_STREAM, "no stream named '%.64s' produced by uid %u",
+					    p->name, (unsigned)p->producer_uid)
+			: sd_bus_error_setf(error, ERR_UNKNOWN_STREAM, "no stream named '%.64s'", p->name);
 	if (s->state == STREAM_FAILED)
 		return sd_bus_error_set(error, s->error_name, s->error_msg);
 	if (s->producer.client == c || consumer_of(s, c))
@@ -1099,9 +1167,8 @@ static void leave(struct stream *s, struct client *c, bool going)
 
 int stream_leave(struct stream *s, struct client *c, sd_bus_error *error)
 {
-	if (!consumer_of(s, c) && !(s->has_producer && s->producer.client == c))
-		return sd_bus_error_setf(error, ERR_NOT_PERMITTED, "this client is not in stream %llu",
-					 (unsigned long long)s->id);
+	if (!in_stream(s, c))
+		return stream_unknown(s->id, error);
 	leave(s, c, false);
 	return 0;
 }
@@ -1134,8 +1201,7 @@ int stream_buffers(struct stream *s, struct client *c, sd_bus_message *m, sd_bus
 	struct stream_party *p = con ? &con->party : (s->has_producer && s->producer.client == c) ? &s->producer : NULL;
 
 	if (!p)
-		return sd_bus_error_setf(error, ERR_NOT_PERMITTED, "this client is not in stream %llu",
-					 (unsigned long long)s->id);
+		return stream_unknown(s->id, error);
 	if (p->waiting)
 		return sd_bus_error_set(error, ERR_INVALID_ARGUMENT, "a StreamBuffers call is waiting already");
 	switch (s->state) {
@@ -1178,6 +1244,8 @@ int stream_queue(struct stream *s, struct client *c, uint32_t index, const struc
 	struct slot *sl;
 	int r;
 
+	if (!in_stream(s, c))
+		return stream_unknown(s->id, error);
 	if (!s->has_producer || s->producer.client != c)
 		return sd_bus_error_setf(error, ERR_NOT_PERMITTED, "only the producer of stream '%s' queues frames",
 					 s->p.name);
@@ -1218,9 +1286,11 @@ int stream_release(struct stream *s, struct client *c, uint32_t index, int relea
 	struct slot *sl;
 	int r;
 
+	if (!con && !in_stream(s, c))
+		return stream_unknown(s->id, error);
 	if (!con)
-		return sd_bus_error_setf(error, ERR_NOT_PERMITTED, "this client is not a consumer of stream %llu",
-					 (unsigned long long)s->id);
+		return sd_bus_error_setf(error, ERR_NOT_PERMITTED, "the producer of stream '%s' releases no frames",
+					 s->p.name);
 	r = check_peer(s, error);
 	if (r < 0)
 		return r;

@@ -40,6 +40,9 @@ struct stream_params {
 	/* the producer's: who else may join (its own uid and admins always may) */
 	uint32_t allow_uids[STREAM_MAX_ALLOW], allow_gids[STREAM_MAX_ALLOW];
 	unsigned n_allow_uids, n_allow_gids;
+	/* a consumer's: join only a stream whose producer runs as this uid */
+	bool has_producer_uid;
+	uint32_t producer_uid;
 };
 
 struct frame_meta {
@@ -55,6 +58,12 @@ struct stream;
 int stream_read_params(sd_bus_message *m, bool producer, struct stream_params *p, sd_bus_error *error);
 
 struct stream *stream_find(struct broker *b, uint64_t id);
+/*
+ * UnknownStream for stream id: what a call naming an id no stream has
+ * gets, and, word for word, a client that is not in stream id (so that a
+ * reply tells nothing of other users' streams). Returns <0.
+ */
+int stream_unknown(uint64_t id, sd_bus_error *error);
 uint64_t stream_id(const struct stream *s);
 struct stream *stream_next(const struct stream *s);
 int stream_create(struct client *c, const struct stream_params *p, struct stream **ret, sd_bus_error *error);

@@ -7,14 +7,18 @@
  *
  * policy.conf: shm only for root and @12345; per client 4 buffers, 2
  * tokens, 1 stream, 2 grants, 1 pending request; per uid 6 buffers and 6
- * clients.
+ * clients; the stream names "camera" reserved to root and "group-cam" to
+ * @12345.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <grp.h>
 #include <inttypes.h>
 #include <signal.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -341,7 +345,7 @@ static int child_join(void *arg)
 		dmabroker_disconnect(b);
 		return 0;
 	}
-	if (!expect_error(b, r, EPERM, "org.dmabroker.Error.NotPermitted"))
+	if (!expect_error(b, r, ENXIO, "org.dmabroker.Error.UnknownStream"))
 		return 11;
 	dmabroker_disconnect(b);
 	return 1;
@@ -372,6 +376,421 @@ static bool step_stream_join(void)
 	return true;
 }
 
+/* ---- streams: no squatting, and refusals that tell nothing ---- */
+
+static const uint32_t xr24[] = { DRM_FORMAT_XRGB8888 };
+
+static struct dmabroker_stream_desc producer(const char *name, uint32_t consumers)
+{
+	return (struct dmabroker_stream_desc){
+		.version = DMABROKER_STREAM_DESC_VERSION, .name = name, .formats = xr24, .n_formats = 1,
+		.usage = DMABROKER_USAGE_CPU_READ_FLAG | DMABROKER_USAGE_CPU_WRITE_FLAG,
+		.width = 16, .height = 16, .buffers = 2, .consumers = consumers,
+	};
+}
+
+/* A consumer's description; with_uid: only a stream that uid produces. */
+static struct dmabroker_stream_desc consumer(const char *name, bool with_uid, uint32_t producer_uid)
+{
+	return (struct dmabroker_stream_desc){
+		.version = DMABROKER_STREAM_DESC_VERSION, .name = name, .usage = DMABROKER_USAGE_CPU_READ_FLAG,
+		.flags = with_uid ? DMABROKER_STREAM_PRODUCER_UID : 0, .producer_uid = producer_uid,
+	};
+}
+
+/* Creates name as the caller: 0, or the negative errno with the error's name and message in out. */
+static int try_create(const char *name, char *out, size_t len)
+{
+	struct dmabroker *b = connect_session();
+	struct dmabroker_stream_desc d = producer(name, 5);
+	struct dmabroker_stream *s = NULL;
+	int r;
+
+	if (!b)
+		return -ENOTCONN;
+	r = dmabroker_stream_create(b, &d, &s);
+	if (r < 0)
+		snprintf(out, len, "%s: %s", dmabroker_error_name(b), dmabroker_error_message(b));
+	dmabroker_stream_destroy(s);
+	dmabroker_disconnect(b);
+	return r;
+}
+
+/* JoinStream as the caller: 0, or the negative errno with the error's name and message in out. */
+static int try_join(const struct dmabroker_stream_desc *d, char *out, size_t len)
+{
+	struct dmabroker *b = connect_session();
+	struct dmabroker_stream *s = NULL;
+	int r;
+
+	if (!b)
+		return -ENOTCONN;
+	r = dmabroker_stream_join(b, d, &s);
+	if (r < 0)
+		snprintf(out, len, "%s: %s", dmabroker_error_name(b), dmabroker_error_message(b));
+	dmabroker_stream_destroy(s);
+	dmabroker_disconnect(b);
+	return r;
+}
+
+/*
+ * The refusal of a join must be the reply a name no stream has gets:
+ * joins name (which exists), then name with "-none" (which does not),
+ * and compares the two replies with the name taken out.
+ */
+static bool refused_like_missing(const char *name, bool with_uid, uint32_t producer_uid)
+{
+	char got[512] = "", missing[512] = "", missing_name[80], want[512];
+	struct dmabroker_stream_desc d = consumer(name, with_uid, producer_uid);
+	int r = try_join(&d, got, sizeof(got)), r_missing;
+
+	snprintf(missing_name, sizeof(missing_name), "%s-none", name);
+	d.name = missing_name;
+	r_missing = try_join(&d, missing, sizeof(missing));
+	if (r != -ENXIO || r_missing != -ENXIO) {
+		tap_diag("join '%s': %d (%s); join '%s': %d (%s)", name, r, got, missing_name, r_missing, missing);
+		return false;
+	}
+	/* the missing one's reply, with its name put back to the existing one's */
+	snprintf(want, sizeof(want), "%s", missing);
+	{
+		char *at = strstr(want, missing_name);
+		if (!at)
+			return false;
+		memmove(at + strlen(name), at + strlen(missing_name), strlen(at + strlen(missing_name)) + 1);
+	}
+	if (strcmp(got, want) != 0) {
+		tap_diag("refused:  %s\n#   missing: %s", got, missing);
+		return false;
+	}
+	tap_diag("%s", got);
+	return true;
+}
+
+static int child_join_refused_like_missing(void *arg)
+{
+	return refused_like_missing(arg, false, 0) && refused_like_missing(arg, true, 0) &&
+	       refused_like_missing(arg, true, NOBODY) ? 0 : 1;
+}
+
+/* LeaveStream(id) on the bus: its error "name: message", or "" when it succeeded. */
+static bool leave_stream(sd_bus *bus, uint64_t id, char *out, size_t len)
+{
+	sd_bus_error e = SD_BUS_ERROR_NULL;
+	int r = sd_bus_call_method(bus, "org.dmabroker.Broker1", "/org/dmabroker/Broker1", "org.dmabroker.Broker1",
+				   "LeaveStream", &e, NULL, "t", id);
+
+	snprintf(out, len, "%s: %s", r < 0 && e.name ? e.name : "", r < 0 && e.message ? e.message : "");
+	sd_bus_error_free(&e);
+	return r < 0;
+}
+
+/* Another user's stream id, named by a call, is answered like an id no stream has. */
+static int child_other_id(void *arg)
+{
+	uint64_t id = *(const uint64_t *)arg;
+	char got[256], want[256], missing[256], want_missing[256];
+	sd_bus *bus = NULL;
+	bool ok;
+
+	if (sd_bus_open_user(&bus) < 0)
+		return 10;
+	ok = leave_stream(bus, id, got, sizeof(got)) && leave_stream(bus, UINT64_MAX, missing, sizeof(missing));
+	sd_bus_unref(bus);
+	snprintf(want, sizeof(want), "org.dmabroker.Error.UnknownStream: no stream %" PRIu64, id);
+	snprintf(want_missing, sizeof(want_missing), "org.dmabroker.Error.UnknownStream: no stream %" PRIu64,
+		 UINT64_MAX);
+	tap_diag("LeaveStream(%" PRIu64 ") of another user's stream: %s; of none: %s", id, got, missing);
+	return ok && strcmp(got, want) == 0 && strcmp(missing, want_missing) == 0 ? 0 : 1;
+}
+
+static bool step_stream_refusals_hidden(void)
+{
+	struct baseline base = baseline_take();
+	struct dmabroker *p = connect_session();
+	struct dmabroker_stream_desc d = producer("rootonly", 5);
+	struct dmabroker_stream *s = NULL;
+	uint64_t id;
+
+	/* root's stream, nobody not allowed: as if there were none, with or without producer-uid */
+	CHECK(p && dmabroker_stream_create(p, &d, &s) == 0);
+	CHECK(as_user(NOBODY, NOBODY, NULL, 0, child_join_refused_like_missing, (void *)"rootonly") == 0);
+	/* nor does naming its id tell it exists */
+	id = dmabroker_stream_get_id(s);
+	CHECK(as_user(NOBODY, NOBODY, NULL, 0, child_other_id, &id) == 0);
+	dmabroker_stream_destroy(s);
+	dmabroker_disconnect(p);
+	CHECK(baseline_restored(base));
+	return true;
+}
+
+static int child_create(void *arg)
+{
+	char err[512] = "";
+	int r = try_create(arg, err, sizeof(err));
+
+	tap_diag("create '%s' as uid %u: %s", (const char *)arg, (unsigned)getuid(), r == 0 ? "created" : err);
+	if (r == 0)
+		return 0;
+	if (r != -EPERM || !strstr(err, "org.dmabroker.Error.NotPermitted: ") || !strstr(err, "reserved"))
+		return 2;
+	/* the refusal names neither the rule's users nor whether the stream exists */
+	if (strstr(err, "root") || strstr(err, "12345") || strstr(err, "exists"))
+		return 3;
+	return 1;
+}
+
+static bool step_stream_reserved_names(void)
+{
+	const gid_t in_group[] = { GROUP };
+	struct baseline base = baseline_take();
+	struct dmabroker *p = connect_session();
+	struct dmabroker_stream_desc d = producer("camera", 5);
+	struct dmabroker_stream *s = NULL;
+	char err[512] = "";
+
+	/* a squatter cannot take root's name before root starts ... */
+	CHECK(as_user(NOBODY, NOBODY, NULL, 0, child_create, (void *)"camera") == 1);
+	/* ... nor in a group it is not in, nor can root take the group's name (nobody is exempt) */
+	CHECK(as_user(NOBODY, NOBODY, NULL, 0, child_create, (void *)"group-cam") == 1);
+	CHECK(try_create("group-cam", err, sizeof(err)) == -EPERM);
+	tap_diag("root: %s", err);
+	/* the group's member may; an unreserved name is anyone's */
+	CHECK(as_user(NOBODY, NOBODY, in_group, 1, child_create, (void *)"group-cam") == 0);
+	CHECK(as_user(NOBODY, NOBODY, NULL, 0, child_create, (void *)"camera2") == 0);
+	/* root creates its camera; the squatter is refused the same way while it exists */
+	CHECK(p && dmabroker_stream_create(p, &d, &s) == 0);
+	CHECK(as_user(NOBODY, NOBODY, NULL, 0, child_create, (void *)"camera") == 1);
+	dmabroker_stream_destroy(s);
+	dmabroker_disconnect(p);
+	CHECK(baseline_restored(base));
+	return true;
+}
+
+/* A squatter: a child of uid that creates name (allowing allow_uid to join) and keeps it until told. */
+struct squatter {
+	pid_t pid;
+	int go;         /* closed: the squatter leaves */
+};
+
+static bool squat(struct squatter *sq, uid_t uid, const char *name, uint32_t allow_uid)
+{
+	int ready[2], go[2];
+	char c = 0;
+
+	if (pipe2(ready, O_CLOEXEC) < 0 || pipe2(go, O_CLOEXEC) < 0)
+		return false;
+	sq->pid = fork();
+	if (sq->pid == 0) {
+		struct dmabroker *b;
+		struct dmabroker_stream_desc d = producer(name, 5);
+		struct dmabroker_stream *s = NULL;
+		close(ready[0]);
+		close(go[1]);
+		if (setgroups(0, NULL) < 0 || setgid(uid) < 0 || setuid(uid) < 0)
+			_exit(100);
+		b = connect_session();
+		d.allow_uids = &allow_uid;
+		d.n_allow_uids = 1;
+		if (!b || dmabroker_stream_create(b, &d, &s) < 0)
+			_exit(101);
+		if (write(ready[1], "x", 1) != 1)
+			_exit(102);
+		while (read(go[0], &c, 1) < 0 && errno == EINTR)
+			;
+		dmabroker_stream_destroy(s);
+		dmabroker_disconnect(b);
+		_exit(0);
+	}
+	close(ready[1]);
+	close(go[0]);
+	sq->go = go[1];
+	if (sq->pid < 0 || read(ready[0], &c, 1) != 1) {
+		close(ready[0]);
+		return false;
+	}
+	close(ready[0]);
+	return true;
+}
+
+static bool squat_end(struct squatter *sq)
+{
+	int status = 0;
+
+	close(sq->go);
+	return waitpid(sq->pid, &status, 0) == sq->pid && WIFEXITED(status) && WEXITSTATUS(status) == 0;
+}
+
+/* The real consumer, of uid NOBODY, asking for root's stream: joins, gets one frame from it. */
+static int child_consumer(void *arg)
+{
+	struct dmabroker *b = connect_session();
+	struct dmabroker_stream_desc d = consumer(arg, true, 0);
+	struct dmabroker_stream *s = NULL;
+	struct dmabroker_frame f;
+	int r;
+
+	if (!b)
+		return 10;
+	r = dmabroker_stream_join(b, &d, &s);
+	if (r < 0) {
+		tap_diag("legit join: %s: %s", dmabroker_error_name(b), dmabroker_error_message(b));
+		return 11;
+	}
+	if (dmabroker_stream_wait_ready(s, -1) < 0)
+		return 12;
+	while ((r = dmabroker_stream_acquire(s, &f)) == -EAGAIN)
+		if (dmabroker_stream_wait(s, -1) < 0)
+			return 13;
+	if (r < 0 || f.sequence != 42)
+		return 14;
+	if (f.fence >= 0)
+		close(f.fence);
+	dmabroker_stream_release(s, f.index, -1);
+	dmabroker_stream_destroy(s);
+	dmabroker_disconnect(b);
+	return 0;
+}
+
+/* A direct connection spoken by hand (CreateStream and JoinStream run on one), or NULL. */
+static sd_bus *raw_direct(void)
+{
+	sd_bus *bus = NULL, *d = NULL;
+	sd_bus_message *reply = NULL;
+	int fd, own = -1, r = sd_bus_open_user(&bus);
+
+	if (r >= 0)
+		r = sd_bus_call_method(bus, "org.dmabroker.Broker1", "/org/dmabroker/Broker1", "org.dmabroker.Broker1",
+				       "OpenDirect", NULL, &reply, "");
+	if (r >= 0)
+		r = sd_bus_message_read(reply, "h", &fd);
+	if (r >= 0 && (own = fcntl(fd, F_DUPFD_CLOEXEC, 3)) < 0)
+		r = -errno;
+	sd_bus_message_unref(reply);
+	if (r >= 0)
+		r = sd_bus_new(&d);
+	if (r >= 0)
+		r = sd_bus_set_fd(d, own, own);
+	if (r >= 0)
+		r = sd_bus_set_anonymous(d, 1);
+	if (r >= 0)
+		r = sd_bus_negotiate_fds(d, 1);
+	if (r >= 0)
+		r = sd_bus_start(d);
+	sd_bus_unref(bus); /* the client lives on while its direct connection does */
+	if (r < 0) {
+		tap_diag("a direct connection by hand: %s", strerror(-r));
+		if (!d && own >= 0)
+			close(own);
+		return sd_bus_unref(d);
+	}
+	return d;
+}
+
+/* Calls method (CreateStream or JoinStream) of "webcam" with one option; its error name, or "". */
+static const char *raw_stream_call(sd_bus *d, const char *method, const char *key, const char *type, uint32_t u,
+				   char *out, size_t len)
+{
+	sd_bus_error e = SD_BUS_ERROR_NULL;
+	sd_bus_message *reply = NULL;
+	int r = strcmp(type, "u") == 0
+		? sd_bus_call_method(d, NULL, "/org/dmabroker/Broker1", "org.dmabroker.Broker1", method, &e, &reply,
+				     "sa{sv}", "webcam", 1, key, "u", u)
+		: sd_bus_call_method(d, NULL, "/org/dmabroker/Broker1", "org.dmabroker.Broker1", method, &e, &reply,
+				     "sa{sv}", "webcam", 1, key, "s", "0");
+
+	snprintf(out, len, "%s", r < 0 && e.name ? e.name : "");
+	if (r < 0)
+		tap_diag("%s with %s (%s): %s: %s", method, key, type, e.name, e.message);
+	sd_bus_error_free(&e);
+	sd_bus_message_unref(reply);
+	return out;
+}
+
+static bool step_stream_producer_uid_option(void)
+{
+	struct baseline base = baseline_take();
+	sd_bus *d = raw_direct();
+	char name[128];
+
+	CHECK(d);
+	/* a producer's CreateStream with it, a consumer's with a string: InvalidArgument, nothing left behind */
+	CHECK(strcmp(raw_stream_call(d, "CreateStream", "producer-uid", "u", 0, name, sizeof(name)),
+		     "org.dmabroker.Error.InvalidArgument") == 0);
+	CHECK(strcmp(raw_stream_call(d, "JoinStream", "producer-uid", "s", 0, name, sizeof(name)),
+		     "org.dmabroker.Error.InvalidArgument") == 0);
+	/* well formed, for a stream nobody produces: UnknownStream */
+	CHECK(strcmp(raw_stream_call(d, "JoinStream", "producer-uid", "u", 0, name, sizeof(name)),
+		     "org.dmabroker.Error.UnknownStream") == 0);
+	sd_bus_flush_close_unref(d);
+	CHECK(baseline_restored(base));
+	return true;
+}
+
+static bool step_stream_producer_uid(void)
+{
+	struct baseline base = baseline_take();
+	struct dmabroker_stream_desc d = consumer("webcam", true, 0);
+	struct dmabroker *p;
+	struct dmabroker_stream *s = NULL;
+	struct dmabroker_frame f;
+	struct squatter sq;
+	char err[512] = "";
+	int status = 0, r;
+	pid_t pid;
+
+	/* nobody squats "webcam" (an unreserved name) and lets the consumer's uid (root) in */
+	CHECK(squat(&sq, NOBODY, "webcam", 0));
+	/* without producer-uid, the consumer would get the squatter's frames ... */
+	d.flags = 0;
+	CHECK(try_join(&d, err, sizeof(err)) == 0);
+	/* ... with it, the squatter's stream is as if there were none, and its uid is not told */
+	d.flags = DMABROKER_STREAM_PRODUCER_UID;
+	r = try_join(&d, err, sizeof(err));
+	tap_diag("producer-uid 0, squatter's stream: %d %s", r, err);
+	CHECK(r == -ENXIO);
+	CHECK(strcmp(err, "org.dmabroker.Error.UnknownStream: no stream named 'webcam' produced by uid 0") == 0);
+	CHECK(!strstr(err, "65534"));
+	CHECK(refused_like_missing("webcam", true, 0));
+	/* the squatter's uid, asked for, is what the consumer gets */
+	d.producer_uid = NOBODY;
+	CHECK(try_join(&d, err, sizeof(err)) == 0);
+	CHECK(squat_end(&sq));
+	/* producer-uid is a consumer's: the library refuses it to a producer */
+	p = connect_session();
+	CHECK(p);
+	d = producer("webcam", 1);
+	d.flags = DMABROKER_STREAM_PRODUCER_UID;
+	CHECK(dmabroker_stream_create(p, &d, &s) == -EINVAL);
+	/* the legit case: root's stream, the consumer asks for root, frames flow */
+	d = producer("camera", 1);
+	d.allow_uids = (const uint32_t[]){ NOBODY };
+	d.n_allow_uids = 1;
+	CHECK(dmabroker_stream_create(p, &d, &s) == 0);
+	pid = fork();
+	CHECK(pid >= 0);
+	if (pid == 0) {
+		if (setgroups(0, NULL) < 0 || setgid(NOBODY) < 0 || setuid(NOBODY) < 0)
+			_exit(100);
+		_exit(child_consumer((void *)"camera"));
+	}
+	CHECK(dmabroker_stream_wait_ready(s, -1) == 0);
+	while ((r = dmabroker_stream_dequeue(s, &f)) == -EAGAIN)
+		CHECK(dmabroker_stream_wait(s, -1) >= 0);
+	CHECK(r == 0);
+	if (f.fence >= 0)
+		close(f.fence);
+	CHECK(dmabroker_stream_queue(s, f.index, -1, 42, 0, NULL, 0) == 0);
+	/* the consumer runs on its own; this side only has to answer its release */
+	while (waitpid(pid, &status, WNOHANG) == 0)
+		dmabroker_stream_wait(s, 100);
+	CHECKF(WIFEXITED(status) && WEXITSTATUS(status) == 0, "legit consumer: status %d", status);
+	dmabroker_stream_destroy(s);
+	dmabroker_disconnect(p);
+	CHECK(baseline_restored(base));
+	return true;
+}
+
 int main(void)
 {
 	if (!daemon_pid_from_env("policy-test"))
@@ -381,7 +800,7 @@ int main(void)
 		printf("1..0 # SKIP policy-test needs root to act as other users (runs as uid %u)\n", (unsigned)geteuid());
 		return 0;
 	}
-	tap_plan(6);
+	tap_plan(10);
 	tap_step("[access]: shm for root and @12345 only; nobody refused, naming the rule; a group member allowed",
 		 step_access_rules);
 	tap_step("another user's buffer: not listed, not released, not shared (NotPermitted)", step_own_buffers_only);
@@ -390,5 +809,13 @@ int main(void)
 		 step_uid_quotas);
 	tap_step("GetUsage: the client's and the uid's use against their limits", step_usage);
 	tap_step("streams: other users may join only when the producer allows them", step_stream_join);
+	tap_step("streams: a stream one may not join, or its id, is answered like a missing one (UnknownStream)",
+		 step_stream_refusals_hidden);
+	tap_step("streams: [streams] reserves names; others' CreateStream refused (NotPermitted), naming nobody",
+		 step_stream_reserved_names);
+	tap_step("streams: producer-uid refuses a squatter's stream like a missing one; the real producer's joins",
+		 step_stream_producer_uid);
+	tap_step("streams: producer-uid is a consumer's uint32 option; otherwise InvalidArgument",
+		 step_stream_producer_uid_option);
 	return tap_done();
 }

@@ -58,7 +58,10 @@ static bool step_every_key(void)
 		"hold-timeout = 5\n"
 		"[access]\n"
 		"heap:reserved = @0, root, 1000\n"
-		"drm:vkms = @video\n";
+		"drm:vkms = @video\n"
+		"[streams]\n"
+		"camera = @video, 1000\n"
+		"Mic_2.left = root\n";
 	struct config c;
 	char *err = NULL;
 
@@ -81,9 +84,22 @@ static bool step_every_key(void)
 	CHECK(!c.access[0].who[1].group && !c.access[0].who[1].resolved && strcmp(c.access[0].who[1].name, "root") == 0);
 	CHECK(c.access[0].who[2].resolved && c.access[0].who[2].id == 1000);
 	CHECK(c.access[1].who[0].group && strcmp(c.access[1].who[0].name, "video") == 0);
+	CHECK(c.n_streams == 2 && strcmp(c.streams[0].name, "camera") == 0 && c.streams[0].n == 2);
+	CHECK(c.streams[0].who[0].group && !c.streams[0].who[0].resolved && strcmp(c.streams[0].who[0].name, "video") == 0);
+	CHECK(!c.streams[0].who[1].group && c.streams[0].who[1].resolved && c.streams[0].who[1].id == 1000);
+	CHECK(strcmp(c.streams[1].name, "Mic_2.left") == 0 && c.streams[1].n == 1 && !c.streams[1].who[0].resolved);
 	/* names are resolved once, at start-up: root is uid 0 everywhere */
 	CHECKF(config_resolve(&c, &err) == 0 || strstr(err, "video"), "%s", err);
 	CHECK(c.access[0].who[1].resolved && c.access[0].who[1].id == 0);
+	free(err);
+	err = NULL;
+	config_free(&c);
+	/* [streams] names are resolved like [access] ones */
+	config_init(&c);
+	CHECKF(config_parse(&c, "[streams]\nmic = root, @0\n", "s.conf", &err) == 0, "%s", err);
+	CHECKF(config_resolve(&c, &err) == 0, "%s", err);
+	CHECK(c.streams[0].who[0].resolved && c.streams[0].who[0].id == 0 && !c.streams[0].who[0].group);
+	CHECK(c.streams[0].who[1].resolved && c.streams[0].who[1].id == 0 && c.streams[0].who[1].group);
 	free(err);
 	err = NULL;
 	config_free(&c);
@@ -91,6 +107,13 @@ static bool step_every_key(void)
 	CHECK(config_parse(&c, "[access]\nheap:system = nosuchuser12345\n", "x.conf", &err) == 0);
 	CHECK(config_resolve(&c, &err) == -EINVAL);
 	CHECKF(strcmp(err, "[access] heap:system (line 2): no user named 'nosuchuser12345'") == 0, "%s", err);
+	free(err);
+	err = NULL;
+	config_free(&c);
+	config_init(&c);
+	CHECK(config_parse(&c, "[streams]\ncamera = root\n\ndisplay = @nosuchgroup12345\n", "x.conf", &err) == 0);
+	CHECK(config_resolve(&c, &err) == -EINVAL);
+	CHECKF(strcmp(err, "[streams] display (line 4): no group named 'nosuchgroup12345'") == 0, "%s", err);
 	free(err);
 	config_free(&c);
 	return true;
@@ -114,7 +137,22 @@ static bool expect_error(const char *text, const char *want)
 static bool step_errors(void)
 {
 	return expect_error("[nope]\n",
-			    "bad.conf:1: unknown section [nope] (known: daemon, backends, limits, fences, access, pool)") &&
+			    "bad.conf:1: unknown section [nope] (known: daemon, backends, limits, fences, access, pool, streams)") &&
+	       expect_error("[streams]\ncamera = @\n", "bad.conf:2: [streams] camera: bad value '@': an empty user or @group") &&
+	       expect_error("[streams]\ncamera =\n",
+			    "bad.conf:2: [streams] camera: bad value '': expected users and @groups, e.g. '@video, root'") &&
+	       expect_error("[streams]\ncamera = root\ncamera = @video\n",
+			    "bad.conf:3: [streams] camera: bad value '@video': stream has a rule already") &&
+	       expect_error("[streams]\nmy camera = root\n",
+			    "bad.conf:2: [streams] my camera: bad value 'root': stream names are letters, digits, '-', '_', '.'") &&
+	       expect_error("[streams]\ncam/0 = root\n",
+			    "bad.conf:2: [streams] cam/0: bad value 'root': stream names are letters, digits, '-', '_', '.'") &&
+	       expect_error("[streams]\n"
+			    "a123456789012345678901234567890123456789012345678901234567890123 = root\n",
+			    "bad.conf:2: [streams] a123456789012345678901234567890123456789012345678901234567890123: "
+			    "bad value 'root': expected a stream name of 1 to 63 characters") &&
+	       expect_error("[streams]\n = root\n",
+			    "bad.conf:2: [streams] : bad value 'root': expected a stream name of 1 to 63 characters") &&
 	       expect_error("[access]\nheap:system = @\n", "bad.conf:2: [access] heap:system: bad value '@': an empty user or @group") &&
 	       expect_error("[access]\nheap:system = a b\n",
 			    "bad.conf:2: [access] heap:system: bad value 'a b': user and group names are letters, digits, '_', '-', '.'") &&
@@ -230,6 +268,7 @@ static bool step_shipped(void)
 	      doc.hold_timeout_sec == def.hold_timeout_sec);
 	CHECK(doc.max_token_ttl == def.max_token_ttl && doc.max_attachments_per_buffer == def.max_attachments_per_buffer);
 	CHECK(doc.n_access == 1); /* the example rule */
+	CHECK(doc.n_streams == 1 && strcmp(doc.streams[0].name, "camera") == 0); /* the example reservation */
 	config_free(&def);
 	config_free(&doc);
 	free(text);
