@@ -69,6 +69,9 @@ int broker_attach_bus(struct broker *b, sd_bus *bus)
 
 	b->bus = sd_bus_ref(bus);
 	b->bus_endpoint.bus = bus;
+	r = creds_attach(b, bus);
+	if (r < 0)
+		return r;
 	r = sd_bus_add_object_vtable(bus, &b->bus_endpoint.vtable_slot, BROKER_PATH, BROKER_INTERFACE,
 				     broker_vtable, &b->bus_endpoint);
 	if (r < 0)
@@ -78,6 +81,7 @@ int broker_attach_bus(struct broker *b, sd_bus *bus)
 
 void broker_finish(struct broker *b)
 {
+	creds_finish(b);
 	while (b->clients)
 		client_free(b->clients);
 	while (b->restored.holds)

@@ -101,12 +101,12 @@ struct client {
 	uint64_t id;
 	char *bus_name;                 /* unique name; NULL once it left the bus */
 	uid_t uid;
-	gid_t gid;
-	gid_t groups[32];               /* supplementary groups */
+	gid_t gid;                      /* (gid_t)-1: the bus does not report a primary group */
+	gid_t groups[32];               /* the groups the bus reports (creds.c) */
 	unsigned n_groups;
 	pid_t pid;
-	char comm[32];
-	sd_bus_track *track;
+	char comm[32];                  /* for logs and lists only, read at creation */
+	sd_bus_slot *name_slot;         /* watches bus_name leave (creds.c) */
 	struct hold *holds;
 	unsigned n_holds, n_tokens, n_directs, n_streams;
 	uint64_t bytes;                 /* size of every buffer it holds */
@@ -147,6 +147,9 @@ struct broker {
 	uint64_t pool_bytes;
 	unsigned pool_count;
 	uid_t uid;                      /* the daemon's own */
+	struct creds_wait *creds_waits; /* new bus peers whose credentials are asked (creds.c) */
+	unsigned n_creds_waits, n_creds_held;
+	sd_bus_slot *creds_filter;
 };
 
 int broker_init(struct broker *b, sd_event *event, const struct config *c);
@@ -155,9 +158,24 @@ void broker_finish(struct broker *b);
 uint64_t now_usec(void);
 void broker_trim_later(struct broker *b);
 
+/* creds.c: a new bus peer's calls are held until the bus says who it is. */
+int creds_attach(struct broker *b, sd_bus *bus);
+void creds_finish(struct broker *b);
+
 /* client.c */
 struct client *client_find_by_name(struct broker *b, const char *name);
-int client_new(struct broker *b, sd_bus_message *m, struct client **ret, sd_bus_error *error);
+/* What the bus vouches for about a peer (GetConnectionCredentials). */
+struct client_creds {
+	uid_t uid;
+	pid_t pid;
+	gid_t groups[32];
+	unsigned n_groups;
+};
+/* A client for bus peer bus_name; takes name_slot (its NameOwnerChanged match) over on success. */
+int client_new(struct broker *b, const char *bus_name, const struct client_creds *creds, sd_bus_slot **name_slot,
+	       struct client **ret, sd_bus_error *error);
+/* bus_name left the bus: c lives on through its direct connections, or is freed. */
+void client_bus_name_gone(struct client *c);
 void client_free(struct client *c);
 bool client_is_admin(const struct client *c);
 int client_open_direct(struct client *c, int *ret_fd, sd_bus_error *error);

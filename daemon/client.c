@@ -7,6 +7,7 @@
  * is released.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -127,101 +128,74 @@ void client_free(struct client *c)
 			break;
 		}
 	b->n_clients--;
-	sd_bus_track_unref(c->track);
+	sd_bus_slot_unref(c->name_slot);
 	free(c->bus_name);
 	free(c);
 	broker_trim_later(b);
 }
 
-static int on_bus_peer_gone(sd_bus_track *track, void *userdata)
+void client_bus_name_gone(struct client *c)
 {
-	struct client *c = userdata;
-
 	free(c->bus_name);
 	c->bus_name = NULL;
-	if (!c->directs) {
-		client_free(c);
-		return 0;
-	}
-	/*
-	 * It lives on through its direct connections. Let go of the empty
-	 * track (sd-bus holds a reference while it calls us), and say so: a
-	 * handler that returns 0 for a track that stays empty is queued and
-	 * called again at once, for ever, and the daemon spun at full CPU
-	 * without serving anyone else.
-	 */
-	c->track = sd_bus_track_unref(c->track);
-	return 1;
+	/* sd-bus holds a reference on the match slot while it calls its callback */
+	c->name_slot = sd_bus_slot_unref(c->name_slot);
+	if (!c->directs)
+		client_free(c); /* else it lives on through its direct connections */
 }
 
-int client_new(struct broker *b, sd_bus_message *m, struct client **ret, sd_bus_error *error)
+/* For logs and lists only: never for a decision (the pid may be reused by now). */
+static void read_comm(pid_t pid, char *buf, size_t size)
+{
+	char path[64];
+	ssize_t n = -1;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%d/comm", (int)pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	if (fd >= 0) {
+		n = read(fd, buf, size - 1);
+		close(fd);
+	}
+	if (n <= 0)
+		n = snprintf(buf, size, "?");
+	buf[n] = 0;
+	buf[strcspn(buf, "\n")] = 0;
+}
+
+int client_new(struct broker *b, const char *bus_name, const struct client_creds *creds, sd_bus_slot **name_slot,
+	       struct client **ret, sd_bus_error *error)
 {
 	_cleanup_free_ struct client *c = NULL;
-	sd_bus_creds *creds = NULL;
-	const char *comm = NULL;
-	uid_t uid;
-	gid_t gid;
-	pid_t pid;
 	int r;
 
 	if (b->n_clients >= b->config.max_clients)
 		return sd_bus_error_setf(error, ERR_LIMIT_REACHED,
 					 "the broker serves %u clients, the limit (max-clients)", b->n_clients);
-	r = sd_bus_query_sender_creds(m, SD_BUS_CREDS_EUID | SD_BUS_CREDS_EGID | SD_BUS_CREDS_PID |
-				      SD_BUS_CREDS_COMM | SD_BUS_CREDS_SUPPLEMENTARY_GIDS | SD_BUS_CREDS_AUGMENT,
-				      &creds);
+	r = quota_check_new_client(b, creds->uid, creds->pid, error);
 	if (r < 0)
-		return sd_bus_error_set_errnof(error, r, "cannot get the caller's credentials: %s", strerror(-r));
-	r = sd_bus_creds_get_euid(creds, &uid);
-	if (r >= 0)
-		r = sd_bus_creds_get_egid(creds, &gid);
-	if (r >= 0)
-		r = sd_bus_creds_get_pid(creds, &pid);
-	if (r < 0) {
-		sd_bus_creds_unref(creds);
-		return sd_bus_error_set_errnof(error, r, "the bus did not vouch for the caller's uid, gid and pid");
-	}
-	sd_bus_creds_get_comm(creds, &comm);
-	r = quota_check_new_client(b, uid, pid, error);
-	if (r < 0) {
-		sd_bus_creds_unref(creds);
 		return r;
-	}
 	c = calloc(1, sizeof(*c));
-	if (!c) {
-		sd_bus_creds_unref(creds);
+	if (!c)
 		return -ENOMEM;
-	}
-	c->broker = b;
-	c->uid = uid;
-	c->gid = gid;
-	c->pid = pid;
-	snprintf(c->comm, sizeof(c->comm), "%s", comm ? comm : "?");
-	{
-		const gid_t *groups = NULL;
-		int n = sd_bus_creds_get_supplementary_gids(creds, &groups);
-		for (int i = 0; i < n && c->n_groups < ELEMENTSOF(c->groups); i++)
-			c->groups[c->n_groups++] = groups[i];
-	}
-	sd_bus_creds_unref(creds);
-	c->bus_name = strdup(sd_bus_message_get_sender(m));
+	c->bus_name = strdup(bus_name);
 	if (!c->bus_name)
 		return -ENOMEM;
-	r = sd_bus_track_new(sd_bus_message_get_bus(m), &c->track, on_bus_peer_gone, c);
-	if (r >= 0)
-		r = sd_bus_track_add_name(c->track, c->bus_name);
-	if (r < 0) {
-		sd_bus_track_unref(c->track);
-		free(c->bus_name);
-		return r;
-	}
+	c->broker = b;
+	c->uid = creds->uid;
+	c->gid = (gid_t)-1;
+	c->pid = creds->pid;
+	c->n_groups = creds->n_groups < ELEMENTSOF(c->groups) ? creds->n_groups : ELEMENTSOF(c->groups);
+	memcpy(c->groups, creds->groups, c->n_groups * sizeof(c->groups[0]));
+	read_comm(c->pid, c->comm, sizeof(c->comm));
+	c->name_slot = TAKE_PTR(*name_slot);
 	c->id = ++b->next_client_id;
 	c->created_usec = now_usec();
 	c->next = b->clients;
 	b->clients = c;
 	b->n_clients++;
-	log_debug("client %llu: %s uid %u pid %d (%s)", (unsigned long long)c->id, c->bus_name,
-		  (unsigned)uid, (int)pid, c->comm);
+	log_debug("client %llu: %s uid %u pid %d (%s), %u groups", (unsigned long long)c->id, c->bus_name,
+		  (unsigned)c->uid, (int)c->pid, c->comm, c->n_groups);
 	*ret = TAKE_PTR(c);
 	return 0;
 }

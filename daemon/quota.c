@@ -148,8 +148,7 @@ static const struct access_rule *rule_for(const struct config *cfg, const struct
 
 bool client_in_group(const struct client *c, uint32_t gid)
 {
-	if (c->gid == gid)
-		return true;
+	/* the groups the bus reports (creds.c), not the process as it is now */
 	for (unsigned i = 0; i < c->n_groups; i++)
 		if (c->groups[i] == gid)
 			return true;

@@ -55,5 +55,5 @@ bool access_rules_allow(const struct client *c, const struct backend *be);
 int access_rules_refuse(const struct client *c, const struct backend *be, sd_bus_error *error);
 /* Drops the candidates c may not allocate from; none left: -EPERM, NotPermitted (bus-api.c). */
 int filter_allowed(const struct client *c, struct backend **candidates, unsigned *n, sd_bus_error *error);
-/* Whether c runs as uid or has gid as its group or a supplementary one. */
+/* Whether gid is among the groups the bus reported for c when it connected. */
 bool client_in_group(const struct client *c, uint32_t gid);

@@ -297,19 +297,22 @@ static int cmd_clients(void)
 		       "BUFFERS", "BYTES", "TOKENS", "DIRECT", "AGE");
 	while ((r = sd_bus_message_read(reply, "(tsuuusutuut)", &id, &name, &uid, &gid, &pid, &comm, &buffers, &bytes,
 					&tokens, &directs, &age)) > 0) {
-		char sz[32];
+		char sz[32], g[16] = "-";
+		/* UINT32_MAX: the bus reports no primary group (only the groups, which the daemon keeps) */
+		if (gid != UINT32_MAX)
+			snprintf(g, sizeof(g), "%u", gid);
 		if (json) {
 			printf("%s{\"id\": %" PRIu64 ", \"bus_name\": ", n ? ", " : "", id);
 			json_string(name);
 			printf(", \"command\": ");
 			json_string(comm);
-			printf(", \"uid\": %u, \"gid\": %u, \"pid\": %u, \"buffers\": %u, \"bytes\": %" PRIu64
+			printf(", \"uid\": %u, \"gid\": %s, \"pid\": %u, \"buffers\": %u, \"bytes\": %" PRIu64
 			       ", \"tokens\": %u, \"direct_connections\": %u, \"age_usec\": %" PRIu64 "}",
-			       uid, gid, pid, buffers, bytes, tokens, directs, age);
+			       uid, gid != UINT32_MAX ? g : "null", pid, buffers, bytes, tokens, directs, age);
 		} else {
 			human_size(bytes, sz, sizeof(sz));
-			printf("%6" PRIu64 " %-10s %-16s %6u %6u %7u %7u %8s %6u %6u %7.1fs\n", id, *name ? name : "-", comm,
-			       uid, gid, pid, buffers, sz, tokens, directs, (double)age / 1e6);
+			printf("%6" PRIu64 " %-10s %-16s %6u %6s %7u %7u %8s %6u %6u %7.1fs\n", id, *name ? name : "-", comm,
+			       uid, g, pid, buffers, sz, tokens, directs, (double)age / 1e6);
 		}
 		n++;
 	}

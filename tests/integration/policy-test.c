@@ -9,9 +9,14 @@
  * tokens, 1 stream, 2 grants, 1 pending request; per uid 6 buffers and 6
  * clients; the stream names "camera" reserved to root and "group-cam" to
  * @12345.
+ *
+ * The last three steps are about how the daemon learns who a new client is:
+ * from the bus (GetConnectionCredentials), asked without blocking, its first
+ * calls held meanwhile.
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdarg.h>
 #include <grp.h>
 #include <inttypes.h>
 #include <signal.h>
@@ -791,6 +796,287 @@ static bool step_stream_producer_uid(void)
 	return true;
 }
 
+/* ---- credentials: what the bus vouches for, asked without blocking ---- */
+
+/*
+ * Connects as nobody with the groups `before`, then (keeping root as its
+ * saved uid) changes its supplementary groups to `after` and makes its first
+ * call to the daemon. The bus reports the groups of the connection; /proc
+ * shows the new ones. 0: allowed, 1: refused with NotPermitted.
+ */
+struct regroup {
+	const gid_t *before, *after;
+	size_t n_before, n_after;
+};
+
+static int child_regroup(void *arg)
+{
+	const struct regroup *g = arg;
+	struct dmabroker *b;
+	struct dmabroker_buffer *buf;
+	int r;
+
+	if (setgroups(g->n_before, g->before) < 0 || setresgid(NOBODY, NOBODY, NOBODY) < 0 ||
+	    setresuid(NOBODY, NOBODY, 0) < 0)
+		return 20;
+	b = connect_session(); /* connected and known to the bus: its calls to the bus were answered */
+	if (!b)
+		return 21;
+	if (seteuid(0) < 0 || setgroups(g->n_after, g->after) < 0 || seteuid(NOBODY) < 0)
+		return 22;
+	buf = alloc_one(b, &r);
+	if (r == 0) {
+		dmabroker_buffer_release(buf);
+		dmabroker_disconnect(b);
+		return 0;
+	}
+	if (!expect_error(b, r, EPERM, "org.dmabroker.Error.NotPermitted"))
+		return 23;
+	dmabroker_disconnect(b);
+	return 1;
+}
+
+/* as_user's fork without its set*id: child_regroup does its own */
+static int in_child(int (*fn)(void *), void *arg)
+{
+	int status = 0;
+	pid_t pid = fork();
+
+	if (pid == 0)
+		_exit(fn(arg));
+	if (waitpid(pid, &status, 0) != pid || !WIFEXITED(status))
+		return -1;
+	return WEXITSTATUS(status);
+}
+
+static bool step_groups_from_bus(void)
+{
+	static const gid_t in_group[] = { GROUP };
+	struct baseline base = baseline_take();
+	int r;
+
+	/* joins @12345 after connecting: the bus says it is not in it, /proc says it is */
+	r = in_child(child_regroup, &(struct regroup){ .after = in_group, .n_after = 1 });
+	CHECKF(r == 1, "joined the group after connecting: %s (%d)", r == 0 ? "allowed" : "failed", r);
+	/* leaves @12345 after connecting: the bus says it is in it */
+	r = in_child(child_regroup, &(struct regroup){ .before = in_group, .n_before = 1 });
+	CHECKF(r == 0, "left the group after connecting: %s (%d)", r == 1 ? "refused" : "failed", r);
+	CHECK(baseline_restored(base));
+	return true;
+}
+
+/* Calls sent back to back on a fresh connection, before the daemon can know who sent them. */
+enum { PIPELINED = 48, FLOOD = 120 }; /* FLOOD: under dbus-daemon's 128 pending replies per connection */
+
+struct answers {
+	unsigned next;                  /* answers seen */
+	unsigned order[FLOOD];          /* order[k]: the call answered k-th */
+	const char *error[FLOOD];       /* its error name, or NULL */
+	unsigned listed[FLOOD];         /* ListBuffers: how many buffers */
+	uint64_t allocated;             /* Allocate's buffer */
+};
+
+struct call {
+	struct answers *a;
+	unsigned i;
+};
+
+static int on_answer(sd_bus_message *m, void *userdata, sd_bus_error *ret_error)
+{
+	const struct call *c = userdata;
+	struct answers *a = c->a;
+	const sd_bus_error *e = sd_bus_message_get_error(m);
+
+	a->order[a->next++] = c->i;
+	a->error[c->i] = e ? strdup(e->name) : NULL;
+	if (e)
+		return 0;
+	if (strcmp(sd_bus_message_get_signature(m, true), "a(tuuutsuuuuutuuuu)") == 0) {
+		sd_bus_message_enter_container(m, 'a', "(tuuutsuuuuutuuuu)");
+		while (sd_bus_message_skip(m, "(tuuutsuuuuutuuuu)") > 0)
+			a->listed[c->i]++;
+	} else if (sd_bus_message_get_signature(m, true)[0] == 't')
+		sd_bus_message_read(m, "t", &a->allocated);
+	return 0;
+}
+
+static int send_call(sd_bus *bus, struct call *c, const char *member, const char *sig, ...)
+{
+	sd_bus_message *m = NULL;
+	va_list ap;
+	int r = sd_bus_message_new_method_call(bus, &m, "org.dmabroker.Broker1", "/org/dmabroker/Broker1",
+					       "org.dmabroker.Broker1", member);
+
+	if (r >= 0) {
+		va_start(ap, sig);
+		r = sd_bus_message_appendv(m, sig, ap);
+		va_end(ap);
+	}
+	if (r >= 0)
+		r = sd_bus_call_async(bus, NULL, m, on_answer, c, 0);
+	sd_bus_message_unref(m);
+	return r;
+}
+
+static int send_allocate(sd_bus *bus, struct call *c)
+{
+	sd_bus_message *m = NULL;
+	int r = sd_bus_message_new_method_call(bus, &m, "org.dmabroker.Broker1", "/org/dmabroker/Broker1",
+					       "org.dmabroker.Broker1", "Allocate");
+
+	if (r >= 0)
+		r = sd_bus_message_append(m, "uuu", 64u, 64u, (uint32_t)DRM_FORMAT_XRGB8888);
+	if (r >= 0)
+		r = sd_bus_message_append_array(m, 't', NULL, 0);
+	if (r >= 0)
+		r = sd_bus_message_append(m, "ua{sv}", (uint32_t)DMABROKER_USAGE_CPU_READ_FLAG, 0);
+	if (r >= 0)
+		r = sd_bus_call_async(bus, NULL, m, on_answer, c, 0);
+	sd_bus_message_unref(m);
+	return r;
+}
+
+static bool wait_answers(sd_bus *bus, const struct answers *a, unsigned n)
+{
+	while (a->next < n) {
+		int r = sd_bus_process(bus, NULL);
+		if (r < 0)
+			return false;
+		if (r == 0 && sd_bus_wait(bus, UINT64_MAX) < 0)
+			return false;
+	}
+	return true;
+}
+
+static void answers_free(struct answers *a, unsigned n)
+{
+	for (unsigned i = 0; i < n; i++)
+		free((char *)a->error[i]);
+}
+
+static bool step_pipelined_first_calls(void)
+{
+	struct baseline base = baseline_take();
+	static struct answers a;
+	static struct call calls[FLOOD];
+	sd_bus *bus = NULL;
+	unsigned n_ok = 0, last = 0;
+
+	/* Allocate, then ListBuffers (must see it), Release of an unknown id, GetUsage, ... */
+	memset(&a, 0, sizeof(a));
+	CHECK(sd_bus_open_user(&bus) >= 0);
+	for (unsigned i = 0; i < PIPELINED; i++) {
+		calls[i] = (struct call){ &a, i };
+		if (i == 0)
+			CHECK(send_allocate(bus, &calls[i]) >= 0);
+		else if (i % 3 == 1)
+			CHECK(send_call(bus, &calls[i], "ListBuffers", "") >= 0);
+		else if (i % 3 == 2)
+			CHECK(send_call(bus, &calls[i], "Release", "t", (uint64_t)UINT64_MAX) >= 0);
+		else
+			CHECK(send_call(bus, &calls[i], "GetUsage", "") >= 0);
+	}
+	CHECK(sd_bus_flush(bus) >= 0);
+	CHECK(wait_answers(bus, &a, PIPELINED));
+	for (unsigned k = 0; k < PIPELINED; k++) {
+		unsigned i = a.order[k];
+		CHECKF(i == k, "answer %u was for call %u", k, i);
+		if (i == 0)
+			CHECKF(!a.error[i] && a.allocated, "Allocate: %s", a.error[i] ? a.error[i] : "no buffer");
+		else if (i % 3 == 1)
+			CHECKF(!a.error[i] && a.listed[i] == 1, "ListBuffers %u: %s, %u buffers", i,
+			       a.error[i] ? a.error[i] : "ok", a.listed[i]);
+		else if (i % 3 == 2)
+			CHECKF(a.error[i] && strcmp(a.error[i], "org.dmabroker.Error.UnknownBuffer") == 0,
+			       "Release %u: %s", i, a.error[i] ? a.error[i] : "ok");
+		else
+			CHECKF(!a.error[i], "GetUsage %u: %s", i, a.error[i]);
+	}
+	answers_free(&a, PIPELINED);
+	sd_bus_flush_close_unref(bus);
+
+	/* A flood: every call answered; beyond the bound only with LimitReached, the rest in order */
+	memset(&a, 0, sizeof(a));
+	bus = NULL;
+	CHECK(sd_bus_open_user(&bus) >= 0);
+	for (unsigned i = 0; i < FLOOD; i++) {
+		calls[i] = (struct call){ &a, i };
+		CHECK(send_call(bus, &calls[i], "ListBuffers", "") >= 0);
+	}
+	CHECK(sd_bus_flush(bus) >= 0);
+	CHECK(wait_answers(bus, &a, FLOOD));
+	for (unsigned k = 0; k < FLOOD; k++) {
+		unsigned i = a.order[k];
+		if (a.error[i]) {
+			CHECKF(strcmp(a.error[i], "org.dmabroker.Error.LimitReached") == 0, "call %u: %s", i,
+			       a.error[i]);
+			continue;
+		}
+		CHECKF(n_ok == 0 || i > last, "call %u answered after call %u", i, last);
+		last = i;
+		n_ok++;
+	}
+	CHECK(n_ok > 0);
+	answers_free(&a, FLOOD);
+	sd_bus_flush_close_unref(bus);
+	CHECK(baseline_restored(base));
+	return true;
+}
+
+static int daemon_client_count(void)
+{
+	sd_bus *bus = NULL;
+	uint32_t n = 0;
+	int r = sd_bus_open_user(&bus);
+
+	if (r >= 0)
+		r = sd_bus_get_property_trivial(bus, "org.dmabroker.Broker1", "/org/dmabroker/Broker1",
+						"org.dmabroker.Broker1", "Clients", NULL, 'u', &n);
+	sd_bus_flush_close_unref(bus);
+	return r < 0 ? r : (int)n;
+}
+
+static bool step_leaves_while_held(void)
+{
+	struct baseline base = baseline_take();
+	int clients = daemon_client_count();
+	static struct answers a;
+	static struct call calls[8];
+	bool same = false;
+
+	CHECK(clients >= 0);
+	for (unsigned round = 0; round < 20; round++) {
+		sd_bus *bus = NULL;
+		int fds[2] = { -1, -1 };
+
+		CHECK(pipe2(fds, O_CLOEXEC) == 0);
+		CHECK(sd_bus_open_user(&bus) >= 0);
+		for (unsigned i = 0; i < 8; i++)
+			calls[i] = (struct call){ &a, i };
+		/* calls that carry fds, which the daemon keeps while it holds them */
+		CHECK(send_call(bus, &calls[0], "Import", "huuuta(tu)u", fds[0], 64u, 64u,
+				(uint32_t)DRM_FORMAT_XRGB8888, (uint64_t)0, 1, (uint64_t)0, 256u, 1u) >= 0);
+		CHECK(send_allocate(bus, &calls[1]) >= 0);
+		CHECK(send_call(bus, &calls[2], "EndAccess", "tah", (uint64_t)1, 2, fds[0], fds[1]) >= 0);
+		CHECK(send_call(bus, &calls[3], "OpenDirect", "") >= 0);
+		CHECK(sd_bus_flush(bus) >= 0);
+		if (round % 2)
+			usleep(round * 500); /* sometimes leaving later: the daemon may know it by then */
+		sd_bus_close_unref(bus);
+		close(fds[0]);
+		close(fds[1]);
+	}
+	/* every one of them forgotten: no client, no buffer, no fd left */
+	for (int i = 0; i < 500 && !same; i++) {
+		same = daemon_client_count() == clients;
+		if (!same)
+			usleep(10000);
+	}
+	CHECKF(same, "%d clients, %d before", daemon_client_count(), clients);
+	CHECK(baseline_restored(base));
+	return true;
+}
+
 int main(void)
 {
 	if (!daemon_pid_from_env("policy-test"))
@@ -800,7 +1086,7 @@ int main(void)
 		printf("1..0 # SKIP policy-test needs root to act as other users (runs as uid %u)\n", (unsigned)geteuid());
 		return 0;
 	}
-	tap_plan(10);
+	tap_plan(13);
 	tap_step("[access]: shm for root and @12345 only; nobody refused, naming the rule; a group member allowed",
 		 step_access_rules);
 	tap_step("another user's buffer: not listed, not released, not shared (NotPermitted)", step_own_buffers_only);
@@ -817,5 +1103,11 @@ int main(void)
 		 step_stream_producer_uid);
 	tap_step("streams: producer-uid is a consumer's uint32 option; otherwise InvalidArgument",
 		 step_stream_producer_uid_option);
+	tap_step("group rules: the groups the bus reports for the connection, not those /proc shows later",
+		 step_groups_from_bus);
+	tap_step("calls pipelined before the daemon knows the caller: all answered, in order, held up to a bound",
+		 step_pipelined_first_calls);
+	tap_step("a client that leaves while its first calls are held leaves no client, buffer or fd behind",
+		 step_leaves_while_held);
 	return tap_done();
 }
