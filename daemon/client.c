@@ -18,6 +18,7 @@
 #include "cleanup.h"
 #include "errors.h"
 #include "log.h"
+#include "printable.h"
 #include "quota.h"
 #include "stream.h"
 
@@ -194,7 +195,8 @@ int client_new(struct broker *b, sd_bus_message *m, struct client **ret, sd_bus_
 	c->uid = uid;
 	c->gid = gid;
 	c->pid = pid;
-	snprintf(c->comm, sizeof(c->comm), "%s", comm ? comm : "?");
+	/* the process names itself: printable, for lists, logs and errors */
+	printable(comm ? comm : "?", c->comm, sizeof(c->comm));
 	{
 		const gid_t *groups = NULL;
 		int n = sd_bus_creds_get_supplementary_gids(creds, &groups);
@@ -278,7 +280,7 @@ int client_open_direct(struct client *c, int *ret_fd, sd_bus_error *error)
 		r = sd_bus_negotiate_fds(e->bus, 1);
 	if (r >= 0)
 		r = sd_bus_add_object_vtable(e->bus, &e->vtable_slot, BROKER_PATH, BROKER_INTERFACE,
-					     broker_vtable, e);
+					     broker_vtable(), e);
 	if (r >= 0)
 		r = sd_bus_match_signal(e->bus, &e->match_slot, NULL, "/org/freedesktop/DBus/Local",
 					"org.freedesktop.DBus.Local", "Disconnected", on_direct_disconnected, e);

@@ -57,6 +57,7 @@
 #include "errors.h"
 #include "fence.h"
 #include "log.h"
+#include "printable.h"
 #include "quota.h"
 #include "stream-wire.h"
 #include "stream.h"
@@ -202,7 +203,7 @@ int stream_read_params(sd_bus_message *m, bool producer, struct stream_params *p
 				p->mode = STREAM_MAILBOX;
 			else if (r >= 0)
 				return sd_bus_error_setf(error, ERR_INVALID_ARGUMENT,
-							 "mode '%s': must be 'fifo' or 'mailbox'", mode);
+							 "mode '%s': must be 'fifo' or 'mailbox'", PRINTABLE(mode));
 			have_mode = true;
 		} else if (strcmp(key, "buffers") == 0) {
 			r = read_u(m, &p->buffers, key, error);
@@ -262,8 +263,9 @@ int stream_read_params(sd_bus_message *m, bool producer, struct stream_params *p
 				r = sd_bus_message_exit_container(m);
 		} else {
 			return sd_bus_error_setf(error, ERR_INVALID_ARGUMENT,
-						 "unknown option '%.64s' (known: label, mode, buffers, width, height, "
-						 "consumers, max-acquired, usage, formats, modifiers, devices, allow-uids, allow-gids)", key);
+						 "unknown option '%s' (known: label, mode, buffers, width, height, "
+						 "consumers, max-acquired, usage, formats, modifiers, devices, allow-uids, allow-gids)",
+						 PRINTABLE(key));
 		}
 		if (r < 0)
 			return r;
@@ -330,12 +332,14 @@ static struct stream_consumer *consumer_of(struct stream *s, struct client *c)
 	return NULL;
 }
 
-/* "consumer 'display' (client 7)" */
+/* "consumer 'display' (client 7)"; the label is the client's: quoted printable. */
 static const char *who(const struct stream *s, const struct stream_party *p, char *out, size_t len)
 {
-	snprintf(out, len, "%s '%s' (client %llu)", p == &s->producer ? "producer" : "consumer", p->p.label,
-		 (unsigned long long)p->client->id);
-	return out;
+	char text[128], label[48];
+
+	snprintf(text, sizeof(text), "%s '%s' (client %llu)", p == &s->producer ? "producer" : "consumer",
+		 printable(p->p.label, label, sizeof(label)), (unsigned long long)p->client->id);
+	return printable(text, out, len);
 }
 
 static void send_signal(struct client *c, const char *member, const char *sig, ...)
@@ -830,9 +834,10 @@ static void answer_waiting(struct stream *s, struct stream_party *p)
 		r = sd_bus_error_set(&e, s->error_name, s->error_msg);
 	else
 		r = sd_bus_error_setf(&e, ERR_STREAM_ENDED, "stream '%s' ended: its producer left", s->p.name);
+	if (r < 0 && !sd_bus_error_is_set(&e))
+		sd_bus_error_set(&e, SD_BUS_ERROR_FAILED, "cannot send the stream's buffers");
 	if (r < 0)
-		sd_bus_reply_method_error(call, sd_bus_error_is_set(&e) ? &e : &SD_BUS_ERROR_MAKE_CONST(
-						  SD_BUS_ERROR_FAILED, "cannot send the stream's buffers"));
+		broker_reply_error(call, r, &e);
 	sd_bus_error_free(&e);
 	sd_bus_message_unref(call);
 }
@@ -849,7 +854,7 @@ static void maybe_negotiate(struct stream *s)
 		s->state = STREAM_FAILED;
 		snprintf(s->error_name, sizeof(s->error_name), "%s",
 			 sd_bus_error_is_set(&e) ? e.name : ERR_NEGOTIATION_FAILED);
-		snprintf(s->error_msg, sizeof(s->error_msg), "%s", e.message ? e.message : "negotiation failed");
+		printable(e.message ? e.message : "negotiation failed", s->error_msg, sizeof(s->error_msg));
 		log_notice("stream %llu: %s", (unsigned long long)s->id, s->error_msg);
 		for (unsigned i = 0; i < s->n_slots; i++) {
 			buffer_release(buffer_held_by(s->slots[i].buf, s->producer.client));
@@ -887,7 +892,7 @@ int stream_create(struct client *c, const struct stream_params *p, struct stream
 
 	if (!valid_name(p->name))
 		return sd_bus_error_setf(error, ERR_INVALID_ARGUMENT,
-					 "stream name '%.64s': 1 to 63 of A-Z a-z 0-9 - _ .", p->name);
+					 "stream name '%s': 1 to 63 of A-Z a-z 0-9 - _ .", PRINTABLE(p->name));
 	if (find_by_name(b, p->name))
 		return sd_bus_error_setf(error, ERR_NAME_TAKEN, "a stream named '%s' exists", p->name);
 	if (p->width == 0 || p->height == 0 || p->width > b->config.max_dimension || p->height > b->config.max_dimension)
@@ -953,7 +958,7 @@ int stream_join(struct client *c, const struct stream_params *p, struct stream *
 	int r;
 
 	if (!s || !s->has_producer)
-		return sd_bus_error_setf(error, ERR_UNKNOWN_STREAM, "no stream named '%.64s'%s", p->name,
+		return sd_bus_error_setf(error, ERR_UNKNOWN_STREAM, "no stream named '%s'%s", PRINTABLE(p->name),
 					 s ? " (its producer left)" : "");
 	if (!may_join(s, c)) {
 		log_notice("refused client %llu (%s, uid %u, pid %d): may not join stream '%s' of uid %u",
@@ -1041,7 +1046,7 @@ static void drop_waiting(struct stream_party *p, bool reply, const char *why)
 	if (!p->waiting)
 		return;
 	if (reply)
-		sd_bus_reply_method_errorf(p->waiting, ERR_STREAM_ENDED, "%s", why);
+		broker_reply_error(p->waiting, -EPIPE, &SD_BUS_ERROR_MAKE_CONST(ERR_STREAM_ENDED, why));
 	p->waiting = sd_bus_message_unref(p->waiting);
 }
 
