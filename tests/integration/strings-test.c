@@ -24,7 +24,8 @@
  * Then the same strings where the daemon finds them itself: as the
  * caller's process name (comm, which the daemon quotes in lists, logs and
  * a stream's default label) and as the labels of a stream whose negotiation
- * fails. Output is TAP.
+ * fails; and as the backend and device of an Allocate on the access
+ * channel, where a client sends bytes, not D-Bus strings. Output is TAP.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -32,12 +33,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <drm_fourcc.h>
 #include <systemd/sd-bus.h>
 
+#include "access-wire.h"
 #include "tap.h"
 #include "broker-util.h"
 
@@ -757,6 +761,82 @@ static bool test_labels(void)
 	return true;
 }
 
+/* Well-formed UTF-8 (no overlong forms, surrogates or code points past U+10FFFF). */
+static bool valid_utf8(const char *s)
+{
+	const unsigned char *p = (const unsigned char *)s;
+
+	while (*p) {
+		unsigned n = *p < 0x80 ? 1 : *p >= 0xc2 && *p <= 0xdf ? 2 : *p >= 0xe0 && *p <= 0xef ? 3 :
+			     *p >= 0xf0 && *p <= 0xf4 ? 4 : 0;
+		if (n == 0 || (n == 3 && ((*p == 0xe0 && p[1] < 0xa0) || (*p == 0xed && p[1] > 0x9f))) ||
+		    (n == 4 && ((*p == 0xf0 && p[1] < 0x90) || (*p == 0xf4 && p[1] > 0x8f))))
+			return false;
+		for (unsigned i = 1; i < n; i++)
+			if ((p[i] & 0xc0) != 0x80)
+				return false;
+		p += n;
+	}
+	return true;
+}
+
+/*
+ * ALLOCATE on the access channel with the strings, and with bytes that are
+ * no UTF-8 at all, as backend and device (cut to the wire's 63 and 127
+ * bytes, inside characters): each is answered, and the ERROR's message is
+ * printable UTF-8 (the library hands it to the application as a string).
+ */
+static bool test_access_channel(void)
+{
+	static const char *const bytes[] = { "\xff\xfe\xfd", "ab\xc3", "\xed\xa0\x80\xc0\xaf", "\x80\x80\x80\x01\x1b[2K" };
+	sd_bus *bus = open_bus();
+	sd_bus_message *reply = NULL;
+	unsigned n = 0, bad = 0;
+	int fd = -1, r;
+
+	CHECK(bus);
+	r = sd_bus_call_method(bus, BUS_NAME, PATH, IFACE, "OpenAccessChannel", NULL, &reply, "");
+	if (r >= 0)
+		r = sd_bus_message_read(reply, "h", &fd);
+	if (r >= 0)
+		fd = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+	sd_bus_message_unref(reply);
+	CHECK(r >= 0 && fd >= 0);
+	for (unsigned s = 0; s < n_nasties + ELEMENTSOF(bytes); s++) {
+		const char *str = s < n_nasties ? nasties[s].s : bytes[s - n_nasties];
+		for (unsigned which = 0; which < 2; which++) {
+			struct access_wire_alloc w = { .op = ACCESS_WIRE_ALLOCATE, .cookie = ++n, .width = 64, .height = 64,
+						       .fourcc = DRM_FORMAT_XRGB8888,
+						       .usage = DMABROKER_USAGE_CPU_READ_FLAG };
+			struct access_wire_reply a = { 0 };
+			struct pollfd p = { fd, POLLIN, 0 };
+			if (which == 0)
+				snprintf(w.backend, sizeof(w.backend), "%s", str);
+			else
+				snprintf(w.device, sizeof(w.device), "%s", str);
+			CHECK(send(fd, &w, sizeof(w), MSG_NOSIGNAL) == (ssize_t)sizeof(w));
+			/* answered at once: the limit only keeps a broken daemon from hanging the test */
+			CHECKF(poll(&p, 1, (int)(timeout_usec() / 1000)) == 1, "no answer to ALLOCATE with %s %s",
+			       which ? "device" : "backend", s < n_nasties ? nasties[s].what : "bytes");
+			CHECK(recv(fd, &a, sizeof(a), 0) > 0);
+			CHECK(a.cookie == w.cookie);
+			if (a.op != ACCESS_WIRE_ERROR)
+				continue;
+			a.message[sizeof(a.message) - 1] = '\0';
+			if (!valid_utf8(a.message) || !printable_text(a.message)) {
+				if (++bad <= 6)
+					tap_diag("not printable UTF-8: %s (%s %s)", a.message, which ? "device" : "backend",
+						 s < n_nasties ? nasties[s].what : "bytes");
+			}
+		}
+	}
+	tap_diag("%u ALLOCATEs answered, %u error messages not printable UTF-8", n, bad);
+	close(fd);
+	sd_bus_flush_close_unref(bus);
+	CHECK(bad == 0);
+	return true;
+}
+
 static bool test_nothing_left(void)
 {
 	CHECK(baseline_restored(before));
@@ -775,12 +855,13 @@ int main(int argc, char **argv)
 	}
 	make_nasties();
 	before = baseline_take();
-	tap_plan(6);
+	tap_plan(7);
 	tap_step("the protocol XML names the methods with strings and the string options", test_protocol);
 	tap_step("every call with unusual strings is answered, on the bus", test_bus);
 	tap_step("every call with unusual strings is answered, on a direct connection", test_direct);
 	tap_step("a caller with an unusual process name is answered (lists, default labels)", test_comm);
 	tap_step("a stream failing with unusual labels answers every party", test_labels);
+	tap_step("the access channel answers unusual bytes with printable errors", test_access_channel);
 	tap_step("the daemon holds as many fds and buffers as before", test_nothing_left);
 	r = tap_done();
 	for (unsigned i = 0; i < n_nasties; i++)
