@@ -22,6 +22,7 @@
 #include "errors.h"
 #include "fdmsg.h"
 #include "log.h"
+#include "printable.h"
 #include "stream.h"
 
 enum { CHANNEL_BATCH = 64 };
@@ -71,7 +72,7 @@ void access_channel_error(struct client *c, uint32_t cookie, const sd_bus_error 
 	if (sd_bus_error_is_set(e)) {
 		w.error = sd_bus_error_get_errno(e);
 		snprintf(w.name, sizeof(w.name), "%s", e->name);
-		snprintf(w.message, sizeof(w.message), "%s", e->message ? e->message : "");
+		printable(e->message, w.message, sizeof(w.message)); /* cut between characters */
 	} else {
 		w.error = r < 0 ? -r : EIO;
 		snprintf(w.name, sizeof(w.name), "%s", SD_BUS_ERROR_FAILED);

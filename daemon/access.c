@@ -453,7 +453,7 @@ static void grant_internal(struct buffer *buf, uint32_t mode, access_internal_cb
 static void request_fail(const struct request *r, const char *name, const char *message)
 {
 	if (r->msg) {
-		sd_bus_reply_method_error(r->msg, &SD_BUS_ERROR_MAKE_CONST(name, message));
+		broker_reply_error(r->msg, -EIO, &SD_BUS_ERROR_MAKE_CONST(name, message));
 	} else if (!r->internal) {
 		sd_bus_error e = SD_BUS_ERROR_MAKE_CONST(name, message);
 		access_channel_error(r->client, r->cookie, &e, -EIO);

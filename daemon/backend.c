@@ -15,6 +15,7 @@
 #include "cleanup.h"
 #include "config.h"
 #include "log.h"
+#include "printable.h"
 #include "usage.h"
 
 struct backend *backend_new(const struct backend_ops *ops, const char *name, const char *device, int fd)
@@ -189,14 +190,15 @@ unsigned backends_choose(struct backends *bs, uint32_t usage, const char *backen
 		out[n++] = b;
 	}
 	if (n == 0) {
+		char text[512]; /* the hints are the client's: quoted printable, cut between characters */
 		if (!matched && hinted)
-			snprintf(why, why_len, "no available backend matches backend '%s' device '%s' "
-				 "(see dmabrokerctl backends)", backend_hint ? backend_hint : "",
-				 device_hint ? device_hint : "");
+			snprintf(text, sizeof(text), "no available backend matches backend '%s' device '%s' "
+				 "(see dmabrokerctl backends)", PRINTABLE(backend_hint), PRINTABLE(device_hint));
 		else if (last_why)
-			snprintf(why, why_len, "no backend can serve usage 0x%x: %s %s", usage, last_name, last_why);
+			snprintf(text, sizeof(text), "no backend can serve usage 0x%x: %s %s", usage, last_name, last_why);
 		else
-			snprintf(why, why_len, "no backend is available (see dmabrokerctl backends)");
+			snprintf(text, sizeof(text), "no backend is available (see dmabrokerctl backends)");
+		printable(text, why, why_len);
 	}
 	return n;
 }

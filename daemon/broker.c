@@ -73,7 +73,7 @@ int broker_attach_bus(struct broker *b, sd_bus *bus)
 	if (r < 0)
 		return r;
 	r = sd_bus_add_object_vtable(bus, &b->bus_endpoint.vtable_slot, BROKER_PATH, BROKER_INTERFACE,
-				     broker_vtable, &b->bus_endpoint);
+				     broker_vtable(), &b->bus_endpoint);
 	if (r < 0)
 		return r;
 	return sd_bus_attach_event(bus, b->event, SD_EVENT_PRIORITY_NORMAL);

@@ -233,4 +233,17 @@ void token_free(struct token *t);
 void tokens_drop_for_client(struct broker *b, struct client *c);
 
 /* bus-api.c */
-extern const sd_bus_vtable broker_vtable[];
+/*
+ * The org.dmabroker.Broker1 vtable for the bus and every direct connection:
+ * each method's handler runs inside a wrapper that answers its error with
+ * broker_reply_error(), so that no call goes unanswered.
+ */
+const sd_bus_vtable *broker_vtable(void);
+/*
+ * Answers call with error (its name, and its message made printable), or
+ * with r's errno when error is not set. If that cannot be sent, with a
+ * fixed org.freedesktop.DBus.Error.Failed. Every method's error goes
+ * through here (broker_vtable()), and so do the deferred replies that can
+ * quote a client. Returns 1 (answered).
+ */
+int broker_reply_error(sd_bus_message *call, int r, const sd_bus_error *error);

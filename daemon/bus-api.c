@@ -26,6 +26,7 @@
 #include "log.h"
 #include "fdstore.h"
 #include "migrate.h"
+#include "printable.h"
 #include "quota.h"
 #include "stream.h"
 #include "usage.h"
@@ -96,6 +97,58 @@ static int check_dimensions(struct broker *b, uint32_t w, uint32_t h, sd_bus_err
 }
 
 
+/*
+ * The D-Bus rules for an error name (those of an interface name): sd-bus
+ * sends any name, and the receiver drops a reply with a malformed one.
+ */
+static bool error_name_valid(const char *name)
+{
+	size_t len = strlen(name);
+	unsigned dots = 0;
+	bool start = true;
+
+	if (len == 0 || len > 255)
+		return false;
+	for (const char *p = name; *p; p++) {
+		if (*p == '.') {
+			if (start)
+				return false;
+			dots++;
+			start = true;
+		} else if ((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') || *p == '_' ||
+			   (!start && *p >= '0' && *p <= '9')) {
+			start = false;
+		} else {
+			return false;
+		}
+	}
+	return dots > 0 && !start;
+}
+
+int broker_reply_error(sd_bus_message *call, int r, const sd_bus_error *error)
+{
+	char text[1024];
+	int q;
+
+	if (sd_bus_error_is_set(error) && !error_name_valid(error->name))
+		q = -EINVAL;
+	else if (sd_bus_error_is_set(error))
+		q = sd_bus_reply_method_error(call, &SD_BUS_ERROR_MAKE_CONST(
+						      error->name, printable(error->message, text, sizeof(text))));
+	else
+		q = sd_bus_reply_method_errno(call, r < 0 ? r : -EIO, NULL);
+	if (q >= 0 || q == -ENOTCONN || q == -ECONNRESET || q == -EPIPE)
+		return 1; /* answered, or nobody left to answer */
+	log_warning("cannot send the error of %s (%s): %s; sending %s", sd_bus_message_get_member(call),
+		    sd_bus_error_is_set(error) ? PRINTABLE(error->name) : strerror(r < 0 ? -r : EIO), strerror(-q),
+		    SD_BUS_ERROR_FAILED);
+	q = sd_bus_reply_method_errorf(call, SD_BUS_ERROR_FAILED, "%s failed; the daemon could not send why",
+				       sd_bus_message_get_member(call));
+	if (q < 0)
+		log_error("cannot answer %s at all: %s", sd_bus_message_get_member(call), strerror(-q));
+	return 1;
+}
+
 /* Sends a reply built by hand (the handler then returns 1: replied). */
 static int send_reply(sd_bus_message *reply, int r)
 {
@@ -150,7 +203,7 @@ static int read_options(sd_bus_message *m, const char **backend, const char **de
 			slot = device;
 		else
 			return sd_bus_error_setf(error, ERR_INVALID_ARGUMENT,
-						 "unknown option '%.64s' (known: backend, device, fresh)", key);
+						 "unknown option '%s' (known: backend, device, fresh)", PRINTABLE(key));
 		r = sd_bus_message_read(m, "v", "s", slot);
 		if (r < 0)
 			return sd_bus_error_setf(error, ERR_INVALID_ARGUMENT, "option '%s' must be a string", key);
@@ -816,7 +869,7 @@ static int oneway_result(sd_bus_message *m, struct client *c, uint64_t stream, i
 	if (c && !sd_bus_message_get_expect_reply(m)) {
 		sd_bus_message *sig = NULL;
 		const char *name = sd_bus_error_is_set(error) ? error->name : SD_BUS_ERROR_FAILED;
-		const char *msg = sd_bus_error_is_set(error) && error->message ? error->message : strerror(-r);
+		const char *msg = sd_bus_error_is_set(error) && error->message ? PRINTABLE(error->message) : strerror(-r);
 		log_notice("client %llu: %s on stream %llu: %s", (unsigned long long)c->id, sd_bus_message_get_member(m),
 			   (unsigned long long)stream, msg);
 		if (client_new_signal(c, "StreamError", &sig) >= 0 &&
@@ -1014,7 +1067,7 @@ static int property_get(sd_bus *bus, const char *path, const char *interface, co
 	return -ENOENT;
 }
 
-const sd_bus_vtable broker_vtable[] = {
+static const sd_bus_vtable broker_methods[] = {
 	SD_BUS_VTABLE_START(0),
 	SD_BUS_PROPERTY("Version", "s", property_get, 0, SD_BUS_VTABLE_PROPERTY_CONST),
 	SD_BUS_PROPERTY("Clients", "u", property_get, 0, 0),
@@ -1119,3 +1172,38 @@ const sd_bus_vtable broker_vtable[] = {
 				 method_list_streams, SD_BUS_VTABLE_UNPRIVILEGED),
 	SD_BUS_VTABLE_END,
 };
+
+/*
+ * Every method call goes through here: the method's own handler, then its
+ * error, if any, sent by broker_reply_error() instead of by sd-bus (which
+ * leaves the call unanswered when it cannot send the error).
+ */
+static int answer_call(sd_bus_message *m, void *userdata, sd_bus_error *error)
+{
+	const char *member = sd_bus_message_get_member(m);
+	int r = -EBADR;
+
+	for (const sd_bus_vtable *v = broker_methods; v->type != _SD_BUS_VTABLE_END; v++)
+		if (v->type == _SD_BUS_VTABLE_METHOD && strcmp(v->x.method.member, member) == 0) {
+			r = v->x.method.handler(m, userdata, error);
+			break;
+		}
+	if (r >= 0 && !sd_bus_error_is_set(error))
+		return r;
+	r = broker_reply_error(m, r, error);
+	sd_bus_error_free(error);
+	return r;
+}
+
+const sd_bus_vtable *broker_vtable(void)
+{
+	static sd_bus_vtable answering[ELEMENTSOF(broker_methods)];
+
+	if (answering[0].type != _SD_BUS_VTABLE_START) {
+		memcpy(answering, broker_methods, sizeof(answering));
+		for (sd_bus_vtable *v = answering; v->type != _SD_BUS_VTABLE_END; v++)
+			if (v->type == _SD_BUS_VTABLE_METHOD)
+				v->x.method.handler = answer_call;
+	}
+	return answering;
+}

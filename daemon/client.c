@@ -19,6 +19,7 @@
 #include "cleanup.h"
 #include "errors.h"
 #include "log.h"
+#include "printable.h"
 #include "quota.h"
 #include "stream.h"
 
@@ -187,7 +188,12 @@ int client_new(struct broker *b, const char *bus_name, const struct client_creds
 	c->pid = creds->pid;
 	c->n_groups = creds->n_groups < ELEMENTSOF(c->groups) ? creds->n_groups : ELEMENTSOF(c->groups);
 	memcpy(c->groups, creds->groups, c->n_groups * sizeof(c->groups[0]));
-	read_comm(c->pid, c->comm, sizeof(c->comm));
+	{
+		/* the process names itself: printable, for lists, logs and errors */
+		char comm[sizeof(c->comm)];
+		read_comm(c->pid, comm, sizeof(comm));
+		printable(comm, c->comm, sizeof(c->comm));
+	}
 	c->name_slot = TAKE_PTR(*name_slot);
 	c->id = ++b->next_client_id;
 	c->created_usec = now_usec();
@@ -254,7 +260,7 @@ int client_open_direct(struct client *c, int *ret_fd, sd_bus_error *error)
 		r = sd_bus_negotiate_fds(e->bus, 1);
 	if (r >= 0)
 		r = sd_bus_add_object_vtable(e->bus, &e->vtable_slot, BROKER_PATH, BROKER_INTERFACE,
-					     broker_vtable, e);
+					     broker_vtable(), e);
 	if (r >= 0)
 		r = sd_bus_match_signal(e->bus, &e->match_slot, NULL, "/org/freedesktop/DBus/Local",
 					"org.freedesktop.DBus.Local", "Disconnected", on_direct_disconnected, e);

@@ -84,7 +84,7 @@ static void wait_free(struct creds_wait *w, const sd_bus_error *error)
 
 static const sd_bus_vtable *broker_method(const char *member)
 {
-	for (const sd_bus_vtable *v = broker_vtable; v->type != _SD_BUS_VTABLE_END; v++)
+	for (const sd_bus_vtable *v = broker_vtable(); v->type != _SD_BUS_VTABLE_END; v++)
 		if (v->type == _SD_BUS_VTABLE_METHOD && strcmp(v->x.method.member, member) == 0)
 			return v;
 	return NULL;
@@ -106,7 +106,7 @@ static void dispatch(struct broker *b, sd_bus_message *m)
 	}
 	r = v->x.method.handler(m, &b->bus_endpoint, &error);
 	if (r < 0 || sd_bus_error_is_set(&error))
-		sd_bus_reply_method_errno(m, r < 0 ? r : -EIO, &error);
+		broker_reply_error(m, r, &error);
 	sd_bus_error_free(&error);
 }
 

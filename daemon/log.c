@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "printable.h"
 
 int log_max_level = LOG_INFO;
 
@@ -31,14 +32,16 @@ int log_level_from_string(const char *s)
 
 void log_full(int level, const char *fmt, ...)
 {
-	char buf[2048];
+	char text[4096], buf[2048];
 	va_list ap;
 
 	if (level > log_max_level)
 		return;
 	va_start(ap, fmt);
-	vsnprintf(buf, sizeof(buf), fmt, ap);
+	vsnprintf(text, sizeof(text), fmt, ap);
 	va_end(ap);
+	/* A line may quote what a client sent: no control characters, no forged lines. */
+	printable(text, buf, sizeof(buf));
 	/* One write per line, so that lines from a busy daemon do not mix. */
 	if (getenv("JOURNAL_STREAM"))
 		dprintf(STDERR_FILENO, "<%d>%s\n", level, buf);

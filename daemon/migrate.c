@@ -26,6 +26,7 @@
 #include "errors.h"
 #include "fence.h"
 #include "log.h"
+#include "printable.h"
 #include "fdstore.h"
 #include "migrate.h"
 #include "usage.h"
@@ -169,12 +170,12 @@ static void finish(struct migration *mig)
 	buffer_set_name(buf);
 	fdstore_update(buf);
 	log_info("buffer %llu moved from %s to %s for an attachment on %s", (unsigned long long)buf->id,
-		 old ? old->name : "import", mig->target->name, mig->device);
+		 old ? old->name : "import", mig->target->name, PRINTABLE(mig->device));
 
 	if (mig->client) {
 		r = buffer_attach(buf, mig->client, mig->usage, mig->device, mig->flags, &aid, &error);
 		if (r < 0) {
-			sd_bus_reply_method_error(mig->msg, &error);
+			broker_reply_error(mig->msg, r, &error);
 			sd_bus_error_free(&error);
 		} else {
 			sd_bus_reply_method_return(mig->msg, "uh", aid, buf->fd);
@@ -246,7 +247,7 @@ int migrate_for_attach(struct buffer *buf, struct client *c, sd_bus_message *m, 
 						 target->name, (unsigned long long)buf->id,
 						 buf->backend ? buf->backend->name : "imported memory",
 						 (unsigned long long)a->client->id, (int)a->client->pid, a->client->comm,
-						 a->id, a->device);
+						 a->id, PRINTABLE(a->device));
 	req = (struct alloc_request){ .format = format_lookup(buf->fourcc), .width = buf->width, .height = buf->height,
 				      .usage = buf->usage | usage, .max_size = b->config.max_buffer_size,
 				      .max_dimension = b->config.max_dimension };

@@ -57,6 +57,7 @@
 #include "errors.h"
 #include "fence.h"
 #include "log.h"
+#include "printable.h"
 #include "quota.h"
 #include "stream-wire.h"
 #include "stream.h"
@@ -205,7 +206,7 @@ int stream_read_params(sd_bus_message *m, bool producer, struct stream_params *p
 				p->mode = STREAM_MAILBOX;
 			else if (r >= 0)
 				return sd_bus_error_setf(error, ERR_INVALID_ARGUMENT,
-							 "mode '%s': must be 'fifo' or 'mailbox'", mode);
+							 "mode '%s': must be 'fifo' or 'mailbox'", PRINTABLE(mode));
 			have_mode = true;
 		} else if (strcmp(key, "buffers") == 0) {
 			r = read_u(m, &p->buffers, key, error);
@@ -268,9 +269,9 @@ int stream_read_params(sd_bus_message *m, bool producer, struct stream_params *p
 				r = sd_bus_message_exit_container(m);
 		} else {
 			return sd_bus_error_setf(error, ERR_INVALID_ARGUMENT,
-						 "unknown option '%.64s' (known: label, mode, buffers, width, height, "
+						 "unknown option '%s' (known: label, mode, buffers, width, height, "
 						 "consumers, max-acquired, usage, formats, modifiers, devices, allow-uids, allow-gids, "
-						 "producer-uid)", key);
+						 "producer-uid)", PRINTABLE(key));
 		}
 		if (r < 0)
 			return r;
@@ -347,12 +348,14 @@ int stream_unknown(uint64_t id, sd_bus_error *error)
 	return sd_bus_error_setf(error, ERR_UNKNOWN_STREAM, "no stream %llu", (unsigned long long)id);
 }
 
-/* "consumer 'display' (client 7)" */
+/* "consumer 'display' (client 7)"; the label is the client's: quoted printable. */
 static const char *who(const struct stream *s, const struct stream_party *p, char *out, size_t len)
 {
-	snprintf(out, len, "%s '%s' (client %llu)", p == &s->producer ? "producer" : "consumer", p->p.label,
-		 (unsigned long long)p->client->id);
-	return out;
+	char text[128], label[48];
+
+	snprintf(text, sizeof(text), "%s '%s' (client %llu)", p == &s->producer ? "producer" : "consumer",
+		 printable(p->p.label, label, sizeof(label)), (unsigned long long)p->client->id);
+	return printable(text, out, len);
 }
 
 static void send_signal(struct client *c, const char *member, const char *sig, ...)
@@ -847,9 +850,10 @@ static void answer_waiting(struct stream *s, struct stream_party *p)
 		r = sd_bus_error_set(&e, s->error_name, s->error_msg);
 	else
 		r = sd_bus_error_setf(&e, ERR_STREAM_ENDED, "stream '%s' ended: its producer left", s->p.name);
+	if (r < 0 && !sd_bus_error_is_set(&e))
+		sd_bus_error_set(&e, SD_BUS_ERROR_FAILED, "cannot send the stream's buffers");
 	if (r < 0)
-		sd_bus_reply_method_error(call, sd_bus_error_is_set(&e) ? &e : &SD_BUS_ERROR_MAKE_CONST(
-						  SD_BUS_ERROR_FAILED, "cannot send the stream's buffers"));
+		broker_reply_error(call, r, &e);
 	sd_bus_error_free(&e);
 	sd_bus_message_unref(call);
 }
@@ -866,7 +870,7 @@ static void maybe_negotiate(struct stream *s)
 		s->state = STREAM_FAILED;
 		snprintf(s->error_name, sizeof(s->error_name), "%s",
 			 sd_bus_error_is_set(&e) ? e.name : ERR_NEGOTIATION_FAILED);
-		snprintf(s->error_msg, sizeof(s->error_msg), "%s", e.message ? e.message : "negotiation failed");
+		printable(e.message ? e.message : "negotiation failed", s->error_msg, sizeof(s->error_msg));
 		log_notice("stream %llu: %s", (unsigned long long)s->id, s->error_msg);
 		for (unsigned i = 0; i < s->n_slots; i++) {
 			buffer_release(buffer_held_by(s->slots[i].buf, s->producer.client));
@@ -933,7 +937,7 @@ int stream_create(struct client *c, const struct stream_params *p, struct stream
 
 	if (!valid_name(p->name))
 		return sd_bus_error_setf(error, ERR_INVALID_ARGUMENT,
-					 "stream name '%.64s': 1 to 63 of A-Z a-z 0-9 - _ .", p->name);
+					 "stream name '%s': 1 to 63 of A-Z a-z 0-9 - _ .", PRINTABLE(p->name));
 	r = check_reserved(c, p->name, error);
 	if (r < 0)
 		return r;
@@ -1029,9 +1033,9 @@ int stream_join(struct client *c, const struct stream_params *p, struct stream *
 
 	if (!joinable(s, c, p))
 		return p->has_producer_uid
-			? sd_bus_error_setf(error, ERR_UNKNOWN_STREAM, "no stream named '%.64s' produced by uid %u",
-					    p->name, (unsigned)p->producer_uid)
-			: sd_bus_error_setf(error, ERR_UNKNOWN_STREAM, "no stream named '%.64s'", p->name);
+			? sd_bus_error_setf(error, ERR_UNKNOWN_STREAM, "no stream named '%s' produced by uid %u",
+					    PRINTABLE(p->name), (unsigned)p->producer_uid)
+			: sd_bus_error_setf(error, ERR_UNKNOWN_STREAM, "no stream named '%s'", PRINTABLE(p->name));
 	if (s->state == STREAM_FAILED)
 		return sd_bus_error_set(error, s->error_name, s->error_msg);
 	if (s->producer.client == c || consumer_of(s, c))
@@ -1109,7 +1113,7 @@ static void drop_waiting(struct stream_party *p, bool reply, const char *why)
 	if (!p->waiting)
 		return;
 	if (reply)
-		sd_bus_reply_method_errorf(p->waiting, ERR_STREAM_ENDED, "%s", why);
+		broker_reply_error(p->waiting, -EPIPE, &SD_BUS_ERROR_MAKE_CONST(ERR_STREAM_ENDED, why));
 	p->waiting = sd_bus_message_unref(p->waiting);
 }
 

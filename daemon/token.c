@@ -13,6 +13,7 @@
 
 #include "broker.h"
 #include "errors.h"
+#include "printable.h"
 #include "quota.h"
 
 static uint64_t token_key(const char *value)
@@ -127,7 +128,8 @@ int token_revoke(struct broker *b, struct client *c, const char *value, sd_bus_e
 	struct token *t = token_find(b, value);
 
 	if (!t || t->creator != c)
-		return sd_bus_error_setf(error, ERR_TOKEN_UNKNOWN, "no token '%.40s' created by this client", value);
+		return sd_bus_error_setf(error, ERR_TOKEN_UNKNOWN, "no token '%s' created by this client",
+					 PRINTABLE(value));
 	token_free(t);
 	return 0;
 }
@@ -138,7 +140,8 @@ int token_redeem(struct broker *b, const char *value, struct token **ret, sd_bus
 
 	if (!t)
 		return sd_bus_error_setf(error, ERR_TOKEN_UNKNOWN,
-					 "token '%.40s' is not valid: mistyped, revoked, or its buffer is gone", value);
+					 "token '%s' is not valid: mistyped, revoked, or its buffer is gone",
+					 PRINTABLE(value));
 	if (t->used)
 		return sd_bus_error_set(error, ERR_TOKEN_USED,
 					"this single-use token was used already; ask the buffer's owner for a new one");

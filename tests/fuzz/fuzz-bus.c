@@ -292,7 +292,7 @@ static void setup(void)
 	if (sd_event_new(&event) < 0 || broker_init(&broker, event, &cfg) < 0)
 		abort();
 	sd_bus_error_add_map(dmabroker_error_map);
-	for (const sd_bus_vtable *v = broker_vtable; v->type != _SD_BUS_VTABLE_END; v++)
+	for (const sd_bus_vtable *v = broker_vtable(); v->type != _SD_BUS_VTABLE_END; v++)
 		if (v->type == _SD_BUS_VTABLE_METHOD && n_methods < 64)
 			methods[n_methods++] = v;
 	if (getenv("FUZZ_BUS_STATS"))
