@@ -67,7 +67,11 @@ ssize_t fdmsg_recv(int sock, void *data, size_t len, int *ret_fd, int flags)
 		*ret_fd = -1;
 		return -EMSGSIZE;
 	}
-	if (n == 0 && *ret_fd >= 0)
-		return -EBADMSG; /* an fd with no message is none of ours */
+	if (n == 0 && *ret_fd >= 0) {
+		/* an fd with no message is none of ours: closed here, as no caller can take it */
+		close(*ret_fd);
+		*ret_fd = -1;
+		return -EBADMSG;
+	}
 	return n;
 }

@@ -31,6 +31,7 @@ struct access_channel {
 	struct client *client;
 	int fd;
 	sd_event_source *io;
+	bool shut;                      /* an answer could not be sent: closed at the next on_io */
 };
 
 void access_channel_close(struct client *c)
@@ -43,26 +44,40 @@ void access_channel_close(struct client *c)
 	safe_close(ch->fd);
 	free(ch);
 	c->access_channel = NULL;
+	access_drop_channel_requests(c);
 }
 
-static void send_reply(struct client *c, const struct access_wire_reply *w, size_t len, int fence)
+/*
+ * Sends an answer. One that cannot be sent (a client that does not read
+ * fills the socket) ends the channel: shut down, the client reads what was
+ * sent and then the end instead of waiting for an answer that never comes,
+ * and the loop sees the end on our side and closes it (on_io), which is
+ * safe from wherever this is called.
+ */
+static int channel_send(struct client *c, const void *w, size_t len, int fd)
 {
 	int r;
 
 	if (!c->access_channel)
-		return; /* closed while the request waited: nobody to tell */
-	r = fdmsg_send(c->access_channel->fd, w, len, fence);
-	if (r < 0)
-		log_debug("client %llu: access channel: cannot answer: %s", (unsigned long long)c->id, strerror(-r));
+		return -ENOTCONN; /* closed while the request waited: nobody to tell */
+	if (c->access_channel->shut)
+		return -EPIPE;
+	r = fdmsg_send(c->access_channel->fd, w, len, fd);
+	if (r < 0) {
+		c->access_channel->shut = true;
+		log_notice("client %llu (%s, pid %d): access channel: cannot answer (%s); closing the channel",
+			   (unsigned long long)c->id, c->comm, (int)c->pid,
+			   r == -EAGAIN ? "it does not read its answers" : strerror(-r));
+		shutdown(c->access_channel->fd, SHUT_RDWR);
+	}
+	return r;
 }
 
 int access_channel_granted(struct client *c, uint32_t cookie, uint64_t grant, int fence)
 {
 	struct access_wire_reply w = { .op = ACCESS_WIRE_GRANTED, .cookie = cookie, .grant = grant };
 
-	if (!c->access_channel)
-		return -ENOTCONN;
-	return fdmsg_send(c->access_channel->fd, &w, ACCESS_WIRE_GRANTED_SIZE, fence);
+	return channel_send(c, &w, ACCESS_WIRE_GRANTED_SIZE, fence);
 }
 
 void access_channel_error(struct client *c, uint32_t cookie, const sd_bus_error *e, int r)
@@ -78,7 +93,7 @@ void access_channel_error(struct client *c, uint32_t cookie, const sd_bus_error 
 		snprintf(w.name, sizeof(w.name), "%s", SD_BUS_ERROR_FAILED);
 		snprintf(w.message, sizeof(w.message), "%s", strerror(w.error));
 	}
-	send_reply(c, &w, sizeof(w), -1);
+	channel_send(c, &w, sizeof(w), -1);
 }
 
 static int on_begin(struct client *c, const struct access_wire_request *w, sd_bus_error *error)
@@ -132,7 +147,7 @@ static void on_allocate(struct client *c, struct access_wire_alloc *w)
 		a.planes[i].stride = buf->layout.plane[i].stride;
 	}
 	snprintf(a.backend, sizeof(a.backend), "%s", buf->backend->name);
-	r = c->access_channel ? fdmsg_send(c->access_channel->fd, &a, sizeof(a), buf->fd) : -ENOTCONN;
+	r = channel_send(c, &a, sizeof(a), buf->fd);
 	if (r < 0) { /* the client never learns of it: do not keep it */
 		log_debug("client %llu: access channel: cannot hand over buffer %llu: %s", (unsigned long long)c->id,
 			  (unsigned long long)buf->id, strerror(-r));
@@ -207,8 +222,13 @@ static int on_io(sd_event_source *s, int fd, uint32_t revents, void *userdata)
 	for (unsigned k = 0; k < CHANNEL_BATCH && c->access_channel; k++) {
 		union wire_in w;
 		int fence;
-		ssize_t n = fdmsg_recv(fd, &w, sizeof(w), &fence, MSG_DONTWAIT);
+		ssize_t n;
 		bool ok;
+		if (c->access_channel->shut) { /* what it sent after that is not read: it would not hear back */
+			access_channel_close(c);
+			return 0;
+		}
+		n = fdmsg_recv(fd, &w, sizeof(w), &fence, MSG_DONTWAIT);
 		if (n == -EAGAIN)
 			return 0;
 		if (n == 0 || (n < 0 && n != -EMSGSIZE && n != -EBADMSG)) {

@@ -755,6 +755,22 @@ void access_release_buffer(struct buffer *buf, struct client *c)
 		process_queue(b);
 }
 
+void access_drop_channel_requests(struct client *c)
+{
+	struct broker *b = c->broker;
+	bool changed = false;
+
+	for (struct request *r = b->pending, *next; r; r = next) {
+		next = r->next;
+		if (r->client == c && !r->msg && !r->internal) {
+			request_unlink(b, r);
+			changed = true;
+		}
+	}
+	if (changed)
+		process_queue(b);
+}
+
 void access_drop_client(struct client *c)
 {
 	struct broker *b = c->broker;

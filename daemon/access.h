@@ -114,6 +114,12 @@ int access_begin_internal(struct buffer *buf, uint32_t mode, access_internal_cb 
 void access_end_internal(struct grant *g);
 /* Ends c's grants on buf and its queued requests naming buf (it released buf). */
 void access_release_buffer(struct buffer *buf, struct client *c);
+/*
+ * Drops c's BEGINs still queued from its access channel, unanswered (the
+ * channel closed: nobody to answer, and a channel opened later must not
+ * get grants for cookies of the old one).
+ */
+void access_drop_channel_requests(struct client *c);
 /* Ends everything c has (it is going away). */
 void access_drop_client(struct client *c);
 /* Frees buf's kept fences (buf is being freed). */

@@ -1,0 +1,143 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
+"""Writes the seed corpora of fuzz-access and fuzz-peer (tests/fuzz/corpus/
+access and peer): a handful of valid exchanges each, in the byte encoding
+the targets read their steps from (see fuzz-access.c and fuzz-peer.c; keep
+this in step with them). Run from anywhere: ./tests/fuzz/gen-seeds.py"""
+import os
+import struct
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+# ---- fuzz-access: a step is a byte: bit 0 the client (0 = A, 1 = B), the
+# rest what it does; a message is followed by its kind, shape, fds and fields.
+
+PUMP = 0       # send a message, then let the daemon run
+MORE = 1       # send a message, more follow before the daemon runs
+SHARE = 96     # the other client gets the buffer (as OpenToken)
+REOPEN = 104   # open the channel again (after the daemon closed it)
+LEAVE = 110    # the client goes
+FLOOD = 112    # many BEGINs, answers not read (then how many, less 128)
+IDLE = 120     # just run the daemon
+
+LATEST = 1     # some_id(): the newest buffer or grant
+BEGIN, END, ALLOCATE, RELEASE, OTHER = range(5)
+READ, WRITE = 1, 2
+
+
+def step(side, what):
+    return bytes([(what << 1) | side])
+
+
+def msg(side, kind, fields, pump=True, cut=None, fds=()):
+    """kind, shape, fd count, the fields, [cut length], [fd kinds]."""
+    shape = 0 if cut is None else 224
+    n_fds = {0: 0, 1: 192, 2: 248}[len(fds)]
+    out = step(side, PUMP if pump else MORE) + bytes([kind, shape, n_fds]) + fields
+    if cut is not None:
+        out += struct.pack('>H', cut)
+    for k in fds:  # 0 memfd (then its size / 64), 1 pipe, 2 /dev/null
+        out += bytes([k]) + (bytes([1]) if k == 0 else b'')
+    return out
+
+
+def begin(side, mode, flags=0, **kw):
+    return msg(side, BEGIN, bytes([LATEST, mode, flags]), **kw)
+
+
+def end(side, **kw):
+    return msg(side, END, bytes([LATEST]), **kw)
+
+
+def release(side, **kw):
+    return msg(side, RELEASE, bytes([LATEST]), **kw)
+
+
+def allocate(side, w=64, h=32, fourcc=0, backend=None, mods=(), fresh=False, **kw):
+    f = bytes([0, w - 1, 0, h - 1, fourcc, 0, 1 if fresh else 0, len(mods)])
+    for m in mods:  # 0 linear, 128 invalid
+        f += bytes([m])
+    f += bytes([1, backend]) if backend is not None else bytes([0])
+    f += bytes([0])  # no device
+    return msg(side, ALLOCATE, f, **kw)
+
+
+A, B = 0, 1
+access = {
+    'alone': allocate(A) + begin(A, READ) + end(A) + begin(A, WRITE) + end(A) + release(A),
+    'queue': allocate(A) + step(A, SHARE) + bytes([0]) + begin(A, WRITE) + begin(B, READ) + end(A)
+    + end(B) + release(A) + release(B),
+    'leave-while-waiting': allocate(A) + step(A, SHARE) + bytes([0]) + begin(A, READ)
+    + begin(B, WRITE) + step(A, LEAVE) + end(B),
+    'nonblock-busy': allocate(A) + step(A, SHARE) + bytes([0]) + begin(A, WRITE) + begin(B, READ, flags=1),
+    'end-with-fd': allocate(A) + begin(A, READ) + end(A, fds=(0,)),
+    'bad-then-reopen': allocate(A) + begin(A, READ) + step(A, SHARE) + bytes([0]) + begin(B, WRITE)
+    + begin(A, READ, fds=(1,)) + step(A, REOPEN) + begin(A, READ) + end(B),
+    # regression: a BEGIN still queued when its channel closed was answered on the next channel
+    'stale-after-close': allocate(A) + step(A, SHARE) + bytes([0]) + begin(B, WRITE) + begin(A, READ)
+    + msg(A, OTHER, bytes([9, LATEST, 0])) + step(A, REOPEN) + end(B) + begin(A, READ),
+    # regression: answers the daemon could not send (the client did not read) were dropped, the channel kept
+    'flood': allocate(A) + step(A, FLOOD) + bytes([100]) + begin(A, READ),
+    'cut': allocate(A) + begin(A, READ, cut=12),
+    'batch': allocate(A, pump=False) + allocate(A, w=128, fourcc=2, backend=1, mods=(0,), pump=False)
+    + begin(A, WRITE, pump=False) + release(A),
+    'two-fds': allocate(A) + begin(A, WRITE) + end(A, fds=(2, 1)),
+}
+
+# ---- fuzz-peer: set-up bytes (role, buffers, max-acquired, peers), then
+# steps: a byte for what, then its fields.
+
+P_SEND, P_CLOSE, P_TAKE, P_GIVE, P_JOIN, P_IDLE, P_WIRE = 0, 1, 2, 3, 4, 5, 6
+FRAME, REL = 1, 2
+
+
+def wire(type_, index, n_damage=0, seq=0):
+    return struct.pack('<IIQQII', type_, index, seq, seq * 1000, n_damage, 0) + \
+        b''.join(struct.pack('<iiii', 0, 0, 16, 16) for _ in range(n_damage))
+
+
+def psend(peer, w, fd=0, size=None):
+    """peer, fd kind (0 none), then length (0: exact) and the message's bytes."""
+    size = 0 if size is None else size
+    return bytes([P_SEND, peer, fd]) + struct.pack('<H', size) + bytes([len(w)]) + w
+
+
+def setup(producer, n_buffers, max_acquired=2, peers=1):
+    return bytes([1 if producer else 0, n_buffers, max_acquired, peers])
+
+
+def pwire(peer, index, n_damage=0, fd=0):
+    """peer, type (0: its side's), index, damage count, fd (224: memfd), sequence, timestamp, the damage."""
+    return bytes([P_WIRE, peer, 0, index, n_damage, fd, 1, 2]) + bytes(range(4 * n_damage))
+
+
+take = bytes([P_TAKE])
+give = bytes([P_GIVE, 0])
+peer = {
+    'consumer': setup(False, 3) + psend(0, wire(FRAME, 0, 0, 1)) + take + give + psend(0, wire(FRAME, 1, 2, 2))
+    + psend(0, wire(FRAME, 2, 0, 3)) + take + take + give + give,
+    'consumer-dup': setup(False, 2) + psend(0, wire(FRAME, 0)) + psend(0, wire(FRAME, 0)),
+    'consumer-end': setup(False, 2) + psend(0, wire(FRAME, 1, 1)) + bytes([P_CLOSE, 0]) + take + give,
+    'producer': setup(True, 2, peers=2) + take + give + psend(0, wire(REL, 0)) + psend(1, wire(REL, 0)) + take
+    + give,
+    'producer-join': setup(True, 3, peers=1) + take + give + bytes([P_JOIN]) + take + give
+    + psend(1, wire(REL, 1)) + bytes([P_CLOSE, 0]) + take,
+    'empty-with-fd': setup(False, 2) + psend(0, b'', fd=1),
+    'consumer-wire': setup(False, 4, max_acquired=2) + pwire(0, 0) + pwire(0, 1, 3) + pwire(0, 2, 16) + take
+    + take + take + give + take + give + give,
+    'producer-wire': setup(True, 2, peers=3) + take + give + pwire(0, 0) + pwire(1, 0) + pwire(2, 0, fd=224)
+    + take + take + give,
+    'short': setup(True, 2) + take + give + psend(0, wire(REL, 0)[:20]),
+}
+
+
+def write(name, seeds):
+    d = os.path.join(HERE, 'corpus', name)
+    os.makedirs(d, exist_ok=True)
+    for k, v in seeds.items():
+        with open(os.path.join(d, 'seed-' + k), 'wb') as f:
+            f.write(v)
+
+
+write('access', access)
+write('peer', peer)
