@@ -33,6 +33,7 @@ static void slot_free(struct fence_slot *s)
 	sd_event_source_disable_unref(s->io);
 	sd_event_source_disable_unref(s->timer);
 	safe_close(s->fd);
+	fd_budget_uncharge(s->buf->broker, 1); /* charged in slot_new() */
 	free(s);
 }
 
@@ -146,6 +147,7 @@ static struct fence_slot *slot_new(struct buffer *buf, int fence, bool write, ui
 	}
 	s->fd = fence;
 	s->buf = buf;
+	fd_budget_charge_always(buf->broker, 1); /* access_end() checked the budget */
 	s->write = write;
 	s->deadline_usec = now_usec() + (uint64_t)buf->broker->config.fence_timeout_sec * 1000000u;
 	slot_add_supplier(s, supplier);
@@ -645,6 +647,8 @@ int access_end(struct client *c, uint64_t grant_id, int release_fd, sd_bus_error
 	/* a pending fence is kept: count it against the client's fences */
 	if (release_fd >= 0 && fence_status(release_fd) == 0) {
 		int r = quota_check(c, Q_FENCES, 1, error);
+		if (r >= 0)
+			r = fd_budget_check(b, 1, error);
 		if (r < 0)
 			return r;
 	}

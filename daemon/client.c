@@ -36,6 +36,7 @@ bool client_is_admin(const struct client *c)
 
 static void endpoint_free(struct endpoint *e)
 {
+	fd_budget_uncharge(e->broker, 1); /* its socket, charged in client_open_direct() */
 	sd_bus_slot_unref(e->vtable_slot);
 	sd_bus_slot_unref(e->match_slot);
 	sd_event_source_disable_unref(e->io);
@@ -288,13 +289,21 @@ int client_open_direct(struct client *c, int *ret_fd, sd_bus_error *error)
 		return sd_bus_error_setf(error, ERR_LIMIT_REACHED,
 					 "client has %u direct connections, the limit (max-direct-connections-per-client)",
 					 c->n_directs);
-	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, fds) < 0)
-		return -errno;
+	r = fd_budget_charge(b, 1, error); /* our end of the socket; endpoint_free() gives it back */
+	if (r < 0)
+		return r;
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, fds) < 0) {
+		r = -errno;
+		fd_budget_uncharge(b, 1);
+		return r;
+	}
 	mine = fds[0];
 	theirs = fds[1];
 	e = calloc(1, sizeof(*e));
-	if (!e)
+	if (!e) {
+		fd_budget_uncharge(b, 1);
 		return -ENOMEM;
+	}
 	e->broker = b;
 	e->client = c;
 	r = sd_bus_new(&e->bus);
