@@ -23,6 +23,7 @@
 #include "fdmsg.h"
 #include "log.h"
 #include "printable.h"
+#include "quota.h"
 #include "stream.h"
 
 enum { CHANNEL_BATCH = 64 };
@@ -42,6 +43,7 @@ void access_channel_close(struct client *c)
 		return;
 	sd_event_source_disable_unref(ch->io);
 	safe_close(ch->fd);
+	fd_budget_uncharge(c->broker, 1); /* charged in access_channel_open() */
 	free(ch);
 	c->access_channel = NULL;
 	access_drop_channel_requests(c);
@@ -254,18 +256,27 @@ int access_channel_open(struct client *c, int *ret_fd, sd_bus_error *error)
 
 	if (c->access_channel)
 		return sd_bus_error_set(error, ERR_LIMIT_REACHED, "this client has its access channel already");
+	/* our end, charged before it is taken; access_channel_close() gives it back */
+	r = fd_budget_charge(c->broker, 1, error);
+	if (r < 0)
+		return r;
 	/* theirs blocks (the library waits in recvmsg); ours never does */
-	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, fds) < 0)
-		return -errno;
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, fds) < 0) {
+		r = -errno;
+		fd_budget_uncharge(c->broker, 1);
+		return r;
+	}
 	theirs = fds[1];
 	if (fcntl(fds[0], F_SETFL, O_NONBLOCK) < 0) {
 		r = -errno;
 		close(fds[0]);
+		fd_budget_uncharge(c->broker, 1);
 		return r;
 	}
 	ch = calloc(1, sizeof(*ch));
 	if (!ch) {
 		close(fds[0]);
+		fd_budget_uncharge(c->broker, 1);
 		return -ENOMEM;
 	}
 	*ch = (struct access_channel){ .client = c, .fd = fds[0] };
@@ -273,6 +284,7 @@ int access_channel_open(struct client *c, int *ret_fd, sd_bus_error *error)
 	if (r < 0) {
 		close(ch->fd);
 		free(ch);
+		fd_budget_uncharge(c->broker, 1);
 		return sd_bus_error_set_errnof(error, r, "cannot watch the access channel: %s", strerror(-r));
 	}
 	c->access_channel = ch;

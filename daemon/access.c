@@ -26,6 +26,26 @@ static const char *mode_name(uint32_t mode)
 
 /* ---- kept fences ---- */
 
+/* The merged fds (acc_write, acc_all) count against the fd budget while they are open. */
+static int acc_add(struct broker *b, int *acc, int fd)
+{
+	bool was = *acc >= 0;
+	int r = fence_accumulate(acc, fd);
+
+	if (!was && *acc >= 0)
+		fd_budget_charge_always(b, 1);
+	return r;
+}
+
+static int acc_close(struct broker *b, int fd)
+{
+	if (fd >= 0) {
+		close(fd);
+		fd_budget_uncharge(b, 1);
+	}
+	return -1;
+}
+
 static void kept_fence_free(struct kept_fence *k)
 {
 	struct resv *rv = &k->buf->resv;
@@ -40,6 +60,7 @@ static void kept_fence_free(struct kept_fence *k)
 	if (k->next_in_buffer)
 		k->next_in_buffer->prev_in_buffer = k->prev_in_buffer;
 	rv->n_fences--;
+	fd_budget_uncharge(k->buf->broker, 1); /* charged in keep_fence() */
 	if (k->client) {
 		if (k->prev_in_client)
 			k->prev_in_client->next_in_client = k->next_in_client;
@@ -51,8 +72,8 @@ static void kept_fence_free(struct kept_fence *k)
 	}
 	if (!rv->fences) {
 		/* Nothing kept: nothing to merge. */
-		rv->acc_write = safe_close(rv->acc_write);
-		rv->acc_all = safe_close(rv->acc_all);
+		rv->acc_write = acc_close(k->buf->broker, rv->acc_write);
+		rv->acc_all = acc_close(k->buf->broker, rv->acc_all);
 		rv->acc_stale = false;
 	}
 	free(k);
@@ -141,6 +162,7 @@ static void keep_fence(struct buffer *buf, int fence, bool write, struct client 
 	k->fd = fence;
 	k->buf = buf;
 	k->write = write;
+	fd_budget_charge_always(b, 1); /* access_end() checked the budget */
 	k->supplier = c->id;
 	k->deadline_usec = now_usec() + (uint64_t)b->config.fence_timeout_sec * 1000000u;
 	r = sd_event_add_io(b->event, &k->io, fence, EPOLLIN, on_fence_signalled, k);
@@ -156,6 +178,7 @@ static void keep_fence(struct buffer *buf, int fence, bool write, struct client 
 			close(fence);
 		sd_event_source_disable_unref(k->io);
 		sd_event_source_disable_unref(k->timer);
+		fd_budget_uncharge(b, 1);
 		free(k);
 		return;
 	}
@@ -175,11 +198,11 @@ static void keep_fence(struct buffer *buf, int fence, bool write, struct client 
 	/* Into the merged fds, unless they are rebuilt anyway. */
 	if (!rv->acc_stale) {
 		dup = fcntl(fence, F_DUPFD_CLOEXEC, 3);
-		if (dup < 0 || fence_accumulate(&rv->acc_all, dup) < 0)
+		if (dup < 0 || acc_add(b, &rv->acc_all, dup) < 0)
 			rv->acc_stale = true;
 		if (write && !rv->acc_stale) {
 			dup = fcntl(fence, F_DUPFD_CLOEXEC, 3);
-			if (dup < 0 || fence_accumulate(&rv->acc_write, dup) < 0)
+			if (dup < 0 || acc_add(b, &rv->acc_write, dup) < 0)
 				rv->acc_stale = true;
 		}
 	}
@@ -192,18 +215,18 @@ static void resv_clear(struct resv *rv)
 }
 
 /* Merges what is kept again (a fence was dropped at its deadline). */
-static int resv_rebuild(struct resv *rv)
+static int resv_rebuild(struct broker *b, struct resv *rv)
 {
 	int r = 0, dup;
 
-	rv->acc_write = safe_close(rv->acc_write);
-	rv->acc_all = safe_close(rv->acc_all);
+	rv->acc_write = acc_close(b, rv->acc_write);
+	rv->acc_all = acc_close(b, rv->acc_all);
 	for (struct kept_fence *k = rv->fences; r >= 0 && k; k = k->next_in_buffer) {
 		dup = fcntl(k->fd, F_DUPFD_CLOEXEC, 3);
-		r = dup < 0 ? -errno : fence_accumulate(&rv->acc_all, dup);
+		r = dup < 0 ? -errno : acc_add(b, &rv->acc_all, dup);
 		if (r >= 0 && k->write) {
 			dup = fcntl(k->fd, F_DUPFD_CLOEXEC, 3);
-			r = dup < 0 ? -errno : fence_accumulate(&rv->acc_write, dup);
+			r = dup < 0 ? -errno : acc_add(b, &rv->acc_write, dup);
 		}
 	}
 	rv->acc_stale = r < 0;
@@ -267,7 +290,7 @@ static int acquire_fence(struct buffer *buf, uint32_t mode, int *acc)
 	int r = 0, fd, kept;
 
 	if (rv->acc_stale)
-		r = resv_rebuild(rv);
+		r = resv_rebuild(buf->broker, rv);
 	kept = mode == ACCESS_WRITE ? rv->acc_all : rv->acc_write;
 	if (r >= 0 && kept >= 0) {
 		fd = fcntl(kept, F_DUPFD_CLOEXEC, 3);
@@ -717,9 +740,11 @@ int access_end(struct client *c, uint64_t grant_id, int release_fd, sd_bus_error
 			sd_bus_error_free(&probe);
 			access_prune_fences(c);
 			r = quota_check(c, Q_FENCES, 1, error);
-			if (r < 0)
-				return r;
 		}
+		if (r >= 0)
+			r = fd_budget_check(b, 1, error);
+		if (r < 0)
+			return r;
 	}
 	grant_end(g, release_fd);
 	process_queue(b);

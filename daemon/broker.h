@@ -137,6 +137,7 @@ struct broker {
 	struct stream *streams;         /* stream.c */
 	uint64_t next_buffer_id, next_client_id, next_grant_id, next_stream_id;
 	uint64_t bytes;
+	uint64_t fds;                   /* fds held for clients, against [limits] max-fds (quota.c) */
 	uint64_t fence_timeouts, grant_timeouts;
 	struct client self;             /* holds the daemon's own grants (moves) */
 	struct client restored;         /* holds buffers restored from the fd store until reclaimed */

@@ -97,6 +97,7 @@ static void buffer_free(struct buffer *buf, struct broker *b)
 	if (!pool_put(b, buf))
 		log_debug("buffer %llu freed", (unsigned long long)buf->id);
 	safe_close(buf->fd);
+	fd_budget_uncharge(b, 1);
 	free(buf);
 }
 
@@ -143,7 +144,9 @@ void buffer_release(struct hold *h)
 
 /*
  * Registers fd (taken over, also on failure) as a new buffer held by owner,
- * sized by the fd itself; the caller fills in the description.
+ * sized by the fd itself; the caller fills in the description. The caller
+ * charged fd against the fd budget: the buffer takes the charge over (and
+ * gives it back when it is freed, or here on failure).
  */
 int buffer_register(struct broker *b, struct client *owner, int fd, struct buffer **ret, sd_bus_error *error)
 {
@@ -152,13 +155,17 @@ int buffer_register(struct broker *b, struct client *owner, int fd, struct buffe
 	off_t size = lseek(fd, 0, SEEK_END);
 	int r;
 
-	if (size <= 0)
+	if (size <= 0) {
+		fd_budget_uncharge(b, 1);
 		return sd_bus_error_setf(error, ERR_NOT_A_DMABUF, "cannot tell the buffer's size: %s",
 					 size < 0 ? strerror(errno) : "it is empty");
+	}
 	lseek(fd, 0, SEEK_SET);
 	buf = calloc(1, sizeof(*buf));
-	if (!buf)
+	if (!buf) {
+		fd_budget_uncharge(b, 1);
 		return -ENOMEM;
+	}
 	buf->broker = b;
 	buf->id = ++b->next_buffer_id;
 	buf->fd = TAKE_FD(owned);
@@ -172,6 +179,7 @@ int buffer_register(struct broker *b, struct client *owner, int fd, struct buffe
 	r = hashmap_put(&b->buffers, buf->id, buf);
 	if (r < 0) {
 		safe_close(buf->fd);
+		fd_budget_uncharge(b, 1);
 		free(buf);
 		return r;
 	}
@@ -245,6 +253,10 @@ int buffer_allocate(struct broker *b, struct client *owner, const struct alloc_r
 	struct buffer *buf;
 	int r, fd = -ENODEV;
 
+	/* the fd budget first: the buffer's fd is charged before it is allocated */
+	r = fd_budget_charge(b, 1, error);
+	if (r < 0)
+		return r;
 	for (unsigned i = 0; i < n; i++) {
 		/* a pooled buffer of this size, on this backend, of this user first */
 		if ((fd = pool_take(b, candidates[i], req, owner->uid, &layout)) >= 0) {
@@ -252,10 +264,12 @@ int buffer_allocate(struct broker *b, struct client *owner, const struct alloc_r
 			break;
 		}
 		fd = candidates[i]->ops->alloc(candidates[i], req, &layout);
-		if (fd == -E2BIG)
+		if (fd == -E2BIG) {
+			fd_budget_uncharge(b, 1);
 			return sd_bus_error_setf(error, ERR_TOO_LARGE,
 						 "%ux%u %s needs more than %llu bytes (max-buffer-size)", req->width,
 						 req->height, f->name, (unsigned long long)req->max_size);
+		}
 		if (fd >= 0) {
 			chosen = candidates[i];
 			break;
@@ -263,10 +277,12 @@ int buffer_allocate(struct broker *b, struct client *owner, const struct alloc_r
 		log_info("backend %s failed to allocate %ux%u %s: %s", candidates[i]->name, req->width, req->height,
 			 f->name, strerror(-fd));
 	}
-	if (!chosen)
+	if (!chosen) {
+		fd_budget_uncharge(b, 1);
 		return sd_bus_error_setf(error, ERR_ALLOCATION_FAILED, "%s could not allocate %ux%u %s: %s",
 					 n ? candidates[n - 1]->name : "no backend", req->width, req->height, f->name,
 					 strerror(-fd));
+	}
 	r = buffer_register(b, owner, fd, &buf, error);
 	if (r < 0)
 		return r;

@@ -405,9 +405,15 @@ static int method_import(sd_bus_message *m, void *userdata, sd_bus_error *error)
 		return sd_bus_error_setf(error, ERR_PLANES_DO_NOT_FIT,
 					 "the planes described for %ux%u %s do not fit in the dma-buf's %lld bytes",
 					 width, height, f->name, (long long)size);
+	r = fd_budget_charge(b, 1, error); /* buffer_register() takes the charge over */
+	if (r < 0)
+		return r;
 	own = fcntl(fd, F_DUPFD_CLOEXEC, 3);
-	if (own < 0)
-		return -errno;
+	if (own < 0) {
+		r = -errno;
+		fd_budget_uncharge(b, 1);
+		return r;
+	}
 	r = buffer_register(b, c, own, &buf, error);
 	if (r < 0)
 		return r;

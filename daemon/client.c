@@ -38,6 +38,7 @@ bool client_is_admin(const struct client *c)
 
 static void endpoint_free(struct endpoint *e)
 {
+	fd_budget_uncharge(e->broker, 1); /* its socket, charged in client_open_direct() */
 	sd_bus_slot_unref(e->vtable_slot);
 	sd_bus_slot_unref(e->match_slot);
 	sd_event_source_disable_unref(e->io);
@@ -57,17 +58,48 @@ static void endpoint_free(struct endpoint *e)
  */
 enum { DIRECT_BATCH = 64 };
 
+/*
+ * What the daemon may owe a direct connection's peer: what the socket holds
+ * unread (its send buffer is set to DIRECT_MAX_UNREAD: the kernel keeps the
+ * rest back) and, once the socket is full, DIRECT_MAX_QUEUED more messages
+ * in sd-bus's write queue, whose fds the daemon holds. A peer that lets more
+ * pile up does not read its replies (a pipeline of calls it never reads
+ * made the daemon queue replies and their fds without end): it is
+ * disconnected, and its client goes as if it had left.
+ */
+enum { DIRECT_MAX_UNREAD = 64 * 1024, DIRECT_MAX_QUEUED = 64 };
+
+/* If e's peer is past the bound, drops its client (e and all); true then. */
+static bool direct_drop_if_not_reading(struct endpoint *e)
+{
+	struct client *c = e->client;
+	uint64_t queued = 0;
+
+	if (sd_bus_get_n_queued_write(e->bus, &queued) < 0 || queued <= DIRECT_MAX_QUEUED)
+		return false;
+	log_warning("dropping client %llu (pid %d, %s): it does not read its direct connection "
+		    "(%llu messages queued past a full socket, the limit is %u)", (unsigned long long)c->id,
+		    (int)c->pid, c->comm, (unsigned long long)queued, (unsigned)DIRECT_MAX_QUEUED);
+	client_free(c);
+	return true;
+}
+
 static int on_direct_io(sd_event_source *s, int fd, uint32_t revents, void *userdata)
 {
 	struct endpoint *e = userdata;
 	sd_bus *bus = sd_bus_ref(e->bus);
 	unsigned n = 0;
 
-	/* Disconnected frees e from inside sd_bus_process: then only bus is touched */
+	/*
+	 * Disconnected frees e from inside sd_bus_process (and so does a
+	 * handler that drops the client): e lives while bus is open.
+	 */
 	while (n++ < DIRECT_BATCH && sd_bus_process(bus, NULL) > 0)
-		;
+		if (sd_bus_is_open(bus) <= 0 || direct_drop_if_not_reading(e))
+			goto out;
 	if (n > DIRECT_BATCH && sd_bus_is_open(bus) > 0)
 		sd_event_source_set_enabled(e->more, SD_EVENT_ONESHOT);
+out:
 	sd_bus_unref(bus);
 	return 0;
 }
@@ -82,8 +114,12 @@ static int on_direct_prepare(sd_event_source *s, void *userdata)
 {
 	struct endpoint *e = userdata;
 	uint64_t t;
-	int events = sd_bus_get_events(e->bus);
+	int events;
 
+	/* signals (frames, moves) are queued outside on_direct_io: bound them here */
+	if (direct_drop_if_not_reading(e))
+		return 0;
+	events = sd_bus_get_events(e->bus);
 	if (events < 0) /* closed: the Disconnected message is still to be processed */
 		events = EPOLLIN;
 	sd_event_source_set_io_events(e->io, (uint32_t)events);
@@ -235,13 +271,21 @@ int client_open_direct(struct client *c, int *ret_fd, sd_bus_error *error)
 		return sd_bus_error_setf(error, ERR_LIMIT_REACHED,
 					 "client has %u direct connections, the limit (max-direct-connections-per-client)",
 					 c->n_directs);
-	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, fds) < 0)
-		return -errno;
+	r = fd_budget_charge(b, 1, error); /* our end of the socket; endpoint_free() gives it back */
+	if (r < 0)
+		return r;
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, fds) < 0) {
+		r = -errno;
+		fd_budget_uncharge(b, 1);
+		return r;
+	}
 	mine = fds[0];
 	theirs = fds[1];
 	e = calloc(1, sizeof(*e));
-	if (!e)
+	if (!e) {
+		fd_budget_uncharge(b, 1);
 		return -ENOMEM;
+	}
 	e->broker = b;
 	e->client = c;
 	r = sd_bus_new(&e->bus);
@@ -266,6 +310,14 @@ int client_open_direct(struct client *c, int *ret_fd, sd_bus_error *error)
 					"org.freedesktop.DBus.Local", "Disconnected", on_direct_disconnected, e);
 	if (r >= 0)
 		r = sd_bus_start(e->bus);
+	/*
+	 * After sd_bus_start(), which raises it to megabytes: at most
+	 * DIRECT_MAX_UNREAD bytes wait unread in the socket (the kernel
+	 * doubles what is set).
+	 */
+	if (r >= 0 && setsockopt(sd_bus_get_fd(e->bus), SOL_SOCKET, SO_SNDBUF, &(int){ DIRECT_MAX_UNREAD / 2 },
+				 sizeof(int)) < 0)
+		r = -errno;
 	if (r >= 0)
 		r = direct_attach(e);
 	if (r < 0) {

@@ -208,6 +208,7 @@ static const struct key keys[] = {
 	KEY(SECTION_LIMITS, "max-tokens-per-client", K_U32, max_tokens_per_client),
 	KEY(SECTION_LIMITS, "max-token-ttl", K_U32, max_token_ttl),
 	KEY(SECTION_LIMITS, "max-attachments-per-buffer", K_U32, max_attachments_per_buffer),
+	KEY(SECTION_LIMITS, "max-fds", K_SIZE64_OR_0, max_fds),
 	KEY(SECTION_LIMITS, "max-direct-connections-per-client", K_U32, max_direct_per_client),
 	KEY(SECTION_LIMITS, "max-grants-per-client", K_U32, max_grants_per_client),
 	KEY(SECTION_LIMITS, "max-pending-per-client", K_U32, max_pending_per_client),

@@ -65,6 +65,7 @@ struct config {
 	uint32_t max_tokens_per_client;
 	uint32_t max_token_ttl;        /* seconds */
 	uint32_t max_attachments_per_buffer;
+	uint64_t max_fds;              /* fds held for clients, daemon-wide; 0 = auto (RLIMIT_NOFILE less head-room) */
 	/* [pool] */
 	uint64_t pool_max_bytes;       /* max-bytes: freed buffers kept for reuse; 0 = no pool */
 	uint32_t pool_max_buffers;     /* max-buffers */

@@ -29,6 +29,7 @@
 #include "errors.h"
 #include "fdstore.h"
 #include "log.h"
+#include "quota.h"
 
 #define PREFIX "dmabroker.b."
 
@@ -158,6 +159,7 @@ int fdstore_restore(struct broker *b)
 			close(fd);
 			continue;
 		}
+		fd_budget_charge_always(b, 1); /* it is ours already; buffer_register() takes the charge */
 		if (buffer_register(b, &b->restored, fd, &buf, &e) < 0) {
 			log_warning("fd store: cannot restore buffer %" PRIu64 ": %s", parsed.id,
 				    e.message ? e.message : "?");

@@ -24,6 +24,7 @@
 #include "errors.h"
 #include "fdstore.h"
 #include "log.h"
+#include "quota.h"
 
 enum bus_kind { BUS_SYSTEM, BUS_SESSION };
 
@@ -68,14 +69,23 @@ static void tune_malloc(void)
 	mallopt(M_MMAP_THRESHOLD, 128 * 1024);
 }
 
-/* Every buffer costs the daemon one fd: take all the fds we may. */
-static void raise_fd_limit(void)
+/*
+ * Every buffer costs the daemon one fd: take all the fds we may, and set
+ * the fd budget ([limits] max-fds) within them, so that clients run into a
+ * LimitReached error before the daemon runs out of fds for everyone.
+ */
+static void raise_fd_limit(struct config *cfg)
 {
 	struct rlimit rl;
-	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+		rl.rlim_cur = 1024;
+	else if (rl.rlim_cur < rl.rlim_max) {
 		rl.rlim_cur = rl.rlim_max;
-		setrlimit(RLIMIT_NOFILE, &rl);
+		if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+			getrlimit(RLIMIT_NOFILE, &rl);
 	}
+	cfg->max_fds = fd_budget_limit(cfg, (uint64_t)rl.rlim_cur);
+	log_debug("fd limit %llu: max-fds = %llu", (unsigned long long)rl.rlim_cur, (unsigned long long)cfg->max_fds);
 }
 
 static int run(enum bus_kind kind, struct config *cfg)
@@ -90,7 +100,7 @@ static int run(enum bus_kind kind, struct config *cfg)
 	sigaddset(&mask, SIGTERM);
 	sigaddset(&mask, SIGINT);
 	sigprocmask(SIG_BLOCK, &mask, NULL);
-	raise_fd_limit();
+	raise_fd_limit(cfg);
 	tune_malloc();
 
 	r = sd_event_default(&event);

@@ -138,6 +138,62 @@ int quota_check_new_client(const struct broker *b, uid_t uid, pid_t pid, sd_bus_
 				 (unsigned long long)n);
 }
 
+int fd_budget_check(const struct broker *b, unsigned n, sd_bus_error *error)
+{
+	uint64_t limit = b->config.max_fds;
+
+	if (!over(b->fds, n, limit))
+		return 0;
+	log_notice("refused to take %u more fds: the daemon holds %llu for its clients, max-fds = %llu", n,
+		   (unsigned long long)b->fds, (unsigned long long)limit);
+	return sd_bus_error_setf(error, ERR_LIMIT_REACHED,
+				 "the daemon holds %llu fds for its clients; %u more would pass max-fds = %llu",
+				 (unsigned long long)b->fds, n, (unsigned long long)limit);
+}
+
+int fd_budget_charge(struct broker *b, unsigned n, sd_bus_error *error)
+{
+	int r = fd_budget_check(b, n, error);
+
+	if (r >= 0)
+		b->fds += n;
+	return r;
+}
+
+void fd_budget_charge_always(struct broker *b, unsigned n)
+{
+	b->fds += n;
+}
+
+void fd_budget_uncharge(struct broker *b, unsigned n)
+{
+	if (b->fds < n) {
+		log_error("fd budget: %u fds given back, %llu were charged", n, (unsigned long long)b->fds);
+		b->fds = 0;
+		return;
+	}
+	b->fds -= n;
+}
+
+uint64_t fd_budget_headroom(const struct config *cfg)
+{
+	return 256 + (uint64_t)cfg->pool_max_buffers + cfg->max_clients;
+}
+
+uint64_t fd_budget_limit(const struct config *cfg, uint64_t nofile)
+{
+	uint64_t headroom = fd_budget_headroom(cfg);
+	uint64_t most = nofile > 2 * headroom ? nofile - headroom : nofile / 2;
+
+	if (cfg->max_fds == 0)
+		return most;
+	if (cfg->max_fds > most)
+		log_warning("max-fds = %llu, but the fd limit is %llu and %llu of it are head-room: max-fds = %llu",
+			    (unsigned long long)cfg->max_fds, (unsigned long long)nofile,
+			    (unsigned long long)headroom, (unsigned long long)most);
+	return cfg->max_fds < most ? cfg->max_fds : most;
+}
+
 static const struct access_rule *rule_for(const struct config *cfg, const struct backend *be)
 {
 	for (unsigned i = 0; i < cfg->n_access; i++)

@@ -49,6 +49,29 @@ int quota_check(const struct client *c, enum quota_resource r, uint64_t add, sd_
 /* A new client of uid: within max-clients-per-uid? */
 int quota_check_new_client(const struct broker *b, uid_t uid, pid_t pid, sd_bus_error *error);
 
+/*
+ * The daemon-wide fd budget ([limits] max-fds): the fds the daemon holds on
+ * its clients' behalf (buffers, kept fences, direct connections, access
+ * channels, streams' channels and fences), charged before they are taken
+ * and given back when closed. fd_budget_charge(): 0, or -EUSERS with a
+ * LimitReached error naming max-fds (and a log line); nothing is charged
+ * then. fd_budget_charge_always(): for fds the daemon has already (buffers
+ * restored from the fd store).
+ */
+int fd_budget_charge(struct broker *b, unsigned n, sd_bus_error *error);
+/* As fd_budget_charge(), without charging: for a taker that charges itself (always) right after. */
+int fd_budget_check(const struct broker *b, unsigned n, sd_bus_error *error);
+void fd_budget_charge_always(struct broker *b, unsigned n);
+void fd_budget_uncharge(struct broker *b, unsigned n);
+/*
+ * The fds the daemon keeps for itself out of RLIMIT_NOFILE: the event loop
+ * and the bus, backends' devices, the pool, the fd store's messages, new
+ * clients' first calls and fds in replies on their way out.
+ */
+uint64_t fd_budget_headroom(const struct config *cfg);
+/* max-fds for an fd limit of nofile: the configured value, or (0: auto) nofile less the headroom. */
+uint64_t fd_budget_limit(const struct config *cfg, uint64_t nofile);
+
 /* Whether c may allocate from be under the config's [access] rules. */
 bool access_rules_allow(const struct client *c, const struct backend *be);
 /* The NotPermitted error (and log line) for a refused backend. */

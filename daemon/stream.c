@@ -893,6 +893,18 @@ static int check_limit(struct client *c, sd_bus_error *error)
 	return quota_check(c, Q_STREAMS, 1, error);
 }
 
+/*
+ * What a stream may make the daemon hold, charged against the fd budget
+ * when a party comes and given back when it goes: the producer's counters;
+ * a consumer's peer channel (both ends) and counters; and, for the stream's
+ * life, a ready and a release fence per buffer.
+ */
+enum {
+	STREAM_PRODUCER_FDS = 1,
+	STREAM_CONSUMER_FDS = 3,
+	STREAM_SLOT_FDS = 2 * STREAM_MAX_BUFFERS,
+};
+
 static void default_label(struct client *c, struct stream_params *p)
 {
 	if (!*p->label)
@@ -955,11 +967,15 @@ int stream_create(struct client *c, const struct stream_params *p, struct stream
 		return sd_bus_error_setf(error, ERR_UNSUPPORTED_FORMAT, "none of the formats %s is supported", list);
 	}
 	r = check_limit(c, error);
+	if (r >= 0)
+		r = fd_budget_charge(b, STREAM_PRODUCER_FDS + STREAM_SLOT_FDS, error);
 	if (r < 0)
 		return r;
 	s = calloc(1, sizeof(*s));
-	if (!s)
+	if (!s) {
+		fd_budget_uncharge(b, STREAM_PRODUCER_FDS + STREAM_SLOT_FDS);
 		return -ENOMEM;
+	}
 	s->broker = b;
 	s->id = ++b->next_stream_id;
 	s->p = *p;
@@ -1052,6 +1068,9 @@ int stream_join(struct client *c, const struct stream_params *p, struct stream *
 	if (p->max_acquired > s->p.buffers)
 		return sd_bus_error_setf(error, ERR_INVALID_ARGUMENT, "max-acquired %u: the stream has %u buffers",
 					 p->max_acquired, s->p.buffers);
+	r = fd_budget_charge(c->broker, STREAM_CONSUMER_FDS, error); /* given back in leave() */
+	if (r < 0)
+		return r;
 	*con = (struct stream_consumer){ .party = { .client = c, .p = *p, .counters = -1 }, .pending = -1,
 					 .chan = { -1, -1 } };
 	default_label(c, &con->party.p);
@@ -1061,8 +1080,10 @@ int stream_join(struct client *c, const struct stream_params *p, struct stream *
 		r = check_party(s, &con->party, s->fourcc, s->backend, error);
 		if (r >= 0 && s->peer && (r = channel_open(con)) < 0)
 			sd_bus_error_setf(error, SD_BUS_ERROR_FAILED, "cannot open a peer channel: %s", strerror(-r));
-		if (r < 0)
+		if (r < 0) {
+			fd_budget_uncharge(c->broker, STREAM_CONSUMER_FDS);
 			return r;
+		}
 	}
 	con->active = true;
 	con->id = s->next_consumer_id++;
@@ -1095,6 +1116,7 @@ static void stream_free(struct stream *s)
 	for (unsigned i = 0; i < STREAM_MAX_CONSUMERS; i++)
 		channel_close(s, &s->consumers[i]);
 	safe_close(s->producer.counters);
+	fd_budget_uncharge(b, STREAM_SLOT_FDS); /* charged in stream_create() */
 	log_debug("stream %llu '%s' freed", (unsigned long long)s->id, s->p.name);
 	free(s);
 }
@@ -1136,6 +1158,7 @@ static void leave(struct stream *s, struct client *c, bool going)
 		con->pending = -1;
 		con->q_len = 0;
 		channel_close(s, con);
+		fd_budget_uncharge(s->broker, STREAM_CONSUMER_FDS); /* charged in stream_join() */
 		drop_waiting(&con->party, !going, "left the stream");
 		log_debug("client %llu left stream %llu as consumer %u (%llu frames consumed, %llu dropped)",
 			  (unsigned long long)c->id, (unsigned long long)s->id, con->id,
@@ -1146,6 +1169,7 @@ static void leave(struct stream *s, struct client *c, bool going)
 		s->produced += k.frames;
 		s->dropped += k.dropped;
 		s->producer.counters = safe_close(s->producer.counters);
+		fd_budget_uncharge(s->broker, STREAM_PRODUCER_FDS); /* charged in stream_create() */
 		for (unsigned i = 0; i < STREAM_MAX_CONSUMERS; i++)
 			channel_shut(&s->consumers[i]);
 		drop_waiting(&s->producer, !going, "left the stream");

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "quota.h"
 #include "tap.h"
 
 TAP_DEFINE;
@@ -20,6 +21,7 @@ static bool step_defaults(void)
 	CHECK(c.n_order == 4 && strcmp(c.order[0], "heap") == 0 && strcmp(c.order[3], "shm") == 0);
 	CHECK(strcmp(c.heap, "system") == 0 && strcmp(c.contiguous_heap, "auto") == 0);
 	CHECK(c.shm && c.n_drm_devices == 0 && c.max_dimension == 16384);
+	CHECK(c.max_fds == 0); /* auto */
 	config_free(&c);
 	return true;
 }
@@ -52,6 +54,7 @@ static bool step_every_key(void)
 		"max-clients-per-uid = 5\n"
 		"max-bytes-per-uid = 3G\n"
 		"max-pending-per-uid = 11\n"
+		"max-fds = 5000\n"
 		"[fences]\n"
 		"timeout = 3\n"
 		"timeout-policy = report\n"
@@ -79,6 +82,7 @@ static bool step_every_key(void)
 	CHECK(c.max_fences_per_client == 9 && c.max_clients_per_uid == 5 && c.max_bytes_per_uid == 3ull << 30);
 	CHECK(c.max_pending_per_uid == 11 && c.max_buffers_per_uid == 4096);
 	CHECK(c.fence_timeout_sec == 3 && c.fence_timeout_policy == FENCE_POLICY_REPORT && c.hold_timeout_sec == 5);
+	CHECK(c.max_fds == 5000);
 	CHECK(c.n_access == 2 && strcmp(c.access[0].backend, "heap:reserved") == 0 && c.access[0].n == 3);
 	CHECK(c.access[0].who[0].group && c.access[0].who[0].resolved && c.access[0].who[0].id == 0);
 	CHECK(!c.access[0].who[1].group && !c.access[0].who[1].resolved && strcmp(c.access[0].who[1].name, "root") == 0);
@@ -267,6 +271,7 @@ static bool step_shipped(void)
 	CHECK(doc.fence_timeout_sec == def.fence_timeout_sec && doc.fence_timeout_policy == def.fence_timeout_policy &&
 	      doc.hold_timeout_sec == def.hold_timeout_sec);
 	CHECK(doc.max_token_ttl == def.max_token_ttl && doc.max_attachments_per_buffer == def.max_attachments_per_buffer);
+	CHECK(doc.max_fds == def.max_fds);
 	CHECK(doc.n_access == 1); /* the example rule */
 	CHECK(doc.n_streams == 1 && strcmp(doc.streams[0].name, "camera") == 0); /* the example reservation */
 	config_free(&def);
@@ -275,15 +280,37 @@ static bool step_shipped(void)
 	return true;
 }
 
+/* max-fds: auto is RLIMIT_NOFILE less the head-room; an explicit value never passes that. */
+static bool step_max_fds(void)
+{
+	struct config c;
+	uint64_t headroom;
+
+	config_init(&c);
+	headroom = fd_budget_headroom(&c);
+	CHECK(headroom >= 256 + c.pool_max_buffers + c.max_clients);
+	CHECK(fd_budget_limit(&c, 1048576) == 1048576 - headroom);
+	CHECK(fd_budget_limit(&c, 20000) == 20000 - headroom);
+	/* a limit too small for the head-room: half of it for clients */
+	CHECK(fd_budget_limit(&c, headroom) == headroom / 2);
+	c.max_fds = 100;
+	CHECK(fd_budget_limit(&c, 20000) == 100);
+	c.max_fds = 1000000;
+	CHECK(fd_budget_limit(&c, 20000) == 20000 - headroom);
+	config_free(&c);
+	return true;
+}
+
 int main(void)
 {
 	shipped_path = SOURCE_ROOT "/configs/dmabroker.conf";
-	tap_plan(6);
+	tap_plan(7);
 	tap_step("defaults", step_defaults);
 	tap_step("every key", step_every_key);
 	tap_step("each error names file, line and reason", step_errors);
 	tap_step("sizes", step_sizes);
 	tap_step("files: missing, NUL bytes", step_files);
 	tap_step("configs/dmabroker.conf documents every key, with its default", step_shipped);
+	tap_step("max-fds: the fd limit less head-room, or less", step_max_fds);
 	return tap_done();
 }
