@@ -9,11 +9,13 @@
  */
 #include <dirent.h>
 #include <drm_fourcc.h>
+#include <fcntl.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
 #include "broker.h"
 #include "cleanup.h"
+#include "errors.h"
 #include "fdstore.h"
 #include "tap.h"
 
@@ -216,9 +218,92 @@ static bool step_restore_fd(void)
 	return true;
 }
 
+static bool refused(int r, sd_bus_error *e)
+{
+	bool ok = r < 0 && sd_bus_error_has_name(e, ERR_NOT_RECLAIMABLE);
+	if (!ok)
+		tap_diag("got %d %s", r, e->name ? e->name : "(no error)");
+	else
+		tap_diag("refused: %s", e->message);
+	sd_bus_error_free(e);
+	return ok;
+}
+
+static bool step_reclaim(void)
+{
+	sd_bus_error e = SD_BUS_ERROR_NULL;
+	struct client alice, root;
+	struct broker b;
+	struct buffer *x, *y;
+	uint64_t ids[2] = { 7, 8 };
+	int fds[2], path_fd, other, fds0 = count_fds();
+	char proc[64];
+
+	sd_bus_error_add_map(dmabroker_error_map);
+	memset(&b, 0, sizeof(b));
+	config_init(&b.config);
+	b.restored.broker = &b;
+	b.self.broker = &b;
+	alice = (struct client){ .broker = &b, .id = 1, .uid = 1000 };
+	root = (struct client){ .broker = &b, .id = 2, .uid = 0 };
+	/* nothing restored: nothing to reclaim, but an empty list is fine */
+	CHECK(fdstore_reclaim(&alice, ids, fds, 0, &e) == 0);
+	fds[0] = memfd(16384);
+	CHECK(refused(fdstore_reclaim(&alice, ids, fds, 1, &e), &e));
+	close(fds[0]);
+	/* 7: alice's alone; 8: alice's, shared with root */
+	CHECK(fdstore_restore_fd(&b, memfd(16384), "dmabroker.b2.7.64.64.875713112.0.3.1000.0.shm.1.0.256.1.1000") == 0);
+	CHECK(fdstore_restore_fd(&b, memfd(16384), "dmabroker.b2.8.64.64.875713112.0.3.1000.4.shm.1.0.256.2.1000.0") == 0);
+	x = buffer_find(&b, 7);
+	y = buffer_find(&b, 8);
+	CHECK(x && y);
+	fds[0] = buffer_dup_fd(x);
+	fds[1] = buffer_dup_fd(y);
+	/* another uid, with the real fd */
+	CHECK(refused(fdstore_reclaim(&root, ids, fds, 1, &e), &e));
+	/* an O_PATH fd of it */
+	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fds[0]);
+	path_fd = open(proc, O_PATH | O_CLOEXEC);
+	CHECK(path_fd >= 0);
+	CHECK(refused(fdstore_reclaim(&alice, ids, &path_fd, 1, &e), &e));
+	close(path_fd);
+	/* another file under the right id, after a good entry: all or nothing */
+	other = memfd(16384);
+	CHECK(refused(fdstore_reclaim(&alice, ids, (int[]){ fds[0], other }, 2, &e), &e));
+	close(other);
+	CHECK(alice.n_holds == 0);
+	/* over the quota on the second: nothing kept */
+	b.config.max_buffers_per_client = 1;
+	CHECK(fdstore_reclaim(&alice, ids, fds, 2, &e) < 0 && sd_bus_error_has_name(&e, ERR_QUOTA_EXCEEDED));
+	sd_bus_error_free(&e);
+	CHECK(alice.n_holds == 0 && x->n_holders == 1 && y->n_holders == 1);
+	b.config.max_buffers_per_client = 2;
+	CHECK(fdstore_reclaim(&alice, ids, fds, 2, &e) == 0);
+	CHECK(alice.n_holds == 2 && buffer_held_by(x, &alice) && buffer_held_by(y, &alice));
+	/* again: nothing changes */
+	CHECK(fdstore_reclaim(&alice, ids, fds, 2, &e) == 0 && alice.n_holds == 2);
+	/* root held 8 before the restart */
+	CHECK(fdstore_reclaim(&root, ids + 1, fds + 1, 1, &e) == 0 && buffer_held_by(y, &root));
+	/* the grace ends: the restored holds go, and with them any further reclaim */
+	while (b.restored.holds)
+		buffer_release(b.restored.holds);
+	CHECK(refused(fdstore_reclaim(&root, ids, fds, 1, &e), &e));
+	while (alice.holds)
+		buffer_release(alice.holds);
+	while (root.holds)
+		buffer_release(root.holds);
+	CHECK(!buffer_find(&b, 7) && !buffer_find(&b, 8));
+	close(fds[0]);
+	close(fds[1]);
+	hashmap_clear(&b.buffers);
+	config_free(&b.config);
+	CHECK(count_fds() == fds0);
+	return true;
+}
+
 int main(void)
 {
-	tap_plan(5);
+	tap_plan(6);
 	tap_step("a name says every field, the holders' uids and the never-pool mark, and reads back the same",
 		 step_round_trip);
 	tap_step("a name of the first format reads as its owner's alone, never pooled", step_first_format);
@@ -226,5 +311,7 @@ int main(void)
 		 step_strict);
 	tap_step("uids that do not fit in 255 characters are left out, the last first", step_too_many_uids);
 	tap_step("a restore from an fd and its name; what does not fit is refused and closed", step_restore_fd);
+	tap_step("Reclaim: restored, in the grace, by a uid that held it, with its own fd; all or nothing",
+		 step_reclaim);
 	return tap_done();
 }
