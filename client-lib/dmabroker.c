@@ -654,17 +654,48 @@ int new_call(struct dmabroker *b, const char *method, sd_bus_message **ret)
 }
 
 /*
+ * Reclaims n buffers from buf on: 0, 1 when the daemon refused the list
+ * (NotReclaimable: one of them is not ours to take back; nothing was
+ * taken), or <0.
+ */
+static int reclaim_some(struct dmabroker *b, struct dmabroker_buffer *buf, unsigned n)
+{
+	sd_bus_message *m = NULL, *reply = NULL;
+	sd_bus_error e = SD_BUS_ERROR_NULL;
+	int r = new_call(b, "Reclaim", &m);
+
+	if (r >= 0)
+		r = sd_bus_message_open_container(m, 'a', "(th)");
+	for (unsigned i = 0; r >= 0 && buf && i < n; buf = buf->next, i++)
+		r = sd_bus_message_append(m, "(th)", buf->id, buf->fd);
+	if (r >= 0)
+		r = sd_bus_message_close_container(m);
+	if (r >= 0)
+		r = sd_bus_call(calls(b), m, 0, &e, &reply);
+	if (r < 0 && sd_bus_error_has_name(&e, ERR_NOT_RECLAIMABLE))
+		r = 1;
+	sd_bus_error_free(&e);
+	sd_bus_message_unref(m);
+	sd_bus_message_unref(reply);
+	return r;
+}
+
+/* At most this many buffers per Reclaim (the daemon's limit). */
+#define RECLAIM_BATCH 256u
+
+/*
  * The daemon restarted (or went away): wait up to 10 s for it, open a new
  * direct connection if we had one, and reclaim every buffer we hold by
- * showing our fd of it. Buffers it did not keep stay usable locally (the
- * fd is ours) but are no longer the broker's.
+ * showing our fd of it: in batches, and one at a time in a batch the
+ * daemon refused (a buffer it did not restore, or not ours to take back).
+ * Buffers it did not keep stay usable locally (the fd is ours) but are no
+ * longer the broker's.
  */
 static int reconnect(struct dmabroker *b)
 {
-	sd_bus_message *m = NULL, *reply = NULL;
+	sd_bus_message *reply = NULL;
 	bool had_direct = b->direct != NULL;
-	const uint64_t *ids = NULL;
-	size_t n_ids = 0;
+	struct dmabroker_buffer *buf;
 	int r = -ETIMEDOUT;
 
 	b->reconnecting = true;
@@ -689,22 +720,24 @@ static int reconnect(struct dmabroker *b)
 		goto out;
 	if (had_direct && (r = dmabroker_open_direct(b)) < 0)
 		goto out;
-	r = new_call(b, "Reclaim", &m);
-	if (r >= 0)
-		r = sd_bus_message_open_container(m, 'a', "(th)");
-	for (struct dmabroker_buffer *buf = b->buffers; r >= 0 && buf; buf = buf->next)
-		r = sd_bus_message_append(m, "(th)", buf->id, buf->fd);
-	if (r >= 0)
-		r = sd_bus_message_close_container(m);
-	if (r >= 0)
-		r = sd_bus_call(calls(b), m, 0, NULL, &reply);
-	if (r >= 0)
-		r = sd_bus_message_read_array(reply, 't', (const void **)&ids, &n_ids);
+	r = 0;
+	for (buf = b->buffers; r >= 0 && buf;) {
+		struct dmabroker_buffer *next = buf;
+		unsigned n = 0;
+
+		for (; next && n < RECLAIM_BATCH; next = next->next)
+			n++;
+		r = reclaim_some(b, buf, n);
+		if (r == 1) /* one at a time; a refused one stays ours alone */
+			for (r = 0; r >= 0 && buf != next; buf = buf->next)
+				r = reclaim_some(b, buf, 1);
+		if (r == 1)
+			r = 0;
+		buf = next;
+	}
 	if (r >= 0)
 		b->reconnects++;
 out:
-	sd_bus_message_unref(m);
-	sd_bus_message_unref(reply);
 	streams_daemon_lost(b);
 	b->reconnecting = false;
 	return r < 0 ? r : 0;

@@ -37,6 +37,7 @@
 #define ERR_NAME_TAKEN          DMABROKER_ERROR("NameTaken")
 #define ERR_NEGOTIATION_FAILED  DMABROKER_ERROR("NegotiationFailed")
 #define ERR_STREAM_ENDED        DMABROKER_ERROR("StreamEnded")
+#define ERR_NOT_RECLAIMABLE     DMABROKER_ERROR("NotReclaimable")
 
 static const sd_bus_error_map dmabroker_error_map[] = {
 	SD_BUS_ERROR_MAP(ERR_INVALID_ARGUMENT, EINVAL),
@@ -64,5 +65,6 @@ static const sd_bus_error_map dmabroker_error_map[] = {
 	SD_BUS_ERROR_MAP(ERR_NAME_TAKEN, EEXIST),
 	SD_BUS_ERROR_MAP(ERR_NEGOTIATION_FAILED, EPROTO),
 	SD_BUS_ERROR_MAP(ERR_STREAM_ENDED, EPIPE),
+	SD_BUS_ERROR_MAP(ERR_NOT_RECLAIMABLE, ESTALE),
 	SD_BUS_ERROR_MAP_END
 };

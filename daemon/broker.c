@@ -81,6 +81,12 @@ int broker_attach_bus(struct broker *b, sd_bus *bus)
 
 void broker_finish(struct broker *b)
 {
+	/*
+	 * A stopping daemon leaves the fd store as it is: on a restart the next
+	 * one takes the buffers back, and on a real stop the service manager
+	 * drops the store itself. Freeing below must not take them out.
+	 */
+	b->fd_store = false;
 	creds_finish(b);
 	while (b->clients)
 		client_free(b->clients);

@@ -17,6 +17,7 @@
 #include "access.h"
 #include "backend.h"
 #include "config.h"
+#include "fdstore.h"
 #include "format.h"
 #include "hashmap.h"
 
@@ -90,8 +91,10 @@ struct buffer {
 	struct token *tokens;
 	struct migration *migration;    /* a move in progress (migrate.c) */
 	struct stream *stream;          /* the stream that cycles it; keeps it alive */
-	char fdname[200];               /* its name in the fd store, "" if not there */
-	bool no_pool;                   /* another uid held it: never reused (pool.c) */
+	char fdname[FDSTORE_NAME_MAX + 1]; /* its name in the fd store, "" if not there */
+	bool no_pool;                   /* another uid held it: never reused (pool.c); kept in the fd store */
+	uid_t reclaim_uids[FDSTORE_MAX_UIDS]; /* restored: the uids that held it before the restart */
+	uint8_t n_reclaim_uids;
 	struct resv resv;               /* access grants and kept fences (access.c) */
 	uint64_t created_usec;
 };
@@ -142,6 +145,7 @@ struct broker {
 	struct client self;             /* holds the daemon's own grants (moves) */
 	struct client restored;         /* holds buffers restored from the fd store until reclaimed */
 	bool fd_store;                  /* keep buffers in the service manager's fd store */
+	struct notify *notify;          /* messages to the service manager (notify.c), or NULL */
 	sd_event_source *restore_timer; /* the end of restore-grace */
 	sd_event_source *trim_timer;    /* malloc_trim() soon (broker_trim_later) */
 	struct pool_entry *pool, *pool_tail; /* freed buffers kept for reuse, newest first (pool.c) */

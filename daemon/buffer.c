@@ -82,6 +82,7 @@ int buffer_hold(struct buffer *buf, struct client *c, sd_bus_error *error)
 	buf->n_holders++;
 	c->n_holds++;
 	c->bytes += buf->size;
+	fdstore_holders_changed(buf); /* a new uid may reclaim it after a restart */
 	return 0;
 }
 
@@ -140,6 +141,8 @@ void buffer_release(struct hold *h)
 	free(h);
 	if (buf->n_holders == 0 && !buf->stream)
 		buffer_free(buf, b);
+	else
+		fdstore_holders_changed(buf); /* c's uid may no longer reclaim it after a restart */
 }
 
 /*

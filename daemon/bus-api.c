@@ -786,9 +786,10 @@ static int method_reclaim(sd_bus_message *m, void *userdata, sd_bus_error *error
 	struct endpoint *e = userdata;
 	sd_bus_message *reply = NULL;
 	uint64_t ids[256], id;
+	int fds[256], fd;
 	unsigned n = 0;
 	struct client *c;
-	int fd, r = caller(e, m, &c, error);
+	int r = caller(e, m, &c, error);
 
 	if (r < 0)
 		return r;
@@ -797,12 +798,11 @@ static int method_reclaim(sd_bus_message *m, void *userdata, sd_bus_error *error
 		if (n == ELEMENTSOF(ids))
 			return sd_bus_error_setf(error, ERR_INVALID_ARGUMENT, "more than %zu buffers at once",
 						 ELEMENTSOF(ids));
-		r = fdstore_reclaim(c, id, fd, error);
-		if (r < 0)
-			return r;
-		if (r > 0)
-			ids[n++] = id;
+		ids[n] = id;
+		fds[n++] = fd;
 	}
+	if (r >= 0)
+		r = fdstore_reclaim(c, ids, fds, n, error);
 	if (r < 0)
 		return r;
 	if (n)

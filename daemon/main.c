@@ -24,6 +24,7 @@
 #include "errors.h"
 #include "fdstore.h"
 #include "log.h"
+#include "notify.h"
 #include "quota.h"
 
 enum bus_kind { BUS_SYSTEM, BUS_SESSION };
@@ -113,6 +114,9 @@ static int run(enum bus_kind kind, struct config *cfg)
 	sd_event_add_signal(event, NULL, SIGINT, on_signal, NULL);
 	sd_bus_error_add_map(dmabroker_error_map);
 	broker_init(&broker, event, cfg); /* takes cfg over */
+	r = notify_new(event, NULL, NOTIFY_MAX_QUEUED, &broker.notify);
+	if (r < 0)
+		log_warning("cannot talk to the service manager at $NOTIFY_SOCKET: %s", strerror(-r));
 	broker.fd_store = broker.config.fd_store;
 	if (broker.fd_store)
 		fdstore_restore(&broker);
@@ -139,11 +143,14 @@ static int run(enum bus_kind kind, struct config *cfg)
 
 	log_info("dmabrokerd %s ready on the %s bus as %s", DMABROKER_VERSION,
 		 kind == BUS_SESSION ? "session" : "system", BUS_NAME);
-	sd_notify(0, "READY=1\nSTATUS=serving " BUS_NAME);
+	notify_send(broker.notify, "READY=1\nSTATUS=serving " BUS_NAME, -1);
 	r = sd_event_loop(event);
-	sd_notify(0, "STOPPING=1");
+	notify_send(broker.notify, "STOPPING=1", -1);
 out:
-	broker_finish(&broker);
+	broker_finish(&broker); /* leaves the fd store as it is */
+	/* what the service manager has not read yet, fd store messages first: a bounded wait, the loop is over */
+	notify_flush(broker.notify, 5 * 1000000u);
+	broker.notify = notify_free(broker.notify);
 	config_free(&broker.config);
 	sd_bus_unref(bus);
 	sd_event_unref(event);

@@ -13,16 +13,36 @@
  * "restart-client --backend NAME" allocates from that backend (the VM test
  * uses heap:system, so real dma-bufs go through the store).
  *
+ * After that first restart it waits for "again" (the harness restarts the
+ * daemon once more, with SIGTERM) and uses every buffer again the same way.
+ *
  * "restart-client forge ID" instead shows the daemon forged proofs for a
  * restored buffer ID, over a plain sd-bus connection: a memfd of the same
- * size, /dev/null, a pipe, and an id nobody has. It prints what each
- * reclaimed ("memfd 0" ...) and exits 0 when every call got a reply.
+ * size, /dev/null, a pipe, and an id nobody has. It prints the error each
+ * got ("memfd NotReclaimable" ...) or how many it reclaimed, and exits 0
+ * when every call got a reply.
+ *
+ * Other modes, each a client of its own the harness drives by lines:
+ *   reclaim ID FD   one Reclaim of (ID, FD) on a plain connection: prints
+ *                   "reclaimed N" or "error NAME"
+ *   share           allocates two 32x32 buffers and shares them by token:
+ *                   "shared ID1 ID2 TOKEN1 TOKEN2"; then "release" lets go
+ *                   of the second (after the restart: reclaims first),
+ *                   "alloc" allocates 32x32 again and says whether it got
+ *                   the second's memory back ("pooled same"/"pooled
+ *                   different"), "end" ends
+ *   open T1 T2      opens both tokens ("opened ID1 ID2"), keeps them until a
+ *                   line comes, then leaves without a word
+ *   burst N         allocates N 16x16 buffers ("allocated N"), holds them
+ *                   until a line comes, then releases them and ends
  */
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -36,16 +56,21 @@
 
 static const char *backend;
 
-static struct dmabroker_buffer *alloc(struct dmabroker *b)
+static struct dmabroker_buffer *alloc_size(struct dmabroker *b, uint32_t side)
 {
 	struct dmabroker_alloc_desc d = {
-		.version = DMABROKER_ALLOC_DESC_VERSION, .width = 64, .height = 64, .fourcc = DRM_FORMAT_XRGB8888,
+		.version = DMABROKER_ALLOC_DESC_VERSION, .width = side, .height = side, .fourcc = DRM_FORMAT_XRGB8888,
 		.usage = DMABROKER_USAGE_CPU_READ_FLAG | DMABROKER_USAGE_CPU_WRITE_FLAG, .backend = backend,
 	};
 	struct dmabroker_buffer *buf = NULL;
 	if (dmabroker_allocate(b, &d, &buf) < 0)
 		FAIL("allocate: %s", dmabroker_error_message(b));
 	return buf;
+}
+
+static struct dmabroker_buffer *alloc(struct dmabroker *b)
+{
+	return alloc_size(b, 64);
 }
 
 static struct dmabroker *buf_owner;
@@ -109,8 +134,8 @@ static void one_frame(struct dmabroker_stream *p, struct dmabroker_stream *c, ui
 		FAIL("acquire: %d, sequence %llu", r, (unsigned long long)f.sequence);
 }
 
-/* Reclaim (id, fd) over a plain connection: how many the daemon gave back, or -1. */
-static int forged_reclaim(sd_bus *bus, uint64_t id, int fd)
+/* Reclaim (id, fd) over a plain connection: how many the daemon gave back, or -1 with the error's short name. */
+static int raw_reclaim(sd_bus *bus, uint64_t id, int fd, char *err, size_t err_len)
 {
 	sd_bus_message *reply = NULL;
 	sd_bus_error e = SD_BUS_ERROR_NULL;
@@ -120,39 +145,155 @@ static int forged_reclaim(sd_bus *bus, uint64_t id, int fd)
 				   "Reclaim", &e, &reply, "a(th)", 1, id, fd);
 	if (r >= 0)
 		r = sd_bus_message_read_array(reply, 't', (const void **)&ids, &n);
-	if (r < 0)
+	if (r < 0) {
+		const char *name = e.name ? e.name : "none";
+		snprintf(err, err_len, "%s", strncmp(name, "org.dmabroker.Error.", 20) == 0 ? name + 20 : name);
 		fprintf(stderr, "restart-client: Reclaim: %s\n", e.message ? e.message : strerror(-r));
+	}
 	sd_bus_error_free(&e);
 	sd_bus_message_unref(reply);
 	return r < 0 ? -1 : (int)(n / sizeof(uint64_t));
+}
+
+/* Prints what one Reclaim got: "WHAT N" (reclaimed N) or "WHAT ERROR". */
+static void print_reclaim(sd_bus *bus, const char *what, uint64_t id, int fd)
+{
+	char err[128] = "";
+	int n = raw_reclaim(bus, id, fd, err, sizeof(err));
+	if (n >= 0)
+		printf("%s %d\n", what, n);
+	else
+		printf("%s %s\n", what, err);
 }
 
 static int forge(uint64_t id)
 {
 	sd_bus *bus = NULL;
 	int memfd = memfd_create("forged", MFD_CLOEXEC), null = open("/dev/null", O_RDWR | O_CLOEXEC), p[2];
-	int rc = 0, n;
 
 	if (memfd < 0 || ftruncate(memfd, 16384) < 0 || null < 0 || pipe(p) < 0 || sd_bus_open_user(&bus) < 0)
 		FAIL("forge: set-up");
-	n = forged_reclaim(bus, id, memfd);
-	printf("memfd %d\n", n);
-	rc |= n < 0;
-	n = forged_reclaim(bus, id, null);
-	printf("null %d\n", n);
-	rc |= n < 0;
-	n = forged_reclaim(bus, id, p[0]);
-	printf("pipe %d\n", n);
-	rc |= n < 0;
-	n = forged_reclaim(bus, id + 1000, memfd);
-	printf("unknown %d\n", n);
-	rc |= n < 0;
+	print_reclaim(bus, "memfd", id, memfd);
+	print_reclaim(bus, "null", id, null);
+	print_reclaim(bus, "pipe", id, p[0]);
+	print_reclaim(bus, "unknown", id + 1000, memfd);
 	close(memfd);
 	close(null);
 	close(p[0]);
 	close(p[1]);
 	sd_bus_flush_close_unref(bus);
-	return rc;
+	return 0; /* every call was answered: sd-bus would have failed with a time-out otherwise */
+}
+
+static int one_reclaim(uint64_t id, int fd)
+{
+	sd_bus *bus = NULL;
+	char err[128] = "";
+	int n;
+
+	if (sd_bus_open_user(&bus) < 0)
+		FAIL("reclaim: cannot connect");
+	n = raw_reclaim(bus, id, fd, err, sizeof(err));
+	if (n >= 0)
+		printf("reclaimed %d\n", n);
+	else
+		printf("error %s\n", err);
+	sd_bus_flush_close_unref(bus);
+	return 0;
+}
+
+static void wait_line(const char *want)
+{
+	char line[64];
+	if (!fgets(line, sizeof(line), stdin) || strncmp(line, want, strlen(want)) != 0)
+		FAIL("expected '%s'", want);
+}
+
+static void say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void say(const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vprintf(fmt, ap);
+	va_end(ap);
+	putchar('\n');
+	fflush(stdout);
+}
+
+static int share(void)
+{
+	struct dmabroker *a = NULL;
+	struct dmabroker_buffer *x1, *x2, *again;
+	char *t1 = NULL, *t2 = NULL;
+	struct stat old, new;
+	int kept;
+
+	if (dmabroker_connect(DMABROKER_BUS_SESSION, &a) < 0)
+		FAIL("share: connect");
+	x1 = alloc_size(a, 32);
+	x2 = alloc_size(a, 32);
+	if (dmabroker_buffer_create_token(x1, 0, 0, &t1) < 0 || dmabroker_buffer_create_token(x2, 0, 0, &t2) < 0)
+		FAIL("share: token: %s", dmabroker_error_message(a));
+	kept = dmabroker_buffer_dup_fd(x2);
+	if (kept < 0 || fstat(kept, &old) < 0)
+		FAIL("share: dup");
+	say("shared %llu %llu %s %s", (unsigned long long)dmabroker_buffer_get_id(x1),
+	    (unsigned long long)dmabroker_buffer_get_id(x2), t1, t2);
+	free(t1);
+	free(t2);
+	wait_line("release");
+	/* a call first: after the restart it reconnects and reclaims both */
+	if (dmabroker_buffer_create_token(x2, 0, 0, &t2) < 0)
+		FAIL("share: token after the restart: %s", dmabroker_error_message(a));
+	free(t2);
+	dmabroker_buffer_release(x2);
+	/* one more call on the same connection: the daemon handled the release before it answers */
+	if (dmabroker_buffer_create_token(x1, 0, 0, &t1) < 0)
+		FAIL("share: token after the release: %s", dmabroker_error_message(a));
+	free(t1);
+	say("released");
+	wait_line("alloc");
+	again = alloc_size(a, 32);
+	if (fstat(dmabroker_buffer_get_fd(again), &new) < 0)
+		FAIL("share: fstat");
+	say("pooled %s", new.st_ino == old.st_ino && new.st_dev == old.st_dev ? "same" : "different");
+	close(kept);
+	wait_line("end");
+	dmabroker_disconnect(a);
+	return 0;
+}
+
+static int open_tokens(const char *t1, const char *t2)
+{
+	struct dmabroker *b = NULL;
+	struct dmabroker_buffer *x1, *x2;
+
+	if (dmabroker_connect(DMABROKER_BUS_SESSION, &b) < 0)
+		FAIL("open: connect");
+	if (dmabroker_open_token(b, t1, &x1) < 0 || dmabroker_open_token(b, t2, &x2) < 0)
+		FAIL("open: %s", dmabroker_error_message(b));
+	say("opened %llu %llu", (unsigned long long)dmabroker_buffer_get_id(x1),
+	    (unsigned long long)dmabroker_buffer_get_id(x2));
+	wait_line("");
+	_exit(0); /* without a word to the daemon */
+}
+
+static int burst(unsigned n)
+{
+	struct dmabroker *b = NULL;
+	struct dmabroker_buffer **bufs = calloc(n, sizeof(*bufs));
+
+	if (!bufs || dmabroker_connect(DMABROKER_BUS_SESSION, &b) < 0)
+		FAIL("burst: connect");
+	for (unsigned i = 0; i < n; i++)
+		bufs[i] = alloc_size(b, 16);
+	say("allocated %u", n);
+	wait_line("");
+	for (unsigned i = 0; i < n; i++)
+		dmabroker_buffer_release(bufs[i]);
+	free(bufs);
+	dmabroker_disconnect(b);
+	return 0;
 }
 
 int main(int argc, char **argv)
@@ -165,12 +306,23 @@ int main(int argc, char **argv)
 	unsigned long long orphan = 0;
 	pid_t child;
 
+	if (argc >= 3 && strcmp(argv[1], "--backend") == 0) {
+		backend = argv[2];
+		argv += 2;
+		argc -= 2;
+	}
 	if (argc == 3 && strcmp(argv[1], "forge") == 0)
 		return forge(strtoull(argv[2], NULL, 10));
-	if (argc == 3 && strcmp(argv[1], "--backend") == 0)
-		backend = argv[2];
-	else if (argc != 1)
-		FAIL("usage: restart-client [--backend NAME] | restart-client forge ID");
+	if (argc == 4 && strcmp(argv[1], "reclaim") == 0)
+		return one_reclaim(strtoull(argv[2], NULL, 10), atoi(argv[3]));
+	if (argc == 2 && strcmp(argv[1], "share") == 0)
+		return share();
+	if (argc == 4 && strcmp(argv[1], "open") == 0)
+		return open_tokens(argv[2], argv[3]);
+	if (argc == 3 && strcmp(argv[1], "burst") == 0)
+		return burst((unsigned)atoi(argv[2]));
+	if (argc != 1)
+		FAIL("usage: restart-client [--backend NAME] [forge ID | reclaim ID FD | share | open T1 T2 | burst N]");
 	if (dmabroker_connect(DMABROKER_BUS_SESSION, &a) < 0 || dmabroker_connect(DMABROKER_BUS_SESSION, &b) < 0)
 		FAIL("connect");
 	if (dmabroker_open_direct(a) < 0)
@@ -257,12 +409,26 @@ int main(int argc, char **argv)
 	fresh = alloc(a);
 	if (dmabroker_buffer_get_id(fresh) <= dmabroker_buffer_get_id(bufs[2]))
 		FAIL("a new buffer reused id %llu", (unsigned long long)dmabroker_buffer_get_id(fresh));
+	pattern(fresh, 4, true);
 	if (dmabroker_buffer_create_token(bufs[0], 0, 0, &token) < 0)
 		FAIL("token after the restart: %s", dmabroker_error_message(a));
 	free(token);
 	printf("stream ended by the restart and made again; reclaimed and used: 3 buffers of one client, 1 of another, new id %llu\n",
 	       (unsigned long long)dmabroker_buffer_get_id(fresh));
 	fflush(stdout);
+
+	/* a second restart, by SIGTERM this time (systemctl restart): nothing lost either */
+	wait_line("again");
+	buf_owner = a;
+	for (int i = 0; i < 3; i++)
+		pattern(bufs[i], (uint32_t)i + 1, false);
+	pattern(fresh, 4, false);
+	buf_owner = b;
+	pattern(shared, 3, false);
+	if (dmabroker_get_reconnect_count(a) != 2 || dmabroker_get_reconnect_count(b) != 2)
+		FAIL("reconnects: %u and %u, want 2 each", dmabroker_get_reconnect_count(a),
+		     dmabroker_get_reconnect_count(b));
+	say("again: reclaimed and used 4 buffers of one client, 1 of another");
 	if (!fgets(line, sizeof(line), stdin))
 		FAIL("expected 'end'");
 	dmabroker_disconnect(b);
