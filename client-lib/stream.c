@@ -134,6 +134,14 @@ static int peer_recv(int fd, struct stream_wire *w, int *fence)
 {
 	ssize_t n = fdmsg_recv(fd, w, sizeof(*w), fence, MSG_DONTWAIT);
 
+	/*
+	 * The other end was closed with messages of ours unread (a producer
+	 * that stops reading releases once it has queued its last frame): the
+	 * kernel says so once, ahead of what it sent us, which is still here
+	 * to read, before the end.
+	 */
+	if (n == -ECONNRESET)
+		n = fdmsg_recv(fd, w, sizeof(*w), fence, MSG_DONTWAIT);
 	if (n <= 0)
 		return n == -EMSGSIZE ? -EBADMSG : (int)n;
 	if ((size_t)n < STREAM_WIRE_HEADER_SIZE || w->n_damage > STREAM_WIRE_MAX_DAMAGE ||
@@ -159,13 +167,20 @@ static void give_back(struct dmabroker_stream *s, unsigned i)
 	push(s, &(struct dmabroker_frame){ .index = i, .fence = release });
 }
 
-/* The channel ended (the daemon shut it: the other party left or died) or misbehaved. */
+/*
+ * The channel ended (the daemon shut it: the other party left or died) or
+ * we cut it off (the other party broke the protocol). Shut down, not only
+ * closed: the daemon holds a copy of both ends, so a close alone would leave
+ * the other party waiting on a channel nobody reads.
+ */
 static void peer_gone(struct peer *p)
 {
 	struct dmabroker_stream *s = p->s;
 	uint32_t bit = 1u << (p - s->peers);
 
 	p->source = sd_event_source_disable_unref(p->source);
+	if (p->fd >= 0)
+		shutdown(p->fd, SHUT_RDWR);
 	p->fd = safe_close(p->fd);
 	if (!s->producer) {
 		s->ended = true; /* what is queued here can still be taken */
@@ -592,11 +607,18 @@ EXPORT struct dmabroker_stream *dmabroker_stream_destroy(struct dmabroker_stream
 			break;
 		}
 	if (b->direct && s->id) {
-		sd_bus_message *m = NULL;
-		/* one-way: leaving needs no answer, and the daemon cleans up anyway if we go */
-		if (new_call(b, "LeaveStream", &m) >= 0 && sd_bus_message_append(m, "t", s->id) >= 0 &&
-		    sd_bus_message_set_expect_reply(m, 0) >= 0)
-			sd_bus_send(b->direct, m, NULL);
+		sd_bus_message *m = NULL, *reply = NULL;
+		/*
+		 * A call, not one-way: once it is answered, the daemon has
+		 * taken every frame queued before. A producer that queues its
+		 * last frame and exits would lose it otherwise: a connection
+		 * closed with signals unread (BufferReleased) fails the
+		 * daemon's next write to it, and sd-bus then drops what it
+		 * had not read yet. Its error is of no use here.
+		 */
+		if (new_call(b, "LeaveStream", &m) >= 0 && sd_bus_message_append(m, "t", s->id) >= 0)
+			sd_bus_call(b->direct, m, 0, NULL, &reply);
+		sd_bus_message_unref(reply);
 		sd_bus_message_unref(m);
 	}
 	sd_bus_slot_unref(s->buffers_call);
@@ -823,8 +845,14 @@ static int peer_release(struct dmabroker_stream *s, unsigned index, int release_
 		s->counters->frames++;
 	if (s->peers[0].fd < 0)
 		return 0; /* the producer left: nobody to give it back to */
+	/*
+	 * Once the producer has left, a send fails (EPIPE) while the frames
+	 * it queued before are still on the channel, ahead of its end:
+	 * reading tells when it is over. Any other failure cuts the channel
+	 * off, so that the producer gets its buffers back.
+	 */
 	r = peer_send(s->peers[0].fd, &w, release_fence);
-	if (r < 0)
+	if (r < 0 && r != -EPIPE)
 		peer_gone(&s->peers[0]);
 	return 0;
 }
@@ -927,7 +955,13 @@ int stream_on_signal(sd_bus_message *m, void *userdata, sd_bus_error *ret_error)
 		if (peer_add(s, consumer, own) < 0)
 			return 0;
 	} else if (strcmp(member, "StreamEnded") == 0) {
-		s->ended = true;
+		/*
+		 * A FIFO consumer's end is its channel's: the daemon shut it
+		 * before it sent this, behind the producer's last frames, which
+		 * this signal can overtake (it comes on another socket).
+		 */
+		if (s->producer || !s->peer || s->peers[0].fd < 0)
+			s->ended = true;
 	} else if (strcmp(member, "StreamError") == 0) {
 		const char *method, *name, *message;
 		sd_bus_error e = SD_BUS_ERROR_NULL;

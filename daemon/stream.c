@@ -81,6 +81,7 @@ struct stream_consumer {
 	uint8_t queue[STREAM_MAX_BUFFERS]; /* fifo: frames waiting for it */
 	unsigned q_head, q_len;
 	uint64_t delivered, consumed, dropped;
+	bool end_owed;                  /* StreamEnded, once what waits for it here is sent */
 	int chan[2];                    /* FIFO: the peer channel, producer's end and its own (ours), or -1 */
 };
 
@@ -535,6 +536,18 @@ static void send_frame(struct stream *s, struct stream_consumer *con, unsigned i
 	sd_bus_message_unref(m);
 }
 
+/*
+ * The producer left: con hears it after the last frame that waits for it
+ * here (it comes when con lets go of one), on the same connection, so it
+ * never sees the end before a frame still on its way.
+ */
+static void send_end(struct stream *s, struct stream_consumer *con)
+{
+	con->end_owed = con->pending >= 0 || con->q_len > 0;
+	if (!con->end_owed)
+		send_signal(con->party.client, "StreamEnded", "ts", s->id, "the producer left");
+}
+
 /* Sends con what waits for it, while it is under its limit. */
 static void pump(struct stream *s, struct stream_consumer *con)
 {
@@ -552,6 +565,8 @@ static void pump(struct stream *s, struct stream_consumer *con)
 			break;
 		}
 	}
+	if (con->end_owed)
+		send_end(s, con);
 }
 
 static void deliver(struct stream *s, struct stream_consumer *con, unsigned i)
@@ -1178,8 +1193,7 @@ static void leave(struct stream *s, struct client *c, bool going)
 			for (unsigned i = 0; i < STREAM_MAX_CONSUMERS; i++)
 				if (s->consumers[i].active) {
 					answer_waiting(s, &s->consumers[i].party);
-					send_signal(s->consumers[i].party.client, "StreamEnded", "ts", s->id,
-						    "the producer left");
+					send_end(s, &s->consumers[i]);
 				}
 		}
 		log_debug("stream %llu '%s': producer left after %llu frames", (unsigned long long)s->id, s->p.name,

@@ -947,6 +947,8 @@ static bool step_peer_channels(void)
 		pump(conns, 1, 10);
 	}
 	CHECK(back == 4);
+	/* and is told so: its channel ends, though the daemon holds a copy of it */
+	CHECK(recv(chan, &w, sizeof(w), MSG_DONTWAIT) == 0);
 	/* and goes on: a consumer joining the running stream gets the frames (ConsumerJoined) */
 	CHECK(dmabroker_stream_join(late, &ld, &ls) == 0);
 	CHECK(all_ready(conns, 2, (struct dmabroker_stream *[]){ ps, ls }, 2));
@@ -1001,6 +1003,153 @@ static bool step_peer_channels(void)
 	return true;
 }
 
+/* Waits until the daemon has ended stream id (its producer left): it has shut the channels and sent StreamEnded. */
+static bool daemon_ended(uint64_t id)
+{
+	struct counters cnt;
+
+	for (int t = 0; t < 500; t++) {
+		if (stream_counters(id, &cnt) && strcmp(cnt.state, "ended") == 0)
+			return true;
+		usleep(10000);
+	}
+	return false;
+}
+
+/*
+ * The end of a stream reaches a consumer after its last frames, whatever the
+ * order it learns of them in. Here the consumer is behind, as a processing
+ * stage is when its camera stops: it has released a frame its producer never
+ * read, the producer queues its last frames and leaves, and only then does
+ * the consumer look. Every frame must still arrive, then the end. (It used
+ * to lose them: the release left unread made the channel's first read fail
+ * with ECONNRESET, a release sent after the producer left failed with EPIPE,
+ * and StreamEnded on the bus could overtake the frames on the channel; each
+ * closed the channel with the last frames still in it, and the consumer saw
+ * the end.)
+ */
+static bool step_tail_frames(void)
+{
+	struct baseline base = baseline_take();
+	struct dmabroker *p = connect_session(), *c = connect_session();
+	struct dmabroker *conns[] = { p, c };
+	struct dmabroker_stream_desc pd = producer_desc("tail", DMABROKER_STREAM_FIFO, 1);
+	struct dmabroker_stream_desc cd = consumer_desc("tail", "behind");
+	struct dmabroker_stream *ps = NULL, *cs = NULL;
+	struct dmabroker_frame f;
+	uint64_t id, last = 0;
+	int r, got = 0, queued = 0;
+
+	CHECK(p && c);
+	cd.max_acquired = 1; /* as dmabroker-process takes its input */
+	CHECK(dmabroker_stream_create(p, &pd, &ps) == 0);
+	CHECK(dmabroker_stream_join(c, &cd, &cs) == 0);
+	CHECK(all_ready(conns, 2, (struct dmabroker_stream *[]){ ps, cs }, 2));
+	id = dmabroker_stream_get_id(ps);
+	/* frame 1 goes through; its release waits unread on the producer's side */
+	CHECK(dmabroker_stream_dequeue(ps, &f) == 0);
+	CHECK(dmabroker_stream_queue(ps, f.index, -1, (uint64_t)++queued, 0, NULL, 0) == 0);
+	for (int t = 0; t < 200 && (r = dmabroker_stream_acquire(cs, &f)) == -EAGAIN; t++)
+		pump(&conns[1], 1, 10);
+	CHECK(r == 0 && f.sequence == 1);
+	CHECK(dmabroker_stream_release(cs, f.index, -1) == 0);
+	last = f.sequence;
+	got++;
+	/* the producer queues its three other buffers, unread by the consumer, and leaves */
+	while (queued < 4) {
+		CHECK(dmabroker_stream_dequeue(ps, &f) == 0);
+		CHECK(dmabroker_stream_queue(ps, f.index, -1, (uint64_t)++queued, 0, NULL, 0) == 0);
+	}
+	dmabroker_stream_destroy(ps);
+	dmabroker_disconnect(p);
+	CHECK(daemon_ended(id));
+	/* now the consumer looks: frames 2, 3 and 4, in order, then the end */
+	for (;;) {
+		r = dmabroker_stream_acquire(cs, &f);
+		if (r == -EAGAIN) {
+			CHECK(dmabroker_stream_wait(cs, 10000) == 1);
+			continue;
+		}
+		if (r == -EPIPE)
+			break;
+		CHECK(r == 0);
+		CHECK(f.sequence == last + 1);
+		last = f.sequence;
+		got++;
+		CHECK(dmabroker_stream_release(cs, f.index, -1) == 0);
+	}
+	tap_diag("the producer queued %d frames and left; the consumer behind it got %d, then the end", queued, got);
+	CHECK(got == queued);
+	CHECK(dmabroker_stream_has_ended(cs));
+	dmabroker_stream_destroy(cs);
+	dmabroker_disconnect(c);
+	CHECK(baseline_restored(base));
+	return true;
+}
+
+/*
+ * The same in mailbox mode: the newest frame waits in the daemon for a
+ * consumer at its max-acquired, and still reaches it after the producer
+ * left, before the end. (StreamEnded used to come first, and the frame
+ * sent once the consumer let go of its own came after the end it had seen.)
+ */
+static bool step_tail_frame_mailbox(void)
+{
+	struct baseline base = baseline_take();
+	struct dmabroker *p = connect_session(), *c = connect_session();
+	struct dmabroker *conns[] = { p, c };
+	struct dmabroker_stream_desc pd = producer_desc("tail-mbox", DMABROKER_STREAM_MAILBOX, 1);
+	struct dmabroker_stream_desc cd = consumer_desc("tail-mbox", "holding");
+	struct dmabroker_stream *ps = NULL, *cs = NULL;
+	struct dmabroker_frame f, held;
+	uint64_t id, last = 0;
+	int r, queued = 0;
+
+	CHECK(p && c);
+	CHECK(dmabroker_stream_create(p, &pd, &ps) == 0);
+	CHECK(dmabroker_stream_join(c, &cd, &cs) == 0);
+	CHECK(all_ready(conns, 2, (struct dmabroker_stream *[]){ ps, cs }, 2));
+	id = dmabroker_stream_get_id(ps);
+	/* the consumer holds frame 1 (its max-acquired); frames 2 to 4 replace each other in the daemon */
+	CHECK(dmabroker_stream_dequeue(ps, &f) == 0);
+	CHECK(dmabroker_stream_queue(ps, f.index, -1, (uint64_t)++queued, 0, NULL, 0) == 0);
+	for (int t = 0; t < 200 && (r = dmabroker_stream_acquire(cs, &held)) == -EAGAIN; t++)
+		pump(conns, 2, 10);
+	CHECK(r == 0 && held.sequence == 1);
+	while (queued < 4) {
+		for (int t = 0; t < 200 && (r = dmabroker_stream_dequeue(ps, &f)) == -EAGAIN; t++)
+			pump(conns, 2, 10);
+		CHECK(r == 0);
+		if (f.fence >= 0)
+			close(f.fence);
+		CHECK(dmabroker_stream_queue(ps, f.index, -1, (uint64_t)++queued, 0, NULL, 0) == 0);
+	}
+	dmabroker_stream_destroy(ps);
+	dmabroker_disconnect(p);
+	CHECK(daemon_ended(id));
+	pump(&conns[1], 1, 10);
+	/* it lets go of frame 1: frame 4 comes, then the end */
+	CHECK(dmabroker_stream_release(cs, held.index, -1) == 0);
+	for (;;) {
+		r = dmabroker_stream_acquire(cs, &f);
+		if (r == -EAGAIN) {
+			CHECK(dmabroker_stream_wait(cs, 10000) == 1);
+			continue;
+		}
+		if (r == -EPIPE)
+			break;
+		CHECK(r == 0);
+		last = f.sequence;
+		CHECK(dmabroker_stream_release(cs, f.index, -1) == 0);
+	}
+	tap_diag("mailbox: the producer queued %d frames and left; the last the consumer got: %" PRIu64, queued, last);
+	CHECK(last == (uint64_t)queued);
+	dmabroker_stream_destroy(cs);
+	dmabroker_disconnect(c);
+	CHECK(baseline_restored(base));
+	return true;
+}
+
 int main(int argc, char **argv)
 {
 	for (int i = 1; i < argc; i++) {
@@ -1015,7 +1164,7 @@ int main(int argc, char **argv)
 	}
 	if (!daemon_pid_from_env("stream-test"))
 		return 2;
-	tap_plan(7);
+	tap_plan(9);
 	tap_step("negotiation: the first common format; refusals name the party and what; bad requests",
 		 step_negotiation);
 	tap_step(fences ? "fifo: two consumers get every frame in order, intact, with pending ready and release fences"
@@ -1030,5 +1179,9 @@ int main(int argc, char **argv)
 	tap_step("a stage takes its input frame and output buffer together, or neither", step_take_both);
 	tap_step("fifo peer channels: frames skip the daemon; a lying consumer is cut off, a lying producer ends "
 		 "the stream, a late consumer joins; nothing leaks", step_peer_channels);
+	tap_step("fifo: a consumer behind its producer gets the last frames the producer queued before it left, "
+		 "then the end", step_tail_frames);
+	tap_step("mailbox: the newest frame reaches a consumer at its limit after the producer left, then the end",
+		 step_tail_frame_mailbox);
 	return tap_done();
 }

@@ -5,6 +5,7 @@ every frame checked on screen, the keyboard controls through a uinput
 keyboard and libinput, and the clients' errors.
 
 usage: pipeline-test.py BUILD_DIR"""
+import functools
 import os
 import queue
 import re
@@ -24,12 +25,16 @@ PROCESS = [os.path.join(TOOLS, "dmabroker-process"), "--session"]
 UINPUT_KEYS = os.path.join(BUILD, "tests", "vm", "uinput-keys")
 
 
+RUNNING = []
+
+
 class Proc:
     """A client whose output lines are collected as they come."""
 
     def __init__(self, argv, stdin=None):
         self.argv = argv
         self.p = subprocess.Popen(argv, stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        RUNNING.append(self.p)
         self.lines, self.q = [], queue.Queue()
         threading.Thread(target=self._read, daemon=True).start()
 
@@ -164,4 +169,21 @@ def test_client_errors():
         print("# " + line)
 
 
-run([test_three_stages, test_keyboard, test_negotiation_errors, test_client_errors])
+def reaped(test):
+    """test, then every client it left running killed: a test that fails
+    must not leave the camera streaming (vivid busy) or a display waiting
+    for the next test's streams."""
+    @functools.wraps(test)
+    def run_and_reap():
+        try:
+            test()
+        finally:
+            while RUNNING:
+                p = RUNNING.pop()
+                if p.poll() is None:
+                    p.kill()
+                    p.wait()
+    return run_and_reap
+
+
+run([reaped(t) for t in (test_three_stages, test_keyboard, test_negotiation_errors, test_client_errors)])
