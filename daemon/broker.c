@@ -11,6 +11,7 @@
 #include "errors.h"
 #include "log.h"
 #include "stream.h"
+#include "worker.h"
 
 uint64_t now_usec(void)
 {
@@ -48,6 +49,7 @@ int broker_attach_bus(struct broker *b, sd_bus *bus)
 
 void broker_finish(struct broker *b)
 {
+	b->workers = workers_free(b->workers); /* what is in flight is dropped */
 	while (b->clients)
 		client_free(b->clients);
 	while (b->restored.holds)

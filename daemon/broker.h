@@ -15,6 +15,7 @@
 #include <systemd/sd-event.h>
 
 #include "access.h"
+#include "allocate.h"
 #include "backend.h"
 #include "config.h"
 #include "format.h"
@@ -110,9 +111,12 @@ struct client {
 	struct hold *holds;
 	unsigned n_holds, n_tokens, n_directs, n_streams;
 	uint64_t bytes;                 /* size of every buffer it holds */
+	unsigned n_reserved;            /* allocations in flight, charged before they are taken (allocate.c) */
+	uint64_t bytes_reserved;
 	struct endpoint *directs;
 	struct grant *grants;
 	unsigned n_grants, n_pending;
+	unsigned n_pending_grants;      /* grants its waiting requests ask for: charged at queue time */
 	struct access_channel *access_channel; /* access-channel.c, or NULL */
 	uint32_t fence_timeouts;        /* its fences that missed their deadline */
 	uint64_t created_usec;
@@ -143,6 +147,7 @@ struct broker {
 	uint64_t pool_bytes;
 	unsigned pool_count;
 	uid_t uid;                      /* the daemon's own */
+	struct workers *workers;        /* allocations and copies off the loop (worker.c); NULL: inline */
 };
 
 int broker_init(struct broker *b, sd_event *event, const struct config *c);
@@ -164,7 +169,14 @@ struct alloc_args {
 	const char *backend, *device; /* hints, or NULL */
 	bool fresh;
 };
-int broker_allocate(struct client *c, const struct alloc_args *a, struct buffer **ret, sd_bus_error *error);
+/*
+ * Checks a, charges c and starts the allocation: 0 (done_fn is called when
+ * it ends, see allocate.h) or < 0 with error set (refused at once).
+ */
+int broker_allocate(struct client *c, const struct alloc_args *a, allocation_done_fn done_fn, sd_bus_message *msg,
+		    uint64_t cookie, sd_bus_error *error);
+/* What a client's new buffer needs before it is handed out (the fd store). */
+void broker_allocated(struct client *c, struct buffer *buf);
 /* Release's: c lets go of buffer id. */
 int client_release_buffer(struct client *c, uint64_t id, sd_bus_error *error);
 /* The buffer `id`, which c must hold (*ret_hold: its hold; may be NULL). 0 or <0 with error. */

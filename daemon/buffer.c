@@ -242,8 +242,16 @@ int buffer_allocate(struct broker *b, struct client *owner, const struct alloc_r
 	struct backend *chosen = NULL;
 	struct layout layout;
 	struct buffer *buf;
+	uint64_t size = 0;
 	int r, fd = -ENODEV;
 
+	/* Charge first, then take: the largest layout of the candidates must fit owner's quota. */
+	for (unsigned i = 0; i < n; i++)
+		if (backend_layout(candidates[i], req, &layout) >= 0 && layout.size > size)
+			size = layout.size;
+	r = charge(owner, size, error);
+	if (r < 0)
+		return r;
 	for (unsigned i = 0; i < n; i++) {
 		/* a pooled buffer of this size, on this backend, of this user first */
 		if ((fd = pool_take(b, candidates[i], req, owner->uid, &layout)) >= 0) {

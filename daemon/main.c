@@ -23,6 +23,7 @@
 #include "errors.h"
 #include "fdstore.h"
 #include "log.h"
+#include "worker.h"
 
 enum bus_kind { BUS_SYSTEM, BUS_SESSION };
 
@@ -91,6 +92,9 @@ static int run(enum bus_kind kind, struct config *cfg)
 	sd_event_add_signal(event, NULL, SIGINT, on_signal, NULL);
 	sd_bus_error_add_map(dmabroker_error_map);
 	broker_init(&broker, event, cfg); /* takes cfg over */
+	r = workers_new(event, workers_for_cpus(), &broker.workers);
+	if (r < 0)
+		log_warning("cannot start worker threads (%s): allocations run in the event loop", strerror(-r));
 	broker.fd_store = broker.config.fd_store;
 	if (broker.fd_store)
 		fdstore_restore(&broker);
