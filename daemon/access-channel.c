@@ -110,35 +110,25 @@ static int on_begin(struct client *c, const struct access_wire_request *w, sd_bu
 	return r;
 }
 
-/* ALLOCATE: answered at once, with the buffer's fd or an ERROR. */
-static void on_allocate(struct client *c, struct access_wire_alloc *w)
+/* The end of an ALLOCATE: the BUFFER answer with its fd, or an ERROR. */
+static void allocate_done(struct client *c, struct buffer *buf, int r, const sd_bus_error *error,
+			  sd_bus_message *m, uint64_t cookie)
 {
 	sd_bus_error e = SD_BUS_ERROR_NULL;
-	struct access_wire_buffer a = { .op = ACCESS_WIRE_BUFFER, .cookie = w->cookie };
-	struct alloc_args args = {
-		.width = w->width, .height = w->height, .fourcc = w->fourcc, .usage = w->usage, .mods = w->modifiers,
-		.n_mods = w->n_modifiers, .fresh = w->flags & 1,
-	};
-	struct buffer *buf;
-	int r = 0;
+	struct access_wire_buffer a = { .op = ACCESS_WIRE_BUFFER, .cookie = cookie };
 
-	w->backend[sizeof(w->backend) - 1] = w->device[sizeof(w->device) - 1] = '\0';
-	args.backend = *w->backend ? w->backend : NULL;
-	args.device = *w->device ? w->device : NULL;
-	if ((w->flags & ~1u) || w->n_modifiers > ACCESS_WIRE_MAX_MODIFIERS)
-		r = sd_bus_error_setf(&e, ERR_INVALID_ARGUMENT, "flags 0x%x (known: 1 = fresh), %u modifiers (at most %d)",
-				      w->flags, w->n_modifiers, ACCESS_WIRE_MAX_MODIFIERS);
-	if (r >= 0)
-		r = broker_allocate(c, &args, &buf, &e);
 	if (r >= 0 && buf->layout.n_planes > ACCESS_WIRE_MAX_PLANES) {
 		buffer_release(buffer_held_by(buf, c));
 		r = sd_bus_error_set(&e, ERR_INVALID_ARGUMENT, "a layout of more planes than the access channel carries");
+		error = &e;
 	}
 	if (r < 0) {
-		access_channel_error(c, w->cookie, &e, r);
+		if (c->access_channel)
+			access_channel_error(c, (uint32_t)cookie, error, r);
 		sd_bus_error_free(&e);
 		return;
 	}
+	broker_allocated(c, buf);
 	a.id = buf->id;
 	a.size = buf->size;
 	a.modifier = buf->modifier;
@@ -155,6 +145,29 @@ static void on_allocate(struct client *c, struct access_wire_alloc *w)
 			  (unsigned long long)buf->id, strerror(-r));
 		buffer_release(buffer_held_by(buf, c));
 	}
+}
+
+/* ALLOCATE: answered when the allocation ends (on a worker), with the buffer's fd or an ERROR. */
+static void on_allocate(struct client *c, struct access_wire_alloc *w)
+{
+	sd_bus_error e = SD_BUS_ERROR_NULL;
+	struct alloc_args args = {
+		.width = w->width, .height = w->height, .fourcc = w->fourcc, .usage = w->usage, .mods = w->modifiers,
+		.n_mods = w->n_modifiers, .fresh = w->flags & 1,
+	};
+	int r = 0;
+
+	w->backend[sizeof(w->backend) - 1] = w->device[sizeof(w->device) - 1] = '\0';
+	args.backend = *w->backend ? w->backend : NULL;
+	args.device = *w->device ? w->device : NULL;
+	if ((w->flags & ~1u) || w->n_modifiers > ACCESS_WIRE_MAX_MODIFIERS)
+		r = sd_bus_error_setf(&e, ERR_INVALID_ARGUMENT, "flags 0x%x (known: 1 = fresh), %u modifiers (at most %d)",
+				      w->flags, w->n_modifiers, ACCESS_WIRE_MAX_MODIFIERS);
+	if (r >= 0)
+		r = broker_allocate(c, &args, allocate_done, NULL, w->cookie, &e);
+	if (r < 0)
+		access_channel_error(c, w->cookie, &e, r);
+	sd_bus_error_free(&e);
 }
 
 /* The size each kind of message must have. */

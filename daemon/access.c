@@ -493,6 +493,7 @@ static void request_unlink(struct broker *b, struct request *r)
 	for (unsigned i = 0; i < r->n; i++)
 		r->bufs[i]->resv.waiters--;
 	r->client->n_pending--;
+	r->client->n_pending_grants -= r->n;
 	sd_bus_message_unref(r->msg);
 	free(r);
 }
@@ -643,6 +644,7 @@ static void enqueue(struct broker *b, struct request *req)
 	for (unsigned i = 0; i < req->n; i++)
 		req->bufs[i]->resv.waiters++;
 	req->client->n_pending++;
+	req->client->n_pending_grants += req->n; /* charged now: they count against max-grants while they wait */
 }
 
 int access_begin_internal(struct buffer *buf, uint32_t mode, access_internal_cb cb, void *userdata)

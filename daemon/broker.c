@@ -12,6 +12,7 @@
 #include "errors.h"
 #include "log.h"
 #include "stream.h"
+#include "worker.h"
 
 uint64_t now_usec(void)
 {
@@ -88,6 +89,7 @@ void broker_finish(struct broker *b)
 	 */
 	b->fd_store = false;
 	creds_finish(b);
+	b->workers = workers_free(b->workers); /* what is in flight is dropped */
 	while (b->clients)
 		client_free(b->clients);
 	while (b->restored.holds)

@@ -15,6 +15,7 @@
 #include <systemd/sd-event.h>
 
 #include "access.h"
+#include "allocate.h"
 #include "backend.h"
 #include "config.h"
 #include "fdstore.h"
@@ -113,11 +114,14 @@ struct client {
 	struct hold *holds;
 	unsigned n_holds, n_tokens, n_directs, n_streams;
 	uint64_t bytes;                 /* size of every buffer it holds */
+	unsigned n_reserved;            /* allocations in flight, charged before they are taken (allocate.c) */
+	uint64_t bytes_reserved;
 	struct endpoint *directs;
 	struct grant *grants;
 	unsigned n_grants, n_pending;
 	struct kept_fence *fences;      /* release fences it handed over, still kept (access.c) */
 	unsigned n_fences;
+	unsigned n_pending_grants;      /* grants its waiting requests ask for: charged at queue time */
 	struct access_channel *access_channel; /* access-channel.c, or NULL */
 	uint32_t fence_timeouts;        /* its fences that missed their deadline */
 	uint32_t grant_timeouts;        /* its grants held past hold-timeout */
@@ -155,6 +159,7 @@ struct broker {
 	struct creds_wait *creds_waits; /* new bus peers whose credentials are asked (creds.c) */
 	unsigned n_creds_waits, n_creds_held;
 	sd_bus_slot *creds_filter;
+	struct workers *workers;        /* allocations and copies off the loop (worker.c); NULL: inline */
 };
 
 int broker_init(struct broker *b, sd_event *event, const struct config *c);
@@ -192,7 +197,14 @@ struct alloc_args {
 	const char *backend, *device; /* hints, or NULL */
 	bool fresh;
 };
-int broker_allocate(struct client *c, const struct alloc_args *a, struct buffer **ret, sd_bus_error *error);
+/*
+ * Checks a, charges c and starts the allocation: 0 (done_fn is called when
+ * it ends, see allocate.h) or < 0 with error set (refused at once).
+ */
+int broker_allocate(struct client *c, const struct alloc_args *a, allocation_done_fn done_fn, sd_bus_message *msg,
+		    uint64_t cookie, sd_bus_error *error);
+/* What a client's new buffer needs before it is handed out (the fd store). */
+void broker_allocated(struct client *c, struct buffer *buf);
 /* Release's: c lets go of buffer id. */
 int client_release_buffer(struct client *c, uint64_t id, sd_bus_error *error);
 /* The buffer `id`, which c must hold (*ret_hold: its hold; may be NULL). 0 or <0 with error. */

@@ -254,10 +254,17 @@ int buffer_allocate(struct broker *b, struct client *owner, const struct alloc_r
 	struct backend *chosen = NULL;
 	struct layout layout;
 	struct buffer *buf;
+	uint64_t size = 0;
 	int r, fd = -ENODEV;
 
-	/* the fd budget first: the buffer's fd is charged before it is allocated */
-	r = fd_budget_charge(b, 1, error);
+	/* Charge first, then take: the largest layout of the candidates must fit owner's quota,
+	 * and the buffer's fd the daemon's fd budget. */
+	for (unsigned i = 0; i < n; i++)
+		if (backend_layout(candidates[i], req, &layout) >= 0 && layout.size > size)
+			size = layout.size;
+	r = charge(owner, size, error);
+	if (r >= 0)
+		r = fd_budget_charge(b, 1, error);
 	if (r < 0)
 		return r;
 	for (unsigned i = 0; i < n; i++) {

@@ -231,13 +231,13 @@ int filter_allowed(const struct client *c, struct backend **candidates, unsigned
 	return 0;
 }
 
-int broker_allocate(struct client *c, const struct alloc_args *a, struct buffer **ret, sd_bus_error *error)
+int broker_allocate(struct client *c, const struct alloc_args *a, allocation_done_fn done_fn, sd_bus_message *msg,
+		    uint64_t cookie, sd_bus_error *error)
 {
 	struct broker *b = c->broker;
 	const struct format_info *f;
 	struct backend *candidates[16];
 	struct alloc_request req;
-	struct buffer *buf;
 	bool linear_ok;
 	char why[256];
 	unsigned n;
@@ -272,15 +272,42 @@ int broker_allocate(struct client *c, const struct alloc_args *a, struct buffer 
 	req = (struct alloc_request){ .format = f, .width = a->width, .height = a->height, .usage = a->usage,
 				      .max_size = b->config.max_buffer_size, .max_dimension = b->config.max_dimension,
 				      .fresh = a->fresh };
-	r = buffer_allocate(b, c, &req, candidates, n, &buf, error);
-	if (r < 0)
-		return r;
-	fdstore_add(buf); /* a client's buffer: kept across a restart (a stream's are not) */
-	log_debug("client %llu allocated buffer %llu: %ux%u %s, %llu bytes on %s", (unsigned long long)c->id,
-		  (unsigned long long)buf->id, a->width, a->height, f->name, (unsigned long long)buf->size,
+	return allocation_start(c, &req, candidates, n, done_fn, msg, cookie, error);
+}
+
+/* A client's new buffer: kept across a restart (a stream's are not). */
+void broker_allocated(struct client *c, struct buffer *buf)
+{
+	fdstore_add(buf);
+	log_debug("client %llu allocated buffer %llu: %ux%u, %llu bytes on %s", (unsigned long long)c->id,
+		  (unsigned long long)buf->id, buf->width, buf->height, (unsigned long long)buf->size,
 		  buf->backend->name);
-	*ret = buf;
-	return 0;
+}
+
+/* The end of an Allocate call: its reply. */
+static void allocate_done(struct client *c, struct buffer *buf, int r, const sd_bus_error *error,
+			  sd_bus_message *m, uint64_t cookie)
+{
+	sd_bus_message *reply = NULL;
+
+	if (r < 0) {
+		if (sd_bus_error_is_set(error))
+			sd_bus_reply_method_error(m, error);
+		else
+			sd_bus_reply_method_errno(m, -r, NULL);
+		return;
+	}
+	broker_allocated(c, buf);
+	r = sd_bus_message_new_method_return(m, &reply);
+	if (r >= 0)
+		r = sd_bus_message_append(reply, "thtt", buf->id, buf->fd, buf->size, buf->modifier);
+	if (r >= 0)
+		r = append_planes(reply, &buf->layout);
+	if (r >= 0)
+		r = sd_bus_message_append(reply, "sb", buf->backend->name, buf->dmabuf);
+	r = send_reply(reply, r);
+	if (r < 0) /* the client never learns of it: do not keep it */
+		buffer_release(buffer_held_by(buf, c));
 }
 
 static int method_allocate(sd_bus_message *m, void *userdata, sd_bus_error *error)
@@ -289,8 +316,6 @@ static int method_allocate(sd_bus_message *m, void *userdata, sd_bus_error *erro
 	struct alloc_args a = { 0 };
 	const uint64_t *mods;
 	size_t mods_size;
-	sd_bus_message *reply = NULL;
-	struct buffer *buf;
 	struct client *c;
 	int r;
 
@@ -307,20 +332,8 @@ static int method_allocate(sd_bus_message *m, void *userdata, sd_bus_error *erro
 	a.n_mods = mods_size / sizeof(uint64_t);
 	r = caller(e, m, &c, error);
 	if (r >= 0)
-		r = broker_allocate(c, &a, &buf, error);
-	if (r < 0)
-		return r;
-	r = sd_bus_message_new_method_return(m, &reply);
-	if (r >= 0)
-		r = sd_bus_message_append(reply, "thtt", buf->id, buf->fd, buf->size, buf->modifier);
-	if (r >= 0)
-		r = append_planes(reply, &buf->layout);
-	if (r >= 0)
-		r = sd_bus_message_append(reply, "sb", buf->backend->name, buf->dmabuf);
-	r = send_reply(reply, r);
-	if (r < 0) /* the client never learns of it: do not keep it */
-		buffer_release(buffer_held_by(buf, c));
-	return r;
+		r = broker_allocate(c, &a, allocate_done, m, 0, error);
+	return r < 0 ? r : 1; /* answered when the allocation ends */
 }
 
 static const char *fd_kind(int fd)

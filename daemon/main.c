@@ -26,6 +26,7 @@
 #include "log.h"
 #include "notify.h"
 #include "quota.h"
+#include "worker.h"
 
 enum bus_kind { BUS_SYSTEM, BUS_SESSION };
 
@@ -117,6 +118,9 @@ static int run(enum bus_kind kind, struct config *cfg)
 	r = notify_new(event, NULL, NOTIFY_MAX_QUEUED, &broker.notify);
 	if (r < 0)
 		log_warning("cannot talk to the service manager at $NOTIFY_SOCKET: %s", strerror(-r));
+	r = workers_new(event, workers_for_cpus(), &broker.workers);
+	if (r < 0)
+		log_warning("cannot start worker threads (%s): allocations run in the event loop", strerror(-r));
 	broker.fd_store = broker.config.fd_store;
 	if (broker.fd_store)
 		fdstore_restore(&broker);

@@ -22,11 +22,11 @@ const char *quota_resource_name(enum quota_resource r)
 static uint64_t client_use(const struct client *c, enum quota_resource r)
 {
 	switch (r) {
-	case Q_BUFFERS: return c->n_holds;
-	case Q_BYTES: return c->bytes;
+	case Q_BUFFERS: return c->n_holds + c->n_reserved;
+	case Q_BYTES: return c->bytes + c->bytes_reserved;
 	case Q_TOKENS: return c->n_tokens;
 	case Q_STREAMS: return c->n_streams;
-	case Q_GRANTS: return c->n_grants;
+	case Q_GRANTS: return c->n_grants + c->n_pending_grants;
 	case Q_PENDING: return c->n_pending;
 	case Q_CLIENTS: return 1;
 	case Q_FENCES: return c->n_fences;

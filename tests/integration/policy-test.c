@@ -961,14 +961,23 @@ static bool step_pipelined_first_calls(void)
 	static struct call calls[FLOOD];
 	sd_bus *bus = NULL;
 	unsigned n_ok = 0, last = 0;
+	struct dmabroker *owner;
+	struct dmabroker_buffer *shared = NULL;
+	char *token = NULL;
+	int r;
 
-	/* Allocate, then ListBuffers (must see it), Release of an unknown id, GetUsage, ... */
+	/* OpenToken, then ListBuffers (must see it), Release of an unknown id, GetUsage, ...
+	 * (OpenToken, not Allocate: an Allocate is answered when its worker is done,
+	 * maybe after later calls) */
 	memset(&a, 0, sizeof(a));
+	owner = connect_session();
+	CHECK(owner && (shared = alloc_one(owner, &r)) && r == 0);
+	CHECK(dmabroker_buffer_create_token(shared, 0, 0, &token) == 0);
 	CHECK(sd_bus_open_user(&bus) >= 0);
 	for (unsigned i = 0; i < PIPELINED; i++) {
 		calls[i] = (struct call){ &a, i };
 		if (i == 0)
-			CHECK(send_allocate(bus, &calls[i]) >= 0);
+			CHECK(send_call(bus, &calls[i], "OpenToken", "s", token) >= 0);
 		else if (i % 3 == 1)
 			CHECK(send_call(bus, &calls[i], "ListBuffers", "") >= 0);
 		else if (i % 3 == 2)
@@ -982,7 +991,7 @@ static bool step_pipelined_first_calls(void)
 		unsigned i = a.order[k];
 		CHECKF(i == k, "answer %u was for call %u", k, i);
 		if (i == 0)
-			CHECKF(!a.error[i] && a.allocated, "Allocate: %s", a.error[i] ? a.error[i] : "no buffer");
+			CHECKF(!a.error[i] && a.allocated, "OpenToken: %s", a.error[i] ? a.error[i] : "no buffer");
 		else if (i % 3 == 1)
 			CHECKF(!a.error[i] && a.listed[i] == 1, "ListBuffers %u: %s, %u buffers", i,
 			       a.error[i] ? a.error[i] : "ok", a.listed[i]);
@@ -994,6 +1003,9 @@ static bool step_pipelined_first_calls(void)
 	}
 	answers_free(&a, PIPELINED);
 	sd_bus_flush_close_unref(bus);
+	free(token);
+	dmabroker_buffer_release(shared);
+	dmabroker_disconnect(owner);
 
 	/* A flood: every call answered; beyond the bound only with LimitReached, the rest in order */
 	memset(&a, 0, sizeof(a));

@@ -1,0 +1,31 @@
+/* SPDX-License-Identifier: MIT */
+/* An allocation in flight (allocate.c): reserved on the client, taken on a worker thread. */
+#pragma once
+
+#include <stdint.h>
+
+#include <systemd/sd-bus.h>
+
+struct alloc_request;
+struct backend;
+struct buffer;
+struct client;
+
+/*
+ * The end of an allocation, on the loop thread: buf, registered and held
+ * by c, or r < 0 with error set (TooLarge, AllocationFailed, QuotaExceeded,
+ * or none for a bare errno). Not called when c left meanwhile.
+ */
+typedef void (*allocation_done_fn)(struct client *c, struct buffer *buf, int r, const sd_bus_error *error,
+				   sd_bus_message *msg, uint64_t cookie);
+
+/*
+ * Allocates for c from the first of candidates that can: checks and
+ * reserves c's quota (one buffer, the largest layout of the candidates)
+ * first, takes a pooled buffer at once, or else runs the kernel allocation
+ * on a worker. 0: done_fn is called (maybe already), with msg (referenced
+ * meanwhile) and cookie; < 0 with error set: refused, done_fn is not called.
+ */
+int allocation_start(struct client *c, const struct alloc_request *req, struct backend *const *candidates,
+		     unsigned n, allocation_done_fn done_fn, sd_bus_message *msg, uint64_t cookie,
+		     sd_bus_error *error);
