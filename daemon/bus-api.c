@@ -291,10 +291,7 @@ static void allocate_done(struct client *c, struct buffer *buf, int r, const sd_
 	sd_bus_message *reply = NULL;
 
 	if (r < 0) {
-		if (sd_bus_error_is_set(error))
-			sd_bus_reply_method_error(m, error);
-		else
-			sd_bus_reply_method_errno(m, -r, NULL);
+		broker_reply_error(m, r, error); /* a deferred reply: answered like every other */
 		return;
 	}
 	broker_allocated(c, buf);

@@ -75,7 +75,7 @@ static void wait_free(struct creds_wait *w, const sd_bus_error *error)
 	w->broker->n_creds_held -= w->n_held;
 	for (unsigned i = 0; i < w->n_held; i++) {
 		if (error && sd_bus_error_is_set(error))
-			sd_bus_reply_method_error(w->held[i], error);
+			broker_reply_error(w->held[i], -EIO, error);
 		sd_bus_message_unref(w->held[i]);
 	}
 	free(w->name);

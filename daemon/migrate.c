@@ -99,9 +99,13 @@ static void fail_named(struct migration *mig, const char *name, const char *what
 {
 	log_warning("buffer %llu: moving it to %s failed: %s: %s", (unsigned long long)mig->buf->id,
 		    mig->target->name, what, why);
-	if (mig->client)
-		sd_bus_reply_method_errorf(mig->msg, name, "buffer %llu: moving it to %s failed: %s: %s",
-					   (unsigned long long)mig->buf->id, mig->target->name, what, why);
+	if (mig->client) {
+		sd_bus_error e = SD_BUS_ERROR_NULL;
+		int r = sd_bus_error_setf(&e, name, "buffer %llu: moving it to %s failed: %s: %s",
+					  (unsigned long long)mig->buf->id, mig->target->name, what, why);
+		broker_reply_error(mig->msg, r, &e); /* answered whatever the text */
+		sd_bus_error_free(&e);
+	}
 	if (mig->grant)
 		access_end_internal(mig->grant);
 	migration_free(mig);
