@@ -150,8 +150,9 @@ int main(int argc, char **argv)
 			.max_acquired = 1,
 		};
 		r = join_stream(b, &d, wait_s, &stop, &in);
+		/* however long negotiation takes: each 200 ms only lets a signal stop us */
 		while (r >= 0 && !stop && (r = dmabroker_stream_wait_ready(in, 200)) == -ETIMEDOUT)
-			;
+			r = 0;
 	}
 	if (stop)
 		return 0;
@@ -165,8 +166,9 @@ int main(int argc, char **argv)
 			.height = dmabroker_stream_get_height(in), .consumers = consumers,
 		};
 		r = dmabroker_stream_create(b, &d, &out);
+		/* however late its consumers join (it gave up after 200 ms once) */
 		while (r >= 0 && !stop && (r = dmabroker_stream_wait_ready(out, 200)) == -ETIMEDOUT)
-			;
+			r = 0;
 	}
 	if (stop)
 		return 0;

@@ -22,6 +22,7 @@ TOOLS = os.path.join(BUILD, "tools")
 CAMERA = [os.path.join(TOOLS, "dmabroker-camera"), "--session"]
 DISPLAY = [os.path.join(TOOLS, "dmabroker-display"), "--session", "--wait", "120"]
 PROCESS = [os.path.join(TOOLS, "dmabroker-process"), "--session"]
+CTL = os.path.join(TOOLS, "dmabrokerctl")
 UINPUT_KEYS = os.path.join(BUILD, "tests", "vm", "uinput-keys")
 
 
@@ -73,6 +74,16 @@ class Proc:
         return rc
 
     def output(self):
+        """Every line so far, those not waited for yet included."""
+        while True:
+            try:
+                line = self.q.get_nowait()
+            except queue.Empty:
+                break
+            if line is None:
+                self.q.put(None)  # the end, for wait()
+                break
+            self.lines.append(line)
         return "\n".join(self.lines)
 
 
@@ -82,7 +93,12 @@ def test_three_stages():
     proc = Proc(PROCESS + ["--input", "cam", "--output", "grey", "--mode", "fifo", "--consumers", "1", "--wait", "180"])
     cam = Proc(CAMERA + ["--stream", "cam", "--format", "YUYV", "--width", "320", "--height", "180",
                          "--mode", "fifo", "--consumers", "1", "--frames", "300"])
-    check(cam.wait(240) == 0, "camera failed", cam.output())
+    try:
+        check(cam.wait(240) == 0, "camera failed", cam.output())
+    except subprocess.TimeoutExpired:
+        # where each stage stood: the camera slow, or a stage stalled
+        check(False, "the camera did not finish 300 frames in 240 s", "camera:", cam.output(),
+              "process:", proc.output(), "display:", disp.output())
     check(proc.wait(60) == 0, "process failed", proc.output())
     check(disp.wait(60) == 0, "display failed", disp.output())
     print("# " + "\n# ".join(cam.lines[-2:] + proc.lines[-1:] + disp.lines[-3:]))
@@ -91,6 +107,29 @@ def test_three_stages():
     m = disp.expect(r"writeback check: (\d+) frames identical on screen, (\d+) differ")
     check(m.group(1) == "300" and m.group(2) == "0", "every frame identical on screen", disp.output())
     check(re.search(r"latency capture to flip: p50", disp.output()), "latency measured end to end", disp.output())
+
+
+def test_late_consumer():
+    """the process waits for its output's consumer however late it joins (it gave up after 200 ms)"""
+    proc = Proc(PROCESS + ["--input", "late-in", "--output", "late-out", "--mode", "fifo", "--consumers", "1",
+                           "--wait", "60"])
+    cam = Proc(CAMERA + ["--stream", "late-in", "--format", "YUYV", "--width", "320", "--height", "180",
+                         "--mode", "fifo", "--consumers", "1", "--frames", "30"])
+    # the input is negotiated: the process has created its output and waits for a consumer
+    deadline = time.monotonic() + 60
+    while "late-out" not in subprocess.run([CTL, "--session", "streams"], capture_output=True, text=True).stdout:
+        check(time.monotonic() < deadline and proc.p.poll() is None,
+              "the process did not create its output stream", proc.output(), cam.output())
+        time.sleep(0.5)
+    time.sleep(3)
+    check(proc.p.poll() is None, "the process gave up while its output waited for a consumer", proc.output())
+    disp = Proc(DISPLAY + ["--device", "vkms", "--stream", "late-out", "--verify", "--exit-on-end",
+                           "--input", "none"])
+    check(cam.wait(120) == 0, "camera failed", cam.output())
+    check(proc.wait(60) == 0, "process failed", proc.output())
+    check(disp.wait(60) == 0, "display failed", disp.output())
+    check(re.search(r"process: 30 frames in", proc.output()), "process count", proc.output())
+    print("# " + "\n# ".join(proc.lines[-1:] + disp.lines[-1:]))
 
 
 def test_keyboard():
@@ -186,4 +225,5 @@ def reaped(test):
     return run_and_reap
 
 
-run([reaped(t) for t in (test_three_stages, test_keyboard, test_negotiation_errors, test_client_errors)])
+run([reaped(t) for t in (test_three_stages, test_late_consumer, test_keyboard, test_negotiation_errors,
+                         test_client_errors)])
