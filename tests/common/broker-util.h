@@ -37,6 +37,24 @@ static inline int daemon_fd_count(void)
 	return n;
 }
 
+/* The daemon's resident memory (VmRSS), in KiB, or -1. */
+static inline long daemon_rss_kib(void)
+{
+	char path[64], line[256];
+	long kib = -1;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)daemon_pid);
+	f = fopen(path, "re");
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "VmRSS: %ld kB", &kib) == 1)
+			break;
+	fclose(f);
+	return kib;
+}
+
 static inline int daemon_buffer_count(void)
 {
 	sd_bus *bus = NULL;

@@ -23,34 +23,11 @@
 
 #include "broker.h"
 #include "fdstore.h"
+#include "fd-util.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static struct broker broker;
-
-static int count_fds(void)
-{
-	DIR *d = opendir("/proc/self/fd");
-	struct dirent *e;
-	int n = 0;
-
-	while (d && (e = readdir(d)))
-		n += e->d_name[0] != '.';
-	if (d)
-		closedir(d);
-	return n;
-}
-
-static int memfd(size_t size)
-{
-	int fd = memfd_create("stored", MFD_CLOEXEC);
-
-	if (fd >= 0 && ftruncate(fd, (off_t)size) < 0) {
-		close(fd);
-		return -1;
-	}
-	return fd;
-}
 
 static void setup(void)
 {
@@ -98,7 +75,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	if (fds0 < 0) {
 		setup();
-		fds0 = count_fds();
+		fds0 = self_fd_count();
 	}
 	if (size < 2)
 		return 0;
@@ -109,7 +86,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	check_round_trip(name);
 
-	r = fdstore_restore_fd(&broker, memfd(fd_size), name);
+	r = fdstore_restore_fd(&broker, memfd_of_size(fd_size), name);
 	if (r == 0) {
 		if (fdstore_parse_name(name, &rec) < 0)
 			abort(); /* restored from a name that does not parse */
@@ -121,7 +98,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			if (buf->layout.plane[i].offset >= buf->size)
 				abort(); /* a plane outside the memory */
 		/* the same id again is refused */
-		if (fdstore_restore_fd(&broker, memfd(fd_size), name) == 0 || broker.buffers.len != 1)
+		if (fdstore_restore_fd(&broker, memfd_of_size(fd_size), name) == 0 || broker.buffers.len != 1)
 			abort();
 	} else if (broker.buffers.len != 0 || broker.restored.holds) {
 		abort(); /* a refused name left a buffer */
@@ -131,7 +108,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		buffer_release(broker.restored.holds);
 	if (broker.buffers.len != 0 || broker.bytes != 0 || broker.fds != 0)
 		abort();
-	if (count_fds() != fds0)
+	if (self_fd_count() != fds0)
 		abort(); /* an fd leaked */
 	return 0;
 }

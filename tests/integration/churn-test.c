@@ -31,23 +31,6 @@ TAP_DEFINE;
 static long calls = 100000;
 static int n_clients = 4;
 
-static long daemon_rss_kib(void)
-{
-	char path[64], line[256];
-	long kib = -1;
-	FILE *f;
-
-	snprintf(path, sizeof(path), "/proc/%d/status", (int)daemon_pid);
-	f = fopen(path, "re");
-	if (!f)
-		return -1;
-	while (fgets(line, sizeof(line), f))
-		if (sscanf(line, "VmRSS: %ld kB", &kib) == 1)
-			break;
-	fclose(f);
-	return kib;
-}
-
 enum { HELD = 256 };
 
 /* One client's share of the calls; the peak RSS seen in *peak. */

@@ -38,23 +38,6 @@ static bool fences;
 static const char *backend;
 static uint64_t *cycles_done;   /* shared with the children: one counter each */
 
-static long daemon_rss_kib(void)
-{
-	char path[64], line[256];
-	long kib = -1;
-	FILE *f;
-
-	snprintf(path, sizeof(path), "/proc/%d/status", (int)daemon_pid);
-	f = fopen(path, "re");
-	if (!f)
-		return -1;
-	while (fgets(line, sizeof(line), f))
-		if (sscanf(line, "VmRSS: %ld kB", &kib) == 1)
-			break;
-	fclose(f);
-	return kib;
-}
-
 static uint64_t now_ms(void)
 {
 	struct timespec ts;

@@ -18,6 +18,7 @@
 #include "errors.h"
 #include "fdstore.h"
 #include "tap.h"
+#include "fd-util.h"
 
 TAP_DEFINE;
 
@@ -162,51 +163,29 @@ static bool step_too_many_uids(void)
 	return true;
 }
 
-static int count_fds(void)
-{
-	DIR *d = opendir("/proc/self/fd");
-	struct dirent *e;
-	int n = 0;
-	while (d && (e = readdir(d)))
-		n += e->d_name[0] != '.';
-	if (d)
-		closedir(d);
-	return n - 1;
-}
-
-static int memfd(size_t size)
-{
-	int fd = memfd_create("stored", MFD_CLOEXEC);
-	if (fd >= 0 && ftruncate(fd, (off_t)size) < 0) {
-		close(fd);
-		return -1;
-	}
-	return fd;
-}
-
 static bool step_restore_fd(void)
 {
 	struct broker b;
 	struct buffer *buf;
-	int fds0 = count_fds();
+	int fds0 = self_fd_count();
 
 	memset(&b, 0, sizeof(b));
 	config_init(&b.config);
 	b.restored.broker = &b;
 	b.self.broker = &b;
 	/* 64x64 XRGB8888 in 16 KiB, held by uids 1000 and 0, never pooled */
-	CHECK(fdstore_restore_fd(&b, memfd(16384), "dmabroker.b2.7.64.64.875713112.0.3.1000.4.shm.1.0.256.2.1000.0") == 0);
+	CHECK(fdstore_restore_fd(&b, memfd_of_size(16384), "dmabroker.b2.7.64.64.875713112.0.3.1000.4.shm.1.0.256.2.1000.0") == 0);
 	buf = buffer_find(&b, 7);
 	CHECK(buf && buf->size == 16384 && buf->width == 64 && buf->owner_uid == 1000 && buf->no_pool);
 	CHECK(buf->n_reclaim_uids == 2 && buf->reclaim_uids[0] == 1000 && buf->reclaim_uids[1] == 0);
 	CHECK(buffer_held_by(buf, &b.restored) && b.next_buffer_id == 7);
 	/* the same id again, garbage, planes past the fd's end, an unknown fourcc: refused, fd closed */
-	CHECK(fdstore_restore_fd(&b, memfd(16384), "dmabroker.b2.7.64.64.875713112.0.3.1000.4.shm.1.0.256.0") < 0);
-	CHECK(fdstore_restore_fd(&b, memfd(16384), "dmabroker.b2.8.garbage") < 0);
-	CHECK(fdstore_restore_fd(&b, memfd(4096), "dmabroker.b2.9.64.64.875713112.0.3.1000.0.shm.1.0.256.1.1000") < 0);
-	CHECK(fdstore_restore_fd(&b, memfd(16384), "dmabroker.b2.10.64.64.1.0.3.1000.0.shm.1.0.256.1.1000") < 0);
-	CHECK(fdstore_restore_fd(&b, memfd(16384), "dmabroker.b2.11.64.64.875713112.0.3.1000.0.shm.1.0.64.1.1000") < 0);
-	CHECK(fdstore_restore_fd(&b, memfd(16384), NULL) == -EINVAL);
+	CHECK(fdstore_restore_fd(&b, memfd_of_size(16384), "dmabroker.b2.7.64.64.875713112.0.3.1000.4.shm.1.0.256.0") < 0);
+	CHECK(fdstore_restore_fd(&b, memfd_of_size(16384), "dmabroker.b2.8.garbage") < 0);
+	CHECK(fdstore_restore_fd(&b, memfd_of_size(4096), "dmabroker.b2.9.64.64.875713112.0.3.1000.0.shm.1.0.256.1.1000") < 0);
+	CHECK(fdstore_restore_fd(&b, memfd_of_size(16384), "dmabroker.b2.10.64.64.1.0.3.1000.0.shm.1.0.256.1.1000") < 0);
+	CHECK(fdstore_restore_fd(&b, memfd_of_size(16384), "dmabroker.b2.11.64.64.875713112.0.3.1000.0.shm.1.0.64.1.1000") < 0);
+	CHECK(fdstore_restore_fd(&b, memfd_of_size(16384), NULL) == -EINVAL);
 	CHECK(!buffer_find(&b, 8) && !buffer_find(&b, 9) && !buffer_find(&b, 10) && !buffer_find(&b, 11));
 	CHECK(b.restored.n_holds == 1);
 	while (b.restored.holds)
@@ -214,7 +193,7 @@ static bool step_restore_fd(void)
 	CHECK(!buffer_find(&b, 7));
 	hashmap_clear(&b.buffers);
 	config_free(&b.config);
-	CHECK(count_fds() == fds0);
+	CHECK(self_fd_count() == fds0);
 	return true;
 }
 
@@ -236,7 +215,7 @@ static bool step_reclaim(void)
 	struct broker b;
 	struct buffer *x, *y;
 	uint64_t ids[2] = { 7, 8 };
-	int fds[2], path_fd, other, fds0 = count_fds();
+	int fds[2], path_fd, other, fds0 = self_fd_count();
 	char proc[64];
 
 	sd_bus_error_add_map(dmabroker_error_map);
@@ -248,12 +227,12 @@ static bool step_reclaim(void)
 	root = (struct client){ .broker = &b, .id = 2, .uid = 0 };
 	/* nothing restored: nothing to reclaim, but an empty list is fine */
 	CHECK(fdstore_reclaim(&alice, ids, fds, 0, &e) == 0);
-	fds[0] = memfd(16384);
+	fds[0] = memfd_of_size(16384);
 	CHECK(refused(fdstore_reclaim(&alice, ids, fds, 1, &e), &e));
 	close(fds[0]);
 	/* 7: alice's alone; 8: alice's, shared with root */
-	CHECK(fdstore_restore_fd(&b, memfd(16384), "dmabroker.b2.7.64.64.875713112.0.3.1000.0.shm.1.0.256.1.1000") == 0);
-	CHECK(fdstore_restore_fd(&b, memfd(16384), "dmabroker.b2.8.64.64.875713112.0.3.1000.4.shm.1.0.256.2.1000.0") == 0);
+	CHECK(fdstore_restore_fd(&b, memfd_of_size(16384), "dmabroker.b2.7.64.64.875713112.0.3.1000.0.shm.1.0.256.1.1000") == 0);
+	CHECK(fdstore_restore_fd(&b, memfd_of_size(16384), "dmabroker.b2.8.64.64.875713112.0.3.1000.4.shm.1.0.256.2.1000.0") == 0);
 	x = buffer_find(&b, 7);
 	y = buffer_find(&b, 8);
 	CHECK(x && y);
@@ -268,7 +247,7 @@ static bool step_reclaim(void)
 	CHECK(refused(fdstore_reclaim(&alice, ids, &path_fd, 1, &e), &e));
 	close(path_fd);
 	/* another file under the right id, after a good entry: all or nothing */
-	other = memfd(16384);
+	other = memfd_of_size(16384);
 	CHECK(refused(fdstore_reclaim(&alice, ids, (int[]){ fds[0], other }, 2, &e), &e));
 	close(other);
 	CHECK(alice.n_holds == 0);
@@ -297,7 +276,7 @@ static bool step_reclaim(void)
 	close(fds[1]);
 	hashmap_clear(&b.buffers);
 	config_free(&b.config);
-	CHECK(count_fds() == fds0);
+	CHECK(self_fd_count() == fds0);
 	return true;
 }
 

@@ -19,6 +19,7 @@
 #include "cleanup.h"
 #include "notify.h"
 #include "tap.h"
+#include "fd-util.h"
 
 TAP_DEFINE;
 
@@ -32,18 +33,6 @@ static void on_alarm(int sig)
 	if (write(1, m, sizeof(m) - 1) < 0)
 		_exit(2);
 	_exit(1);
-}
-
-static int count_fds(void)
-{
-	DIR *d = opendir("/proc/self/fd");
-	struct dirent *e;
-	int n = 0;
-	while (d && (e = readdir(d)))
-		n += e->d_name[0] != '.';
-	if (d)
-		closedir(d);
-	return n - 1; /* the DIR's own */
 }
 
 /* The service manager's end, bound at addr (a path, or "@name"), not read until the test says. */
@@ -110,7 +99,7 @@ static bool step_never_blocks(void)
 {
 	unsigned n_msgs = queue_len() + 50, got = 0;
 	ino_t *inodes = calloc(n_msgs, sizeof(*inodes));
-	int reader = make_reader(path), fds0 = count_fds();
+	int reader = make_reader(path), fds0 = self_fd_count();
 	struct notify *n = NULL;
 	sd_event *event = NULL;
 	bool queued = false;
@@ -160,13 +149,13 @@ static bool step_never_blocks(void)
 	close(reader);
 	unlink(path);
 	free(inodes);
-	CHECK(count_fds() == fds0 - 1); /* the reader was counted */
+	CHECK(self_fd_count() == fds0 - 1); /* the reader was counted */
 	return true;
 }
 
 static bool step_full(void)
 {
-	int reader = make_reader(path), fds0 = count_fds(), fd = memfd_create("m", MFD_CLOEXEC), r = 0;
+	int reader = make_reader(path), fds0 = self_fd_count(), fd = memfd_create("m", MFD_CLOEXEC), r = 0;
 	unsigned sent = 0, limit = queue_len() + 100;
 	struct notify *n = NULL;
 	char text[128];
@@ -186,7 +175,7 @@ static bool step_full(void)
 	close(fd);
 	close(reader);
 	unlink(path);
-	CHECK(count_fds() == fds0 - 1);
+	CHECK(self_fd_count() == fds0 - 1);
 	return true;
 }
 
