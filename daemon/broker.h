@@ -224,13 +224,6 @@ int buffer_attach(struct buffer *buf, struct client *c, uint32_t usage, const ch
 int buffer_detach(struct buffer *buf, struct client *c, uint32_t id, sd_bus_error *error);
 void buffer_detach_client(struct buffer *buf, struct client *c);
 int buffer_dup_fd(const struct buffer *buf);
-/*
- * Allocates from the first of candidates that can, and registers the buffer
- * held by owner. 0, or a negative errno with error set (TooLarge,
- * AllocationFailed, QuotaExceeded).
- */
-int buffer_allocate(struct broker *b, struct client *owner, const struct alloc_request *req,
-		    struct backend *const *candidates, unsigned n, struct buffer **ret, sd_bus_error *error);
 /* The stream let go of buf: freed now if nobody holds it. */
 void buffer_unset_stream(struct buffer *buf);
 /* Names the dma-buf "dmabroker:<id>" (DMA_BUF_SET_NAME), for bufinfo. */

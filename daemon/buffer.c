@@ -247,63 +247,6 @@ void buffer_describe(struct buffer *buf, uint32_t width, uint32_t height, uint32
 	buf->layout = *layout;
 }
 
-int buffer_allocate(struct broker *b, struct client *owner, const struct alloc_request *req,
-		    struct backend *const *candidates, unsigned n, struct buffer **ret, sd_bus_error *error)
-{
-	const struct format_info *f = req->format;
-	struct backend *chosen = NULL;
-	struct layout layout;
-	struct buffer *buf;
-	uint64_t size = 0;
-	int r, fd = -ENODEV;
-
-	/* Charge first, then take: the largest layout of the candidates must fit owner's quota,
-	 * and the buffer's fd the daemon's fd budget. */
-	for (unsigned i = 0; i < n; i++)
-		if (backend_layout(candidates[i], req, &layout) >= 0 && layout.size > size)
-			size = layout.size;
-	r = charge(owner, size, error);
-	if (r >= 0)
-		r = fd_budget_charge(b, 1, error);
-	if (r < 0)
-		return r;
-	for (unsigned i = 0; i < n; i++) {
-		/* a pooled buffer of this size, on this backend, of this user first */
-		if ((fd = pool_take(b, candidates[i], req, owner->uid, &layout)) >= 0) {
-			chosen = candidates[i];
-			break;
-		}
-		fd = candidates[i]->ops->alloc(candidates[i], req, &layout);
-		if (fd == -E2BIG) {
-			fd_budget_uncharge(b, 1);
-			return sd_bus_error_setf(error, ERR_TOO_LARGE,
-						 "%ux%u %s needs more than %llu bytes (max-buffer-size)", req->width,
-						 req->height, f->name, (unsigned long long)req->max_size);
-		}
-		if (fd >= 0) {
-			chosen = candidates[i];
-			break;
-		}
-		log_info("backend %s failed to allocate %ux%u %s: %s", candidates[i]->name, req->width, req->height,
-			 f->name, strerror(-fd));
-	}
-	if (!chosen) {
-		fd_budget_uncharge(b, 1);
-		return sd_bus_error_setf(error, ERR_ALLOCATION_FAILED, "%s could not allocate %ux%u %s: %s",
-					 n ? candidates[n - 1]->name : "no backend", req->width, req->height, f->name,
-					 strerror(-fd));
-	}
-	r = buffer_register(b, owner, fd, &buf, error);
-	if (r < 0)
-		return r;
-	buf->backend = chosen;
-	buf->dmabuf = chosen->dmabuf;
-	buffer_describe(buf, req->width, req->height, f->fourcc, DRM_FORMAT_MOD_LINEAR, req->usage, &layout);
-	buffer_set_name(buf);
-	*ret = buf;
-	return 0;
-}
-
 void buffer_unset_stream(struct buffer *buf)
 {
 	buf->stream = NULL;

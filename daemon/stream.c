@@ -52,6 +52,7 @@
 
 #include <drm_fourcc.h>
 
+#include "allocate.h"
 #include "broker.h"
 #include "cleanup.h"
 #include "errors.h"
@@ -112,6 +113,10 @@ struct stream {
 	uint64_t produced, consumed, dropped;
 	uid_t owner_uid;                /* the producer's */
 	bool peer;                      /* FIFO: frames travel on peer channels, not through us */
+	/* negotiation: buffers being allocated on workers (allocate.c), and why the first failed */
+	unsigned allocating;
+	bool alloc_failed;
+	struct backend *need;           /* the placement a party's device asked for, or NULL */
 	struct stream *next;
 };
 
@@ -672,11 +677,16 @@ static unsigned parties(struct stream *s, struct stream_party **out)
 	return n;
 }
 
-static int negotiate(struct stream *s, sd_bus_error *error)
+/*
+ * Negotiation's first half, in the loop: the format, the placement and the
+ * backends that may serve it (req, candidates). 0, or <0 with error.
+ */
+static int negotiate_plan(struct stream *s, struct alloc_request *req, struct backend **candidates, unsigned *ret_nc,
+			  sd_bus_error *error)
 {
 	struct broker *b = s->broker;
 	struct stream_party *all[STREAM_MAX_CONSUMERS + 1], *needer = NULL;
-	struct backend *need = NULL, *candidates[16];
+	struct backend *need = NULL;
 	char w[96], w2[96], why[256], list[256];
 	uint32_t fourcc = 0, usage = 0;
 	unsigned n = parties(s, all), nc;
@@ -731,7 +741,7 @@ static int negotiate(struct stream *s, sd_bus_error *error)
 			need = be;
 			needer = all[i];
 		}
-	nc = backends_choose(&b->backends, usage, need ? need->name : NULL, NULL, candidates, ELEMENTSOF(candidates),
+	nc = backends_choose(&b->backends, usage, need ? need->name : NULL, NULL, candidates, *ret_nc,
 			     why, sizeof(why));
 	if (nc > 0) {
 		/* the producer allocates: its [access] rules apply */
@@ -747,38 +757,43 @@ static int negotiate(struct stream *s, sd_bus_error *error)
 		return sd_bus_error_setf(error, ERR_NEGOTIATION_FAILED, "stream '%s': %s", s->p.name, why);
 	}
 
-	struct alloc_request req = {
+	*req = (struct alloc_request){
 		.format = format_lookup(fourcc), .width = s->p.width, .height = s->p.height, .usage = usage,
 		.max_size = b->config.max_buffer_size, .max_dimension = b->config.max_dimension,
 	};
-	for (unsigned i = 0; i < s->p.buffers; i++) {
-		struct buffer *buf;
-		sd_bus_error e = SD_BUS_ERROR_NULL;
-		r = buffer_allocate(b, s->producer.client, &req, candidates, nc, &buf, &e);
-		if (r < 0) {
-			sd_bus_error_setf(error, ERR_NEGOTIATION_FAILED, "stream '%s': buffer %u of %u%s%s%s: %s",
-					  s->p.name, i + 1, s->p.buffers, need ? " (on " : "", need ? need->name : "",
-					  need ? " because of its importers)" : "", e.message);
-			sd_bus_error_free(&e);
+	s->fourcc = fourcc;
+	s->modifier = DRM_FORMAT_MOD_LINEAR;
+	s->need = need;
+	*ret_nc = nc;
+	return 0;
+}
+
+/*
+ * Negotiation's end, once every buffer is allocated: every party can use
+ * them where they are, and FIFO streams get their peer channels.
+ */
+static int negotiate_finish(struct stream *s, sd_bus_error *error)
+{
+	struct stream_party *all[STREAM_MAX_CONSUMERS + 1];
+	unsigned n = parties(s, all);
+	int r;
+
+	if (!s->n_slots)
+		return sd_bus_error_setf(error, ERR_NEGOTIATION_FAILED, "stream '%s': no buffer", s->p.name);
+	s->backend = s->slots[0].buf->backend;
+	/* consumers that joined while the buffers were allocated were checked for the format only */
+	for (unsigned i = 0; i < n; i++) {
+		r = check_party(s, all[i], s->fourcc, s->backend, error);
+		if (r < 0)
 			return r;
-		}
-		/* the stream keeps it; holders are the parties. Streams do not
-		 * survive a restart, so their buffers are not in the fd store. */
-		buf->stream = s;
-		s->slots[i] = (struct slot){ .buf = buf, .ready_fence = -1, .release_fence = -1 };
-		s->n_slots++;
-		if (i == 0)
-			s->backend = buf->backend;
 	}
 	if (s->p.mode == STREAM_FIFO) {
 		r = peers_open(s, error);
 		if (r < 0)
 			return r;
 	}
-	s->fourcc = fourcc;
-	s->modifier = DRM_FORMAT_MOD_LINEAR;
 	log_info("stream %llu '%s': %ux%u %s on %s, %u buffers, %s%s, %u consumers", (unsigned long long)s->id,
-		 s->p.name, s->p.width, s->p.height, format_lookup(fourcc)->name, s->backend->name, s->n_slots,
+		 s->p.name, s->p.width, s->p.height, format_lookup(s->fourcc)->name, s->backend->name, s->n_slots,
 		 mode_names[s->p.mode], s->peer ? " (peer to peer)" : "", s->n_consumers);
 	return 0;
 }
@@ -873,32 +888,114 @@ static void answer_waiting(struct stream *s, struct stream_party *p)
 	sd_bus_message_unref(call);
 }
 
-static void maybe_negotiate(struct stream *s)
+/* The end of negotiation: running, or failed with e (set) and no buffers; every waiting party is answered. */
+static void negotiation_end(struct stream *s, sd_bus_error *e)
 {
-	sd_bus_error e = SD_BUS_ERROR_NULL;
 	struct stream_party *all[STREAM_MAX_CONSUMERS + 1];
 	unsigned n;
 
-	if (s->state != STREAM_NEGOTIATING || !s->has_producer || s->n_consumers < s->p.consumers)
-		return;
-	if (negotiate(s, &e) < 0) {
+	if (!sd_bus_error_is_set(e) && negotiate_finish(s, e) >= 0) {
+		s->state = STREAM_RUNNING;
+	} else {
 		s->state = STREAM_FAILED;
 		snprintf(s->error_name, sizeof(s->error_name), "%s",
-			 sd_bus_error_is_set(&e) ? e.name : ERR_NEGOTIATION_FAILED);
-		printable(e.message ? e.message : "negotiation failed", s->error_msg, sizeof(s->error_msg));
+			 sd_bus_error_is_set(e) ? e->name : ERR_NEGOTIATION_FAILED);
+		printable(e->message ? e->message : "negotiation failed", s->error_msg, sizeof(s->error_msg));
 		log_notice("stream %llu: %s", (unsigned long long)s->id, s->error_msg);
 		for (unsigned i = 0; i < s->n_slots; i++) {
 			buffer_release(buffer_held_by(s->slots[i].buf, s->producer.client));
 			buffer_unset_stream(s->slots[i].buf);
 		}
 		s->n_slots = 0;
-	} else {
-		s->state = STREAM_RUNNING;
 	}
-	sd_bus_error_free(&e);
 	n = parties(s, all);
 	for (unsigned i = 0; i < n; i++)
 		answer_waiting(s, all[i]);
+}
+
+/* Why the first of the stream's allocations failed, kept until they have all ended. */
+static void allocation_failed(struct stream *s, const sd_bus_error *e)
+{
+	if (s->alloc_failed)
+		return;
+	s->alloc_failed = true;
+	snprintf(s->error_msg, sizeof(s->error_msg), "stream '%s': %u buffers%s%s%s: %s", s->p.name, s->p.buffers,
+		 s->need ? " (on " : "", s->need ? s->need->name : "", s->need ? " because of its importers)" : "",
+		 e && e->message ? e->message : "cannot allocate");
+}
+
+static void allocations_ended(struct stream *s)
+{
+	sd_bus_error e = SD_BUS_ERROR_NULL;
+
+	if (s->alloc_failed)
+		sd_bus_error_set(&e, ERR_NEGOTIATION_FAILED, s->error_msg);
+	negotiation_end(s, &e);
+	sd_bus_error_free(&e);
+}
+
+/*
+ * One of the stream's buffers, allocated for its producer c (allocate.c),
+ * on the loop. A stream that ended or went meanwhile does not take it. Not
+ * called when c left: allocate.c then keeps nothing.
+ */
+static void slot_allocated(struct client *c, struct buffer *buf, int r, const sd_bus_error *error,
+			   sd_bus_message *msg, uint64_t stream_id)
+{
+	struct stream *s = stream_find(c->broker, stream_id);
+
+	(void)msg;
+	if (!s || s->state != STREAM_NEGOTIATING || !s->has_producer || s->producer.client != c || !s->allocating) {
+		if (buf)
+			buffer_release(buffer_held_by(buf, c));
+		return;
+	}
+	if (r < 0) {
+		allocation_failed(s, error);
+	} else if (s->alloc_failed || s->n_slots >= s->p.buffers) {
+		buffer_release(buffer_held_by(buf, c));
+	} else {
+		/* the stream keeps it; holders are the parties. Streams do not
+		 * survive a restart, so their buffers are not in the fd store. */
+		buf->stream = s;
+		s->slots[s->n_slots++] = (struct slot){ .buf = buf, .ready_fence = -1, .release_fence = -1 };
+	}
+	if (--s->allocating == 0)
+		allocations_ended(s);
+}
+
+/*
+ * Once the producer and the consumers it waits for are there: plans the
+ * stream in the loop, then allocates its buffers like an Allocate of the
+ * producer's (charged to it first, taken on a worker thread), so the loop
+ * never waits for the kernel to zero them. Until they are all there the
+ * stream stays negotiating; StreamBuffers calls wait.
+ */
+static void maybe_negotiate(struct stream *s)
+{
+	sd_bus_error e = SD_BUS_ERROR_NULL;
+	struct backend *candidates[16];
+	struct alloc_request req;
+	unsigned nc = ELEMENTSOF(candidates);
+
+	if (s->state != STREAM_NEGOTIATING || s->allocating || !s->has_producer || s->n_consumers < s->p.consumers)
+		return;
+	if (negotiate_plan(s, &req, candidates, &nc, &e) < 0) {
+		negotiation_end(s, &e);
+		sd_bus_error_free(&e);
+		return;
+	}
+	s->allocating = 1; /* this loop's own: no end before every allocation has started */
+	for (unsigned i = 0; i < s->p.buffers && !s->alloc_failed; i++) {
+		s->allocating++;
+		if (allocation_start(s->producer.client, &req, candidates, nc, slot_allocated, NULL, s->id, &e) < 0) {
+			s->allocating--;
+			allocation_failed(s, &e);
+		}
+		sd_bus_error_free(&e);
+	}
+	if (--s->allocating == 0)
+		allocations_ended(s);
 }
 
 /* ---- create, join, leave ---- */
@@ -1091,7 +1188,14 @@ int stream_join(struct client *c, const struct stream_params *p, struct stream *
 	default_label(c, &con->party.p);
 	if (!con->party.p.max_acquired)
 		con->party.p.max_acquired = s->p.mode == STREAM_MAILBOX ? 1 : s->p.buffers;
-	if (s->state == STREAM_RUNNING) {
+	if (s->allocating) {
+		/* the format is chosen; the placement is checked when the buffers are there */
+		r = check_party(s, &con->party, s->fourcc, NULL, error);
+		if (r < 0) {
+			fd_budget_uncharge(c->broker, STREAM_CONSUMER_FDS);
+			return r;
+		}
+	} else if (s->state == STREAM_RUNNING) {
 		r = check_party(s, &con->party, s->fourcc, s->backend, error);
 		if (r >= 0 && s->peer && (r = channel_open(con)) < 0)
 			sd_bus_error_setf(error, SD_BUS_ERROR_FAILED, "cannot open a peer channel: %s", strerror(-r));

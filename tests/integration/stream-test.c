@@ -419,6 +419,78 @@ static bool step_negotiation(void)
 	return true;
 }
 
+/*
+ * The stream's buffers are allocated like the producer's own Allocate:
+ * charged to it before they are taken (on the daemon's worker threads),
+ * so a stream past its quota fails naming the limit and keeps nothing;
+ * and whoever leaves while they are being allocated leaves nothing.
+ */
+static bool step_negotiation_allocates(void)
+{
+	struct baseline base = baseline_take();
+	struct dmabroker *p = connect_session(), *c = connect_session();
+	struct dmabroker *conns[] = { p, c };
+	struct dmabroker_buffer *mine[29] = { 0 }, *extra[3];
+	struct dmabroker_stream *ps = NULL, *cs = NULL;
+	struct dmabroker_stream_desc pd, cd;
+	struct dmabroker_alloc_desc d = { .version = DMABROKER_ALLOC_DESC_VERSION, .width = W, .height = H,
+					  .fourcc = DRM_FORMAT_XRGB8888, .usage = CPU_RW };
+	int r = 0;
+
+	CHECK(p && c);
+	/* 29 of the producer's 32 buffers (test.conf) taken: a stream of 4 does not fit */
+	for (unsigned i = 0; i < sizeof(mine) / sizeof(mine[0]) && r == 0; i++)
+		r = dmabroker_allocate(p, &d, &mine[i]);
+	CHECKF(r == 0, "allocate: %s", dmabroker_error_message(p));
+	pd = producer_desc("quota", DMABROKER_STREAM_MAILBOX, 1);
+	cd = consumer_desc("quota", "watcher");
+	CHECK(dmabroker_stream_create(p, &pd, &ps) == 0);
+	CHECK(dmabroker_stream_join(c, &cd, &cs) == 0);
+	CHECK(expect_error(c, dmabroker_stream_wait_ready(cs, 5000), EPROTO, "org.dmabroker.Error.NegotiationFailed"));
+	CHECK(strstr(dmabroker_error_message(c), "max-buffers-per-client"));
+	CHECK(expect_error(p, dmabroker_stream_wait_ready(ps, 5000), EPROTO, "org.dmabroker.Error.NegotiationFailed"));
+	/* of the stream's buffers, none is kept, and what could be reserved is free again */
+	CHECK(daemon_buffer_count() == base.buffers + 29);
+	for (int i = 0; i < 3; i++)
+		CHECKF(dmabroker_allocate(p, &d, &extra[i]) == 0, "allocate: %s", dmabroker_error_message(p));
+	for (int i = 0; i < 3; i++)
+		dmabroker_buffer_release(extra[i]);
+	dmabroker_stream_destroy(cs);
+	dmabroker_stream_destroy(ps);
+	for (unsigned i = 0; i < sizeof(mine) / sizeof(mine[0]); i++)
+		dmabroker_buffer_release(mine[i]);
+	/* with the quota free, the same stream runs */
+	CHECK(dmabroker_stream_create(p, &pd, &ps) == 0);
+	CHECK(dmabroker_stream_join(c, &cd, &cs) == 0);
+	CHECK(all_ready(conns, 2, (struct dmabroker_stream *[]){ ps, cs }, 2));
+	CHECK(dmabroker_stream_get_buffer_count(cs) == 4);
+	dmabroker_stream_destroy(cs);
+	dmabroker_stream_destroy(ps);
+
+	/* leaving at once, while the buffers are (or may still be) allocated */
+	for (int round = 0; round < 40; round++) {
+		struct dmabroker *leaver = round % 2 ? c : p;
+		CHECK(dmabroker_stream_create(p, &pd, &ps) == 0);
+		CHECK(dmabroker_stream_join(c, &cd, &cs) == 0);
+		if (leaver == p) {
+			ps = dmabroker_stream_destroy(ps);
+			cs = dmabroker_stream_destroy(cs);
+		} else {
+			cs = dmabroker_stream_destroy(cs);
+			ps = dmabroker_stream_destroy(ps);
+		}
+	}
+	/* and a producer that disconnects */
+	CHECK(dmabroker_stream_create(p, &pd, &ps) == 0);
+	CHECK(dmabroker_stream_join(c, &cd, &cs) == 0);
+	dmabroker_stream_destroy(ps);
+	dmabroker_disconnect(p);
+	dmabroker_stream_destroy(cs);
+	dmabroker_disconnect(c);
+	CHECK(baseline_restored(base));
+	return true;
+}
+
 static bool step_fifo_content(void)
 {
 	struct baseline base = baseline_take();
@@ -1164,9 +1236,11 @@ int main(int argc, char **argv)
 	}
 	if (!daemon_pid_from_env("stream-test"))
 		return 2;
-	tap_plan(9);
+	tap_plan(10);
 	tap_step("negotiation: the first common format; refusals name the party and what; bad requests",
 		 step_negotiation);
+	tap_step("negotiation allocates as the producer: charged first, nothing kept when it fails or a party leaves",
+		 step_negotiation_allocates);
 	tap_step(fences ? "fifo: two consumers get every frame in order, intact, with pending ready and release fences"
 			: "fifo: two consumers get every frame in order, intact",
 		 step_fifo_content);
