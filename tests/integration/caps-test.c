@@ -9,15 +9,20 @@
  *                             streams, grants and bytes)
  *        caps-test --pending (caps-pending.conf: requests that wait, per
  *                             client and per uid)
+ *        caps-test --fences  (caps-fences.conf, in the VM: sw_sync release
+ *                             fences the daemon keeps, per uid; and
+ *                             [fences] timeout-policy = report)
  *
  * Under tests/common/with-daemon.py. All clients run as this uid, so a
  * per-uid limit is reached by several clients, each within its own. Output is TAP.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <unistd.h>
 
 #include <drm_fourcc.h>
@@ -25,6 +30,7 @@
 
 #include "tap.h"
 #include "broker-util.h"
+#include "uapi-extra.h"
 
 TAP_DEFINE;
 
@@ -36,11 +42,13 @@ TAP_DEFINE;
 #define R DMABROKER_ACCESS_READ
 #define W DMABROKER_ACCESS_WRITE
 
+static const char *backend; /* --fences: heap:system */
+
 static struct dmabroker_buffer *alloc_wh(struct dmabroker *b, uint32_t w, uint32_t h)
 {
 	struct dmabroker_alloc_desc d = {
 		.version = DMABROKER_ALLOC_DESC_VERSION, .width = w, .height = h, .fourcc = DRM_FORMAT_XRGB8888,
-		.usage = CPU_RW, .flags = DMABROKER_ALLOC_FRESH,
+		.usage = CPU_RW, .flags = DMABROKER_ALLOC_FRESH, .backend = backend,
 	};
 	struct dmabroker_buffer *buf = NULL;
 
@@ -404,16 +412,197 @@ static bool step_pending(void)
 	return true;
 }
 
+/* ---- caps-fences.conf (the VM: sw_sync) ---- */
+
+struct timeline {
+	int fd;
+	uint32_t point;
+};
+
+/* A sw_sync fence at the timeline's next point, pending until timeline_signal(). */
+static int timeline_fence(struct timeline *t)
+{
+	struct sw_sync_create_fence_data d = { .value = ++t->point };
+
+	snprintf(d.name, sizeof(d.name), "caps-%u", t->point);
+	return ioctl(t->fd, SW_SYNC_IOC_CREATE_FENCE, &d) < 0 ? -1 : d.fence;
+}
+
+static void timeline_signal(struct timeline *t, uint32_t n)
+{
+	ioctl(t->fd, SW_SYNC_IOC_INC, &n);
+}
+
+/* A write grant on buf ended under a pending fence of t: 0, or the refusal. */
+static int end_under_fence(struct dmabroker *b, struct dmabroker_buffer *buf, struct timeline *t, uint64_t *ret_grant)
+{
+	int acquire = -1, release, r;
+	uint64_t g;
+
+	r = dmabroker_buffer_begin_access(buf, W, 0, &g, &acquire);
+	if (acquire >= 0)
+		close(acquire);
+	if (r < 0)
+		return r;
+	*ret_grant = g;
+	release = timeline_fence(t);
+	if (release < 0)
+		return -errno;
+	r = dmabroker_end_access(b, g, release);
+	close(release);
+	return r;
+}
+
+/* max-fences-per-client = 3, max-fences-per-uid = 4 */
+static bool step_fences_per_uid(void)
+{
+	struct baseline base = baseline_take();
+	struct dmabroker *a = connect_session(), *b = connect_session();
+	struct dmabroker_buffer *bufs[6];
+	struct timeline t = { .fd = open(SW_SYNC_DEBUGFS_PATH, O_RDWR | O_CLOEXEC) };
+	uint64_t g;
+	int r = -1, release;
+
+	CHECK(t.fd >= 0 && a && b);
+	for (int i = 0; i < 6; i++)
+		CHECK((bufs[i] = alloc_wh(i < 3 ? a : b, 16, 16)));
+	for (int i = 0; i < 3; i++)
+		CHECK(end_under_fence(a, bufs[i], &t, &g) == 0);
+	CHECK(end_under_fence(b, bufs[3], &t, &g) == 0);
+	CHECK(refused(b, end_under_fence(b, bufs[4], &t, &g), EDQUOT, ERR("QuotaExceeded"), "max-fences-per-uid"));
+	/* a's fences signal and are dropped: b's end (still its grant) is taken */
+	timeline_signal(&t, 3);
+	release = timeline_fence(&t);
+	CHECK(release >= 0);
+	for (int i = 0; i < 200 && r < 0; i++) {
+		r = dmabroker_end_access(b, g, release);
+		if (r < 0)
+			usleep(10000);
+	}
+	CHECKF(r == 0, "the end is still refused once the other fences signalled: %s", dmabroker_error_message(b));
+	close(release);
+	timeline_signal(&t, 100);
+	close(t.fd);
+	dmabroker_disconnect(b);
+	dmabroker_disconnect(a);
+	CHECK(baseline_restored(base));
+	return true;
+}
+
+struct timed_out {
+	int done;
+	uint64_t buffer, client;
+	int write;
+};
+
+static int on_timed_out(sd_bus_message *m, void *userdata, sd_bus_error *e)
+{
+	struct timed_out *t = userdata;
+
+	if (sd_bus_message_read(m, "ttb", &t->buffer, &t->client, &t->write) > 0)
+		t->done = 1;
+	return 0;
+}
+
+static bool client_id_listed(uint64_t want)
+{
+	sd_bus *bus = NULL;
+	sd_bus_message *reply = NULL;
+	uint64_t id;
+	bool found = false;
+	int r = sd_bus_open_user(&bus);
+
+	if (r >= 0)
+		r = sd_bus_call_method(bus, BUS_NAME, PATH, IFACE, "ListClients", NULL, &reply, "");
+	if (r >= 0)
+		r = sd_bus_message_enter_container(reply, 'a', "(tsuuusutuut)");
+	while (r >= 0 && (r = sd_bus_message_read(reply, "(tsuuusutuut)", &id, NULL, NULL, NULL, NULL, NULL, NULL,
+						   NULL, NULL, NULL, NULL)) > 0)
+		found |= id == want;
+	sd_bus_message_unref(reply);
+	sd_bus_flush_close_unref(bus);
+	return found;
+}
+
+/*
+ * [fences] timeout-policy = report: a fence that never signals is reported
+ * (FenceTimedOut to the holders, FenceTimeouts counted) and dropped, and
+ * the client that supplied it is still served, its buffer still its own
+ * (drop-client, access-test's policy, would have dropped it).
+ */
+static bool step_timeout_report(void)
+{
+	struct baseline base = baseline_take();
+	struct dmabroker *x = connect_session(), *y = connect_session();
+	struct dmabroker_buffer *buf, *other;
+	struct timeline t = { .fd = open(SW_SYNC_DEBUGFS_PATH, O_RDWR | O_CLOEXEC) };
+	struct timed_out seen = { 0 };
+	sd_bus *obs = NULL;
+	sd_bus_message *reply = NULL;
+	char *token = NULL;
+	uint64_t g, timeouts = 0;
+	int fence = -1;
+
+	CHECK(t.fd >= 0 && x && y);
+	buf = alloc_wh(x, 64, 64);
+	CHECK(buf);
+	other = NULL;
+	CHECK(dmabroker_buffer_create_token(buf, 0, 0, &token) == 0 && dmabroker_open_token(y, token, &other) == 0);
+	free(token);
+	token = NULL;
+	/* an observer that holds the buffer hears of it */
+	CHECK(sd_bus_open_user(&obs) >= 0 && dmabroker_buffer_create_token(buf, 0, 0, &token) == 0);
+	CHECK(sd_bus_call_method(obs, BUS_NAME, PATH, IFACE, "OpenToken", NULL, &reply, "s", token) >= 0);
+	reply = sd_bus_message_unref(reply);
+	free(token);
+	CHECK(sd_bus_match_signal(obs, NULL, NULL, PATH, IFACE, "FenceTimedOut", on_timed_out, &seen) >= 0);
+	CHECK(end_under_fence(x, buf, &t, &g) == 0);
+	/* [fences] timeout = 10: wait for the signal, however long the test bed takes */
+	for (int i = 0; i < 1200 && !seen.done; i++)
+		if (sd_bus_process(obs, NULL) == 0)
+			sd_bus_wait(obs, 50000);
+	CHECKF(seen.done, "no FenceTimedOut within 60 s");
+	tap_diag("FenceTimedOut(buffer %llu, client %llu, write %d)", (unsigned long long)seen.buffer,
+		 (unsigned long long)seen.client, seen.write);
+	CHECK(seen.buffer == dmabroker_buffer_get_id(buf) && seen.write);
+	CHECK(sd_bus_get_property_trivial(obs, BUS_NAME, PATH, IFACE, "FenceTimeouts", NULL, 't', &timeouts) >= 0 &&
+	      timeouts >= 1);
+	/* report, not drop-client: the late client is still served, as the same client */
+	CHECKF(client_id_listed(seen.client), "client %llu was dropped", (unsigned long long)seen.client);
+	CHECK(dmabroker_buffer_begin_access(buf, R, DMABROKER_ACCESS_NONBLOCK, &g, &fence) == 0);
+	if (fence >= 0)
+		close(fence);
+	CHECK(dmabroker_end_access(x, g, -1) == 0);
+	CHECK(client_id_listed(seen.client));
+	timeline_signal(&t, 100);
+	close(t.fd);
+	sd_bus_flush_close_unref(obs);
+	dmabroker_disconnect(y);
+	dmabroker_disconnect(x);
+	CHECK(baseline_restored(base));
+	return true;
+}
+
 int main(int argc, char **argv)
 {
 	bool pending = argc > 1 && strcmp(argv[1], "--pending") == 0;
+	bool fences = argc > 1 && strcmp(argv[1], "--fences") == 0;
 
-	if ((argc > 1 && !pending) || argc > 2) {
-		fprintf(stderr, "usage: caps-test [--pending]\n");
+	if ((argc > 1 && !pending && !fences) || argc > 2) {
+		fprintf(stderr, "usage: caps-test [--pending | --fences]\n");
 		return 2;
 	}
 	if (!daemon_pid_from_env("caps-test"))
 		return 2;
+	if (fences) {
+		backend = "heap:system";
+		tap_plan(2);
+		tap_step("max-fences-per-uid: reached by two clients each within its own limit; signalled fences make "
+			 "room", step_fences_per_uid);
+		tap_step("timeout-policy = report: a fence that never signals is reported and dropped, its client "
+			 "still served", step_timeout_report);
+		return tap_done();
+	}
 	if (pending) {
 		tap_plan(1);
 		tap_step("max-pending-per-client and max-pending-per-uid: a wait past either refused by name; the "
