@@ -348,8 +348,9 @@ static bool waiting(struct dmabroker *b, unsigned n)
 			return false;
 		if (sd_bus_call_method(bus, BUS_NAME, PATH, IFACE, "ListBuffers", NULL, &reply, "") >= 0 &&
 		    sd_bus_message_enter_container(reply, 'a', "(tuuutsuuuuutuuuu)") > 0)
-			while (sd_bus_message_read(reply, "(tuuutsuuuuutuuuu)", NULL, NULL, NULL, NULL, NULL, NULL, NULL,
-						   NULL, NULL, NULL, NULL, NULL, NULL, &waiters, NULL, NULL) > 0)
+			while (sd_bus_message_read(reply, "(tuuutsuuuuutuuuu)", NULL, NULL, NULL, NULL, NULL, NULL,
+						   NULL, NULL, NULL, NULL, NULL, NULL, NULL, &waiters, NULL,
+						   NULL) > 0)
 				total += waiters;
 		sd_bus_message_unref(reply);
 		sd_bus_flush_close_unref(bus);

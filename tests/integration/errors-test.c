@@ -259,8 +259,8 @@ static bool step_import_dmabuf(void)
 	int fd = heap_dmabuf(1 << 20), before = daemon_buffer_count();
 
 	CHECK(b && fd >= 0);
-	CHECK(expect_error(b, dmabroker_import(b, fd, 0, 64, DRM_FORMAT_XRGB8888, DRM_FORMAT_MOD_LINEAR, &one, 1, CPU_RW,
-					       &buf), EDOM, ERR("InvalidDimensions")));
+	CHECK(expect_error(b, dmabroker_import(b, fd, 0, 64, DRM_FORMAT_XRGB8888, DRM_FORMAT_MOD_LINEAR, &one, 1,
+					       CPU_RW, &buf), EDOM, ERR("InvalidDimensions")));
 	CHECK(expect_error(b, dmabroker_import(b, fd, 64, 64, 0x20202020, DRM_FORMAT_MOD_LINEAR, &one, 1, CPU_RW, &buf),
 			   EPROTONOSUPPORT, ERR("UnsupportedFormat")));
 	CHECK(expect_error(b, dmabroker_import(b, fd, 64, 64, DRM_FORMAT_XRGB8888, DRM_FORMAT_MOD_LINEAR, &one, 1,
@@ -268,8 +268,8 @@ static bool step_import_dmabuf(void)
 	CHECK(strstr(dmabroker_error_message(b), "unknown usage bits"));
 	CHECK(expect_error(b, dmabroker_import(b, fd, 64, 64, DRM_FORMAT_XRGB8888, I915_FORMAT_MOD_X_TILED, &one, 1,
 					       CPU_RW, &buf), EOPNOTSUPP, ERR("UnsupportedModifier")));
-	CHECK(expect_error(b, dmabroker_import(b, fd, 64, 64, DRM_FORMAT_XRGB8888, DRM_FORMAT_MOD_LINEAR, two, 2, CPU_RW,
-					       &buf), EINVAL, ERR("InvalidArgument")));
+	CHECK(expect_error(b, dmabroker_import(b, fd, 64, 64, DRM_FORMAT_XRGB8888, DRM_FORMAT_MOD_LINEAR, two, 2,
+					       CPU_RW, &buf), EINVAL, ERR("InvalidArgument")));
 	CHECK(strstr(dmabroker_error_message(b), "has 1 planes; 2 were described"));
 	CHECK(expect_error(b, dmabroker_import(b, fd, 64, 64, DRM_FORMAT_NV12, DRM_FORMAT_MOD_LINEAR, &one, 1, CPU_RW,
 					       &buf), EINVAL, ERR("InvalidArgument")));

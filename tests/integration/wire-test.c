@@ -55,8 +55,8 @@ static struct dmabroker_channel_stats stats_of(struct dmabroker *b)
 	if (dmabroker_get_channel_stats(b, &s) < 0)
 		tap_diag("dmabroker_get_channel_stats failed");
 	tap_diag("channel: %s, %llu calls on it, %llu on D-Bus, %u fall-backs, last error %d",
-		 s.active ? "active" : "inactive", (unsigned long long)s.channel_calls, (unsigned long long)s.dbus_calls,
-		 s.fallbacks, s.last_error);
+		 s.active ? "active" : "inactive", (unsigned long long)s.channel_calls,
+		 (unsigned long long)s.dbus_calls, s.fallbacks, s.last_error);
 	return s;
 }
 
@@ -188,7 +188,8 @@ static bool step_channel_broken(void)
 	dmabroker_buffer_release(buf);
 	s = stats_of(b);
 	/* the end, 1 begin (end_access is not a per-frame call), 5 + 5, 1 allocate, 2 releases: on D-Bus */
-	CHECK(!s.active && s.channel_calls == before && s.dbus_calls == 15 && s.fallbacks == 1 && s.last_error == -EPIPE);
+	CHECK(!s.active && s.channel_calls == before && s.dbus_calls == 15);
+	CHECK(s.fallbacks == 1 && s.last_error == -EPIPE);
 	dmabroker_disconnect(b);
 	release_stderr(text, sizeof(text));
 	CHECK(count_lines(text, "libdmabroker: access channel broke (Broken pipe)") == 1);
