@@ -168,7 +168,8 @@ static void channel_lost(struct dmabroker *b, int r, const char *what)
 		return;
 	b->channel_warned = true;
 	fprintf(stderr, "libdmabroker: access channel %s (%s): BeginAccess, EndAccess, Allocate and Release go over "
-		"D-Bus from now on\n", what, strerror(-b->channel_error));
+		"D-Bus while it is closed (a reconnection to a restarted daemon opens a new one)\n", what,
+		strerror(-b->channel_error));
 }
 
 static void open_access_channel(struct dmabroker *b)
