@@ -154,22 +154,48 @@ EXPORT int dmabroker_connect_address(const char *address, struct dmabroker **ret
  * way, for the per-frame path. Opened with the direct connection; without
  * it the calls go on D-Bus.
  */
+/*
+ * The channel is gone (why: r) or could not be opened: the per-frame calls
+ * go on D-Bus from here. Counted for dmabroker_get_channel_stats(), and said
+ * once on stderr: a silent fall-back would hide a broken channel.
+ */
+static void channel_lost(struct dmabroker *b, int r, const char *what)
+{
+	b->access_channel = safe_close(b->access_channel);
+	b->channel_fallbacks++;
+	b->channel_error = r < 0 ? r : -EIO;
+	if (b->channel_warned)
+		return;
+	b->channel_warned = true;
+	fprintf(stderr, "libdmabroker: access channel %s (%s): BeginAccess, EndAccess, Allocate and Release go over "
+		"D-Bus while it is closed (a reconnection to a restarted daemon opens a new one)\n", what,
+		strerror(-b->channel_error));
+}
+
 static void open_access_channel(struct dmabroker *b)
 {
 	const char *env = getenv("DMABROKER_ACCESS_CHANNEL");
+	sd_bus_error e = SD_BUS_ERROR_NULL;
 	sd_bus_message *reply = NULL;
 	uint64_t usec = 0;
 	int fd, r;
 
 	if (env && strcmp(env, "0") == 0)
 		return; /* D-Bus for everything (to compare, or to debug) */
-	r = sd_bus_call_method(b->direct, NULL, BROKER_PATH, BROKER_INTERFACE, "OpenAccessChannel", NULL, &reply, "");
+	r = sd_bus_call_method(b->direct, NULL, BROKER_PATH, BROKER_INTERFACE, "OpenAccessChannel", &e, &reply, "");
 
 	if (r >= 0)
 		r = sd_bus_message_read(reply, "h", &fd);
 	if (r >= 0)
 		r = take_fd(fd, &b->access_channel);
 	sd_bus_message_unref(reply);
+	if (r < 0) {
+		char what[320];
+		snprintf(what, sizeof(what), "cannot be opened%s%s", sd_bus_error_is_set(&e) ? ": " : "",
+			 sd_bus_error_is_set(&e) && e.message ? e.message : "");
+		channel_lost(b, r, what);
+	}
+	sd_bus_error_free(&e);
 	/* a BEGIN that waits gives up when a D-Bus call would */
 	if (r >= 0 && sd_bus_get_method_call_timeout(b->direct, &usec) >= 0 && usec) {
 		struct timeval tv = { .tv_sec = (time_t)(usec / 1000000u), .tv_usec = (suseconds_t)(usec % 1000000u) };
@@ -259,7 +285,7 @@ static int channel_call(struct dmabroker *b, const void *req, size_t len, uint32
 /* The channel broke (the daemon went away, or spoke nonsense): D-Bus from here, reconnecting if need be. */
 static void channel_broke(struct dmabroker *b, int r)
 {
-	b->access_channel = safe_close(b->access_channel);
+	channel_lost(b, r, r == -EBADMSG ? "broke: the daemon's answer was none" : "broke");
 	daemon_lost(b, r == -EBADMSG ? 0 : -ECONNRESET);
 }
 
@@ -390,6 +416,21 @@ EXPORT int dmabroker_open_direct(struct dmabroker *b)
 EXPORT bool dmabroker_is_direct(const struct dmabroker *b)
 {
 	return b->direct != NULL;
+}
+
+EXPORT int dmabroker_get_channel_stats(const struct dmabroker *b, struct dmabroker_channel_stats *ret)
+{
+	if (!b || !ret || ret->version != DMABROKER_CHANNEL_STATS_VERSION)
+		return -EINVAL;
+	*ret = (struct dmabroker_channel_stats){
+		.version = DMABROKER_CHANNEL_STATS_VERSION,
+		.active = b->access_channel >= 0,
+		.channel_calls = b->channel_calls,
+		.dbus_calls = b->dbus_calls,
+		.fallbacks = b->channel_fallbacks,
+		.last_error = b->channel_error,
+	};
+	return 0;
 }
 
 void buffer_free(struct dmabroker_buffer *buf)
@@ -767,10 +808,13 @@ EXPORT int dmabroker_allocate(struct dmabroker *b, const struct dmabroker_alloc_
 		int refusal = 0;
 		r = channel_allocate(b, desc, ret, &refusal);
 		if (r >= 0)
+			b->channel_calls++;
+		if (r >= 0)
 			return r == 0 ? 0 : refusal;
 		if (r != -E2BIG)
 			channel_broke(b, r); /* on D-Bus from here, on a new connection if the daemon restarted */
 	}
+	b->dbus_calls++;
 	r = new_allocate_call(b, desc, &m);
 	if (r < 0)
 		return set_error(b, NULL, r);
@@ -955,12 +999,15 @@ EXPORT struct dmabroker_buffer *dmabroker_buffer_release(struct dmabroker_buffer
 	/* No need to wait: the daemon drops the hold when the call arrives. */
 	if (buf->b->access_channel >= 0) {
 		const struct access_wire_request w = { .op = ACCESS_WIRE_RELEASE, .id = buf->id };
-		if (fdmsg_send(buf->b->access_channel, &w, sizeof(w), -1) == 0) {
+		int r = fdmsg_send(buf->b->access_channel, &w, sizeof(w), -1);
+		if (r == 0) {
+			buf->b->channel_calls++;
 			buffer_free(buf);
 			return NULL;
 		}
-		buf->b->access_channel = safe_close(buf->b->access_channel); /* on D-Bus from here */
+		channel_lost(buf->b, r, "broke"); /* on D-Bus from here */
 	}
+	buf->b->dbus_calls++;
 	if (new_call(buf->b, "Release", &m) >= 0 && sd_bus_message_append(m, "t", buf->id) >= 0 &&
 	    sd_bus_message_set_expect_reply(m, 0) >= 0)
 		sd_bus_send(calls(buf->b), m, NULL);
@@ -1124,12 +1171,15 @@ EXPORT int dmabroker_buffer_begin_access(struct dmabroker_buffer *buf, uint32_t 
 	if (buf->b->access_channel >= 0) {
 		int refusal = 0;
 		r = channel_begin(buf, mode, flags, ret_grant, ret_acquire_fence, &refusal);
+		if (r >= 0 || r == -ETIMEDOUT)
+			buf->b->channel_calls++;
 		if (r >= 0)
 			return r == 0 ? 0 : refusal;
 		if (r == -ETIMEDOUT)
 			return set_error(buf->b, NULL, r);
 		channel_broke(buf->b, r);
 	}
+	buf->b->dbus_calls++;
 	r = new_begin_call(buf, mode, flags, &m);
 	if (r < 0)
 		return set_error(buf->b, NULL, r);
@@ -1258,12 +1308,15 @@ EXPORT int dmabroker_end_access_oneway(struct dmabroker *b, uint64_t grant, int 
 	}
 	if (b->access_channel >= 0) {
 		const struct access_wire_request w = { .op = ACCESS_WIRE_END, .id = grant };
-		if (fdmsg_send(b->access_channel, &w, sizeof(w), release_fence) == 0) {
+		r = fdmsg_send(b->access_channel, &w, sizeof(w), release_fence);
+		if (r == 0) {
+			b->channel_calls++;
 			clear_error(b);
 			return 0;
 		}
-		b->access_channel = safe_close(b->access_channel); /* on D-Bus from here */
+		channel_lost(b, r, "broke"); /* on D-Bus from here */
 	}
+	b->dbus_calls++;
 	r = new_call(b, "EndAccess", &m);
 	if (r >= 0)
 		r = sd_bus_message_append(m, "t", grant);

@@ -108,6 +108,29 @@ int dmabroker_connect_address(const char *address, struct dmabroker **ret);
 int dmabroker_open_direct(struct dmabroker *b);
 /** Whether calls go over a direct connection. */
 bool dmabroker_is_direct(const struct dmabroker *b);
+
+/**
+ * Which path the per-frame calls took: dmabroker_buffer_begin_access(),
+ * dmabroker_end_access_oneway(), dmabroker_allocate() and
+ * dmabroker_buffer_release() go on the access channel while it is open, and
+ * on D-Bus without it. When the channel cannot be opened or breaks (the
+ * daemon closed it, a send on it failed), these calls go on over D-Bus:
+ * they still work, at about twice the cost. The library then says so once
+ * on stderr (a line starting "libdmabroker: access channel", naming why)
+ * and counts it here. DMABROKER_ACCESS_CHANNEL=0 is no failure: no line,
+ * no count. Zero-initialise *ret, set its version, then call
+ * dmabroker_get_channel_stats(): 0, or -EINVAL for an unknown version.
+ */
+struct dmabroker_channel_stats {
+	uint32_t version;            /**< DMABROKER_CHANNEL_STATS_VERSION */
+	bool active;                 /**< the channel is open: those calls go on it */
+	uint64_t channel_calls;      /**< those calls sent on the channel */
+	uint64_t dbus_calls;         /**< those calls sent on D-Bus (no channel, or a descriptor it cannot carry) */
+	uint32_t fallbacks;          /**< how often the channel broke or could not be opened */
+	int32_t last_error;          /**< why, the last time: a negative errno; 0 = never */
+};
+#define DMABROKER_CHANNEL_STATS_VERSION 1u
+int dmabroker_get_channel_stats(const struct dmabroker *b, struct dmabroker_channel_stats *ret);
 /**
  * Closes the connections and frees b and every buffer still open through it
  * (their fds are closed; the daemon releases them). NULL is accepted.

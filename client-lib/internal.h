@@ -24,6 +24,11 @@ struct dmabroker {
 	sd_bus *direct;              /* NULL until dmabroker_open_direct() */
 	int access_channel;          /* opened with direct (common/access-wire.h), or -1 */
 	uint32_t access_cookie;      /* the last BEGIN's */
+	/* dmabroker_get_channel_stats(): the per-frame calls on each path, and the channel's failures */
+	uint64_t channel_calls, dbus_calls;
+	unsigned channel_fallbacks;
+	int channel_error;
+	bool channel_warned;         /* said so on stderr (once) */
 	struct dmabroker_buffer *buffers;
 	sd_bus_error error;          /* the last failure */
 	dmabroker_move_callback on_move;

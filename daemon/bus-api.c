@@ -878,8 +878,11 @@ static int find_stream(struct broker *b, uint64_t id, struct stream **ret, sd_bu
  * QueueFrame and ReleaseFrame are sent without expecting a reply: a failure
  * then comes back as a StreamError signal (and a log line), not lost.
  */
-static int oneway_result(sd_bus_message *m, struct client *c, uint64_t stream, int r, sd_bus_error *error)
+static int oneway_result(struct endpoint *e, sd_bus_message *m, struct client *c, uint64_t stream, int r,
+			 sd_bus_error *error)
 {
+	if (!c)
+		c = e->client; /* refused before direct_caller(), as a call with two fences is: still told */
 	if (r >= 0)
 		return sd_bus_reply_method_return(m, ""); /* dropped by sd-bus when no reply is expected */
 	if (c && !sd_bus_message_get_expect_reply(m)) {
@@ -993,7 +996,7 @@ static int method_queue_frame(sd_bus_message *m, void *userdata, sd_bus_error *e
 		r = find_stream(e->broker, id, &s, error);
 	if (r >= 0)
 		r = stream_queue(s, c, index, &meta, fence, error);
-	return oneway_result(m, c, id, r, error);
+	return oneway_result(e, m, c, id, r, error);
 }
 
 static int method_release_frame(sd_bus_message *m, void *userdata, sd_bus_error *error)
@@ -1013,7 +1016,7 @@ static int method_release_frame(sd_bus_message *m, void *userdata, sd_bus_error 
 		r = find_stream(e->broker, id, &s, error);
 	if (r >= 0)
 		r = stream_release(s, c, index, fence, error);
-	return oneway_result(m, c, id, r, error);
+	return oneway_result(e, m, c, id, r, error);
 }
 
 static int method_leave_stream(sd_bus_message *m, void *userdata, sd_bus_error *error)
