@@ -17,8 +17,8 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <poll.h>
-#include <sched.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <sys/ioctl.h>
@@ -131,6 +131,36 @@ static int buffer_field(uint64_t id, const char *field)
 	sd_bus_message_unref(reply);
 	sd_bus_flush_close_unref(bus);
 	return out;
+}
+
+/*
+ * Waits until ListBuffers shows `field` of buffer id at want, pumping
+ * `pumped` (may be NULL) meanwhile; false, saying so, if `must_wait` (may
+ * be NULL) was answered first or the daemon never got there (20 s). A
+ * waiter counted in `waiters` is queued in the daemon and not granted:
+ * the state that proves "still waiting", however slow the daemon.
+ */
+static bool wait_field(uint64_t id, const char *field, int want, struct dmabroker *pumped,
+		       const struct pending_grant *must_wait)
+{
+	int64_t end = now_ms() + 20000;
+	int now = -1;
+
+	while (now_ms() < end) {
+		if (pumped)
+			dmabroker_process(pumped);
+		if (must_wait && must_wait->done) {
+			tap_diag("answered (error %d) while it should wait: buffer %" PRIu64 " %s = %d, want %d",
+				 must_wait->error, id, field, buffer_field(id, field), want);
+			return false;
+		}
+		now = buffer_field(id, field);
+		if (now == want)
+			return !must_wait || !must_wait->done;
+		usleep(5000);
+	}
+	tap_diag("buffer %" PRIu64 ": %s = %d after 20 s, want %d", id, field, now, want);
+	return false;
 }
 
 /* ---- grants ---- */
@@ -344,16 +374,15 @@ static bool step_fenceless_holder(void)
 	struct dmabroker_buffer *buf, *bb, *other;
 	struct pending_grant pg = { 0 };
 	uint64_t g;
-	int f = -1, never = 0;
+	int f = -1;
 
 	CHECK(a && b && c);
 	buf = alloc_buf(a, 64, 64);
 	CHECK(buf && (bb = share(buf, b)));
 	CHECK(dmabroker_buffer_begin_access(buf, W, 0, &g, &f) == 0); /* a CPU writer, no fence */
 	CHECK(dmabroker_buffer_begin_access_async(bb, R, 0, on_granted, &pg) == 0);
-	pump(b, &never, 300);
-	CHECK(!pg.done); /* held, not answered */
-	CHECK(buffer_field(dmabroker_buffer_get_id(buf), "waiters") == 1);
+	/* held, not answered: queued in the daemon */
+	CHECK(wait_field(dmabroker_buffer_get_id(buf), "waiters", 1, b, &pg));
 	/* The daemon serves everybody else meanwhile. */
 	other = alloc_buf(c, 32, 32);
 	CHECK(other);
@@ -377,24 +406,26 @@ static bool step_writer_not_starved(void)
 	struct dmabroker_buffer *buf, *wb, *rb;
 	struct pending_grant pw = { 0 }, pr = { 0 };
 	uint64_t g;
-	int f = -1, never = 0;
+	int f = -1;
 
 	CHECK(a && w && r2);
 	buf = alloc_buf(a, 64, 64);
 	CHECK(buf && (wb = share(buf, w)) && (rb = share(buf, r2)));
 	CHECK(dmabroker_buffer_begin_access(buf, R, 0, &g, &f) == 0);
 	CHECK(dmabroker_buffer_begin_access_async(wb, W, 0, on_granted, &pw) == 0);
-	pump(w, &never, 100);
+	CHECK(wait_field(dmabroker_buffer_get_id(buf), "waiters", 1, w, &pw));
 	/* A reader arriving after a waiting writer queues behind it, although
 	 * it could share with the active reader. */
 	CHECK(dmabroker_buffer_begin_access_async(rb, R, 0, on_granted, &pr) == 0);
-	pump(r2, &never, 200);
-	CHECK(!pw.done && !pr.done);
+	CHECK(wait_field(dmabroker_buffer_get_id(buf), "waiters", 2, r2, &pr));
+	dmabroker_process(w);
+	CHECK(!pw.done && buffer_field(dmabroker_buffer_get_id(buf), "grants") == 1);
 	CHECK(dmabroker_end_access(a, g, -1) == 0);
 	pump(w, &pw.done, 5000);
 	CHECK(pw.done && pw.error == 0);
-	pump(r2, &never, 200);
-	CHECK(!pr.done);
+	/* The writer holds it; the reader is still queued (not granted alongside). */
+	CHECK(wait_field(dmabroker_buffer_get_id(buf), "waiters", 1, r2, &pr));
+	CHECK(buffer_field(dmabroker_buffer_get_id(buf), "grants") == 1);
 	CHECK(dmabroker_end_access(w, pw.grant, -1) == 0);
 	pump(r2, &pr.done, 5000);
 	CHECK(pr.done && pr.error == 0);
@@ -413,7 +444,7 @@ static bool step_deadlock_refused(void)
 	struct dmabroker_buffer *a1, *b1, *a2, *b2;
 	struct pending_grant p1 = { 0 };
 	uint64_t ga, gb, g;
-	int f = -1, never = 0;
+	int f = -1;
 
 	CHECK(c1 && c2);
 	a1 = alloc_buf(c1, 16, 16);
@@ -423,7 +454,7 @@ static bool step_deadlock_refused(void)
 	CHECK(dmabroker_buffer_begin_access(b2, W, 0, &gb, &f) == 0);
 	/* c1 holds A and waits for B; c2 holds B and asks for A: a cycle. */
 	CHECK(dmabroker_buffer_begin_access_async(b1, W, 0, on_granted, &p1) == 0);
-	pump(c1, &never, 100);
+	CHECK(wait_field(dmabroker_buffer_get_id(b1), "waiters", 1, c1, &p1)); /* c1's wait is in */
 	CHECK(expect_error(c2, dmabroker_buffer_begin_access(a2, W, 0, &g, &f), EDEADLK,
 			   "org.dmabroker.Error.WouldDeadlock"));
 	/* c2 backs off as told; c1 goes on. */
@@ -507,7 +538,7 @@ static bool step_holder_death_and_release(void)
 	struct dmabroker_buffer *buf, *bb;
 	struct pending_grant pg = { 0 }, pr = { 0 };
 	char *token = NULL, ready;
-	int fds[2], status, never = 0;
+	int fds[2], status;
 	pid_t pid;
 
 	CHECK(a && b);
@@ -533,8 +564,7 @@ static bool step_holder_death_and_release(void)
 	CHECK(read(fds[0], &ready, 1) == 1);
 	close(fds[0]);
 	CHECK(dmabroker_buffer_begin_access_async(bb, R, 0, on_granted, &pg) == 0);
-	pump(b, &never, 200);
-	CHECK(!pg.done);
+	CHECK(wait_field(dmabroker_buffer_get_id(buf), "waiters", 1, b, &pg));
 	CHECK(kill(pid, SIGKILL) == 0 && waitpid(pid, &status, 0) == pid);
 	pump(b, &pg.done, 5000);
 	CHECKF(pg.done && pg.error == 0, "the waiter was not granted after the holder died");
@@ -545,7 +575,7 @@ static bool step_holder_death_and_release(void)
 		int f;
 		CHECK(dmabroker_buffer_begin_access(buf, W, 0, &g, &f) == 0);
 		CHECK(dmabroker_buffer_begin_access_async(bb, R, 0, on_granted, &pr) == 0);
-		pump(b, &never, 100);
+		CHECK(wait_field(dmabroker_buffer_get_id(buf), "waiters", 1, b, &pr)); /* a waiter, then released */
 		dmabroker_buffer_release(bb);
 		pump(b, &pr.done, 5000);
 		CHECK(pr.done && pr.error == -ENOENT);
@@ -561,9 +591,10 @@ static bool step_holder_death_and_release(void)
 /* ---- frames: writers and readers ---- */
 
 /*
- * A frame: word 0 is its sequence number, every other word f(seq, i). A
- * writer writes the first half, pauses, writes the second: a reader that
- * could look in between would see two sequence numbers.
+ * A frame: word 0 is its sequence number, every other word f(seq, i): a
+ * reader that looked while a writer wrote could see two sequence numbers.
+ * That catches an overlap only if one is seen mid-write; the proof is the
+ * access log below.
  */
 static uint32_t frame_word(uint32_t seq, size_t i)
 {
@@ -659,7 +690,74 @@ static int frame_end(struct frame_ctx *f, uint32_t mode, bool fences, uint64_t g
 	return 0;
 }
 
-static int writer_main(const char *token, bool fences, int n)
+/*
+ * The access log, in memory shared by the frame processes: each takes a
+ * stamp from one atomic clock when its access begins (granted, the acquire
+ * fence signalled) and when it ends (before its release fence signals or
+ * EndAccess goes out), and writes the event at the stamp's index. The
+ * stamps order every begin and end of all processes: a write whose
+ * interval holds another access's begin or end overlapped it, whatever the
+ * timing, and the check below finds it in the whole log after the run.
+ */
+struct access_event {
+	uint8_t used, proc, begin, mode;
+};
+
+struct access_log {
+	_Atomic uint32_t clock;
+	uint32_t size;
+	struct access_event ev[];
+};
+
+static struct access_log *access_log;
+
+static void log_access(int proc, bool begin, uint32_t mode)
+{
+	uint32_t at = atomic_fetch_add(&access_log->clock, 1);
+
+	if (at < access_log->size)
+		access_log->ev[at] = (struct access_event){ 1, (uint8_t)proc, begin, (uint8_t)mode };
+}
+
+/* Walks the log in stamp order: a write begins only with nobody in, a read only with no writer in. */
+static bool access_log_check(int procs, unsigned *writes, unsigned *reads)
+{
+	uint32_t n = atomic_load(&access_log->clock);
+	int in[16] = { 0 }, writers = 0, readers = 0;
+
+	*writes = *reads = 0;
+	if (n > access_log->size) {
+		tap_diag("the access log overflowed: %u events, room for %u", n, access_log->size);
+		return false;
+	}
+	for (uint32_t i = 0; i < n; i++) {
+		const struct access_event *e = &access_log->ev[i];
+		if (!e->used || e->proc >= procs) {
+			tap_diag("access log: stamp %u was taken but never written", i);
+			return false;
+		}
+		if (!e->begin) {
+			if (!in[e->proc]) {
+				tap_diag("access log: stamp %u: process %d ends an access it never began", i, e->proc);
+				return false;
+			}
+			in[e->proc] = 0;
+			*(e->mode == W ? &writers : &readers) -= 1;
+			continue;
+		}
+		if (writers || (e->mode == W && readers)) {
+			tap_diag("access log: stamp %u: process %d begins a %s while %d writer(s) and %d reader(s) are in",
+				 i, e->proc, e->mode == W ? "write" : "read", writers, readers);
+			return false;
+		}
+		in[e->proc] = 1;
+		*(e->mode == W ? &writers : &readers) += 1;
+		*(e->mode == W ? writes : reads) += 1;
+	}
+	return writers == 0 && readers == 0;
+}
+
+static int writer_main(int proc, const char *token, bool fences, int n)
 {
 	struct frame_ctx f;
 
@@ -672,13 +770,12 @@ static int writer_main(const char *token, bool fences, int n)
 
 		if (r)
 			return r;
+		log_access(proc, true, W);
 		seq = f.map[0] + 1;
-		for (size_t i = 1; i < f.words / 2; i++)
-			f.map[i] = frame_word(seq, i);
-		sched_yield();
-		for (size_t i = f.words / 2; i < f.words; i++)
+		for (size_t i = 1; i < f.words; i++)
 			f.map[i] = frame_word(seq, i);
 		f.map[0] = seq;
+		log_access(proc, false, W);
 		if (frame_end(&f, W, fences, g))
 			return 1;
 	}
@@ -696,7 +793,7 @@ static size_t frame_check(const struct frame_ctx *f, uint32_t *seq)
 	return 0;
 }
 
-static int reader_main(const char *token, bool fences, int n)
+static int reader_main(int proc, const char *token, bool fences, int n)
 {
 	struct frame_ctx f;
 	uint32_t last = 0;
@@ -711,6 +808,7 @@ static int reader_main(const char *token, bool fences, int n)
 
 		if (r)
 			return r;
+		log_access(proc, true, R);
 		bad = frame_check(&f, &seq);
 		if (bad) {
 			fprintf(stderr, "reader: frame %u torn at word %zu\n", seq, bad);
@@ -720,13 +818,13 @@ static int reader_main(const char *token, bool fences, int n)
 			fprintf(stderr, "reader: frame %u after %u\n", seq, last);
 			return 3;
 		}
-		usleep(50);
 		/* A writer that overwrote what we still read shows here. */
 		if (frame_check(&f, &again) || again != seq) {
 			fprintf(stderr, "reader: frame %u changed while being read (now %u)\n", seq, again);
 			return 4;
 		}
 		last = seq;
+		log_access(proc, false, R);
 		if (frame_end(&f, R, fences, g))
 			return 1;
 	}
@@ -743,6 +841,7 @@ static bool run_frames(bool fences)
 	pid_t pids[WRITERS + READERS];
 	char *token = NULL;
 	int64_t t0 = now_ms();
+	size_t log_size;
 	uint64_t g;
 	uint32_t last;
 	int f;
@@ -751,6 +850,10 @@ static bool run_frames(bool fences)
 	buf = alloc_buf(owner, 64, 32);
 	CHECK(buf);
 	CHECK(dmabroker_buffer_create_token(buf, 0, 0, &token) == 0);
+	log_size = sizeof(*access_log) + 2 * (size_t)(WRITERS + READERS) * frames * sizeof(struct access_event);
+	access_log = mmap(NULL, log_size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	CHECK(access_log != MAP_FAILED);
+	access_log->size = 2 * (WRITERS + READERS) * frames;
 	for (int i = 0; i < WRITERS + READERS; i++) {
 		pids[i] = fork();
 		CHECK(pids[i] >= 0);
@@ -758,7 +861,7 @@ static bool run_frames(bool fences)
 			/* every other one on D-Bus, the rest on the access channel: one order for all */
 			if (i % 2)
 				setenv("DMABROKER_ACCESS_CHANNEL", "0", 1);
-			_exit(i < WRITERS ? writer_main(token, fences, frames) : reader_main(token, fences, frames));
+			_exit(i < WRITERS ? writer_main(i, token, fences, frames) : reader_main(i, token, fences, frames));
 		}
 	}
 	for (int i = 0; i < WRITERS + READERS; i++) {
@@ -781,6 +884,16 @@ static bool run_frames(bool fences)
 		 "channel: %.1f s; last frame %u", WRITERS, frames, READERS,
 		 frames, fences ? ", with sw_sync release fences" : "", (double)(now_ms() - t0) / 1000, last);
 	CHECK(last == (uint32_t)(WRITERS * frames));
+	{
+		unsigned writes, reads;
+		bool ok = access_log_check(WRITERS + READERS, &writes, &reads);
+		tap_diag("access log: %u writes and %u reads, in stamp order%s", writes, reads,
+			 ok ? "; no write overlapped another access" : "");
+		CHECKF(ok, "two accesses overlapped where one was a write");
+		CHECK(writes == (unsigned)(WRITERS * frames) && reads == (unsigned)(READERS * frames));
+	}
+	munmap(access_log, log_size);
+	access_log = NULL;
 	free(token);
 	(void)f;
 	dmabroker_disconnect(owner);
