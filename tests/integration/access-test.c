@@ -759,8 +759,8 @@ static bool access_log_check(int procs, unsigned *writes, unsigned *reads)
 			continue;
 		}
 		if (writers || (e->mode == W && readers)) {
-			tap_diag("access log: stamp %u: process %d begins a %s while %d writer(s) and %d reader(s) are in",
-				 i, e->proc, e->mode == W ? "write" : "read", writers, readers);
+			tap_diag("access log: stamp %u: process %d begins a %s while %d writer(s) and %d reader(s) "
+				 "are in", i, e->proc, e->mode == W ? "write" : "read", writers, readers);
 			return false;
 		}
 		in[e->proc] = 1;
@@ -874,7 +874,8 @@ static bool run_frames(bool fences)
 			/* every other one on D-Bus, the rest on the access channel: one order for all */
 			if (i % 2)
 				setenv("DMABROKER_ACCESS_CHANNEL", "0", 1);
-			_exit(i < WRITERS ? writer_main(i, token, fences, frames) : reader_main(i, token, fences, frames));
+			_exit(i < WRITERS ? writer_main(i, token, fences, frames) :
+					    reader_main(i, token, fences, frames));
 		}
 	}
 	for (int i = 0; i < WRITERS + READERS; i++) {
@@ -1033,8 +1034,12 @@ static bool step_kept_fence_stays_open(void)
 			kept[2 * round + i] = frame_next_fence(&tl);
 			CHECK(kept[2 * round + i] >= 0 && dmabroker_end_access(a, g, kept[2 * round + i]) == 0);
 		}
+		/* The first signals and is dropped on its own, then the second. */
 		frame_signal(&tl);
-		usleep(100000);
+		for (int i = 0; i < 200 && buffer_field(dmabroker_buffer_get_id(buf), "fences") != 1; i++)
+			usleep(10000);
+		CHECKF(buffer_field(dmabroker_buffer_get_id(buf), "fences") == 1, "round %d: the first fence is not "
+		       "dropped alone", round);
 		frame_signal(&tl);
 		for (int i = 0; i < 200 && buffer_field(dmabroker_buffer_get_id(buf), "fences") != 0; i++)
 			usleep(10000);
@@ -1049,18 +1054,49 @@ static bool step_kept_fence_stays_open(void)
 	return true;
 }
 
+/* Polls ListBuffers until buffer id keeps `want` fences (10 s); then the daemon's fds are settled too. */
+static int wait_fences(uint64_t id, int want)
+{
+	int now = -1;
+
+	for (int i = 0; i < 1000 && (now = buffer_field(id, "fences")) != want; i++)
+		usleep(10000);
+	return now;
+}
+
+/* The daemon's fds once it has answered a call after the last one (whose message, and any fd in it, it has freed). */
+static int fds_now(uint64_t id)
+{
+	buffer_field(id, "fences");
+	return daemon_fd_count();
+}
+
+/*
+ * What the daemon keeps per buffer (daemon/access.c): one kept_fence per
+ * pending release fence handed over, its fd owned by its io source (one
+ * fd each, one epoll watch each; `fences` in ListBuffers counts them), and
+ * two merged caches for the next acquire fence: acc_all (every kept fence,
+ * for a writer) and acc_write (the write fences, for a reader), one fd
+ * each while open, closed when the last kept fence goes. A write's release
+ * fence supersedes everything kept (the writer waited for it all). So:
+ * 12 pending read fences = 12 kept + acc_all = 13 fds more; 11 of them
+ * signalled = 1 kept, acc_all still open = 2; all = 0. Then one pending
+ * write fence = 1 kept + acc_all + acc_write = 3.
+ */
 static bool step_fences_bounded(void)
 {
 	struct dmabroker *owner = connect_session();
 	struct dmabroker *readers[12];
 	struct dmabroker_buffer *buf, *rbufs[12];
 	struct frame_ctx tl = { .timeline = -1 };
-	uint64_t g;
-	int acquire = -1, kept;
+	struct baseline base;
+	uint64_t g, id;
+	int acquire = -1, kept, release;
 
 	CHECK(owner);
 	buf = alloc_buf(owner, 64, 64);
 	CHECK(buf);
+	id = dmabroker_buffer_get_id(buf);
 	tl.timeline = open(SW_SYNC_DEBUGFS_PATH, O_RDWR | O_CLOEXEC);
 	CHECK(tl.timeline >= 0);
 	/* Twelve readers each hand back a pending fence, in a burst: each has
@@ -1069,35 +1105,102 @@ static bool step_fences_bounded(void)
 		readers[i] = connect_session();
 		CHECK(readers[i] && (rbufs[i] = share(buf, readers[i])));
 	}
+	base = baseline_take();
+	CHECK(base.fds >= 0 && wait_fences(id, 0) == 0);
 	for (int i = 0; i < 12; i++) {
-		int release;
 		CHECK(dmabroker_buffer_begin_access(rbufs[i], R, 0, &g, &acquire) == 0);
 		release = frame_next_fence(&tl);
 		CHECK(release >= 0 && dmabroker_end_access(readers[i], g, release) == 0);
 		close(release);
 	}
-	kept = buffer_field(dmabroker_buffer_get_id(buf), "fences");
-	tap_diag("12 pending read fences kept as %d", kept);
+	kept = buffer_field(id, "fences");
+	tap_diag("12 pending read fences kept as %d, with %d more fds in the daemon", kept,
+		 fds_now(id) - base.fds);
 	CHECK(kept == 12);
+	CHECK(fds_now(id) == base.fds + 12 + 1); /* 12 kept + acc_all */
 	/* A writer must wait for all twelve. */
 	CHECK(dmabroker_buffer_begin_access(buf, W, 0, &g, &acquire) == 0);
 	CHECK(acquire >= 0);
+	CHECK(fds_now(id) == base.fds + 12 + 1); /* its acquire fence was sent and closed */
 	for (int i = 0; i < 11; i++)
 		frame_signal(&tl);
-	CHECK(dmabroker_fence_wait(acquire, 300) == 0);
+	CHECK(dmabroker_fence_status(acquire) == 0);
 	/* Each is dropped once it has signalled: one left. */
-	for (int i = 0; i < 200 && buffer_field(dmabroker_buffer_get_id(buf), "fences") != 1; i++)
-		usleep(10000);
-	CHECK(buffer_field(dmabroker_buffer_get_id(buf), "fences") == 1);
+	CHECK(wait_fences(id, 1) == 1);
+	CHECK(fds_now(id) == base.fds + 1 + 1); /* 1 kept + acc_all, which still names the 11 */
 	frame_signal(&tl);
 	CHECK(dmabroker_fence_wait(acquire, 2000) == 1);
-	CHECK(dmabroker_end_access(owner, g, -1) == 0);
-	CHECK(buffer_field(dmabroker_buffer_get_id(buf), "fences") == 0);
+	CHECK(wait_fences(id, 0) == 0);
+	CHECK(fds_now(id) == base.fds); /* nothing kept, nothing merged */
 	close(acquire);
+	/* The writer ends under a pending fence: kept alone, in both caches. */
+	release = frame_next_fence(&tl);
+	CHECK(release >= 0 && dmabroker_end_access(owner, g, release) == 0);
+	close(release);
+	CHECK(buffer_field(id, "fences") == 1);
+	CHECK(fds_now(id) == base.fds + 1 + 2); /* 1 kept + acc_all + acc_write */
+	/* A reader waits for it (acc_write). */
+	CHECK(dmabroker_buffer_begin_access(rbufs[0], R, 0, &g, &acquire) == 0);
+	CHECK(acquire >= 0 && dmabroker_fence_status(acquire) == 0);
+	frame_signal(&tl);
+	CHECK(dmabroker_fence_wait(acquire, 2000) == 1);
+	close(acquire);
+	CHECK(dmabroker_end_access(readers[0], g, -1) == 0);
+	CHECK(wait_fences(id, 0) == 0);
+	CHECK(fds_now(id) == base.fds);
 	close(tl.timeline);
 	for (int i = 0; i < 12; i++)
 		dmabroker_disconnect(readers[i]);
 	dmabroker_disconnect(owner);
+	return true;
+}
+
+/*
+ * Writes never overlap on the GPU either: a writer that ended its grant
+ * under a pending release fence (the test holds it) has the next writer
+ * granted at once, but with an acquire fence that waits for it, and the
+ * reader after that waits for the second writer's.
+ */
+static bool step_writes_ordered_by_fences(void)
+{
+	struct dmabroker *a = connect_session(), *b = connect_session();
+	struct dmabroker_buffer *buf, *bb;
+	struct frame_ctx t1 = { .timeline = -1 }, t2 = { .timeline = -1 };
+	uint64_t g;
+	int acquire = -1, release;
+
+	CHECK(a && b);
+	buf = alloc_buf(a, 64, 64);
+	CHECK(buf && (bb = share(buf, b)));
+	t1.timeline = open(SW_SYNC_DEBUGFS_PATH, O_RDWR | O_CLOEXEC);
+	t2.timeline = open(SW_SYNC_DEBUGFS_PATH, O_RDWR | O_CLOEXEC);
+	CHECK(t1.timeline >= 0 && t2.timeline >= 0);
+	CHECK(dmabroker_buffer_begin_access(buf, W, 0, &g, &acquire) == 0 && acquire == -1);
+	release = frame_next_fence(&t1);
+	CHECK(release >= 0 && dmabroker_end_access(a, g, release) == 0);
+	close(release);
+	/* The second writer: granted, its acquire fence pending while the first's is held. */
+	CHECK(dmabroker_buffer_begin_access(bb, W, 0, &g, &acquire) == 0);
+	CHECKF(acquire >= 0 && dmabroker_fence_status(acquire) == 0,
+	       "a second writer may write while the first's release fence is pending");
+	release = frame_next_fence(&t2);
+	CHECK(release >= 0 && dmabroker_end_access(b, g, release) == 0);
+	close(release);
+	frame_signal(&t1);
+	CHECK(dmabroker_fence_wait(acquire, 2000) == 1);
+	close(acquire);
+	/* A reader now: waits for the second writer. */
+	CHECK(dmabroker_buffer_begin_access(buf, R, 0, &g, &acquire) == 0);
+	CHECKF(acquire >= 0 && dmabroker_fence_status(acquire) == 0,
+	       "a reader may read while the last writer's release fence is pending");
+	frame_signal(&t2);
+	CHECK(dmabroker_fence_wait(acquire, 2000) == 1);
+	close(acquire);
+	CHECK(dmabroker_end_access(a, g, -1) == 0);
+	close(t1.timeline);
+	close(t2.timeline);
+	dmabroker_disconnect(a);
+	dmabroker_disconnect(b);
 	return true;
 }
 
@@ -1226,6 +1329,7 @@ static bool client_listed(pid_t pid)
 
 static bool step_fence_timeout(void)
 {
+	struct baseline base = baseline_take();
 	struct dmabroker *y = connect_session();
 	struct dmabroker_buffer *buf, *mine = NULL;
 	struct timeout_seen seen = { 0 };
@@ -1271,7 +1375,15 @@ static bool step_fence_timeout(void)
 	t0 = now_ms();
 	bus_pump(bus, &seen.done, FENCE_TIMEOUT_MS + 8000);
 	CHECKF(seen.done, "no FenceTimedOut signal within %d s", FENCE_TIMEOUT_MS / 1000 + 8);
-	bus_pump(bystander, &bystander_seen.done, 500);
+	/* The bystander calls the daemon now: the daemon answers after what it
+	 * sent before (the signal went out before the holder got it), and the
+	 * bus keeps one sender's messages in order: a signal to the bystander
+	 * would be in before the answer. */
+	CHECK(sd_bus_get_property_trivial(bystander, "org.dmabroker.Broker1", "/org/dmabroker/Broker1",
+					  "org.dmabroker.Broker1", "FenceTimeouts", NULL, 't', &timeouts) >= 0);
+	CHECK(timeouts >= 1);
+	while (sd_bus_process(bystander, NULL) > 0)
+		;
 	CHECKF(!bystander_seen.done, "FenceTimedOut reached a client that does not hold the buffer");
 	sd_bus_flush_close_unref(bystander);
 	tap_diag("FenceTimedOut(buffer %" PRIu64 ", client %" PRIu64 ", write %d) after %.1f s", seen.buffer,
@@ -1300,6 +1412,7 @@ static bool step_fence_timeout(void)
 	free(token);
 	sd_bus_flush_close_unref(bus);
 	dmabroker_disconnect(y);
+	CHECK(baseline_restored(base));
 	return true;
 }
 
@@ -1415,8 +1528,8 @@ static bool step_fence_deadline_fair(void)
 }
 
 /*
- * --lease (access-lease.conf: [fences] hold-timeout = 2, timeout-policy =
- * report): a holder that never ends its WRITE grant loses it after 2 s;
+ * --lease (access-lease.conf: [fences] hold-timeout = 4, timeout-policy =
+ * report): a holder that never ends its WRITE grant loses it after 4 s;
  * the holders hear GrantTimedOut, the waiter is granted, the count shows.
  */
 static bool step_lease(void)
@@ -1437,17 +1550,21 @@ static bool step_lease(void)
 	CHECK(dmabroker_buffer_begin_access(buf, W, 0, &g, &acquire) == 0);
 	t0 = now_ms();
 	CHECK(dmabroker_buffer_begin_access_async(bb, W, 0, on_granted, &p) == 0);
+	/* Queued behind the lease: not granted while the holder has it. */
+	CHECKF(wait_field(dmabroker_buffer_get_id(buf), "waiters", 1, b, &p),
+	       "the waiter was not seen queued behind the holder (hold-timeout = 4 s)");
 	pump(b, &p.done, 10000);
 	CHECKF(p.done && p.error == 0, "the waiter was not granted after the holder's lease ran out");
-	tap_diag("the waiter was granted %.1f s after the holder took the buffer (hold-timeout = 2 s)",
+	tap_diag("the waiter was granted %.1f s after the holder took the buffer (hold-timeout = 4 s)",
 		 (double)(now_ms() - t0) / 1000);
-	CHECK(now_ms() - t0 >= 1500);
-	bus_pump(obs, &seen.done, 3000);
-	CHECKF(seen.done, "no GrantTimedOut signal");
-	CHECK(seen.buffer == dmabroker_buffer_get_id(buf) && seen.write);
+	/* The daemon counts the timeout and signals it before it ends the lease
+	 * and grants the waiter: once granted, both are in. */
 	CHECK(sd_bus_get_property_trivial(obs, "org.dmabroker.Broker1", "/org/dmabroker/Broker1",
 					  "org.dmabroker.Broker1", "GrantTimeouts", NULL, 't', &timeouts) >= 0);
 	CHECK(timeouts == 1);
+	bus_pump(obs, &seen.done, 3000);
+	CHECKF(seen.done, "no GrantTimedOut signal");
+	CHECK(seen.buffer == dmabroker_buffer_get_id(buf) && seen.write);
 	/* The lease is over: the old grant is unknown to its former holder. */
 	CHECK(expect_error(a, dmabroker_end_access(a, g, -1), EBADSLT, "org.dmabroker.Error.UnknownGrant"));
 	CHECK(dmabroker_end_access(b, p.grant, -1) == 0);
@@ -1504,6 +1621,104 @@ static bool step_fence_helpers(void)
 }
 
 /* ---- moves (VM) ---- */
+
+/* What /proc/<daemon>/fd/<name> is ("anon_inode:sync_file", ...), in link. */
+static bool daemon_fd_is(const char *name, const char *want)
+{
+	char path[320], link[128];
+	ssize_t n;
+
+	snprintf(path, sizeof(path), "/proc/%d/fd/%s", (int)daemon_pid, name);
+	n = readlink(path, link, sizeof(link) - 1);
+	if (n < 0)
+		return false;
+	link[n] = 0;
+	return strcmp(link, want) == 0;
+}
+
+/*
+ * The fences the daemon waits on, as the kernel sees it: sync_files in
+ * the daemon's epoll sets (/proc/<pid>/fdinfo of each eventpoll lists the
+ * fds it watches). Each kept release fence is one; a move that waits for
+ * its acquire fence adds one. -errno if /proc cannot be read.
+ */
+static int daemon_watched_fences(void)
+{
+	char path[320], line[256], tfd[16];
+	struct dirent *e;
+	int n = 0, fd;
+	DIR *d;
+
+	snprintf(path, sizeof(path), "/proc/%d/fd", (int)daemon_pid);
+	d = opendir(path);
+	if (!d)
+		return -errno;
+	while ((e = readdir(d))) {
+		FILE *f;
+		if (e->d_name[0] == '.' || !daemon_fd_is(e->d_name, "anon_inode:[eventpoll]"))
+			continue;
+		snprintf(path, sizeof(path), "/proc/%d/fdinfo/%s", (int)daemon_pid, e->d_name);
+		f = fopen(path, "re");
+		if (!f)
+			continue;
+		while (fgets(line, sizeof(line), f))
+			if (sscanf(line, "tfd: %d", &fd) == 1) {
+				snprintf(tfd, sizeof(tfd), "%d", fd);
+				n += daemon_fd_is(tfd, "anon_inode:sync_file");
+			}
+		fclose(f);
+	}
+	closedir(d);
+	return n;
+}
+
+struct call_answer {
+	int done;
+	char error[128];
+	uint32_t attachment;
+};
+
+static int on_call_answer(sd_bus_message *m, void *userdata, sd_bus_error *unused)
+{
+	struct call_answer *a = userdata;
+	const sd_bus_error *e = sd_bus_message_get_error(m);
+	int fd;
+
+	a->done = 1;
+	if (e)
+		snprintf(a->error, sizeof(a->error), "%s: %s", e->name, e->message ? e->message : "");
+	else if (sd_bus_message_read(m, "uh", &a->attachment, &fd) < 0)
+		snprintf(a->error, sizeof(a->error), "a malformed answer");
+	return 0;
+}
+
+/*
+ * Waits until the daemon waits on `want` fences (daemon_watched_fences),
+ * pumping bus for the answer `must_wait` meanwhile: false, saying so, if
+ * it came first (the daemon did not wait) or the daemon never got there.
+ */
+static bool wait_watched_fences(int want, sd_bus *bus, const struct call_answer *must_wait)
+{
+	int64_t end = now_ms() + 20000;
+	int now = -1;
+
+	while (now_ms() < end) {
+		while (bus && sd_bus_process(bus, NULL) > 0)
+			;
+		if (must_wait && must_wait->done) {
+			tap_diag("answered (%s) while it should wait for a fence; the daemon waits on %d fences, "
+				 "want %d", must_wait->error[0] ? must_wait->error : "success", daemon_watched_fences(),
+				 want);
+			return false;
+		}
+		now = daemon_watched_fences();
+		if (now == want)
+			return true;
+		usleep(5000);
+	}
+	tap_diag("the daemon waits on %d fences after 20 s, want %d", now, want);
+	return false;
+}
 
 static bool buffer_backend_is(uint64_t id, const char *want)
 {
@@ -1606,57 +1821,88 @@ static bool pending_reader(struct dmabroker *b, struct dmabroker_buffer *bb, str
 	return true;
 }
 
+/* Pumps a and b until each has heard of the move (Moved), within 10 s. */
+static bool both_moved(struct dmabroker *a, struct moved *ma, struct dmabroker *b, struct moved *mb)
+{
+	int never = 0;
+
+	for (int i = 0; i < 500 && (!ma->count || !mb->count); i++) {
+		pump(a, &never, 10);
+		pump(b, &never, 10);
+	}
+	return ma->count == 1 && mb->count == 1;
+}
+
 static bool step_move_for_scanout(void)
 {
 	struct dmabroker *a = connect_session(), *b = connect_session();
 	struct dmabroker_buffer *buf, *bb;
-	struct moved seen = { 0, -1, NULL };
+	struct moved seen_a = { 0, -1, NULL }, seen_b = { 0, -1, NULL };
 	struct frame_ctx tl = { .timeline = -1 };
+	struct timeout_seen unused = { 0 }, unused2 = { 0 };
+	struct call_answer ans = { 0 };
+	sd_bus *mover = NULL;
+	uint64_t id, g;
 	uint32_t aid;
-	int vgpu, release, status;
-	int64_t t0, took;
-	pid_t pid;
+	int vgpu, release, waited, f = -1;
 
 	CHECK(a && b);
 	buf = alloc_buf(a, 320, 240);
 	CHECK(buf && (bb = share(buf, b)));
-	dmabroker_set_move_handler(b, on_move, &seen);
+	id = dmabroker_buffer_get_id(buf);
+	dmabroker_set_move_handler(a, on_move, &seen_a);
+	dmabroker_set_move_handler(b, on_move, &seen_b);
 	CHECK(pattern(buf, true, 0x5a5a));
 	vgpu = open_drm_by_driver("virtio_gpu");
 	CHECK(vgpu >= 0);
 	CHECKF(!imports_into(vgpu, dmabroker_buffer_get_fd(buf)), "virtio-gpu imported a heap buffer: nothing to test");
-	/* b reads "on a GPU": its release fence is pending for half a second. */
+	/* b reads "on a GPU": its release fence is pending until the test signals it. */
+	waited = daemon_watched_fences();
+	CHECK(waited >= 0);
 	CHECK(pending_reader(b, bb, &tl, &release));
-	pid = fork();
-	CHECK(pid >= 0);
-	if (pid == 0) {
-		usleep(500000);
-		frame_signal(&tl);
-		_exit(0);
+	CHECK(wait_watched_fences(waited + 1, NULL, NULL)); /* the daemon keeps it and watches it */
+	/* A third holder asks for the scanout attachment, without waiting for the answer. */
+	CHECK((mover = observer(buf, &unused, &unused2)));
+	CHECK(sd_bus_call_method_async(mover, NULL, "org.dmabroker.Broker1", "/org/dmabroker/Broker1",
+				       "org.dmabroker.Broker1", "Attach", on_call_answer, &ans, "tusu", id,
+				       (uint32_t)DMABROKER_USAGE_SCANOUT_FLAG, "virtio_gpu", (uint32_t)0) >= 0);
+	/* The move allocates, takes its WRITE grant and waits for the acquire
+	 * fence, which holds b's release fence: one more fence watched. A move
+	 * that did not wait would answer the Attach instead. */
+	CHECKF(wait_watched_fences(waited + 2, mover, &ans), "the move did not wait for the reader's fence");
+	/* While the fence is held: unanswered, still on the heap, the daemon's write grant on it. */
+	CHECK(dmabroker_fence_status(release) == 0);
+	while (sd_bus_process(mover, NULL) > 0)
+		;
+	CHECKF(!ans.done, "the Attach was answered (%s) while the reader's fence was pending", ans.error);
+	CHECK(buffer_backend_is(id, "heap:system"));
+	CHECK(buffer_field(id, "grants") == 1);
+	CHECK(expect_error(b, dmabroker_buffer_begin_access(bb, R, DMABROKER_ACCESS_NONBLOCK, &g, &f), EBUSY,
+			   "org.dmabroker.Error.Busy"));
+	CHECK(expect_error(a, dmabroker_buffer_attach(buf, DMABROKER_USAGE_SCANOUT_FLAG, "virtio_gpu", 0, &aid),
+			   EBUSY, "org.dmabroker.Error.Busy"));
+	CHECK(!seen_a.count && !seen_b.count);
+	/* The "GPU" is done: the move goes on. */
+	frame_signal(&tl);
+	bus_pump(mover, &ans.done, 20000);
+	CHECKF(ans.done && !ans.error[0], "attach: %s", ans.done ? ans.error : "no answer in 20 s");
+	CHECK(buffer_backend_is(id, "drm:virtio_gpu"));
+	CHECK(buffer_field(id, "grants") == 0);
+	/* The other holders hear of it and get the new memory. */
+	CHECK(both_moved(a, &seen_a, b, &seen_b));
+	CHECK(seen_a.buf == buf && seen_b.buf == bb);
+	for (int i = 0; i < 2; i++) {
+		int *fence = i ? &seen_b.fence : &seen_a.fence;
+		if (*fence >= 0) {
+			CHECK(dmabroker_fence_wait(*fence, 2000) == 1);
+			close(*fence);
+		}
 	}
-	t0 = now_ms();
-	CHECKF(dmabroker_buffer_attach(buf, DMABROKER_USAGE_SCANOUT_FLAG, "virtio_gpu", 0, &aid) == 0, "attach: %s",
-	       dmabroker_error_message(a));
-	took = now_ms() - t0;
-	CHECK(waitpid(pid, &status, 0) == pid);
-	tap_diag("the move waited %lld ms for the reader's fence", (long long)took);
-	CHECKF(took >= 400, "moved before the reader's release fence signalled");
-	CHECK(buffer_backend_is(dmabroker_buffer_get_id(buf), "drm:virtio_gpu"));
 	CHECKF(imports_into(vgpu, dmabroker_buffer_get_fd(buf)), "virtio-gpu refuses the moved buffer");
 	CHECK(pattern(buf, false, 0x5a5a));
-	/* The other holder hears of it and gets the new memory. */
-	{
-		int never = 0;
-		for (int i = 0; i < 100 && !seen.count; i++)
-			pump(b, &never, 20);
-	}
-	CHECK(seen.count == 1 && seen.buf == bb);
-	if (seen.fence >= 0) {
-		CHECK(dmabroker_fence_wait(seen.fence, 2000) == 1);
-		close(seen.fence);
-	}
 	CHECK(imports_into(vgpu, dmabroker_buffer_get_fd(bb)));
 	CHECK(pattern(bb, false, 0x5a5a));
+	sd_bus_flush_close_unref(mover);
 	close(release);
 	close(tl.timeline);
 	close(vgpu);
@@ -1667,12 +1913,13 @@ static bool step_move_for_scanout(void)
 
 static bool step_mover_dies_mid_move(void)
 {
+	struct baseline base = baseline_take();
 	struct dmabroker *a = connect_session(), *b = connect_session();
 	struct dmabroker_buffer *buf, *bb;
 	struct moved seen = { 0, -1, NULL };
 	struct frame_ctx tl = { .timeline = -1 };
 	char *token = NULL;
-	int release, status, never = 0;
+	int release, status, never = 0, waited;
 	pid_t pid;
 
 	CHECK(a && b);
@@ -1681,7 +1928,10 @@ static bool step_mover_dies_mid_move(void)
 	dmabroker_set_move_handler(b, on_move, &seen);
 	CHECK(dmabroker_buffer_create_token(buf, 0, 0, &token) == 0);
 	/* b's pending read fence keeps the move waiting... */
+	waited = daemon_watched_fences();
+	CHECK(waited >= 0);
 	CHECK(pending_reader(b, bb, &tl, &release));
+	CHECK(wait_watched_fences(waited + 1, NULL, NULL));
 	pid = fork();
 	CHECK(pid >= 0);
 	if (pid == 0) {
@@ -1694,16 +1944,20 @@ static bool step_mover_dies_mid_move(void)
 		dmabroker_buffer_attach(cb, DMABROKER_USAGE_SCANOUT_FLAG, "virtio_gpu", 0, &aid);
 		_exit(2);
 	}
-	usleep(300000);
+	/* Killed once the move waits for the fence (one more fence watched). */
+	CHECKF(wait_watched_fences(waited + 2, NULL, NULL), "the move did not start waiting for the reader's fence");
+	CHECK(waitpid(pid, &status, WNOHANG) == 0); /* its Attach is not answered */
 	CHECK(kill(pid, SIGKILL) == 0 && waitpid(pid, &status, 0) == pid);
-	CHECK(WIFSIGNALED(status)); /* it was still waiting for the move */
+	CHECK(WIFSIGNALED(status));
 	/* Let the daemon drop the dead client before the move can finish. */
 	for (int i = 0; i < 500 && client_listed(pid); i++)
 		usleep(10000);
 	CHECK(!client_listed(pid));
+	CHECK(buffer_backend_is(dmabroker_buffer_get_id(buf), "heap:system") &&
+	      daemon_watched_fences() == waited + 2); /* still waiting */
 	frame_signal(&tl);
 	/* The move completes for those who still hold the buffer. */
-	for (int i = 0; i < 100 && !seen.count; i++)
+	for (int i = 0; i < 500 && !seen.count; i++)
 		pump(b, &never, 20);
 	CHECK(seen.count == 1);
 	if (seen.fence >= 0)
@@ -1716,6 +1970,7 @@ static bool step_mover_dies_mid_move(void)
 	close(tl.timeline);
 	dmabroker_disconnect(a);
 	dmabroker_disconnect(b);
+	CHECK(baseline_restored(base));
 	return true;
 }
 
@@ -1769,7 +2024,7 @@ int main(int argc, char **argv)
 		tap_step("a grant held past hold-timeout is reported and ended; the waiter is served", step_lease);
 		return tap_done();
 	}
-	tap_plan(fences ? 21 : 9);
+	tap_plan(fences ? 22 : 9);
 	tap_step("grants: readers share, a writer is exclusive, named errors", step_grant_basics);
 	tap_step("one-way EndAccess ends the grant with no reply; a bad fence is refused locally", step_end_oneway);
 	tap_step("the access channel: one queue with D-Bus, Allocate and Release, named refusals, one per client, "
@@ -1788,7 +2043,10 @@ int main(int argc, char **argv)
 		tap_step("a vgem driver fence is in the next acquire fence", step_vgem_fence_in_acquire);
 		tap_step("two read fences from one client, the first kept open by it: the daemon lives on",
 			 step_kept_fence_stays_open);
-		tap_step("kept fences: one per fence, each dropped once signalled", step_fences_bounded);
+		tap_step("kept fences: one per fence, each dropped once signalled; the merged caches counted exactly",
+			 step_fences_bounded);
+		tap_step("writes never overlap on the GPU: the next writer's and reader's acquire fences wait for the "
+			 "last writer's release fence", step_writes_ordered_by_fences);
 		tap_step("a fence that never signals trips the deadline policy; only holders hear of it",
 			 step_fence_timeout);
 		tap_step("fence deadlines: per fence, never pushed back, only the late client blamed",
