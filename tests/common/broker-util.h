@@ -90,15 +90,30 @@ static inline struct baseline baseline_take(void)
 	return last;
 }
 
+/* False, and why, when either count cannot be read (before or now): an unreadable /proc proves nothing. */
 static inline bool baseline_restored(struct baseline b)
 {
+	if (b.fds < 0 || b.buffers < 0) {
+		tap_diag("no baseline: the daemon's fds (/proc/%d/fd): %s; its buffers (Buffers property): %s",
+			 (int)daemon_pid, b.fds < 0 ? strerror(-b.fds) : "read",
+			 b.buffers < 0 ? strerror(-b.buffers) : "read");
+		return false;
+	}
 	for (int i = 0; i < 500; i++) {
 		if (daemon_fd_count() == b.fds && daemon_buffer_count() == b.buffers)
 			return true;
 		usleep(10000);
 	}
-	tap_diag("daemon holds %d fds and %d buffers; before: %d and %d", daemon_fd_count(), daemon_buffer_count(),
-		 b.fds, b.buffers);
+	{
+		int fds = daemon_fd_count(), buffers = daemon_buffer_count();
+		if (fds < 0 || buffers < 0)
+			tap_diag("cannot read the daemon's counts now: fds (/proc/%d/fd): %s; buffers: %s",
+				 (int)daemon_pid, fds < 0 ? strerror(-fds) : "read",
+				 buffers < 0 ? strerror(-buffers) : "read");
+		else
+			tap_diag("daemon holds %d fds and %d buffers; before: %d and %d", fds, buffers, b.fds,
+				 b.buffers);
+	}
 	return false;
 }
 

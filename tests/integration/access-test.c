@@ -17,8 +17,8 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <poll.h>
-#include <sched.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <sys/ioctl.h>
@@ -131,6 +131,36 @@ static int buffer_field(uint64_t id, const char *field)
 	sd_bus_message_unref(reply);
 	sd_bus_flush_close_unref(bus);
 	return out;
+}
+
+/*
+ * Waits until ListBuffers shows `field` of buffer id at want, pumping
+ * `pumped` (may be NULL) meanwhile; false, saying so, if `must_wait` (may
+ * be NULL) was answered first or the daemon never got there (20 s). A
+ * waiter counted in `waiters` is queued in the daemon and not granted:
+ * the state that proves "still waiting", however slow the daemon.
+ */
+static bool wait_field(uint64_t id, const char *field, int want, struct dmabroker *pumped,
+		       const struct pending_grant *must_wait)
+{
+	int64_t end = now_ms() + 20000;
+	int now = -1;
+
+	while (now_ms() < end) {
+		if (pumped)
+			dmabroker_process(pumped);
+		if (must_wait && must_wait->done) {
+			tap_diag("answered (error %d) while it should wait: buffer %" PRIu64 " %s = %d, want %d",
+				 must_wait->error, id, field, buffer_field(id, field), want);
+			return false;
+		}
+		now = buffer_field(id, field);
+		if (now == want)
+			return !must_wait || !must_wait->done;
+		usleep(5000);
+	}
+	tap_diag("buffer %" PRIu64 ": %s = %d after 20 s, want %d", id, field, now, want);
+	return false;
 }
 
 /* ---- grants ---- */
@@ -341,27 +371,39 @@ static bool step_fenceless_holder(void)
 {
 	struct baseline base = baseline_take();
 	struct dmabroker *a = connect_session(), *b = connect_session(), *c = connect_session();
-	struct dmabroker_buffer *buf, *bb, *other;
-	struct pending_grant pg = { 0 };
-	uint64_t g;
-	int f = -1, never = 0;
+	struct dmabroker_buffer *buf, *bb, *cb, *other;
+	struct pending_grant pg = { 0 }, pc = { 0 };
+	uint64_t g, id;
+	int f = -1;
 
 	CHECK(a && b && c);
 	buf = alloc_buf(a, 64, 64);
-	CHECK(buf && (bb = share(buf, b)));
+	CHECK(buf && (bb = share(buf, b)) && (cb = share(buf, c)));
+	id = dmabroker_buffer_get_id(buf);
 	CHECK(dmabroker_buffer_begin_access(buf, W, 0, &g, &f) == 0); /* a CPU writer, no fence */
+	/* A second writer, first in line: held, not answered, queued in the daemon (writes never overlap)... */
+	CHECK(dmabroker_buffer_begin_access_async(cb, W, 0, on_granted, &pc) == 0);
+	CHECK(wait_field(id, "waiters", 1, c, &pc));
+	/* ...and a reader. */
 	CHECK(dmabroker_buffer_begin_access_async(bb, R, 0, on_granted, &pg) == 0);
-	pump(b, &never, 300);
-	CHECK(!pg.done); /* held, not answered */
-	CHECK(buffer_field(dmabroker_buffer_get_id(buf), "waiters") == 1);
+	CHECK(wait_field(id, "waiters", 2, b, &pg));
+	dmabroker_process(c);
+	CHECK(!pc.done && buffer_field(id, "grants") == 1);
 	/* The daemon serves everybody else meanwhile. */
 	other = alloc_buf(c, 32, 32);
 	CHECK(other);
 	CHECK(daemon_buffer_count() >= 2);
 	CHECK(dmabroker_end_access(a, g, -1) == 0);
+	pump(c, &pc.done, 5000);
+	CHECK(pc.done && pc.error == 0 && pc.grant && pc.fence == -1);
+	/* The second writer holds it; the reader still waits. */
+	CHECK(wait_field(id, "waiters", 1, b, &pg));
+	CHECK(buffer_field(id, "grants") == 1);
+	CHECK(dmabroker_end_access(c, pc.grant, -1) == 0);
 	pump(b, &pg.done, 5000);
 	CHECK(pg.done && pg.error == 0 && pg.grant);
 	CHECK(pg.fence == -1);
+	CHECK(buffer_field(id, "grants") == 1 && buffer_field(id, "waiters") == 0);
 	CHECK(dmabroker_end_access(b, pg.grant, -1) == 0);
 	dmabroker_disconnect(a);
 	dmabroker_disconnect(b);
@@ -377,24 +419,26 @@ static bool step_writer_not_starved(void)
 	struct dmabroker_buffer *buf, *wb, *rb;
 	struct pending_grant pw = { 0 }, pr = { 0 };
 	uint64_t g;
-	int f = -1, never = 0;
+	int f = -1;
 
 	CHECK(a && w && r2);
 	buf = alloc_buf(a, 64, 64);
 	CHECK(buf && (wb = share(buf, w)) && (rb = share(buf, r2)));
 	CHECK(dmabroker_buffer_begin_access(buf, R, 0, &g, &f) == 0);
 	CHECK(dmabroker_buffer_begin_access_async(wb, W, 0, on_granted, &pw) == 0);
-	pump(w, &never, 100);
+	CHECK(wait_field(dmabroker_buffer_get_id(buf), "waiters", 1, w, &pw));
 	/* A reader arriving after a waiting writer queues behind it, although
 	 * it could share with the active reader. */
 	CHECK(dmabroker_buffer_begin_access_async(rb, R, 0, on_granted, &pr) == 0);
-	pump(r2, &never, 200);
-	CHECK(!pw.done && !pr.done);
+	CHECK(wait_field(dmabroker_buffer_get_id(buf), "waiters", 2, r2, &pr));
+	dmabroker_process(w);
+	CHECK(!pw.done && buffer_field(dmabroker_buffer_get_id(buf), "grants") == 1);
 	CHECK(dmabroker_end_access(a, g, -1) == 0);
 	pump(w, &pw.done, 5000);
 	CHECK(pw.done && pw.error == 0);
-	pump(r2, &never, 200);
-	CHECK(!pr.done);
+	/* The writer holds it; the reader is still queued (not granted alongside). */
+	CHECK(wait_field(dmabroker_buffer_get_id(buf), "waiters", 1, r2, &pr));
+	CHECK(buffer_field(dmabroker_buffer_get_id(buf), "grants") == 1);
 	CHECK(dmabroker_end_access(w, pw.grant, -1) == 0);
 	pump(r2, &pr.done, 5000);
 	CHECK(pr.done && pr.error == 0);
@@ -413,7 +457,7 @@ static bool step_deadlock_refused(void)
 	struct dmabroker_buffer *a1, *b1, *a2, *b2;
 	struct pending_grant p1 = { 0 };
 	uint64_t ga, gb, g;
-	int f = -1, never = 0;
+	int f = -1;
 
 	CHECK(c1 && c2);
 	a1 = alloc_buf(c1, 16, 16);
@@ -423,7 +467,7 @@ static bool step_deadlock_refused(void)
 	CHECK(dmabroker_buffer_begin_access(b2, W, 0, &gb, &f) == 0);
 	/* c1 holds A and waits for B; c2 holds B and asks for A: a cycle. */
 	CHECK(dmabroker_buffer_begin_access_async(b1, W, 0, on_granted, &p1) == 0);
-	pump(c1, &never, 100);
+	CHECK(wait_field(dmabroker_buffer_get_id(b1), "waiters", 1, c1, &p1)); /* c1's wait is in */
 	CHECK(expect_error(c2, dmabroker_buffer_begin_access(a2, W, 0, &g, &f), EDEADLK,
 			   "org.dmabroker.Error.WouldDeadlock"));
 	/* c2 backs off as told; c1 goes on. */
@@ -507,7 +551,7 @@ static bool step_holder_death_and_release(void)
 	struct dmabroker_buffer *buf, *bb;
 	struct pending_grant pg = { 0 }, pr = { 0 };
 	char *token = NULL, ready;
-	int fds[2], status, never = 0;
+	int fds[2], status;
 	pid_t pid;
 
 	CHECK(a && b);
@@ -533,8 +577,7 @@ static bool step_holder_death_and_release(void)
 	CHECK(read(fds[0], &ready, 1) == 1);
 	close(fds[0]);
 	CHECK(dmabroker_buffer_begin_access_async(bb, R, 0, on_granted, &pg) == 0);
-	pump(b, &never, 200);
-	CHECK(!pg.done);
+	CHECK(wait_field(dmabroker_buffer_get_id(buf), "waiters", 1, b, &pg));
 	CHECK(kill(pid, SIGKILL) == 0 && waitpid(pid, &status, 0) == pid);
 	pump(b, &pg.done, 5000);
 	CHECKF(pg.done && pg.error == 0, "the waiter was not granted after the holder died");
@@ -545,7 +588,7 @@ static bool step_holder_death_and_release(void)
 		int f;
 		CHECK(dmabroker_buffer_begin_access(buf, W, 0, &g, &f) == 0);
 		CHECK(dmabroker_buffer_begin_access_async(bb, R, 0, on_granted, &pr) == 0);
-		pump(b, &never, 100);
+		CHECK(wait_field(dmabroker_buffer_get_id(buf), "waiters", 1, b, &pr)); /* a waiter, then released */
 		dmabroker_buffer_release(bb);
 		pump(b, &pr.done, 5000);
 		CHECK(pr.done && pr.error == -ENOENT);
@@ -561,9 +604,10 @@ static bool step_holder_death_and_release(void)
 /* ---- frames: writers and readers ---- */
 
 /*
- * A frame: word 0 is its sequence number, every other word f(seq, i). A
- * writer writes the first half, pauses, writes the second: a reader that
- * could look in between would see two sequence numbers.
+ * A frame: word 0 is its sequence number, every other word f(seq, i): a
+ * reader that looked while a writer wrote could see two sequence numbers.
+ * That catches an overlap only if one is seen mid-write; the proof is the
+ * access log below.
  */
 static uint32_t frame_word(uint32_t seq, size_t i)
 {
@@ -659,7 +703,74 @@ static int frame_end(struct frame_ctx *f, uint32_t mode, bool fences, uint64_t g
 	return 0;
 }
 
-static int writer_main(const char *token, bool fences, int n)
+/*
+ * The access log, in memory shared by the frame processes: each takes a
+ * stamp from one atomic clock when its access begins (granted, the acquire
+ * fence signalled) and when it ends (before its release fence signals or
+ * EndAccess goes out), and writes the event at the stamp's index. The
+ * stamps order every begin and end of all processes: a write whose
+ * interval holds another access's begin or end overlapped it, whatever the
+ * timing, and the check below finds it in the whole log after the run.
+ */
+struct access_event {
+	uint8_t used, proc, begin, mode;
+};
+
+struct access_log {
+	_Atomic uint32_t clock;
+	uint32_t size;
+	struct access_event ev[];
+};
+
+static struct access_log *access_log;
+
+static void log_access(int proc, bool begin, uint32_t mode)
+{
+	uint32_t at = atomic_fetch_add(&access_log->clock, 1);
+
+	if (at < access_log->size)
+		access_log->ev[at] = (struct access_event){ 1, (uint8_t)proc, begin, (uint8_t)mode };
+}
+
+/* Walks the log in stamp order: a write begins only with nobody in, a read only with no writer in. */
+static bool access_log_check(int procs, unsigned *writes, unsigned *reads)
+{
+	uint32_t n = atomic_load(&access_log->clock);
+	int in[16] = { 0 }, writers = 0, readers = 0;
+
+	*writes = *reads = 0;
+	if (n > access_log->size) {
+		tap_diag("the access log overflowed: %u events, room for %u", n, access_log->size);
+		return false;
+	}
+	for (uint32_t i = 0; i < n; i++) {
+		const struct access_event *e = &access_log->ev[i];
+		if (!e->used || e->proc >= procs) {
+			tap_diag("access log: stamp %u was taken but never written", i);
+			return false;
+		}
+		if (!e->begin) {
+			if (!in[e->proc]) {
+				tap_diag("access log: stamp %u: process %d ends an access it never began", i, e->proc);
+				return false;
+			}
+			in[e->proc] = 0;
+			*(e->mode == W ? &writers : &readers) -= 1;
+			continue;
+		}
+		if (writers || (e->mode == W && readers)) {
+			tap_diag("access log: stamp %u: process %d begins a %s while %d writer(s) and %d reader(s) "
+				 "are in", i, e->proc, e->mode == W ? "write" : "read", writers, readers);
+			return false;
+		}
+		in[e->proc] = 1;
+		*(e->mode == W ? &writers : &readers) += 1;
+		*(e->mode == W ? writes : reads) += 1;
+	}
+	return writers == 0 && readers == 0;
+}
+
+static int writer_main(int proc, const char *token, bool fences, int n)
 {
 	struct frame_ctx f;
 
@@ -672,13 +783,12 @@ static int writer_main(const char *token, bool fences, int n)
 
 		if (r)
 			return r;
+		log_access(proc, true, W);
 		seq = f.map[0] + 1;
-		for (size_t i = 1; i < f.words / 2; i++)
-			f.map[i] = frame_word(seq, i);
-		sched_yield();
-		for (size_t i = f.words / 2; i < f.words; i++)
+		for (size_t i = 1; i < f.words; i++)
 			f.map[i] = frame_word(seq, i);
 		f.map[0] = seq;
+		log_access(proc, false, W);
 		if (frame_end(&f, W, fences, g))
 			return 1;
 	}
@@ -696,7 +806,7 @@ static size_t frame_check(const struct frame_ctx *f, uint32_t *seq)
 	return 0;
 }
 
-static int reader_main(const char *token, bool fences, int n)
+static int reader_main(int proc, const char *token, bool fences, int n)
 {
 	struct frame_ctx f;
 	uint32_t last = 0;
@@ -711,6 +821,7 @@ static int reader_main(const char *token, bool fences, int n)
 
 		if (r)
 			return r;
+		log_access(proc, true, R);
 		bad = frame_check(&f, &seq);
 		if (bad) {
 			fprintf(stderr, "reader: frame %u torn at word %zu\n", seq, bad);
@@ -720,13 +831,13 @@ static int reader_main(const char *token, bool fences, int n)
 			fprintf(stderr, "reader: frame %u after %u\n", seq, last);
 			return 3;
 		}
-		usleep(50);
 		/* A writer that overwrote what we still read shows here. */
 		if (frame_check(&f, &again) || again != seq) {
 			fprintf(stderr, "reader: frame %u changed while being read (now %u)\n", seq, again);
 			return 4;
 		}
 		last = seq;
+		log_access(proc, false, R);
 		if (frame_end(&f, R, fences, g))
 			return 1;
 	}
@@ -743,6 +854,7 @@ static bool run_frames(bool fences)
 	pid_t pids[WRITERS + READERS];
 	char *token = NULL;
 	int64_t t0 = now_ms();
+	size_t log_size;
 	uint64_t g;
 	uint32_t last;
 	int f;
@@ -751,6 +863,10 @@ static bool run_frames(bool fences)
 	buf = alloc_buf(owner, 64, 32);
 	CHECK(buf);
 	CHECK(dmabroker_buffer_create_token(buf, 0, 0, &token) == 0);
+	log_size = sizeof(*access_log) + 2 * (size_t)(WRITERS + READERS) * frames * sizeof(struct access_event);
+	access_log = mmap(NULL, log_size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	CHECK(access_log != MAP_FAILED);
+	access_log->size = 2 * (WRITERS + READERS) * frames;
 	for (int i = 0; i < WRITERS + READERS; i++) {
 		pids[i] = fork();
 		CHECK(pids[i] >= 0);
@@ -758,7 +874,8 @@ static bool run_frames(bool fences)
 			/* every other one on D-Bus, the rest on the access channel: one order for all */
 			if (i % 2)
 				setenv("DMABROKER_ACCESS_CHANNEL", "0", 1);
-			_exit(i < WRITERS ? writer_main(token, fences, frames) : reader_main(token, fences, frames));
+			_exit(i < WRITERS ? writer_main(i, token, fences, frames) :
+					    reader_main(i, token, fences, frames));
 		}
 	}
 	for (int i = 0; i < WRITERS + READERS; i++) {
@@ -780,7 +897,17 @@ static bool run_frames(bool fences)
 	tap_diag("%d writers x %d frames, %d readers x %d reads%s, the odd ones on D-Bus and the rest on the access "
 		 "channel: %.1f s; last frame %u", WRITERS, frames, READERS,
 		 frames, fences ? ", with sw_sync release fences" : "", (double)(now_ms() - t0) / 1000, last);
+	{
+		unsigned writes, reads;
+		bool ok = access_log_check(WRITERS + READERS, &writes, &reads);
+		tap_diag("access log: %u writes and %u reads, in stamp order%s", writes, reads,
+			 ok ? "; no write overlapped another access" : "");
+		CHECKF(ok, "two accesses overlapped where one was a write");
+		CHECK(writes == (unsigned)(WRITERS * frames) && reads == (unsigned)(READERS * frames));
+	}
 	CHECK(last == (uint32_t)(WRITERS * frames));
+	munmap(access_log, log_size);
+	access_log = NULL;
 	free(token);
 	(void)f;
 	dmabroker_disconnect(owner);
@@ -907,8 +1034,12 @@ static bool step_kept_fence_stays_open(void)
 			kept[2 * round + i] = frame_next_fence(&tl);
 			CHECK(kept[2 * round + i] >= 0 && dmabroker_end_access(a, g, kept[2 * round + i]) == 0);
 		}
+		/* The first signals and is dropped on its own, then the second. */
 		frame_signal(&tl);
-		usleep(100000);
+		for (int i = 0; i < 200 && buffer_field(dmabroker_buffer_get_id(buf), "fences") != 1; i++)
+			usleep(10000);
+		CHECKF(buffer_field(dmabroker_buffer_get_id(buf), "fences") == 1, "round %d: the first fence is not "
+		       "dropped alone", round);
 		frame_signal(&tl);
 		for (int i = 0; i < 200 && buffer_field(dmabroker_buffer_get_id(buf), "fences") != 0; i++)
 			usleep(10000);
@@ -923,18 +1054,49 @@ static bool step_kept_fence_stays_open(void)
 	return true;
 }
 
+/* Polls ListBuffers until buffer id keeps `want` fences (10 s); then the daemon's fds are settled too. */
+static int wait_fences(uint64_t id, int want)
+{
+	int now = -1;
+
+	for (int i = 0; i < 1000 && (now = buffer_field(id, "fences")) != want; i++)
+		usleep(10000);
+	return now;
+}
+
+/* The daemon's fds once it has answered a call after the last one (whose message, and any fd in it, it has freed). */
+static int fds_now(uint64_t id)
+{
+	buffer_field(id, "fences");
+	return daemon_fd_count();
+}
+
+/*
+ * What the daemon keeps per buffer (daemon/access.c): one kept_fence per
+ * pending release fence handed over, its fd owned by its io source (one
+ * fd each, one epoll watch each; `fences` in ListBuffers counts them), and
+ * two merged caches for the next acquire fence: acc_all (every kept fence,
+ * for a writer) and acc_write (the write fences, for a reader), one fd
+ * each while open, closed when the last kept fence goes. A write's release
+ * fence supersedes everything kept (the writer waited for it all). So:
+ * 12 pending read fences = 12 kept + acc_all = 13 fds more; 11 of them
+ * signalled = 1 kept, acc_all still open = 2; all = 0. Then one pending
+ * write fence = 1 kept + acc_all + acc_write = 3.
+ */
 static bool step_fences_bounded(void)
 {
 	struct dmabroker *owner = connect_session();
 	struct dmabroker *readers[12];
 	struct dmabroker_buffer *buf, *rbufs[12];
 	struct frame_ctx tl = { .timeline = -1 };
-	uint64_t g;
-	int acquire = -1, kept;
+	struct baseline base;
+	uint64_t g, id;
+	int acquire = -1, kept, release;
 
 	CHECK(owner);
 	buf = alloc_buf(owner, 64, 64);
 	CHECK(buf);
+	id = dmabroker_buffer_get_id(buf);
 	tl.timeline = open(SW_SYNC_DEBUGFS_PATH, O_RDWR | O_CLOEXEC);
 	CHECK(tl.timeline >= 0);
 	/* Twelve readers each hand back a pending fence, in a burst: each has
@@ -943,35 +1105,102 @@ static bool step_fences_bounded(void)
 		readers[i] = connect_session();
 		CHECK(readers[i] && (rbufs[i] = share(buf, readers[i])));
 	}
+	base = baseline_take();
+	CHECK(base.fds >= 0 && wait_fences(id, 0) == 0);
 	for (int i = 0; i < 12; i++) {
-		int release;
 		CHECK(dmabroker_buffer_begin_access(rbufs[i], R, 0, &g, &acquire) == 0);
 		release = frame_next_fence(&tl);
 		CHECK(release >= 0 && dmabroker_end_access(readers[i], g, release) == 0);
 		close(release);
 	}
-	kept = buffer_field(dmabroker_buffer_get_id(buf), "fences");
-	tap_diag("12 pending read fences kept as %d", kept);
+	kept = buffer_field(id, "fences");
+	tap_diag("12 pending read fences kept as %d, with %d more fds in the daemon", kept,
+		 fds_now(id) - base.fds);
 	CHECK(kept == 12);
+	CHECK(fds_now(id) == base.fds + 12 + 1); /* 12 kept + acc_all */
 	/* A writer must wait for all twelve. */
 	CHECK(dmabroker_buffer_begin_access(buf, W, 0, &g, &acquire) == 0);
 	CHECK(acquire >= 0);
+	CHECK(fds_now(id) == base.fds + 12 + 1); /* its acquire fence was sent and closed */
 	for (int i = 0; i < 11; i++)
 		frame_signal(&tl);
-	CHECK(dmabroker_fence_wait(acquire, 300) == 0);
+	CHECK(dmabroker_fence_status(acquire) == 0);
 	/* Each is dropped once it has signalled: one left. */
-	for (int i = 0; i < 200 && buffer_field(dmabroker_buffer_get_id(buf), "fences") != 1; i++)
-		usleep(10000);
-	CHECK(buffer_field(dmabroker_buffer_get_id(buf), "fences") == 1);
+	CHECK(wait_fences(id, 1) == 1);
+	CHECK(fds_now(id) == base.fds + 1 + 1); /* 1 kept + acc_all, which still names the 11 */
 	frame_signal(&tl);
 	CHECK(dmabroker_fence_wait(acquire, 2000) == 1);
-	CHECK(dmabroker_end_access(owner, g, -1) == 0);
-	CHECK(buffer_field(dmabroker_buffer_get_id(buf), "fences") == 0);
+	CHECK(wait_fences(id, 0) == 0);
+	CHECK(fds_now(id) == base.fds); /* nothing kept, nothing merged */
 	close(acquire);
+	/* The writer ends under a pending fence: kept alone, in both caches. */
+	release = frame_next_fence(&tl);
+	CHECK(release >= 0 && dmabroker_end_access(owner, g, release) == 0);
+	close(release);
+	CHECK(buffer_field(id, "fences") == 1);
+	CHECK(fds_now(id) == base.fds + 1 + 2); /* 1 kept + acc_all + acc_write */
+	/* A reader waits for it (acc_write). */
+	CHECK(dmabroker_buffer_begin_access(rbufs[0], R, 0, &g, &acquire) == 0);
+	CHECK(acquire >= 0 && dmabroker_fence_status(acquire) == 0);
+	frame_signal(&tl);
+	CHECK(dmabroker_fence_wait(acquire, 2000) == 1);
+	close(acquire);
+	CHECK(dmabroker_end_access(readers[0], g, -1) == 0);
+	CHECK(wait_fences(id, 0) == 0);
+	CHECK(fds_now(id) == base.fds);
 	close(tl.timeline);
 	for (int i = 0; i < 12; i++)
 		dmabroker_disconnect(readers[i]);
 	dmabroker_disconnect(owner);
+	return true;
+}
+
+/*
+ * Writes never overlap on the GPU either: a writer that ended its grant
+ * under a pending release fence (the test holds it) has the next writer
+ * granted at once, but with an acquire fence that waits for it, and the
+ * reader after that waits for the second writer's.
+ */
+static bool step_writes_ordered_by_fences(void)
+{
+	struct dmabroker *a = connect_session(), *b = connect_session();
+	struct dmabroker_buffer *buf, *bb;
+	struct frame_ctx t1 = { .timeline = -1 }, t2 = { .timeline = -1 };
+	uint64_t g;
+	int acquire = -1, release;
+
+	CHECK(a && b);
+	buf = alloc_buf(a, 64, 64);
+	CHECK(buf && (bb = share(buf, b)));
+	t1.timeline = open(SW_SYNC_DEBUGFS_PATH, O_RDWR | O_CLOEXEC);
+	t2.timeline = open(SW_SYNC_DEBUGFS_PATH, O_RDWR | O_CLOEXEC);
+	CHECK(t1.timeline >= 0 && t2.timeline >= 0);
+	CHECK(dmabroker_buffer_begin_access(buf, W, 0, &g, &acquire) == 0 && acquire == -1);
+	release = frame_next_fence(&t1);
+	CHECK(release >= 0 && dmabroker_end_access(a, g, release) == 0);
+	close(release);
+	/* The second writer: granted, its acquire fence pending while the first's is held. */
+	CHECK(dmabroker_buffer_begin_access(bb, W, 0, &g, &acquire) == 0);
+	CHECKF(acquire >= 0 && dmabroker_fence_status(acquire) == 0,
+	       "a second writer may write while the first's release fence is pending");
+	release = frame_next_fence(&t2);
+	CHECK(release >= 0 && dmabroker_end_access(b, g, release) == 0);
+	close(release);
+	frame_signal(&t1);
+	CHECK(dmabroker_fence_wait(acquire, 2000) == 1);
+	close(acquire);
+	/* A reader now: waits for the second writer. */
+	CHECK(dmabroker_buffer_begin_access(buf, R, 0, &g, &acquire) == 0);
+	CHECKF(acquire >= 0 && dmabroker_fence_status(acquire) == 0,
+	       "a reader may read while the last writer's release fence is pending");
+	frame_signal(&t2);
+	CHECK(dmabroker_fence_wait(acquire, 2000) == 1);
+	close(acquire);
+	CHECK(dmabroker_end_access(a, g, -1) == 0);
+	close(t1.timeline);
+	close(t2.timeline);
+	dmabroker_disconnect(a);
+	dmabroker_disconnect(b);
 	return true;
 }
 
@@ -1100,6 +1329,7 @@ static bool client_listed(pid_t pid)
 
 static bool step_fence_timeout(void)
 {
+	struct baseline base = baseline_take();
 	struct dmabroker *y = connect_session();
 	struct dmabroker_buffer *buf, *mine = NULL;
 	struct timeout_seen seen = { 0 };
@@ -1145,7 +1375,15 @@ static bool step_fence_timeout(void)
 	t0 = now_ms();
 	bus_pump(bus, &seen.done, FENCE_TIMEOUT_MS + 8000);
 	CHECKF(seen.done, "no FenceTimedOut signal within %d s", FENCE_TIMEOUT_MS / 1000 + 8);
-	bus_pump(bystander, &bystander_seen.done, 500);
+	/* The bystander calls the daemon now: the daemon answers after what it
+	 * sent before (the signal went out before the holder got it), and the
+	 * bus keeps one sender's messages in order: a signal to the bystander
+	 * would be in before the answer. */
+	CHECK(sd_bus_get_property_trivial(bystander, "org.dmabroker.Broker1", "/org/dmabroker/Broker1",
+					  "org.dmabroker.Broker1", "FenceTimeouts", NULL, 't', &timeouts) >= 0);
+	CHECK(timeouts >= 1);
+	while (sd_bus_process(bystander, NULL) > 0)
+		;
 	CHECKF(!bystander_seen.done, "FenceTimedOut reached a client that does not hold the buffer");
 	sd_bus_flush_close_unref(bystander);
 	tap_diag("FenceTimedOut(buffer %" PRIu64 ", client %" PRIu64 ", write %d) after %.1f s", seen.buffer,
@@ -1174,6 +1412,7 @@ static bool step_fence_timeout(void)
 	free(token);
 	sd_bus_flush_close_unref(bus);
 	dmabroker_disconnect(y);
+	CHECK(baseline_restored(base));
 	return true;
 }
 
@@ -1289,8 +1528,8 @@ static bool step_fence_deadline_fair(void)
 }
 
 /*
- * --lease (access-lease.conf: [fences] hold-timeout = 2, timeout-policy =
- * report): a holder that never ends its WRITE grant loses it after 2 s;
+ * --lease (access-lease.conf: [fences] hold-timeout = 4, timeout-policy =
+ * report): a holder that never ends its WRITE grant loses it after 4 s;
  * the holders hear GrantTimedOut, the waiter is granted, the count shows.
  */
 static bool step_lease(void)
@@ -1311,17 +1550,21 @@ static bool step_lease(void)
 	CHECK(dmabroker_buffer_begin_access(buf, W, 0, &g, &acquire) == 0);
 	t0 = now_ms();
 	CHECK(dmabroker_buffer_begin_access_async(bb, W, 0, on_granted, &p) == 0);
+	/* Queued behind the lease: not granted while the holder has it. */
+	CHECKF(wait_field(dmabroker_buffer_get_id(buf), "waiters", 1, b, &p),
+	       "the waiter was not seen queued behind the holder (hold-timeout = 4 s)");
 	pump(b, &p.done, 10000);
 	CHECKF(p.done && p.error == 0, "the waiter was not granted after the holder's lease ran out");
-	tap_diag("the waiter was granted %.1f s after the holder took the buffer (hold-timeout = 2 s)",
+	tap_diag("the waiter was granted %.1f s after the holder took the buffer (hold-timeout = 4 s)",
 		 (double)(now_ms() - t0) / 1000);
-	CHECK(now_ms() - t0 >= 1500);
-	bus_pump(obs, &seen.done, 3000);
-	CHECKF(seen.done, "no GrantTimedOut signal");
-	CHECK(seen.buffer == dmabroker_buffer_get_id(buf) && seen.write);
+	/* The daemon counts the timeout and signals it before it ends the lease
+	 * and grants the waiter: once granted, both are in. */
 	CHECK(sd_bus_get_property_trivial(obs, "org.dmabroker.Broker1", "/org/dmabroker/Broker1",
 					  "org.dmabroker.Broker1", "GrantTimeouts", NULL, 't', &timeouts) >= 0);
 	CHECK(timeouts == 1);
+	bus_pump(obs, &seen.done, 3000);
+	CHECKF(seen.done, "no GrantTimedOut signal");
+	CHECK(seen.buffer == dmabroker_buffer_get_id(buf) && seen.write);
 	/* The lease is over: the old grant is unknown to its former holder. */
 	CHECK(expect_error(a, dmabroker_end_access(a, g, -1), EBADSLT, "org.dmabroker.Error.UnknownGrant"));
 	CHECK(dmabroker_end_access(b, p.grant, -1) == 0);
@@ -1378,6 +1621,104 @@ static bool step_fence_helpers(void)
 }
 
 /* ---- moves (VM) ---- */
+
+/* What /proc/<daemon>/fd/<name> is ("anon_inode:sync_file", ...), in link. */
+static bool daemon_fd_is(const char *name, const char *want)
+{
+	char path[320], link[128];
+	ssize_t n;
+
+	snprintf(path, sizeof(path), "/proc/%d/fd/%s", (int)daemon_pid, name);
+	n = readlink(path, link, sizeof(link) - 1);
+	if (n < 0)
+		return false;
+	link[n] = 0;
+	return strcmp(link, want) == 0;
+}
+
+/*
+ * The fences the daemon waits on, as the kernel sees it: sync_files in
+ * the daemon's epoll sets (/proc/<pid>/fdinfo of each eventpoll lists the
+ * fds it watches). Each kept release fence is one; a move that waits for
+ * its acquire fence adds one. -errno if /proc cannot be read.
+ */
+static int daemon_watched_fences(void)
+{
+	char path[320], line[256], tfd[16];
+	struct dirent *e;
+	int n = 0, fd;
+	DIR *d;
+
+	snprintf(path, sizeof(path), "/proc/%d/fd", (int)daemon_pid);
+	d = opendir(path);
+	if (!d)
+		return -errno;
+	while ((e = readdir(d))) {
+		FILE *f;
+		if (e->d_name[0] == '.' || !daemon_fd_is(e->d_name, "anon_inode:[eventpoll]"))
+			continue;
+		snprintf(path, sizeof(path), "/proc/%d/fdinfo/%s", (int)daemon_pid, e->d_name);
+		f = fopen(path, "re");
+		if (!f)
+			continue;
+		while (fgets(line, sizeof(line), f))
+			if (sscanf(line, "tfd: %d", &fd) == 1) {
+				snprintf(tfd, sizeof(tfd), "%d", fd);
+				n += daemon_fd_is(tfd, "anon_inode:sync_file");
+			}
+		fclose(f);
+	}
+	closedir(d);
+	return n;
+}
+
+struct call_answer {
+	int done;
+	char error[128];
+	uint32_t attachment;
+};
+
+static int on_call_answer(sd_bus_message *m, void *userdata, sd_bus_error *unused)
+{
+	struct call_answer *a = userdata;
+	const sd_bus_error *e = sd_bus_message_get_error(m);
+	int fd;
+
+	a->done = 1;
+	if (e)
+		snprintf(a->error, sizeof(a->error), "%s: %s", e->name, e->message ? e->message : "");
+	else if (sd_bus_message_read(m, "uh", &a->attachment, &fd) < 0)
+		snprintf(a->error, sizeof(a->error), "a malformed answer");
+	return 0;
+}
+
+/*
+ * Waits until the daemon waits on `want` fences (daemon_watched_fences),
+ * pumping bus for the answer `must_wait` meanwhile: false, saying so, if
+ * it came first (the daemon did not wait) or the daemon never got there.
+ */
+static bool wait_watched_fences(int want, sd_bus *bus, const struct call_answer *must_wait)
+{
+	int64_t end = now_ms() + 20000;
+	int now = -1;
+
+	while (now_ms() < end) {
+		while (bus && sd_bus_process(bus, NULL) > 0)
+			;
+		if (must_wait && must_wait->done) {
+			tap_diag("answered (%s) while it should wait for a fence; the daemon waits on %d fences, "
+				 "want %d", must_wait->error[0] ? must_wait->error : "success", daemon_watched_fences(),
+				 want);
+			return false;
+		}
+		now = daemon_watched_fences();
+		if (now == want)
+			return true;
+		usleep(5000);
+	}
+	tap_diag("the daemon waits on %d fences after 20 s, want %d", now, want);
+	return false;
+}
 
 static bool buffer_backend_is(uint64_t id, const char *want)
 {
@@ -1480,57 +1821,88 @@ static bool pending_reader(struct dmabroker *b, struct dmabroker_buffer *bb, str
 	return true;
 }
 
+/* Pumps a and b until each has heard of the move (Moved), within 10 s. */
+static bool both_moved(struct dmabroker *a, struct moved *ma, struct dmabroker *b, struct moved *mb)
+{
+	int never = 0;
+
+	for (int i = 0; i < 500 && (!ma->count || !mb->count); i++) {
+		pump(a, &never, 10);
+		pump(b, &never, 10);
+	}
+	return ma->count == 1 && mb->count == 1;
+}
+
 static bool step_move_for_scanout(void)
 {
 	struct dmabroker *a = connect_session(), *b = connect_session();
 	struct dmabroker_buffer *buf, *bb;
-	struct moved seen = { 0, -1, NULL };
+	struct moved seen_a = { 0, -1, NULL }, seen_b = { 0, -1, NULL };
 	struct frame_ctx tl = { .timeline = -1 };
+	struct timeout_seen unused = { 0 }, unused2 = { 0 };
+	struct call_answer ans = { 0 };
+	sd_bus *mover = NULL;
+	uint64_t id, g;
 	uint32_t aid;
-	int vgpu, release, status;
-	int64_t t0, took;
-	pid_t pid;
+	int vgpu, release, waited, f = -1;
 
 	CHECK(a && b);
 	buf = alloc_buf(a, 320, 240);
 	CHECK(buf && (bb = share(buf, b)));
-	dmabroker_set_move_handler(b, on_move, &seen);
+	id = dmabroker_buffer_get_id(buf);
+	dmabroker_set_move_handler(a, on_move, &seen_a);
+	dmabroker_set_move_handler(b, on_move, &seen_b);
 	CHECK(pattern(buf, true, 0x5a5a));
 	vgpu = open_drm_by_driver("virtio_gpu");
 	CHECK(vgpu >= 0);
 	CHECKF(!imports_into(vgpu, dmabroker_buffer_get_fd(buf)), "virtio-gpu imported a heap buffer: nothing to test");
-	/* b reads "on a GPU": its release fence is pending for half a second. */
+	/* b reads "on a GPU": its release fence is pending until the test signals it. */
+	waited = daemon_watched_fences();
+	CHECK(waited >= 0);
 	CHECK(pending_reader(b, bb, &tl, &release));
-	pid = fork();
-	CHECK(pid >= 0);
-	if (pid == 0) {
-		usleep(500000);
-		frame_signal(&tl);
-		_exit(0);
+	CHECK(wait_watched_fences(waited + 1, NULL, NULL)); /* the daemon keeps it and watches it */
+	/* A third holder asks for the scanout attachment, without waiting for the answer. */
+	CHECK((mover = observer(buf, &unused, &unused2)));
+	CHECK(sd_bus_call_method_async(mover, NULL, "org.dmabroker.Broker1", "/org/dmabroker/Broker1",
+				       "org.dmabroker.Broker1", "Attach", on_call_answer, &ans, "tusu", id,
+				       (uint32_t)DMABROKER_USAGE_SCANOUT_FLAG, "virtio_gpu", (uint32_t)0) >= 0);
+	/* The move allocates, takes its WRITE grant and waits for the acquire
+	 * fence, which holds b's release fence: one more fence watched. A move
+	 * that did not wait would answer the Attach instead. */
+	CHECKF(wait_watched_fences(waited + 2, mover, &ans), "the move did not wait for the reader's fence");
+	/* While the fence is held: unanswered, still on the heap, the daemon's write grant on it. */
+	CHECK(dmabroker_fence_status(release) == 0);
+	while (sd_bus_process(mover, NULL) > 0)
+		;
+	CHECKF(!ans.done, "the Attach was answered (%s) while the reader's fence was pending", ans.error);
+	CHECK(buffer_backend_is(id, "heap:system"));
+	CHECK(buffer_field(id, "grants") == 1);
+	CHECK(expect_error(b, dmabroker_buffer_begin_access(bb, R, DMABROKER_ACCESS_NONBLOCK, &g, &f), EBUSY,
+			   "org.dmabroker.Error.Busy"));
+	CHECK(expect_error(a, dmabroker_buffer_attach(buf, DMABROKER_USAGE_SCANOUT_FLAG, "virtio_gpu", 0, &aid),
+			   EBUSY, "org.dmabroker.Error.Busy"));
+	CHECK(!seen_a.count && !seen_b.count);
+	/* The "GPU" is done: the move goes on. */
+	frame_signal(&tl);
+	bus_pump(mover, &ans.done, 20000);
+	CHECKF(ans.done && !ans.error[0], "attach: %s", ans.done ? ans.error : "no answer in 20 s");
+	CHECK(buffer_backend_is(id, "drm:virtio_gpu"));
+	CHECK(buffer_field(id, "grants") == 0);
+	/* The other holders hear of it and get the new memory. */
+	CHECK(both_moved(a, &seen_a, b, &seen_b));
+	CHECK(seen_a.buf == buf && seen_b.buf == bb);
+	for (int i = 0; i < 2; i++) {
+		int *fence = i ? &seen_b.fence : &seen_a.fence;
+		if (*fence >= 0) {
+			CHECK(dmabroker_fence_wait(*fence, 2000) == 1);
+			close(*fence);
+		}
 	}
-	t0 = now_ms();
-	CHECKF(dmabroker_buffer_attach(buf, DMABROKER_USAGE_SCANOUT_FLAG, "virtio_gpu", 0, &aid) == 0, "attach: %s",
-	       dmabroker_error_message(a));
-	took = now_ms() - t0;
-	CHECK(waitpid(pid, &status, 0) == pid);
-	tap_diag("the move waited %lld ms for the reader's fence", (long long)took);
-	CHECKF(took >= 400, "moved before the reader's release fence signalled");
-	CHECK(buffer_backend_is(dmabroker_buffer_get_id(buf), "drm:virtio_gpu"));
 	CHECKF(imports_into(vgpu, dmabroker_buffer_get_fd(buf)), "virtio-gpu refuses the moved buffer");
 	CHECK(pattern(buf, false, 0x5a5a));
-	/* The other holder hears of it and gets the new memory. */
-	{
-		int never = 0;
-		for (int i = 0; i < 100 && !seen.count; i++)
-			pump(b, &never, 20);
-	}
-	CHECK(seen.count == 1 && seen.buf == bb);
-	if (seen.fence >= 0) {
-		CHECK(dmabroker_fence_wait(seen.fence, 2000) == 1);
-		close(seen.fence);
-	}
 	CHECK(imports_into(vgpu, dmabroker_buffer_get_fd(bb)));
 	CHECK(pattern(bb, false, 0x5a5a));
+	sd_bus_flush_close_unref(mover);
 	close(release);
 	close(tl.timeline);
 	close(vgpu);
@@ -1541,12 +1913,13 @@ static bool step_move_for_scanout(void)
 
 static bool step_mover_dies_mid_move(void)
 {
+	struct baseline base = baseline_take();
 	struct dmabroker *a = connect_session(), *b = connect_session();
 	struct dmabroker_buffer *buf, *bb;
 	struct moved seen = { 0, -1, NULL };
 	struct frame_ctx tl = { .timeline = -1 };
 	char *token = NULL;
-	int release, status, never = 0;
+	int release, status, never = 0, waited;
 	pid_t pid;
 
 	CHECK(a && b);
@@ -1555,7 +1928,10 @@ static bool step_mover_dies_mid_move(void)
 	dmabroker_set_move_handler(b, on_move, &seen);
 	CHECK(dmabroker_buffer_create_token(buf, 0, 0, &token) == 0);
 	/* b's pending read fence keeps the move waiting... */
+	waited = daemon_watched_fences();
+	CHECK(waited >= 0);
 	CHECK(pending_reader(b, bb, &tl, &release));
+	CHECK(wait_watched_fences(waited + 1, NULL, NULL));
 	pid = fork();
 	CHECK(pid >= 0);
 	if (pid == 0) {
@@ -1568,16 +1944,20 @@ static bool step_mover_dies_mid_move(void)
 		dmabroker_buffer_attach(cb, DMABROKER_USAGE_SCANOUT_FLAG, "virtio_gpu", 0, &aid);
 		_exit(2);
 	}
-	usleep(300000);
+	/* Killed once the move waits for the fence (one more fence watched). */
+	CHECKF(wait_watched_fences(waited + 2, NULL, NULL), "the move did not start waiting for the reader's fence");
+	CHECK(waitpid(pid, &status, WNOHANG) == 0); /* its Attach is not answered */
 	CHECK(kill(pid, SIGKILL) == 0 && waitpid(pid, &status, 0) == pid);
-	CHECK(WIFSIGNALED(status)); /* it was still waiting for the move */
+	CHECK(WIFSIGNALED(status));
 	/* Let the daemon drop the dead client before the move can finish. */
 	for (int i = 0; i < 500 && client_listed(pid); i++)
 		usleep(10000);
 	CHECK(!client_listed(pid));
+	CHECK(buffer_backend_is(dmabroker_buffer_get_id(buf), "heap:system") &&
+	      daemon_watched_fences() == waited + 2); /* still waiting */
 	frame_signal(&tl);
 	/* The move completes for those who still hold the buffer. */
-	for (int i = 0; i < 100 && !seen.count; i++)
+	for (int i = 0; i < 500 && !seen.count; i++)
 		pump(b, &never, 20);
 	CHECK(seen.count == 1);
 	if (seen.fence >= 0)
@@ -1590,6 +1970,7 @@ static bool step_mover_dies_mid_move(void)
 	close(tl.timeline);
 	dmabroker_disconnect(a);
 	dmabroker_disconnect(b);
+	CHECK(baseline_restored(base));
 	return true;
 }
 
@@ -1643,12 +2024,13 @@ int main(int argc, char **argv)
 		tap_step("a grant held past hold-timeout is reported and ended; the waiter is served", step_lease);
 		return tap_done();
 	}
-	tap_plan(fences ? 21 : 9);
+	tap_plan(fences ? 22 : 9);
 	tap_step("grants: readers share, a writer is exclusive, named errors", step_grant_basics);
 	tap_step("one-way EndAccess ends the grant with no reply; a bad fence is refused locally", step_end_oneway);
 	tap_step("the access channel: one queue with D-Bus, Allocate and Release, named refusals, one per client, "
 		 "a bad message closes it, nothing leaks", step_access_channel);
-	tap_step("a fence-less holder blocks a conflicting grant; the daemon serves others", step_fenceless_holder);
+	tap_step("a fence-less writer blocks a second writer and a reader (queued, not granted); the daemon serves "
+		 "others", step_fenceless_holder);
 	tap_step("waiters are served in order: a writer is not starved by later readers", step_writer_not_starved);
 	tap_step("a waiting cycle between clients is refused with WouldDeadlock", step_deadlock_refused);
 	tap_step("{A,B} and {B,A} acquired 1000 times each by two processes: no deadlock", step_multi_no_deadlock);
@@ -1661,7 +2043,10 @@ int main(int argc, char **argv)
 		tap_step("a vgem driver fence is in the next acquire fence", step_vgem_fence_in_acquire);
 		tap_step("two read fences from one client, the first kept open by it: the daemon lives on",
 			 step_kept_fence_stays_open);
-		tap_step("kept fences: one per fence, each dropped once signalled", step_fences_bounded);
+		tap_step("kept fences: one per fence, each dropped once signalled; the merged caches counted exactly",
+			 step_fences_bounded);
+		tap_step("writes never overlap on the GPU: the next writer's and reader's acquire fences wait for the "
+			 "last writer's release fence", step_writes_ordered_by_fences);
 		tap_step("a fence that never signals trips the deadline policy; only holders hear of it",
 			 step_fence_timeout);
 		tap_step("fence deadlines: per fence, never pushed back, only the late client blamed",
