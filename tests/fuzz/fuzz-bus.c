@@ -25,8 +25,13 @@
 
 #include "broker.h"
 #include "errors.h"
+#include "fd-util.h"
+#include "log.h"
+#include "stream.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+#define check(x) do { if (!(x)) { fprintf(stderr, "fuzz-bus: %s:%d: %s\n", __FILE__, __LINE__, #x); abort(); } } while (0)
 
 struct input {
 	const uint8_t *p;
@@ -248,6 +253,8 @@ static int append_value(sd_bus_message *m, const char **sig, struct input *in, i
 /* ---- the broker ---- */
 
 static sd_event *event;
+/* Messages to read stream_append_list() back from: a bus that never runs. */
+static sd_bus *scratch_bus;
 static const sd_bus_vtable *methods[64];
 static unsigned n_methods;
 
@@ -289,8 +296,17 @@ static void setup(void)
 	cfg.max_buffers_per_client = 8;
 	cfg.max_streams_per_client = 3;
 	cfg.max_direct_per_client = 2;
-	if (sd_event_new(&event) < 0 || broker_init(&broker, event, &cfg) < 0)
-		abort();
+	cfg.pool_max_bytes = 0; /* freed buffers go: the fd count must come back */
+	if (!getenv("FUZZ_BUS_LOG"))
+		log_set_level(LOG_CRIT);
+	check(sd_event_new(&event) >= 0 && broker_init(&broker, event, &cfg) >= 0);
+	{
+		int pair[2];
+		check(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, pair) == 0);
+		check(sd_bus_new(&scratch_bus) >= 0 && sd_bus_set_fd(scratch_bus, pair[0], pair[0]) >= 0 &&
+		      sd_bus_start(scratch_bus) >= 0);
+		/* pair[1] stays open: the scratch bus's peer, which never answers */
+	}
 	sd_bus_error_add_map(dmabroker_error_map);
 	for (const sd_bus_vtable *v = broker_vtable(); v->type != _SD_BUS_VTABLE_END; v++)
 		if (v->type == _SD_BUS_VTABLE_METHOD && n_methods < 64)
@@ -310,31 +326,181 @@ static void pump(sd_bus *client)
 	}
 }
 
-static void check_books(void)
+/* ---- the books ---- */
+
+static bool client_alive(const struct client *c)
 {
-	uint64_t bytes = 0, key;
+	if (c == &broker.self || c == &broker.restored)
+		return true;
+	for (const struct client *x = broker.clients; x; x = x->next)
+		if (x == c)
+			return true;
+	return false;
+}
+
+/*
+ * The streams viewer sees (ListStreams, as the daemon answers it): how
+ * many, and the fds they are charged (stream.c: STREAM_SLOT_FDS for the
+ * stream, STREAM_PRODUCER_FDS while it has its producer,
+ * STREAM_CONSUMER_FDS per consumer).
+ */
+static unsigned list_streams(struct client *viewer, uint64_t *ret_fds)
+{
+	sd_bus_message *m = NULL;
+	unsigned n = 0;
+	uint64_t fds = 0, id, producer, produced, consumed, dropped;
+	const char *name, *mode, *state, *backend;
+	uint32_t fourcc, width, height, slots, consumers;
+	int r;
+
+	check(sd_bus_message_new_signal(scratch_bus, &m, "/books", "org.dmabroker.Books", "Streams") >= 0);
+	check(sd_bus_message_open_container(m, 'a', "(tssssuuuututtt)") >= 0);
+	check(stream_append_list(&broker, viewer, m) >= 0);
+	check(sd_bus_message_close_container(m) >= 0);
+	check(sd_bus_message_seal(m, 1, 0) >= 0);
+	check(sd_bus_message_rewind(m, true) >= 0);
+	check(sd_bus_message_enter_container(m, 'a', "(tssssuuuututtt)") >= 0);
+	while ((r = sd_bus_message_read(m, "(tssssuuuututtt)", &id, &name, &mode, &state, &backend, &fourcc, &width,
+					&height, &slots, &producer, &consumers, &produced, &consumed, &dropped)) > 0) {
+		check(consumers <= 8);
+		fds += 2 * 16 + (producer != 0) + 3 * consumers;
+		n++;
+	}
+	check(r == 0);
+	sd_bus_message_unref(m);
+	if (ret_fds)
+		*ret_fds = fds;
+	return n;
+}
+
+/* c's counters are what is registered to it; returns the fds charged for it. */
+static uint64_t check_client(struct client *c, bool is_client)
+{
+	uint64_t held = 0, key;
+	unsigned holds = 0, grants = 0, pending = 0, pending_grants = 0, tokens = 0, fences = 0, directs = 0;
 	void *v;
 
+	for (struct hold *h = c->holds; h; h = h->next_in_client) {
+		check(h->client == c && buffer_held_by(h->buffer, c) == h);
+		held += h->buffer->size;
+		holds++;
+	}
+	check(held == c->bytes && holds == c->n_holds);
+	check(!is_client || holds <= broker.config.max_buffers_per_client);
+	for (struct grant *g = c->grants; g; g = g->next_in_client) {
+		check(g->client == c && hashmap_get(&broker.grants, g->id) == g);
+		grants++;
+	}
+	check(grants == c->n_grants);
+	for (struct request *r = broker.pending; r; r = r->next)
+		if (r->client == c) {
+			pending++;
+			pending_grants += r->n;
+		}
+	check(pending == c->n_pending && pending_grants == c->n_pending_grants);
+	for (size_t i = 0; hashmap_next(&broker.tokens, &i, &key, &v);)
+		tokens += ((struct token *)v)->creator == c;
+	check(tokens == c->n_tokens);
+	for (struct kept_fence *k = c->fences; k; k = k->next_in_client) {
+		check(k->client == c && hashmap_get(&broker.buffers, k->buf->id) == k->buf);
+		fences++;
+	}
+	check(fences == c->n_fences);
+	for (struct endpoint *e = c->directs; e; e = e->next) {
+		check(e->client == c && e->broker == &broker);
+		directs++;
+	}
+	check(directs == c->n_directs);
+	/* with the workers inline (broker.workers NULL), nothing is in flight once the loop is idle */
+	check(c->n_reserved == 0 && c->bytes_reserved == 0);
+	if (is_client)
+		check(list_streams(c, NULL) == c->n_streams);
+	return directs + (c->access_channel != NULL);
+}
+
+/*
+ * Every object is where its counters say, on every list that names it,
+ * and belongs to what is alive; every fd the daemon keeps for its clients
+ * is charged to the fd budget once, and nothing else is.
+ */
+static void check_books(void)
+{
+	struct client admin = { .broker = &broker, .uid = 0 };
+	uint64_t bytes = 0, fds, stream_fds, key;
+	unsigned n_grants = 0, n_tokens = 0;
+	void *v;
+
+	fds = broker.buffers.len;
 	for (size_t i = 0; hashmap_next(&broker.buffers, &i, &key, &v);) {
 		struct buffer *buf = v;
-		unsigned holders = 0;
+		unsigned holders = 0, readers = 0, writers = 0, waiters = 0, attachments = 0, fences = 0;
+		check(buf->id == key && buf->fd >= 0);
 		bytes += buf->size;
-		for (struct hold *h = buf->holders; h; h = h->next_in_buffer)
+		for (struct hold *h = buf->holders; h; h = h->next_in_buffer) {
+			check(h->buffer == buf && client_alive(h->client) && buffer_held_by(buf, h->client) == h);
 			holders++;
-		if (holders != buf->n_holders || (holders == 0 && !buf->stream))
-			abort();
-	}
-	if (bytes != broker.bytes)
-		abort();
-	for (struct client *c = broker.clients; c; c = c->next) {
-		uint64_t held = 0;
-		unsigned n = 0;
-		for (struct hold *h = c->holds; h; h = h->next_in_client) {
-			held += h->buffer->size;
-			n++;
 		}
-		if (held != c->bytes || n != c->n_holds || n > broker.config.max_buffers_per_client)
-			abort();
+		check(holders == buf->n_holders && (holders > 0 || buf->stream));
+		for (struct attachment *a = buf->attachments; a; a = a->next) {
+			check(client_alive(a->client) && buffer_held_by(buf, a->client));
+			attachments++;
+		}
+		check(attachments == buf->n_attachments);
+		for (struct token *t = buf->tokens; t; t = t->next_in_buffer) {
+			check(t->buffer == buf && client_alive(t->creator));
+			check(hashmap_get(&broker.tokens, t->key) == t);
+			n_tokens++;
+		}
+		for (struct grant *g = buf->resv.grants; g; g = g->next_in_buffer) {
+			check(g->buf == buf && hashmap_get(&broker.grants, g->id) == g);
+			readers += g->mode == ACCESS_READ;
+			writers += g->mode == ACCESS_WRITE;
+			n_grants++;
+		}
+		check(readers == buf->resv.readers && writers == buf->resv.writer && !(readers && writers));
+		for (struct request *r = broker.pending; r; r = r->next)
+			for (unsigned k = 0; k < r->n; k++)
+				waiters += r->bufs[k] == buf;
+		check(waiters == buf->resv.waiters);
+		for (struct kept_fence *k = buf->resv.fences; k; k = k->next_in_buffer) {
+			check(k->buf == buf && (!k->client || client_alive(k->client)));
+			fences++;
+		}
+		check(fences == buf->resv.n_fences);
+		fds += fences + (buf->resv.acc_write >= 0) + (buf->resv.acc_all >= 0);
+	}
+	check(bytes == broker.bytes);
+	/* every token and grant is on its buffer's list (counted above) and nowhere else */
+	check(n_tokens == broker.tokens.len);
+	check(n_grants == broker.grants.len);
+	for (size_t i = 0; hashmap_next(&broker.grants, &i, &key, &v);) {
+		struct grant *g = v;
+		bool listed = false;
+		check(g->id == key && client_alive(g->client));
+		check(hashmap_get(&broker.buffers, g->buf->id) == g->buf);
+		for (struct grant *x = g->client->grants; x && !listed; x = x->next_in_client)
+			listed = x == g;
+		check(listed);
+	}
+	for (size_t i = 0; hashmap_next(&broker.tokens, &i, &key, &v);) {
+		struct token *t = v;
+		check(t->key == key && hashmap_get(&broker.buffers, t->buffer->id) == t->buffer);
+	}
+	for (struct request *r = broker.pending; r; r = r->next) {
+		check(client_alive(r->client) && r->n >= 1 && r->n <= ACCESS_MAX_MULTI);
+		for (unsigned k = 0; k < r->n; k++)
+			check(hashmap_get(&broker.buffers, r->bufs[k]->id) == r->bufs[k]);
+	}
+	for (struct client *c = broker.clients; c; c = c->next)
+		fds += check_client(c, true);
+	/* the daemon's own two (its moves, buffers restored from the fd store) */
+	fds += check_client(&broker.self, false) + check_client(&broker.restored, false);
+	list_streams(&admin, &stream_fds);
+	fds += stream_fds;
+	if (fds != broker.fds) {
+		fprintf(stderr, "fuzz-bus: the fd budget has %llu fds charged, the books show %llu\n",
+			(unsigned long long)broker.fds, (unsigned long long)fds);
+		abort();
 	}
 }
 
@@ -355,37 +521,39 @@ static struct client *new_client(void)
 	return c;
 }
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+/*
+ * One client's visit: it connects directly, makes up to 8 calls (the books
+ * balance after each), and goes. Its going must be enough: the daemon sees
+ * its connection end and frees it, and with it everything it had, so that
+ * nothing is left, the fd budget is back where it was, and no fd is open
+ * that was not before.
+ */
+static void visit(struct input *in)
 {
-	static int ready;
-	struct input in = { data, size };
 	sd_bus_error e = SD_BUS_ERROR_NULL;
 	sd_bus *client_bus = NULL;
 	struct client *c;
+	uint64_t id, budget = broker.fds;
 	int fd = -1;
 
-	if (!ready) {
-		setup();
-		ready = 1;
-	}
 	c = new_client();
-	if (client_open_direct(c, &fd, &e) < 0)
-		abort();
-	if (sd_bus_new(&client_bus) < 0 || sd_bus_set_fd(client_bus, fd, fd) < 0 ||
-	    sd_bus_set_anonymous(client_bus, 1) < 0 || sd_bus_negotiate_fds(client_bus, 1) < 0 ||
-	    sd_bus_start(client_bus) < 0)
-		abort();
+	id = c->id;
+	check(client_open_direct(c, &fd, &e) >= 0);
+	check(sd_bus_new(&client_bus) >= 0 && sd_bus_set_fd(client_bus, fd, fd) >= 0 &&
+	      sd_bus_set_anonymous(client_bus, 1) >= 0 && sd_bus_negotiate_fds(client_bus, 1) >= 0 &&
+	      sd_bus_start(client_bus) >= 0);
 	pump(client_bus);
-	for (int calls = 0; calls < 8 && in.left; calls++) {
-		unsigned which = byte(&in) % n_methods;
+	check_books();
+	for (int calls = 0; calls < 8 && in->left; calls++) {
+		unsigned which = byte(in) % n_methods;
 		const sd_bus_vtable *v = methods[which];
 		const char *sig = v->x.method.signature;
 		sd_bus_message *m = NULL;
 		int r = sd_bus_message_new_method_call(client_bus, &m, NULL, BROKER_PATH, BROKER_INTERFACE,
 						       v->x.method.member);
 		while (r >= 0 && *sig)
-			r = append_value(m, &sig, &in, 0);
-		if (r >= 0 && (byte(&in) & 7) == 0) {
+			r = append_value(m, &sig, in, 0);
+		if (r >= 0 && (byte(in) & 7) == 0) {
 			r = sd_bus_message_set_expect_reply(m, 0);
 			if (r >= 0)
 				sd_bus_send(client_bus, m, NULL);
@@ -396,20 +564,48 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		pump(client_bus);
 		check_books();
 	}
-	/* the client goes: everything it held goes with it */
+	/* the client goes, and does nothing else: the daemon must notice by itself */
 	sd_bus_flush_close_unref(client_bus);
 	pump(NULL);
-	{
-		bool alive = false;
-		for (struct client *x = broker.clients; x; x = x->next)
-			alive |= x == c;
-		if (alive) /* normally the Disconnected of its direct connection freed it */
-			client_free(c);
-	}
-	pump(NULL);
+	for (struct client *x = broker.clients; x; x = x->next)
+		if (x->id == id) {
+			fprintf(stderr, "fuzz-bus: client %llu left, but the daemon keeps it: %u buffers, %u tokens, "
+				"%u grants, %u pending, %u streams, %u direct connections, access channel %s\n",
+				(unsigned long long)id, x->n_holds, x->n_tokens, x->n_grants, x->n_pending,
+				x->n_streams, x->n_directs, x->access_channel ? "open" : "closed");
+			abort();
+		}
 	check_books();
-	if (broker.buffers.len != 0 || broker.streams || broker.bytes != 0)
+	check(!broker.clients && broker.n_clients == 0);
+	check(broker.buffers.len == 0 && broker.bytes == 0 && broker.tokens.len == 0 && broker.grants.len == 0);
+	check(!broker.pending && !broker.streams);
+	if (broker.fds != budget) {
+		fprintf(stderr, "fuzz-bus: the fd budget had %llu fds charged before the client came, %llu after it left\n",
+			(unsigned long long)budget, (unsigned long long)broker.fds);
 		abort();
+	}
 	sd_bus_error_free(&e);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	static int ready;
+	struct input in = { data, size };
+	int fds;
+
+	if (!ready) {
+		/* an empty visit first: what sd-event opens once (a clock's timerfd) is not a leak */
+		struct input none = { NULL, 0 };
+		setup();
+		visit(&none);
+		ready = 1;
+	}
+	fds = self_fd_count();
+	check(fds > 0);
+	visit(&in);
+	if (self_fd_count() != fds) {
+		fprintf(stderr, "fuzz-bus: %d fds open before the input, %d after\n", fds, self_fd_count());
+		abort();
+	}
 	return 0;
 }

@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: MIT
-"""Writes the seed corpora of fuzz-access and fuzz-peer (tests/fuzz/corpus/
-access and peer): a handful of valid exchanges each, in the byte encoding
-the targets read their steps from (see fuzz-access.c and fuzz-peer.c; keep
+"""Writes the seed corpora of fuzz-access, fuzz-peer, fuzz-bus and
+fuzz-token (tests/fuzz/corpus/access, peer, bus, token): a handful of
+valid exchanges each, in the byte encoding the targets read their steps
+from (see fuzz-access.c, fuzz-peer.c, fuzz-bus.c and fuzz-token.c; keep
 this in step with them). Run from anywhere: ./tests/fuzz/gen-seeds.py"""
 import os
 import struct
@@ -130,6 +131,82 @@ peer = {
     'short': setup(True, 2) + take + give + psend(0, wire(REL, 0)[:20]),
 }
 
+# ---- fuzz-bus: a call is a byte (the method, by its place in the daemon's
+# vtable, bus-api.c), its arguments as append_value() reads them, then a
+# byte whose low 3 bits are 0 for a call that wants no reply. Seeds that
+# get past the argument checks, so that the books hold grants, tokens,
+# attachments, an access channel and streams when the client leaves.
+
+(ALLOCATE, IMPORT, RELEASE, CREATE_TOKEN, REVOKE_TOKEN, OPEN_TOKEN, ATTACH, DETACH, BEGIN_ACCESS,
+ BEGIN_ACCESS_MULTI, END_ACCESS, LIST_BUFFERS, LIST_CLIENTS, GET_USAGE, LIST_BACKENDS, RECLAIM, OPEN_DIRECT,
+ OPEN_ACCESS_CHANNEL, CREATE_STREAM, JOIN_STREAM, STREAM_BUFFERS, QUEUE_FRAME, RELEASE_FRAME, LEAVE_STREAM,
+ LIST_STREAMS) = range(25)
+WORDS = ['backend', 'device', 'shm', 'heap', 'drm', 'label', 'mode', 'fifo', 'mailbox', 'buffers', 'width',
+         'height', 'consumers', 'max-acquired', 'usage', 'formats', 'modifiers', 'devices', 'allow-uids',
+         'allow-gids', 's1', 's2', '', '/dev/dri/card0', 'virtio_gpu', 'heap:system']
+REPLY = bytes([1])
+NEWEST_BUFFER, NEWEST_GRANT, NEWEST_STREAM = bytes([0]), bytes([64]), bytes([96])
+LAST_TOKEN = bytes([160])
+XR24 = bytes([96])
+EMPTY = bytes([0])
+
+
+def u_small(v):  # 0 to 7: indices, modes, flags, usage bits
+    return bytes([v])
+
+
+def u_size(v):  # 1 to 2048
+    return bytes([160]) + struct.pack('>H', v - 1)
+
+
+def word(w):
+    return bytes([WORDS.index(w)])
+
+
+def array(n):  # 1 to 5 elements
+    return bytes([112 + (n - 112) % 6 if n else 0])
+
+
+def call(method, *args):
+    return bytes([method]) + b''.join(args) + REPLY
+
+
+def v_u(v):
+    return bytes([1]) + v
+
+
+ALLOC = call(ALLOCATE, u_size(64), u_size(32), XR24, EMPTY, u_small(1), EMPTY)
+
+
+def stream(mode):
+    return call(CREATE_STREAM, word('s1'), array(4), word('mode'), bytes([0]), word(mode), word('formats'),
+                bytes([4]), array(1), XR24, word('width'), v_u(u_size(64)), word('height'), v_u(u_size(32)))
+
+
+bus = {
+    'grant-held': ALLOC + call(BEGIN_ACCESS, NEWEST_BUFFER, u_small(2), u_small(0)),
+    'grant-ended': ALLOC + call(BEGIN_ACCESS, NEWEST_BUFFER, u_small(1), u_small(0))
+    + call(END_ACCESS, NEWEST_GRANT, EMPTY),
+    'grant-waiting': ALLOC + call(BEGIN_ACCESS, NEWEST_BUFFER, u_small(2), u_small(0))
+    + call(BEGIN_ACCESS, NEWEST_BUFFER, u_small(1), u_small(0)),
+    'grant-multi': ALLOC + ALLOC + call(BEGIN_ACCESS_MULTI, array(2), bytes([0]), u_small(2), bytes([1]),
+                                        u_small(1), u_small(0)),
+    'token-open-revoke': ALLOC + call(CREATE_TOKEN, NEWEST_BUFFER, u_small(0), u_small(0))
+    + call(OPEN_TOKEN, LAST_TOKEN) + call(REVOKE_TOKEN, LAST_TOKEN),
+    'token-single-use': ALLOC + call(CREATE_TOKEN, NEWEST_BUFFER, u_small(1), u_small(0))
+    + call(OPEN_TOKEN, LAST_TOKEN) + call(OPEN_TOKEN, LAST_TOKEN),
+    'token-kept': ALLOC + call(CREATE_TOKEN, NEWEST_BUFFER, u_small(0), u_small(0))
+    + call(CREATE_TOKEN, NEWEST_BUFFER, u_small(1), u_small(0)),
+    'attach': ALLOC + call(ATTACH, NEWEST_BUFFER, u_small(1), word(''), u_small(1))
+    + call(ATTACH, NEWEST_BUFFER, u_small(2), word(''), u_small(0)),
+    'channel-grant': call(OPEN_ACCESS_CHANNEL) + ALLOC + call(BEGIN_ACCESS, NEWEST_BUFFER, u_small(2), u_small(0)),
+    'release': ALLOC + call(CREATE_TOKEN, NEWEST_BUFFER, u_small(0), u_small(0)) + call(RELEASE, NEWEST_BUFFER),
+    'stream-fifo': stream('fifo') + call(STREAM_BUFFERS, NEWEST_STREAM),
+    'stream-mailbox': stream('mailbox') + call(STREAM_BUFFERS, NEWEST_STREAM)
+    + call(QUEUE_FRAME, NEWEST_STREAM, u_small(0), bytes([128]), bytes([128]), EMPTY, EMPTY),
+    'stream-left': stream('mailbox') + call(STREAM_BUFFERS, NEWEST_STREAM) + call(LEAVE_STREAM, NEWEST_STREAM),
+}
+
 
 def write(name, seeds):
     d = os.path.join(HERE, 'corpus', name)
@@ -141,3 +218,4 @@ def write(name, seeds):
 
 write('access', access)
 write('peer', peer)
+write('bus', bus)
