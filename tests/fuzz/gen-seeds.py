@@ -207,6 +207,64 @@ bus = {
     'stream-left': stream('mailbox') + call(STREAM_BUFFERS, NEWEST_STREAM) + call(LEAVE_STREAM, NEWEST_STREAM),
 }
 
+# ---- fuzz-token: a step is a byte, the client (0 alice, 1 bob, 2 mallory)
+# plus 3 times what it does; then that step's bytes (see fuzz-token.c).
+
+ALICE, BOB, MALLORY = range(3)
+MINT, REDEEM, REVOKE, EXPIRE, RELEASE_BUF, LEAVE_ALL = 0, 20, 50, 62, 72, 80
+
+
+def tstep(who, what):
+    return bytes([what * 3 + who])
+
+
+def mint(who, buf=0, single=False, ttl=0):
+    return tstep(who, MINT) + bytes([buf, 1 if single else 0, ttl])
+
+
+def token(i):  # the i-th token minted in this input, as it is
+    return bytes([0, i])
+
+
+def changed(i, *edits):  # (position, charset index or 240 for a cut) each, 1 to 3
+    return bytes([112, i, len(edits) - 1]) + b''.join(bytes([p, c]) for p, c in edits)
+
+
+def raw(text):
+    return bytes([200, len(text)]) + text
+
+
+def redeem(who, s):
+    return tstep(who, REDEEM) + s
+
+
+def revoke(who, s):
+    return tstep(who, REVOKE) + s
+
+
+token_seeds = {
+    'redeem': mint(ALICE) + redeem(BOB, token(0)) + redeem(MALLORY, token(0)),
+    'single-use': mint(ALICE, single=True) + redeem(BOB, token(0)) + redeem(MALLORY, token(0)),
+    'expired': mint(ALICE, ttl=200) + tstep(ALICE, EXPIRE) + bytes([0]) + redeem(BOB, token(0))
+    + redeem(BOB, token(0)),
+    'revoke': mint(ALICE) + revoke(MALLORY, token(0)) + revoke(BOB, token(0)) + revoke(ALICE, token(0))
+    + redeem(BOB, token(0)),
+    'changed': mint(ALICE) + redeem(BOB, changed(0, (5, 16))) + redeem(BOB, changed(0, (31, 240)))
+    + redeem(BOB, changed(0, (32, 1))) + redeem(BOB, changed(0, (20, 22))) + redeem(BOB, token(0)),
+    'raw': mint(ALICE) + redeem(BOB, raw(b'0123456789abcdef0123456789abcdef')) + redeem(BOB, raw(b'short')),
+    'quota': mint(ALICE) + redeem(BOB, token(0)) + mint(ALICE) + mint(ALICE) + mint(ALICE) + mint(ALICE)
+    + mint(BOB) + mint(BOB) + mint(BOB),
+    'sweep': mint(ALICE, single=True) + mint(ALICE, single=True) + mint(ALICE) + mint(ALICE)
+    + redeem(BOB, token(0)) + redeem(BOB, token(1)) + tstep(ALICE, EXPIRE) + bytes([2]) + mint(ALICE)
+    + mint(ALICE) + mint(ALICE),
+    'bad-flags': tstep(ALICE, MINT) + bytes([0, 230, 0]) + mint(ALICE, ttl=255),
+    'release-frees': mint(ALICE, buf=1) + tstep(ALICE, RELEASE_BUF) + bytes([1]) + redeem(BOB, token(0)),
+    'creator-leaves': mint(ALICE) + redeem(BOB, token(0)) + mint(ALICE) + tstep(ALICE, LEAVE_ALL)
+    + redeem(MALLORY, token(1)),
+    'mallory-mints': mint(ALICE) + redeem(MALLORY, token(0)) + mint(MALLORY) + redeem(BOB, token(1))
+    + tstep(MALLORY, LEAVE_ALL) + redeem(BOB, token(1)),
+}
+
 
 def write(name, seeds):
     d = os.path.join(HERE, 'corpus', name)
@@ -219,3 +277,4 @@ def write(name, seeds):
 write('access', access)
 write('peer', peer)
 write('bus', bus)
+write('token', token_seeds)
