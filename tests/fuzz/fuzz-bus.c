@@ -6,10 +6,25 @@
  * from it): strings from a dictionary of option keys and names or from the
  * data, ids small enough to name live objects, fds of several kinds
  * (memfd, pipe, socket, /dev/null), arrays, structs, dicts and variants of
- * any type. The calls go over a real direct connection (a socketpair with
- * sd-bus at both ends) into a broker with the shm backend; after each input
- * the broker's books must balance and the client's departure must leave
- * nothing behind.
+ * any type. Two clients of one uid make the calls, each over its own
+ * real direct connection (a socketpair with sd-bus at both ends), into a
+ * broker with the shm backend (workers inline: an allocation ends within
+ * its call); what one creates the other can name (ids, the last token), so
+ * tokens are redeemed, streams joined and grants waited for across them.
+ *
+ * After every call the books must balance (check_books): every buffer,
+ * hold, attachment, token, grant, waiting request and kept fence is on the
+ * lists that name it and belongs to what is alive; each client's counters
+ * (holds and bytes, tokens, grants, requests and the grants they ask for,
+ * kept fences, direct connections, streams) are what is registered to it;
+ * and the fd budget (quota.c) is exactly the fds the books show: one per
+ * buffer, direct connection, access channel, kept fence and merged fence,
+ * and what each stream is charged. A client leaves by closing its end and
+ * doing nothing else, during the input or at its end: the daemon must
+ * notice and free it itself, and with it everything it had (the books
+ * balance with nothing of it left). When both have left, no buffer, token,
+ * grant, request or stream is left, the fd budget is back where it was and
+ * the process has the fds it had before the input.
  */
 #include <fcntl.h>
 #include <stdint.h>
@@ -315,13 +330,18 @@ static void setup(void)
 		atexit(print_stats);
 }
 
-/* Runs both ends until neither has anything to do. */
-static void pump(sd_bus *client)
+/* The two clients' ends of their direct connections (NULL: gone). */
+static sd_bus *client_bus[2];
+
+/* Runs the daemon and the clients until none has anything to do. */
+static void pump(void)
 {
 	for (int i = 0; i < 2000; i++) {
-		int a = sd_event_run(event, 0);
-		int c = client ? sd_bus_process(client, NULL) : 0;
-		if (a <= 0 && c <= 0)
+		int n = sd_event_run(event, 0);
+		for (unsigned k = 0; k < 2; k++)
+			if (client_bus[k] && sd_bus_process(client_bus[k], NULL) > 0)
+				n = 1;
+		if (n <= 0)
 			break;
 	}
 }
@@ -521,70 +541,99 @@ static struct client *new_client(void)
 	return c;
 }
 
+static uint64_t client_ids[2];
+
+static void arrive(unsigned k)
+{
+	sd_bus_error e = SD_BUS_ERROR_NULL;
+	struct client *c = new_client();
+	int fd = -1;
+
+	client_ids[k] = c->id;
+	check(client_open_direct(c, &fd, &e) >= 0);
+	check(sd_bus_new(&client_bus[k]) >= 0 && sd_bus_set_fd(client_bus[k], fd, fd) >= 0 &&
+	      sd_bus_set_anonymous(client_bus[k], 1) >= 0 && sd_bus_negotiate_fds(client_bus[k], 1) >= 0 &&
+	      sd_bus_start(client_bus[k]) >= 0);
+	sd_bus_error_free(&e);
+}
+
 /*
- * One client's visit: it connects directly, makes up to 8 calls (the books
- * balance after each), and goes. Its going must be enough: the daemon sees
- * its connection end and frees it, and with it everything it had, so that
- * nothing is left, the fd budget is back where it was, and no fd is open
- * that was not before.
+ * Client k closes its end and does nothing else: the daemon must notice by
+ * itself and free it, and with it everything it had (check_books() then
+ * finds nothing that names it: every hold, grant, request, token and kept
+ * fence belongs to a live client, and the fd budget is what the books show).
+ */
+static void depart(unsigned k)
+{
+	sd_bus_flush_close_unref(client_bus[k]);
+	client_bus[k] = NULL;
+	pump();
+	for (struct client *x = broker.clients; x; x = x->next)
+		if (x->id == client_ids[k]) {
+			fprintf(stderr, "fuzz-bus: client %llu left, but the daemon keeps it: %u buffers, %u tokens, "
+				"%u grants, %u pending, %u streams, %u direct connections, access channel %s\n",
+				(unsigned long long)x->id, x->n_holds, x->n_tokens, x->n_grants, x->n_pending,
+				x->n_streams, x->n_directs, x->access_channel ? "open" : "closed");
+			abort();
+		}
+	check_books();
+}
+
+/*
+ * Two clients of one uid come, each on its own direct connection, make up
+ * to 12 calls between them (the books balance after each; either may
+ * leave in between), and go. Then nothing is left, and the fd budget is
+ * where it was.
  */
 static void visit(struct input *in)
 {
-	sd_bus_error e = SD_BUS_ERROR_NULL;
-	sd_bus *client_bus = NULL;
-	struct client *c;
-	uint64_t id, budget = broker.fds;
-	int fd = -1;
+	uint64_t budget = broker.fds;
 
-	c = new_client();
-	id = c->id;
-	check(client_open_direct(c, &fd, &e) >= 0);
-	check(sd_bus_new(&client_bus) >= 0 && sd_bus_set_fd(client_bus, fd, fd) >= 0 &&
-	      sd_bus_set_anonymous(client_bus, 1) >= 0 && sd_bus_negotiate_fds(client_bus, 1) >= 0 &&
-	      sd_bus_start(client_bus) >= 0);
-	pump(client_bus);
+	arrive(0);
+	arrive(1);
+	pump();
 	check_books();
-	for (int calls = 0; calls < 8 && in->left; calls++) {
-		unsigned which = byte(in) % n_methods;
+	for (int calls = 0; calls < 12 && in->left; calls++) {
+		uint8_t sel = byte(in);
+		unsigned which = sel % n_methods, k = (sel / n_methods) & 1;
 		const sd_bus_vtable *v = methods[which];
 		const char *sig = v->x.method.signature;
 		sd_bus_message *m = NULL;
-		int r = sd_bus_message_new_method_call(client_bus, &m, NULL, BROKER_PATH, BROKER_INTERFACE,
-						       v->x.method.member);
+		int r;
+
+		if (sel >= 250) { /* a client goes */
+			if (client_bus[sel & 1])
+				depart(sel & 1);
+			continue;
+		}
+		if (!client_bus[k])
+			continue;
+		r = sd_bus_message_new_method_call(client_bus[k], &m, NULL, BROKER_PATH, BROKER_INTERFACE,
+						   v->x.method.member);
 		while (r >= 0 && *sig)
 			r = append_value(m, &sig, in, 0);
 		if (r >= 0 && (byte(in) & 7) == 0) {
 			r = sd_bus_message_set_expect_reply(m, 0);
 			if (r >= 0)
-				sd_bus_send(client_bus, m, NULL);
+				sd_bus_send(client_bus[k], m, NULL);
 		} else if (r >= 0) {
-			sd_bus_call_async(client_bus, NULL, m, on_reply, (void *)(uintptr_t)which, 0);
+			sd_bus_call_async(client_bus[k], NULL, m, on_reply, (void *)(uintptr_t)which, 0);
 		}
 		sd_bus_message_unref(m);
-		pump(client_bus);
+		pump();
 		check_books();
 	}
-	/* the client goes, and does nothing else: the daemon must notice by itself */
-	sd_bus_flush_close_unref(client_bus);
-	pump(NULL);
-	for (struct client *x = broker.clients; x; x = x->next)
-		if (x->id == id) {
-			fprintf(stderr, "fuzz-bus: client %llu left, but the daemon keeps it: %u buffers, %u tokens, "
-				"%u grants, %u pending, %u streams, %u direct connections, access channel %s\n",
-				(unsigned long long)id, x->n_holds, x->n_tokens, x->n_grants, x->n_pending,
-				x->n_streams, x->n_directs, x->access_channel ? "open" : "closed");
-			abort();
-		}
-	check_books();
+	for (unsigned k = 0; k < 2; k++)
+		if (client_bus[k])
+			depart(k);
 	check(!broker.clients && broker.n_clients == 0);
 	check(broker.buffers.len == 0 && broker.bytes == 0 && broker.tokens.len == 0 && broker.grants.len == 0);
 	check(!broker.pending && !broker.streams);
 	if (broker.fds != budget) {
-		fprintf(stderr, "fuzz-bus: the fd budget had %llu fds charged before the client came, %llu after it left\n",
+		fprintf(stderr, "fuzz-bus: the fd budget had %llu fds charged before the clients came, %llu after they left\n",
 			(unsigned long long)budget, (unsigned long long)broker.fds);
 		abort();
 	}
-	sd_bus_error_free(&e);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

@@ -132,10 +132,11 @@ peer = {
 }
 
 # ---- fuzz-bus: a call is a byte (the method, by its place in the daemon's
-# vtable, bus-api.c), its arguments as append_value() reads them, then a
-# byte whose low 3 bits are 0 for a call that wants no reply. Seeds that
-# get past the argument checks, so that the books hold grants, tokens,
-# attachments, an access channel and streams when the client leaves.
+# vtable, bus-api.c, plus 25 for client B), its arguments as append_value()
+# reads them, then a byte whose low 3 bits are 0 for a call that wants no
+# reply; the byte 250 (251) instead: client A (B) leaves. Seeds that get
+# past the argument checks, so that the books hold grants, tokens,
+# attachments, an access channel and streams when a client leaves.
 
 (ALLOCATE, IMPORT, RELEASE, CREATE_TOKEN, REVOKE_TOKEN, OPEN_TOKEN, ATTACH, DETACH, BEGIN_ACCESS,
  BEGIN_ACCESS_MULTI, END_ACCESS, LIST_BUFFERS, LIST_CLIENTS, GET_USAGE, LIST_BACKENDS, RECLAIM, OPEN_DIRECT,
@@ -167,8 +168,11 @@ def array(n):  # 1 to 5 elements
     return bytes([112 + (n - 112) % 6 if n else 0])
 
 
-def call(method, *args):
-    return bytes([method]) + b''.join(args) + REPLY
+def call(method, *args, b=False):
+    return bytes([method + (25 if b else 0)]) + b''.join(args) + REPLY
+
+
+A_LEAVES, B_LEAVES = bytes([250]), bytes([251])
 
 
 def v_u(v):
@@ -176,6 +180,7 @@ def v_u(v):
 
 
 ALLOC = call(ALLOCATE, u_size(64), u_size(32), XR24, EMPTY, u_small(1), EMPTY)
+SHARED = ALLOC + call(CREATE_TOKEN, NEWEST_BUFFER, u_small(0), u_small(0)) + call(OPEN_TOKEN, LAST_TOKEN, b=True)
 
 
 def stream(mode):
@@ -205,6 +210,23 @@ bus = {
     'stream-mailbox': stream('mailbox') + call(STREAM_BUFFERS, NEWEST_STREAM)
     + call(QUEUE_FRAME, NEWEST_STREAM, u_small(0), bytes([128]), bytes([128]), EMPTY, EMPTY),
     'stream-left': stream('mailbox') + call(STREAM_BUFFERS, NEWEST_STREAM) + call(LEAVE_STREAM, NEWEST_STREAM),
+    'shared-grant-owner-leaves': SHARED + call(BEGIN_ACCESS, NEWEST_BUFFER, u_small(2), u_small(0), b=True)
+    + A_LEAVES + call(LIST_BUFFERS, b=True),
+    'shared-waiting': SHARED + call(BEGIN_ACCESS, NEWEST_BUFFER, u_small(2), u_small(0))
+    + call(BEGIN_ACCESS, NEWEST_BUFFER, u_small(1), u_small(0), b=True) + A_LEAVES
+    + call(END_ACCESS, NEWEST_GRANT, EMPTY, b=True),
+    'shared-token-creator-leaves': ALLOC + call(CREATE_TOKEN, NEWEST_BUFFER, u_small(0), u_small(0))
+    + call(CREATE_TOKEN, NEWEST_BUFFER, u_small(0), u_small(0)) + call(OPEN_TOKEN, LAST_TOKEN, b=True) + A_LEAVES,
+    'stream-consumer': stream('mailbox') + call(JOIN_STREAM, word('s1'), EMPTY, b=True)
+    + call(STREAM_BUFFERS, NEWEST_STREAM) + call(STREAM_BUFFERS, NEWEST_STREAM, b=True)
+    + call(QUEUE_FRAME, NEWEST_STREAM, u_small(0), bytes([128]), bytes([128]), EMPTY, EMPTY)
+    + call(RELEASE_FRAME, NEWEST_STREAM, u_small(0), EMPTY, b=True),
+    'stream-producer-leaves': stream('fifo') + call(JOIN_STREAM, word('s1'), EMPTY, b=True)
+    + call(STREAM_BUFFERS, NEWEST_STREAM, b=True) + A_LEAVES + call(LIST_STREAMS, b=True),
+    'stream-consumer-leaves': stream('mailbox') + call(JOIN_STREAM, word('s1'), EMPTY, b=True)
+    + call(STREAM_BUFFERS, NEWEST_STREAM, b=True)
+    + call(QUEUE_FRAME, NEWEST_STREAM, u_small(0), bytes([128]), bytes([128]), EMPTY, EMPTY) + B_LEAVES
+    + call(STREAM_BUFFERS, NEWEST_STREAM),
 }
 
 # ---- fuzz-token: a step is a byte, the client (0 alice, 1 bob, 2 mallory)
