@@ -445,9 +445,10 @@ static void run(struct input *in)
 	}
 	/* the clients go: their tokens and buffers go with them */
 	for (unsigned k = 0; k < N_CLIENTS; k++)
-		if (clients[k].c)
+		if (clients[k].c) {
 			op_leave(k);
-	check_books();
+			check_books();
+		}
 	check(!b.clients && b.tokens.len == 0 && b.buffers.len == 0 && b.bytes == 0);
 	check(b.fds == budget);
 }

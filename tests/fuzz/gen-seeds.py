@@ -204,6 +204,8 @@ bus = {
     + call(CREATE_TOKEN, NEWEST_BUFFER, u_small(1), u_small(0)),
     'attach': ALLOC + call(ATTACH, NEWEST_BUFFER, u_small(1), word(''), u_small(1))
     + call(ATTACH, NEWEST_BUFFER, u_small(2), word(''), u_small(0)),
+    'attach-detach': ALLOC + call(ATTACH, NEWEST_BUFFER, u_small(1), word(''), u_small(0))
+    + call(DETACH, NEWEST_BUFFER, u_small(1)),
     'channel-grant': call(OPEN_ACCESS_CHANNEL) + ALLOC + call(BEGIN_ACCESS, NEWEST_BUFFER, u_small(2), u_small(0)),
     'release': ALLOC + call(CREATE_TOKEN, NEWEST_BUFFER, u_small(0), u_small(0)) + call(RELEASE, NEWEST_BUFFER),
     'stream-fifo': stream('fifo') + call(STREAM_BUFFERS, NEWEST_STREAM),
