@@ -358,11 +358,13 @@ static bool client_alive(const struct client *c)
 	return false;
 }
 
+/* What stream.c charges the fd budget (its STREAM_*_FDS): a change there shows here as a budget mismatch. */
+enum { SLOT_FDS = 2 * STREAM_MAX_BUFFERS, PRODUCER_FDS = 1, CONSUMER_FDS = 3 };
+
 /*
  * The streams viewer sees (ListStreams, as the daemon answers it): how
- * many, and the fds they are charged (stream.c: STREAM_SLOT_FDS for the
- * stream, STREAM_PRODUCER_FDS while it has its producer,
- * STREAM_CONSUMER_FDS per consumer).
+ * many, and the fds they are charged: SLOT_FDS for the stream, PRODUCER_FDS
+ * while it has its producer, CONSUMER_FDS per consumer.
  */
 static unsigned list_streams(struct client *viewer, uint64_t *ret_fds)
 {
@@ -382,8 +384,8 @@ static unsigned list_streams(struct client *viewer, uint64_t *ret_fds)
 	check(sd_bus_message_enter_container(m, 'a', "(tssssuuuututtt)") >= 0);
 	while ((r = sd_bus_message_read(m, "(tssssuuuututtt)", &id, &name, &mode, &state, &backend, &fourcc, &width,
 					&height, &slots, &producer, &consumers, &produced, &consumed, &dropped)) > 0) {
-		check(consumers <= 8);
-		fds += 2 * 16 + (producer != 0) + 3 * consumers;
+		check(consumers <= STREAM_MAX_CONSUMERS);
+		fds += SLOT_FDS + (producer != 0 ? PRODUCER_FDS : 0) + CONSUMER_FDS * consumers;
 		n++;
 	}
 	check(r == 0);
