@@ -6,10 +6,25 @@
  * from it): strings from a dictionary of option keys and names or from the
  * data, ids small enough to name live objects, fds of several kinds
  * (memfd, pipe, socket, /dev/null), arrays, structs, dicts and variants of
- * any type. The calls go over a real direct connection (a socketpair with
- * sd-bus at both ends) into a broker with the shm backend; after each input
- * the broker's books must balance and the client's departure must leave
- * nothing behind.
+ * any type. Two clients of one uid make the calls, each over its own
+ * real direct connection (a socketpair with sd-bus at both ends), into a
+ * broker with the shm backend (workers inline: an allocation ends within
+ * its call); what one creates the other can name (ids, the last token), so
+ * tokens are redeemed, streams joined and grants waited for across them.
+ *
+ * After every call the books must balance (check_books): every buffer,
+ * hold, attachment, token, grant, waiting request and kept fence is on the
+ * lists that name it and belongs to what is alive; each client's counters
+ * (holds and bytes, tokens, grants, requests and the grants they ask for,
+ * kept fences, direct connections, streams) are what is registered to it;
+ * and the fd budget (quota.c) is exactly the fds the books show: one per
+ * buffer, direct connection, access channel, kept fence and merged fence,
+ * and what each stream is charged. A client leaves by closing its end and
+ * doing nothing else, during the input or at its end: the daemon must
+ * notice and free it itself, and with it everything it had (the books
+ * balance with nothing of it left). When both have left, no buffer, token,
+ * grant, request or stream is left, the fd budget is back where it was and
+ * the process has the fds it had before the input.
  */
 #include <fcntl.h>
 #include <stdint.h>
@@ -25,8 +40,13 @@
 
 #include "broker.h"
 #include "errors.h"
+#include "fd-util.h"
+#include "log.h"
+#include "stream.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+#define check(x) do { if (!(x)) { fprintf(stderr, "fuzz-bus: %s:%d: %s\n", __FILE__, __LINE__, #x); abort(); } } while (0)
 
 struct input {
 	const uint8_t *p;
@@ -248,6 +268,8 @@ static int append_value(sd_bus_message *m, const char **sig, struct input *in, i
 /* ---- the broker ---- */
 
 static sd_event *event;
+/* Messages to read stream_append_list() back from: a bus that never runs. */
+static sd_bus *scratch_bus;
 static const sd_bus_vtable *methods[64];
 static unsigned n_methods;
 
@@ -289,8 +311,17 @@ static void setup(void)
 	cfg.max_buffers_per_client = 8;
 	cfg.max_streams_per_client = 3;
 	cfg.max_direct_per_client = 2;
-	if (sd_event_new(&event) < 0 || broker_init(&broker, event, &cfg) < 0)
-		abort();
+	cfg.pool_max_bytes = 0; /* freed buffers go: the fd count must come back */
+	if (!getenv("FUZZ_BUS_LOG"))
+		log_set_level(LOG_CRIT);
+	check(sd_event_new(&event) >= 0 && broker_init(&broker, event, &cfg) >= 0);
+	{
+		int pair[2];
+		check(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, pair) == 0);
+		check(sd_bus_new(&scratch_bus) >= 0 && sd_bus_set_fd(scratch_bus, pair[0], pair[0]) >= 0 &&
+		      sd_bus_start(scratch_bus) >= 0);
+		/* pair[1] stays open: the scratch bus's peer, which never answers */
+	}
 	sd_bus_error_add_map(dmabroker_error_map);
 	for (const sd_bus_vtable *v = broker_vtable(); v->type != _SD_BUS_VTABLE_END; v++)
 		if (v->type == _SD_BUS_VTABLE_METHOD && n_methods < 64)
@@ -299,42 +330,199 @@ static void setup(void)
 		atexit(print_stats);
 }
 
-/* Runs both ends until neither has anything to do. */
-static void pump(sd_bus *client)
+/* The two clients' ends of their direct connections (NULL: gone). */
+static sd_bus *client_bus[2];
+
+/* Runs the daemon and the clients until none has anything to do. */
+static void pump(void)
 {
 	for (int i = 0; i < 2000; i++) {
-		int a = sd_event_run(event, 0);
-		int c = client ? sd_bus_process(client, NULL) : 0;
-		if (a <= 0 && c <= 0)
+		int n = sd_event_run(event, 0);
+		for (unsigned k = 0; k < 2; k++)
+			if (client_bus[k] && sd_bus_process(client_bus[k], NULL) > 0)
+				n = 1;
+		if (n <= 0)
 			break;
 	}
 }
 
-static void check_books(void)
+/* ---- the books ---- */
+
+static bool client_alive(const struct client *c)
 {
-	uint64_t bytes = 0, key;
+	if (c == &broker.self || c == &broker.restored)
+		return true;
+	for (const struct client *x = broker.clients; x; x = x->next)
+		if (x == c)
+			return true;
+	return false;
+}
+
+/* What stream.c charges the fd budget (its STREAM_*_FDS): a change there shows here as a budget mismatch. */
+enum { SLOT_FDS = 2 * STREAM_MAX_BUFFERS, PRODUCER_FDS = 1, CONSUMER_FDS = 3 };
+
+/*
+ * The streams viewer sees (ListStreams, as the daemon answers it): how
+ * many, and the fds they are charged: SLOT_FDS for the stream, PRODUCER_FDS
+ * while it has its producer, CONSUMER_FDS per consumer.
+ */
+static unsigned list_streams(struct client *viewer, uint64_t *ret_fds)
+{
+	sd_bus_message *m = NULL;
+	unsigned n = 0;
+	uint64_t fds = 0, id, producer, produced, consumed, dropped;
+	const char *name, *mode, *state, *backend;
+	uint32_t fourcc, width, height, slots, consumers;
+	int r;
+
+	check(sd_bus_message_new_signal(scratch_bus, &m, "/books", "org.dmabroker.Books", "Streams") >= 0);
+	check(sd_bus_message_open_container(m, 'a', "(tssssuuuututtt)") >= 0);
+	check(stream_append_list(&broker, viewer, m) >= 0);
+	check(sd_bus_message_close_container(m) >= 0);
+	check(sd_bus_message_seal(m, 1, 0) >= 0);
+	check(sd_bus_message_rewind(m, true) >= 0);
+	check(sd_bus_message_enter_container(m, 'a', "(tssssuuuututtt)") >= 0);
+	while ((r = sd_bus_message_read(m, "(tssssuuuututtt)", &id, &name, &mode, &state, &backend, &fourcc, &width,
+					&height, &slots, &producer, &consumers, &produced, &consumed, &dropped)) > 0) {
+		check(consumers <= STREAM_MAX_CONSUMERS);
+		fds += SLOT_FDS + (producer != 0 ? PRODUCER_FDS : 0) + CONSUMER_FDS * consumers;
+		n++;
+	}
+	check(r == 0);
+	sd_bus_message_unref(m);
+	if (ret_fds)
+		*ret_fds = fds;
+	return n;
+}
+
+/* c's counters are what is registered to it; returns the fds charged for it. */
+static uint64_t check_client(struct client *c, bool is_client)
+{
+	uint64_t held = 0, key;
+	unsigned holds = 0, grants = 0, pending = 0, pending_grants = 0, tokens = 0, fences = 0, directs = 0;
 	void *v;
 
+	for (struct hold *h = c->holds; h; h = h->next_in_client) {
+		check(h->client == c && buffer_held_by(h->buffer, c) == h);
+		held += h->buffer->size;
+		holds++;
+	}
+	check(held == c->bytes && holds == c->n_holds);
+	check(!is_client || holds <= broker.config.max_buffers_per_client);
+	for (struct grant *g = c->grants; g; g = g->next_in_client) {
+		check(g->client == c && hashmap_get(&broker.grants, g->id) == g);
+		grants++;
+	}
+	check(grants == c->n_grants);
+	for (struct request *r = broker.pending; r; r = r->next)
+		if (r->client == c) {
+			pending++;
+			pending_grants += r->n;
+		}
+	check(pending == c->n_pending && pending_grants == c->n_pending_grants);
+	for (size_t i = 0; hashmap_next(&broker.tokens, &i, &key, &v);)
+		tokens += ((struct token *)v)->creator == c;
+	check(tokens == c->n_tokens);
+	for (struct kept_fence *k = c->fences; k; k = k->next_in_client) {
+		check(k->client == c && hashmap_get(&broker.buffers, k->buf->id) == k->buf);
+		fences++;
+	}
+	check(fences == c->n_fences);
+	for (struct endpoint *e = c->directs; e; e = e->next) {
+		check(e->client == c && e->broker == &broker);
+		directs++;
+	}
+	check(directs == c->n_directs);
+	/* with the workers inline (broker.workers NULL), nothing is in flight once the loop is idle */
+	check(c->n_reserved == 0 && c->bytes_reserved == 0);
+	if (is_client)
+		check(list_streams(c, NULL) == c->n_streams);
+	return directs + (c->access_channel != NULL);
+}
+
+/*
+ * Every object is where its counters say, on every list that names it,
+ * and belongs to what is alive; every fd the daemon keeps for its clients
+ * is charged to the fd budget once, and nothing else is.
+ */
+static void check_books(void)
+{
+	struct client admin = { .broker = &broker, .uid = 0 };
+	uint64_t bytes = 0, fds, stream_fds, key;
+	unsigned n_grants = 0, n_tokens = 0;
+	void *v;
+
+	fds = broker.buffers.len;
 	for (size_t i = 0; hashmap_next(&broker.buffers, &i, &key, &v);) {
 		struct buffer *buf = v;
-		unsigned holders = 0;
+		unsigned holders = 0, readers = 0, writers = 0, waiters = 0, attachments = 0, fences = 0;
+		check(buf->id == key && buf->fd >= 0);
 		bytes += buf->size;
-		for (struct hold *h = buf->holders; h; h = h->next_in_buffer)
+		for (struct hold *h = buf->holders; h; h = h->next_in_buffer) {
+			check(h->buffer == buf && client_alive(h->client) && buffer_held_by(buf, h->client) == h);
 			holders++;
-		if (holders != buf->n_holders || (holders == 0 && !buf->stream))
-			abort();
-	}
-	if (bytes != broker.bytes)
-		abort();
-	for (struct client *c = broker.clients; c; c = c->next) {
-		uint64_t held = 0;
-		unsigned n = 0;
-		for (struct hold *h = c->holds; h; h = h->next_in_client) {
-			held += h->buffer->size;
-			n++;
 		}
-		if (held != c->bytes || n != c->n_holds || n > broker.config.max_buffers_per_client)
-			abort();
+		check(holders == buf->n_holders && (holders > 0 || buf->stream));
+		for (struct attachment *a = buf->attachments; a; a = a->next) {
+			check(client_alive(a->client) && buffer_held_by(buf, a->client));
+			attachments++;
+		}
+		check(attachments == buf->n_attachments);
+		for (struct token *t = buf->tokens; t; t = t->next_in_buffer) {
+			check(t->buffer == buf && client_alive(t->creator));
+			check(hashmap_get(&broker.tokens, t->key) == t);
+			n_tokens++;
+		}
+		for (struct grant *g = buf->resv.grants; g; g = g->next_in_buffer) {
+			check(g->buf == buf && hashmap_get(&broker.grants, g->id) == g);
+			readers += g->mode == ACCESS_READ;
+			writers += g->mode == ACCESS_WRITE;
+			n_grants++;
+		}
+		check(readers == buf->resv.readers && writers == buf->resv.writer && !(readers && writers));
+		for (struct request *r = broker.pending; r; r = r->next)
+			for (unsigned k = 0; k < r->n; k++)
+				waiters += r->bufs[k] == buf;
+		check(waiters == buf->resv.waiters);
+		for (struct kept_fence *k = buf->resv.fences; k; k = k->next_in_buffer) {
+			check(k->buf == buf && (!k->client || client_alive(k->client)));
+			fences++;
+		}
+		check(fences == buf->resv.n_fences);
+		fds += fences + (buf->resv.acc_write >= 0) + (buf->resv.acc_all >= 0);
+	}
+	check(bytes == broker.bytes);
+	/* every token and grant is on its buffer's list (counted above) and nowhere else */
+	check(n_tokens == broker.tokens.len);
+	check(n_grants == broker.grants.len);
+	for (size_t i = 0; hashmap_next(&broker.grants, &i, &key, &v);) {
+		struct grant *g = v;
+		bool listed = false;
+		check(g->id == key && client_alive(g->client));
+		check(hashmap_get(&broker.buffers, g->buf->id) == g->buf);
+		for (struct grant *x = g->client->grants; x && !listed; x = x->next_in_client)
+			listed = x == g;
+		check(listed);
+	}
+	for (size_t i = 0; hashmap_next(&broker.tokens, &i, &key, &v);) {
+		struct token *t = v;
+		check(t->key == key && hashmap_get(&broker.buffers, t->buffer->id) == t->buffer);
+	}
+	for (struct request *r = broker.pending; r; r = r->next) {
+		check(client_alive(r->client) && r->n >= 1 && r->n <= ACCESS_MAX_MULTI);
+		for (unsigned k = 0; k < r->n; k++)
+			check(hashmap_get(&broker.buffers, r->bufs[k]->id) == r->bufs[k]);
+	}
+	for (struct client *c = broker.clients; c; c = c->next)
+		fds += check_client(c, true);
+	/* the daemon's own two (its moves, buffers restored from the fd store) */
+	fds += check_client(&broker.self, false) + check_client(&broker.restored, false);
+	list_streams(&admin, &stream_fds);
+	fds += stream_fds;
+	if (fds != broker.fds) {
+		fprintf(stderr, "fuzz-bus: the fd budget has %llu fds charged, the books show %llu\n",
+			(unsigned long long)broker.fds, (unsigned long long)fds);
+		abort();
 	}
 }
 
@@ -355,61 +543,120 @@ static struct client *new_client(void)
 	return c;
 }
 
+static uint64_t client_ids[2];
+
+static void arrive(unsigned k)
+{
+	sd_bus_error e = SD_BUS_ERROR_NULL;
+	struct client *c = new_client();
+	int fd = -1;
+
+	client_ids[k] = c->id;
+	check(client_open_direct(c, &fd, &e) >= 0);
+	check(sd_bus_new(&client_bus[k]) >= 0 && sd_bus_set_fd(client_bus[k], fd, fd) >= 0 &&
+	      sd_bus_set_anonymous(client_bus[k], 1) >= 0 && sd_bus_negotiate_fds(client_bus[k], 1) >= 0 &&
+	      sd_bus_start(client_bus[k]) >= 0);
+	sd_bus_error_free(&e);
+}
+
+/*
+ * Client k closes its end and does nothing else: the daemon must notice by
+ * itself and free it, and with it everything it had (check_books() then
+ * finds nothing that names it: every hold, grant, request, token and kept
+ * fence belongs to a live client, and the fd budget is what the books show).
+ */
+static void depart(unsigned k)
+{
+	sd_bus_flush_close_unref(client_bus[k]);
+	client_bus[k] = NULL;
+	pump();
+	for (struct client *x = broker.clients; x; x = x->next)
+		if (x->id == client_ids[k]) {
+			fprintf(stderr, "fuzz-bus: client %llu left, but the daemon keeps it: %u buffers, %u tokens, "
+				"%u grants, %u pending, %u streams, %u direct connections, access channel %s\n",
+				(unsigned long long)x->id, x->n_holds, x->n_tokens, x->n_grants, x->n_pending,
+				x->n_streams, x->n_directs, x->access_channel ? "open" : "closed");
+			abort();
+		}
+	check_books();
+}
+
+/*
+ * Two clients of one uid come, each on its own direct connection, make up
+ * to 12 calls between them (the books balance after each; either may
+ * leave in between), and go. Then nothing is left, and the fd budget is
+ * where it was.
+ */
+static void visit(struct input *in)
+{
+	uint64_t budget = broker.fds;
+
+	arrive(0);
+	arrive(1);
+	pump();
+	check_books();
+	for (int calls = 0; calls < 12 && in->left; calls++) {
+		uint8_t sel = byte(in);
+		unsigned which = sel % n_methods, k = (sel / n_methods) & 1;
+		const sd_bus_vtable *v = methods[which];
+		const char *sig = v->x.method.signature;
+		sd_bus_message *m = NULL;
+		int r;
+
+		if (sel >= 250) { /* a client goes */
+			if (client_bus[sel & 1])
+				depart(sel & 1);
+			continue;
+		}
+		if (!client_bus[k])
+			continue;
+		r = sd_bus_message_new_method_call(client_bus[k], &m, NULL, BROKER_PATH, BROKER_INTERFACE,
+						   v->x.method.member);
+		while (r >= 0 && *sig)
+			r = append_value(m, &sig, in, 0);
+		if (r >= 0 && (byte(in) & 7) == 0) {
+			r = sd_bus_message_set_expect_reply(m, 0);
+			if (r >= 0)
+				sd_bus_send(client_bus[k], m, NULL);
+		} else if (r >= 0) {
+			sd_bus_call_async(client_bus[k], NULL, m, on_reply, (void *)(uintptr_t)which, 0);
+		}
+		sd_bus_message_unref(m);
+		pump();
+		check_books();
+	}
+	for (unsigned k = 0; k < 2; k++)
+		if (client_bus[k])
+			depart(k);
+	check(!broker.clients && broker.n_clients == 0);
+	check(broker.buffers.len == 0 && broker.bytes == 0 && broker.tokens.len == 0 && broker.grants.len == 0);
+	check(!broker.pending && !broker.streams);
+	if (broker.fds != budget) {
+		fprintf(stderr, "fuzz-bus: the fd budget had %llu fds charged before the clients came, %llu after they left\n",
+			(unsigned long long)budget, (unsigned long long)broker.fds);
+		abort();
+	}
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static int ready;
 	struct input in = { data, size };
-	sd_bus_error e = SD_BUS_ERROR_NULL;
-	sd_bus *client_bus = NULL;
-	struct client *c;
-	int fd = -1;
+	int fds;
 
 	if (!ready) {
+		/* an empty visit first: what sd-event opens once (a clock's timerfd) is not a leak */
+		struct input none = { NULL, 0 };
 		setup();
+		visit(&none);
 		ready = 1;
 	}
-	c = new_client();
-	if (client_open_direct(c, &fd, &e) < 0)
+	fds = self_fd_count();
+	check(fds > 0);
+	visit(&in);
+	if (self_fd_count() != fds) {
+		fprintf(stderr, "fuzz-bus: %d fds open before the input, %d after\n", fds, self_fd_count());
 		abort();
-	if (sd_bus_new(&client_bus) < 0 || sd_bus_set_fd(client_bus, fd, fd) < 0 ||
-	    sd_bus_set_anonymous(client_bus, 1) < 0 || sd_bus_negotiate_fds(client_bus, 1) < 0 ||
-	    sd_bus_start(client_bus) < 0)
-		abort();
-	pump(client_bus);
-	for (int calls = 0; calls < 8 && in.left; calls++) {
-		unsigned which = byte(&in) % n_methods;
-		const sd_bus_vtable *v = methods[which];
-		const char *sig = v->x.method.signature;
-		sd_bus_message *m = NULL;
-		int r = sd_bus_message_new_method_call(client_bus, &m, NULL, BROKER_PATH, BROKER_INTERFACE,
-						       v->x.method.member);
-		while (r >= 0 && *sig)
-			r = append_value(m, &sig, &in, 0);
-		if (r >= 0 && (byte(&in) & 7) == 0) {
-			r = sd_bus_message_set_expect_reply(m, 0);
-			if (r >= 0)
-				sd_bus_send(client_bus, m, NULL);
-		} else if (r >= 0) {
-			sd_bus_call_async(client_bus, NULL, m, on_reply, (void *)(uintptr_t)which, 0);
-		}
-		sd_bus_message_unref(m);
-		pump(client_bus);
-		check_books();
 	}
-	/* the client goes: everything it held goes with it */
-	sd_bus_flush_close_unref(client_bus);
-	pump(NULL);
-	{
-		bool alive = false;
-		for (struct client *x = broker.clients; x; x = x->next)
-			alive |= x == c;
-		if (alive) /* normally the Disconnected of its direct connection freed it */
-			client_free(c);
-	}
-	pump(NULL);
-	check_books();
-	if (broker.buffers.len != 0 || broker.streams || broker.bytes != 0)
-		abort();
-	sd_bus_error_free(&e);
 	return 0;
 }

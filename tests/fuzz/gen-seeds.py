@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: MIT
-"""Writes the seed corpora of fuzz-access and fuzz-peer (tests/fuzz/corpus/
-access and peer): a handful of valid exchanges each, in the byte encoding
-the targets read their steps from (see fuzz-access.c and fuzz-peer.c; keep
+"""Writes the seed corpora of fuzz-access, fuzz-peer, fuzz-bus and
+fuzz-token (tests/fuzz/corpus/access, peer, bus, token): a handful of
+valid exchanges each, in the byte encoding the targets read their steps
+from (see fuzz-access.c, fuzz-peer.c, fuzz-bus.c and fuzz-token.c; keep
 this in step with them). Run from anywhere: ./tests/fuzz/gen-seeds.py"""
 import os
 import struct
@@ -130,6 +131,164 @@ peer = {
     'short': setup(True, 2) + take + give + psend(0, wire(REL, 0)[:20]),
 }
 
+# ---- fuzz-bus: a call is a byte (the method, by its place in the daemon's
+# vtable, bus-api.c, plus 25 for client B), its arguments as append_value()
+# reads them, then a byte whose low 3 bits are 0 for a call that wants no
+# reply; the byte 250 (251) instead: client A (B) leaves. Seeds that get
+# past the argument checks, so that the books hold grants, tokens,
+# attachments, an access channel and streams when a client leaves.
+
+(ALLOCATE, IMPORT, RELEASE, CREATE_TOKEN, REVOKE_TOKEN, OPEN_TOKEN, ATTACH, DETACH, BEGIN_ACCESS,
+ BEGIN_ACCESS_MULTI, END_ACCESS, LIST_BUFFERS, LIST_CLIENTS, GET_USAGE, LIST_BACKENDS, RECLAIM, OPEN_DIRECT,
+ OPEN_ACCESS_CHANNEL, CREATE_STREAM, JOIN_STREAM, STREAM_BUFFERS, QUEUE_FRAME, RELEASE_FRAME, LEAVE_STREAM,
+ LIST_STREAMS) = range(25)
+WORDS = ['backend', 'device', 'shm', 'heap', 'drm', 'label', 'mode', 'fifo', 'mailbox', 'buffers', 'width',
+         'height', 'consumers', 'max-acquired', 'usage', 'formats', 'modifiers', 'devices', 'allow-uids',
+         'allow-gids', 's1', 's2', '', '/dev/dri/card0', 'virtio_gpu', 'heap:system']
+REPLY = bytes([1])
+NEWEST_BUFFER, NEWEST_GRANT, NEWEST_STREAM = bytes([0]), bytes([64]), bytes([96])
+LAST_TOKEN = bytes([160])
+XR24 = bytes([96])
+EMPTY = bytes([0])
+
+
+def u_small(v):  # 0 to 7: indices, modes, flags, usage bits
+    return bytes([v])
+
+
+def u_size(v):  # 1 to 2048
+    return bytes([160]) + struct.pack('>H', v - 1)
+
+
+def word(w):
+    return bytes([WORDS.index(w)])
+
+
+def array(n):  # 1 to 5 elements
+    return bytes([112 + (n - 112) % 6 if n else 0])
+
+
+def call(method, *args, b=False):
+    return bytes([method + (25 if b else 0)]) + b''.join(args) + REPLY
+
+
+A_LEAVES, B_LEAVES = bytes([250]), bytes([251])
+
+
+def v_u(v):
+    return bytes([1]) + v
+
+
+ALLOC = call(ALLOCATE, u_size(64), u_size(32), XR24, EMPTY, u_small(1), EMPTY)
+SHARED = ALLOC + call(CREATE_TOKEN, NEWEST_BUFFER, u_small(0), u_small(0)) + call(OPEN_TOKEN, LAST_TOKEN, b=True)
+
+
+def stream(mode):
+    return call(CREATE_STREAM, word('s1'), array(4), word('mode'), bytes([0]), word(mode), word('formats'),
+                bytes([4]), array(1), XR24, word('width'), v_u(u_size(64)), word('height'), v_u(u_size(32)))
+
+
+bus = {
+    'grant-held': ALLOC + call(BEGIN_ACCESS, NEWEST_BUFFER, u_small(2), u_small(0)),
+    'grant-ended': ALLOC + call(BEGIN_ACCESS, NEWEST_BUFFER, u_small(1), u_small(0))
+    + call(END_ACCESS, NEWEST_GRANT, EMPTY),
+    'grant-waiting': ALLOC + call(BEGIN_ACCESS, NEWEST_BUFFER, u_small(2), u_small(0))
+    + call(BEGIN_ACCESS, NEWEST_BUFFER, u_small(1), u_small(0)),
+    'grant-multi': ALLOC + ALLOC + call(BEGIN_ACCESS_MULTI, array(2), bytes([0]), u_small(2), bytes([1]),
+                                        u_small(1), u_small(0)),
+    'token-open-revoke': ALLOC + call(CREATE_TOKEN, NEWEST_BUFFER, u_small(0), u_small(0))
+    + call(OPEN_TOKEN, LAST_TOKEN) + call(REVOKE_TOKEN, LAST_TOKEN),
+    'token-single-use': ALLOC + call(CREATE_TOKEN, NEWEST_BUFFER, u_small(1), u_small(0))
+    + call(OPEN_TOKEN, LAST_TOKEN) + call(OPEN_TOKEN, LAST_TOKEN),
+    'token-kept': ALLOC + call(CREATE_TOKEN, NEWEST_BUFFER, u_small(0), u_small(0))
+    + call(CREATE_TOKEN, NEWEST_BUFFER, u_small(1), u_small(0)),
+    'attach': ALLOC + call(ATTACH, NEWEST_BUFFER, u_small(1), word(''), u_small(1))
+    + call(ATTACH, NEWEST_BUFFER, u_small(2), word(''), u_small(0)),
+    'attach-detach': ALLOC + call(ATTACH, NEWEST_BUFFER, u_small(1), word(''), u_small(0))
+    + call(DETACH, NEWEST_BUFFER, u_small(1)),
+    'channel-grant': call(OPEN_ACCESS_CHANNEL) + ALLOC + call(BEGIN_ACCESS, NEWEST_BUFFER, u_small(2), u_small(0)),
+    'release': ALLOC + call(CREATE_TOKEN, NEWEST_BUFFER, u_small(0), u_small(0)) + call(RELEASE, NEWEST_BUFFER),
+    'stream-fifo': stream('fifo') + call(STREAM_BUFFERS, NEWEST_STREAM),
+    'stream-mailbox': stream('mailbox') + call(STREAM_BUFFERS, NEWEST_STREAM)
+    + call(QUEUE_FRAME, NEWEST_STREAM, u_small(0), bytes([128]), bytes([128]), EMPTY, EMPTY),
+    'stream-left': stream('mailbox') + call(STREAM_BUFFERS, NEWEST_STREAM) + call(LEAVE_STREAM, NEWEST_STREAM),
+    'shared-grant-owner-leaves': SHARED + call(BEGIN_ACCESS, NEWEST_BUFFER, u_small(2), u_small(0), b=True)
+    + A_LEAVES + call(LIST_BUFFERS, b=True),
+    'shared-waiting': SHARED + call(BEGIN_ACCESS, NEWEST_BUFFER, u_small(2), u_small(0))
+    + call(BEGIN_ACCESS, NEWEST_BUFFER, u_small(1), u_small(0), b=True) + A_LEAVES
+    + call(END_ACCESS, NEWEST_GRANT, EMPTY, b=True),
+    'shared-token-creator-leaves': ALLOC + call(CREATE_TOKEN, NEWEST_BUFFER, u_small(0), u_small(0))
+    + call(CREATE_TOKEN, NEWEST_BUFFER, u_small(0), u_small(0)) + call(OPEN_TOKEN, LAST_TOKEN, b=True) + A_LEAVES,
+    'stream-consumer': stream('mailbox') + call(JOIN_STREAM, word('s1'), EMPTY, b=True)
+    + call(STREAM_BUFFERS, NEWEST_STREAM) + call(STREAM_BUFFERS, NEWEST_STREAM, b=True)
+    + call(QUEUE_FRAME, NEWEST_STREAM, u_small(0), bytes([128]), bytes([128]), EMPTY, EMPTY)
+    + call(RELEASE_FRAME, NEWEST_STREAM, u_small(0), EMPTY, b=True),
+    'stream-producer-leaves': stream('fifo') + call(JOIN_STREAM, word('s1'), EMPTY, b=True)
+    + call(STREAM_BUFFERS, NEWEST_STREAM, b=True) + A_LEAVES + call(LIST_STREAMS, b=True),
+    'stream-consumer-leaves': stream('mailbox') + call(JOIN_STREAM, word('s1'), EMPTY, b=True)
+    + call(STREAM_BUFFERS, NEWEST_STREAM, b=True)
+    + call(QUEUE_FRAME, NEWEST_STREAM, u_small(0), bytes([128]), bytes([128]), EMPTY, EMPTY) + B_LEAVES
+    + call(STREAM_BUFFERS, NEWEST_STREAM),
+}
+
+# ---- fuzz-token: a step is a byte, the client (0 alice, 1 bob, 2 mallory)
+# plus 3 times what it does; then that step's bytes (see fuzz-token.c).
+
+ALICE, BOB, MALLORY = range(3)
+MINT, REDEEM, REVOKE, EXPIRE, RELEASE_BUF, LEAVE_ALL = 0, 20, 50, 62, 72, 80
+
+
+def tstep(who, what):
+    return bytes([what * 3 + who])
+
+
+def mint(who, buf=0, single=False, ttl=0):
+    return tstep(who, MINT) + bytes([buf, 1 if single else 0, ttl])
+
+
+def token(i):  # the i-th token minted in this input, as it is
+    return bytes([0, i])
+
+
+def changed(i, *edits):  # (position, charset index or 240 for a cut) each, 1 to 3
+    return bytes([112, i, len(edits) - 1]) + b''.join(bytes([p, c]) for p, c in edits)
+
+
+def raw(text):
+    return bytes([200, len(text)]) + text
+
+
+def redeem(who, s):
+    return tstep(who, REDEEM) + s
+
+
+def revoke(who, s):
+    return tstep(who, REVOKE) + s
+
+
+token_seeds = {
+    'redeem': mint(ALICE) + redeem(BOB, token(0)) + redeem(MALLORY, token(0)),
+    'single-use': mint(ALICE, single=True) + redeem(BOB, token(0)) + redeem(MALLORY, token(0)),
+    'expired': mint(ALICE, ttl=200) + tstep(ALICE, EXPIRE) + bytes([0]) + redeem(BOB, token(0))
+    + redeem(BOB, token(0)),
+    'revoke': mint(ALICE) + revoke(MALLORY, token(0)) + revoke(BOB, token(0)) + revoke(ALICE, token(0))
+    + redeem(BOB, token(0)),
+    'changed': mint(ALICE) + redeem(BOB, changed(0, (5, 16))) + redeem(BOB, changed(0, (31, 240)))
+    + redeem(BOB, changed(0, (32, 1))) + redeem(BOB, changed(0, (20, 22))) + redeem(BOB, token(0)),
+    'raw': mint(ALICE) + redeem(BOB, raw(b'0123456789abcdef0123456789abcdef')) + redeem(BOB, raw(b'short')),
+    'quota': mint(ALICE) + redeem(BOB, token(0)) + mint(ALICE) + mint(ALICE) + mint(ALICE) + mint(ALICE)
+    + mint(BOB) + mint(BOB) + mint(BOB),
+    'sweep': mint(ALICE, single=True) + mint(ALICE, single=True) + mint(ALICE) + mint(ALICE)
+    + redeem(BOB, token(0)) + redeem(BOB, token(1)) + tstep(ALICE, EXPIRE) + bytes([2]) + mint(ALICE)
+    + mint(ALICE) + mint(ALICE),
+    'bad-flags': tstep(ALICE, MINT) + bytes([0, 230, 0]) + mint(ALICE, ttl=255),
+    'release-frees': mint(ALICE, buf=1) + tstep(ALICE, RELEASE_BUF) + bytes([1]) + redeem(BOB, token(0)),
+    'creator-leaves': mint(ALICE) + redeem(BOB, token(0)) + mint(ALICE) + tstep(ALICE, LEAVE_ALL)
+    + redeem(MALLORY, token(1)),
+    'mallory-mints': mint(ALICE) + redeem(MALLORY, token(0)) + mint(MALLORY) + redeem(BOB, token(1))
+    + tstep(MALLORY, LEAVE_ALL) + redeem(BOB, token(1)),
+}
+
 
 def write(name, seeds):
     d = os.path.join(HERE, 'corpus', name)
@@ -141,3 +300,5 @@ def write(name, seeds):
 
 write('access', access)
 write('peer', peer)
+write('bus', bus)
+write('token', token_seeds)
