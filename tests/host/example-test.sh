@@ -19,15 +19,22 @@ rc=0
 result=$("$example" read "$token" 200) || rc=$?
 echo "# $result"
 # "200 frames read, 0 torn, 0 out of order, first frame F, last frame L"
-first=$(echo "$result" | sed -n 's/^200 frames read, 0 torn, 0 out of order, first frame \([0-9]*\), last frame \([0-9]*\)$/\1/p')
-last=$(echo "$result" | sed -n 's/^200 frames read, 0 torn, 0 out of order, first frame \([0-9]*\), last frame \([0-9]*\)$/\2/p')
+line='^200 frames read, 0 torn, 0 out of order, first frame \([0-9]*\), last frame \([0-9]*\)$'
+first=$(echo "$result" | sed -n "s/$line/\\1/p")
+last=$(echo "$result" | sed -n "s/$line/\\2/p")
 if [ $rc -eq 0 ] && [ -n "$first" ] && [ -n "$last" ] && [ "$first" -ge 1 ] && [ "$first" -le "$last" ] &&
 	[ "$last" -le $frames ]; then
-	echo "ok 2 - the reader reads 200 frames, none torn, each one the writer wrote ($first..$last of 1..$frames), in order"
+	echo "ok 2 - the reader reads 200 frames, none torn, each one the writer wrote" \
+		"($first..$last of 1..$frames), in order"
 else
 	echo "not ok 2 - reader (exit $rc): $result"
 	exit 1
 fi
 rc=0
 wait $writer || rc=$?
-[ $rc -eq 0 ] && echo "ok 3 - the writer wrote its $frames frames and exited 0" || { echo "not ok 3 - writer exit $rc"; exit 1; }
+if [ $rc -eq 0 ]; then
+	echo "ok 3 - the writer wrote its $frames frames and exited 0"
+else
+	echo "not ok 3 - writer exit $rc"
+	exit 1
+fi

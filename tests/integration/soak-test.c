@@ -165,8 +165,9 @@ static int stream_cycle(struct dmabroker *a, struct dmabroker *b, int timeline, 
 	char name[64];
 	struct dmabroker_stream_desc pd = {
 		.version = DMABROKER_STREAM_DESC_VERSION, .name = name, .label = "soak-producer",
-		.usage = DMABROKER_USAGE_CPU_READ_FLAG | DMABROKER_USAGE_CPU_WRITE_FLAG, .formats = xrgb, .n_formats = 1,
-		.mode = DMABROKER_STREAM_FIFO, .buffers = 2, .width = 64, .height = 64, .consumers = 1,
+		.usage = DMABROKER_USAGE_CPU_READ_FLAG | DMABROKER_USAGE_CPU_WRITE_FLAG,
+		.formats = xrgb, .n_formats = 1, .mode = DMABROKER_STREAM_FIFO, .buffers = 2, .width = 64, .height = 64,
+		.consumers = 1,
 	};
 	struct dmabroker_stream_desc cd = {
 		.version = DMABROKER_STREAM_DESC_VERSION, .name = name, .label = "soak-consumer",
@@ -537,16 +538,16 @@ int main(int argc, char **argv)
 		else if (strcmp(argv[i], "--backend") == 0 && i + 1 < argc)
 			backend = argv[++i];
 		else {
-			fprintf(stderr, "usage: soak-test [--clients N] [--seconds S] [--min-cycles M] [--kill-every MS] "
-					"[--fences] [--backend NAME]\n");
+			fprintf(stderr, "usage: soak-test [--clients N] [--seconds S] [--min-cycles M] "
+					"[--kill-every MS] [--fences] [--backend NAME]\n");
 			return 2;
 		}
 	}
 	if (getenv("DMABROKER_SOAK_SECONDS"))
 		seconds = atoi(getenv("DMABROKER_SOAK_SECONDS"));
 	if (n_clients < K__MAX || n_clients > MAX_CLIENTS || seconds < 2 || kill_every_ms < 1 || min_cycles < 1) {
-		fprintf(stderr, "soak-test: %d to %d clients, at least 2 seconds, at least 1 cycle of each kind\n", K__MAX,
-			MAX_CLIENTS);
+		fprintf(stderr, "soak-test: %d to %d clients, at least 2 seconds, at least 1 cycle of each kind\n",
+			K__MAX, MAX_CLIENTS);
 		return 2;
 	}
 	if (!daemon_pid_from_env("soak-test"))

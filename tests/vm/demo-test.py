@@ -56,7 +56,8 @@ def test_demo():
         demo = [s for s in streams if s["name"] == "demo"]
         check(len(demo) == 1 and demo[0]["state"] == "ended" and demo[0]["produced"] == FRAMES
               and demo[0]["backend"] == "drm:virtio_gpu" and demo[0]["consumers"] == 2 and demo[0]["fourcc"] == "XR24"
-              and 2 <= demo[0]["consumed"] and demo[0]["consumed"] + demo[0]["dropped"] <= 2 * FRAMES, "dmabrokerctl --json streams", streams)
+              and 2 <= demo[0]["consumed"] and demo[0]["consumed"] + demo[0]["dropped"] <= 2 * FRAMES,
+              "dmabrokerctl --json streams", streams)
         for name in ("camera-last.png", "vkms-writeback.png", "virtio-gpu.png"):
             check(os.path.getsize(os.path.join(out, name)) > 1000, name + " written")
 

@@ -89,7 +89,7 @@ class Proc:
 
 
 def test_three_stages():
-    """camera (YUYV) -> process (grey) -> display on vkms: 300 frames, each on screen its buffer and its camera frame's grey
+    """camera (YUYV) -> process (grey) -> vkms: 300 frames, each on screen its buffer and its camera frame's grey
 
     Each frame on screen (writeback) is compared with its buffer, and with the grey of the camera frame it came
     from (by sequence number), computed by the display."""
