@@ -152,6 +152,7 @@ struct broker {
 	struct notify *notify;          /* messages to the service manager (notify.c), or NULL */
 	sd_event_source *restore_timer; /* the end of restore-grace */
 	sd_event_source *trim_timer;    /* malloc_trim() soon (broker_trim_later) */
+	sd_event_source *bus_batch;     /* more of the bus's messages per turn of the loop (broker.c) */
 	struct pool_entry *pool, *pool_tail; /* freed buffers kept for reuse, newest first (pool.c) */
 	uint64_t pool_bytes;
 	unsigned pool_count;

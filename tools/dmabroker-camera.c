@@ -54,6 +54,8 @@ static void usage(FILE *f)
 		"  -c, --consumers N      consumers to wait for before starting (default: 1)\n"
 		"  -n, --frames N         stop after N frames (default: until SIGINT or SIGTERM)\n"
 		"      --save-last FILE   write the last frame to FILE as a PPM (XR24/AR24 only)\n"
+		"      --save-frames DIR  write every frame to DIR/frame-SEQUENCE.raw before handing it on:\n"
+		"                         a line 'DMBF FOURCC WIDTH HEIGHT', then its rows (YUYV, XR24, AR24)\n"
 		"      --session          use the session bus (default: the system bus)\n"
 		"  -q, --quiet            print only errors and the summary\n"
 		"  -h, --help             show this help\n"
@@ -245,7 +247,37 @@ static int save_ppm(struct camera *cam, unsigned index, const char *path)
 	return r < 0 ? fail("%s: %s", path, strerror(-r)) : 0;
 }
 
-static int capture_one(struct camera *cam, uint64_t limit, const char *save_last, bool quiet)
+/* Frame sequence's content, for checking it end to end: DIR/frame-SEQUENCE.raw (see --save-frames). */
+static int save_frame(struct camera *cam, unsigned index, const char *dir, uint64_t sequence)
+{
+	struct dmabroker_buffer *buf = dmabroker_stream_get_buffer(cam->s, index);
+	uint32_t bpp = cam->fourcc == V4L2_PIX_FMT_YUYV ? 2 : 4, stride;
+	char path[4096], name[5];
+	uint64_t offset;
+	void *map;
+	FILE *f;
+	int r;
+
+	snprintf(path, sizeof(path), "%s/frame-%" PRIu64 ".raw", dir, sequence);
+	f = fopen(path, "we");
+	if (!f)
+		return fail("%s: %s", path, strerror(errno));
+	dmabroker_buffer_get_plane(buf, 0, &offset, &stride);
+	r = dmabroker_stream_cpu_begin(cam->s, index, DMABROKER_ACCESS_READ, -1, 1000, &map);
+	if (r < 0) {
+		fclose(f);
+		return fail("mapping frame %" PRIu64 ": %s", sequence, strerror(-r));
+	}
+	fprintf(f, "DMBF %s %u %u\n", fourcc_name(cam->fourcc, name), cam->width, cam->height);
+	for (uint32_t y = 0; y < cam->height; y++)
+		fwrite((const uint8_t *)map + offset + (size_t)y * stride, bpp, cam->width, f);
+	dmabroker_stream_cpu_end(cam->s, index);
+	if (ferror(f) | (fclose(f) != 0))
+		return fail("%s: write error", path);
+	return 0;
+}
+
+static int capture_one(struct camera *cam, uint64_t limit, const char *save_last, const char *save_dir, bool quiet)
 {
 	struct v4l2_buffer vb = { .type = V4L2_BUF_TYPE_VIDEO_CAPTURE, .memory = V4L2_MEMORY_DMABUF };
 	uint64_t ts;
@@ -279,6 +311,11 @@ static int capture_one(struct camera *cam, uint64_t limit, const char *save_last
 		if (r < 0)
 			return r;
 	}
+	if (save_dir) {
+		r = save_frame(cam, vb.index, save_dir, cam->frames);
+		if (r < 0)
+			return r;
+	}
 	/* the driver wrote it and is done: no ready fence needed */
 	r = dmabroker_stream_queue(cam->s, vb.index, -1, cam->frames, ts, NULL, 0);
 	if (r < 0)
@@ -296,12 +333,13 @@ int main(int argc, char **argv)
 		{ "height", required_argument, NULL, 'H' }, { "buffers", required_argument, NULL, 'b' },
 		{ "mode", required_argument, NULL, 'm' },   { "consumers", required_argument, NULL, 'c' },
 		{ "frames", required_argument, NULL, 'n' }, { "save-last", required_argument, NULL, 'L' },
+		{ "save-frames", required_argument, NULL, 'F' },
 		{ "session", no_argument, NULL, 'S' },      { "quiet", no_argument, NULL, 'q' },
 		{ "fps", required_argument, NULL, 'r' },
 		{ "help", no_argument, NULL, 'h' },         { 0 },
 	};
 	static struct camera cam = { .fd = -1, .fourcc = V4L2_PIX_FMT_YUYV, .width = 640, .height = 480, .monotonic = true };
-	const char *stream = "camera", *save_last = NULL;
+	const char *stream = "camera", *save_last = NULL, *save_dir = NULL;
 	enum dmabroker_stream_mode mode = DMABROKER_STREAM_MAILBOX;
 	uint32_t buffers = 4, consumers = 1, fps = 0;
 	uint64_t limit = 0, t0, t1;
@@ -337,6 +375,7 @@ int main(int argc, char **argv)
 				return usage_error("dmabroker-camera", "--mode: fifo or mailbox");
 			break;
 		case 'L': save_last = optarg; break;
+		case 'F': save_dir = optarg; break;
 		case 'r': if (!parse_u32(optarg, 1, 1000, &fps)) return usage_error("dmabroker-camera", "--fps: 1 to 1000"); break;
 		case 'S': session = true; break;
 		case 'q': quiet = true; break;
@@ -348,6 +387,9 @@ int main(int argc, char **argv)
 		return usage_error("dmabroker-camera", "unexpected argument '%s'", argv[optind]);
 	if (save_last && !limit)
 		return usage_error("dmabroker-camera", "--save-last needs --frames (the last frame)");
+	if (save_dir && cam.fourcc != V4L2_PIX_FMT_YUYV && cam.fourcc != V4L2_PIX_FMT_XBGR32 &&
+	    cam.fourcc != V4L2_PIX_FMT_ABGR32)
+		return usage_error("dmabroker-camera", "--save-frames writes YUYV, XR24 and AR24 frames only");
 	if (!cam.path && !(cam.path = find_capture_device(devbuf, sizeof(devbuf))))
 		return fail("no video capture device in /dev/video*; name one with --device") ? 1 : 1;
 	set_tool_name("camera");
@@ -442,7 +484,7 @@ int main(int argc, char **argv)
 			printf("camera: no frame for 2 s (%u buffers with the driver)\n", cam.n_buffers);
 		if (pfd[0].revents & POLLERR)
 			return fail("%s: the device was unplugged or stopped streaming", cam.path), 1;
-		if ((pfd[0].revents & POLLIN) && capture_one(&cam, limit, save_last, quiet) < 0)
+		if ((pfd[0].revents & POLLIN) && capture_one(&cam, limit, save_last, save_dir, quiet) < 0)
 			return 1;
 		for (unsigned k = 2; k < n; k++)
 			if (pfd[k].revents) {

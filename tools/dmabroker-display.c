@@ -7,7 +7,9 @@
  * replaces. Keys (libinput): q/Esc quit, space/p pause, Tab/o next output.
  * On vkms it can read the output back through the writeback connector:
  * once at exit (--writeback FILE) or after every flip, compared with the
- * frame's content (--verify).
+ * frame's content (--verify), and with the grey image of the camera frame it
+ * came from, by sequence number (--verify-grey-of DIR, with dmabroker-camera
+ * --save-frames DIR): the check of the whole pipeline, grey stage included.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -62,6 +64,10 @@ static void usage(FILE *f)
 		"                         (vkms) into FILE as a PPM\n"
 		"      --verify           after every flip, read the output back (writeback) and compare it\n"
 		"                         with the frame, pixel for pixel\n"
+		"      --verify-grey-of DIR\n"
+		"                         with --verify, also compare the screen with the grey image of the\n"
+		"                         camera frame of the same sequence number, from DIR (written by\n"
+		"                         dmabroker-camera --save-frames): YUYV's luma, or XR24's BT.601 luma\n"
 		"  -w, --wait SECONDS     wait this long for the stream to be created (default: 30)\n"
 		"      --session          use the session bus (default: the system bus)\n"
 		"  -q, --quiet            print only errors, key actions and the summary\n"
@@ -116,10 +122,11 @@ struct display {
 	/* input */
 	struct libinput *li;
 	/* stats */
-	uint64_t n_shown, n_skipped, verify_ok, verify_bad, t_first, t_last;
+	uint64_t n_shown, n_skipped, verify_ok, verify_bad, grey_ok, grey_bad, t_first, t_last;
 	double *latency_ms;
 	unsigned n_latency;
 	bool quiet, verify;
+	const char *grey_of;            /* --verify-grey-of */
 };
 
 static uint32_t prop_id(int fd, uint32_t obj, uint32_t type, const char *name)
@@ -490,6 +497,60 @@ static int take_frames(struct display *d)
 	return show_next(d);
 }
 
+/*
+ * The screen (the writeback, w x h of it) against the grey image of the source frame of the frame shown:
+ * grey-of/frame-SEQUENCE.raw, as dmabroker-camera --save-frames wrote it. The expected image is computed here,
+ * from the definition of the grey stage, not taken from the stage: every pixel y,y,y with y the source's luma
+ * (YUYV: its Y; XR24/AR24: (77 R + 150 G + 29 B) >> 8, BT.601).
+ */
+static void compare_grey_of(struct display *d, uint32_t w, uint32_t h)
+{
+	char path[4096], fcc[8];
+	uint32_t sw = 0, sh = 0, bpp = 0;
+	uint64_t bad = 0;
+	uint8_t *row = NULL;
+	const char *why = NULL;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/frame-%" PRIu64 ".raw", d->grey_of, d->shown.sequence);
+	f = fopen(path, "re");
+	if (!f)
+		why = "no source frame";
+	else if (fscanf(f, "DMBF %7s %u %u", fcc, &sw, &sh) != 3 || fgetc(f) != '\n')
+		why = "not a frame file";
+	else if (!(bpp = !strcmp(fcc, "YUYV") ? 2 : !strcmp(fcc, "XR24") || !strcmp(fcc, "AR24") ? 4 : 0))
+		why = "a format other than YUYV, XR24, AR24";
+	else if (sw != dmabroker_stream_get_width(d->s) || sh != dmabroker_stream_get_height(d->s))
+		why = "a size other than the stream's";
+	else if (!(row = malloc((size_t)sw * bpp)))
+		why = "out of memory";
+	for (uint32_t y = 0; !why && y < h; y++) {
+		const uint32_t *screen = (const uint32_t *)(d->wb_map + (size_t)y * d->wb_pitch);
+		if (fread(row, bpp, sw, f) != sw) {
+			why = "a short frame file";
+			break;
+		}
+		for (uint32_t x = 0; x < w; x++) {
+			const uint8_t *p = row + (size_t)x * bpp;
+			uint32_t l = bpp == 2 ? p[0] : (77u * p[2] + 150u * p[1] + 29u * p[0]) >> 8;
+			bad += (screen[x] & 0xffffff) != (l << 16 | l << 8 | l);
+		}
+	}
+	free(row);
+	if (f)
+		fclose(f);
+	if (why || bad) {
+		d->grey_bad++;
+		if (why)
+			fprintf(stderr, "display: frame %" PRIu64 ": %s: %s\n", d->shown.sequence, path, why);
+		else
+			fprintf(stderr, "display: frame %" PRIu64 ": %" PRIu64 " pixels on screen are not the grey of "
+				"the camera's frame\n", d->shown.sequence, bad);
+	} else {
+		d->grey_ok++;
+	}
+}
+
 static int compare_writeback(struct display *d)
 {
 	struct dmabroker_buffer *buf = dmabroker_stream_get_buffer(d->s, d->shown.index);
@@ -515,6 +576,8 @@ static int compare_writeback(struct display *d)
 			bad += (a[x] & 0xffffff) != (b[x] & 0xffffff);
 	}
 	dmabroker_stream_cpu_end(d->s, d->shown.index);
+	if (d->grey_of)
+		compare_grey_of(d, w, h);
 	if (bad) {
 		d->verify_bad++;
 		fprintf(stderr, "display: frame %" PRIu64 ": %" PRIu64 " pixels on screen differ from the frame\n",
@@ -691,6 +754,9 @@ static void print_summary(struct display *d)
 	if (d->verify)
 		printf("display: writeback check: %" PRIu64 " frames identical on screen, %" PRIu64 " differ\n",
 		       d->verify_ok, d->verify_bad);
+	if (d->grey_of)
+		printf("display: grey check: %" PRIu64 " frames on screen are the grey of their camera frame, %" PRIu64
+		       " differ\n", d->grey_ok, d->grey_bad);
 }
 
 /* Reads the output back once, into path. */
@@ -758,7 +824,7 @@ int main(int argc, char **argv)
 		{ "exit-on-end", no_argument, NULL, 'E' },  { "input", required_argument, NULL, 'i' },
 		{ "writeback", required_argument, NULL, 'B' }, { "verify", no_argument, NULL, 'V' },
 		{ "session", no_argument, NULL, 'S' },      { "wait", required_argument, NULL, 'w' },
-		{ "quiet", no_argument, NULL, 'q' },
+		{ "quiet", no_argument, NULL, 'q' },        { "verify-grey-of", required_argument, NULL, 'G' },
 		{ "help", no_argument, NULL, 'h' },         { 0 },
 	};
 	static struct display d = { .fd = -1, .wb_fence = -1 };  /* cleanup() runs after main returns */
@@ -782,6 +848,7 @@ int main(int argc, char **argv)
 		case 'i': input = optarg; break;
 		case 'B': wb_file = optarg; break;
 		case 'V': d.verify = true; break;
+		case 'G': d.grey_of = optarg; break;
 		case 'S': session = true; break;
 		case 'w':
 			if (!parse_u32(optarg, 0, 86400, &wait_s))
@@ -794,6 +861,8 @@ int main(int argc, char **argv)
 	}
 	if (optind < argc)
 		return usage_error("dmabroker-display", "unexpected argument '%s'", argv[optind]);
+	if (d.grey_of && !d.verify)
+		return usage_error("dmabroker-display", "--verify-grey-of needs --verify");
 	set_tool_name("display");
 	d.shown.fence = d.pending.fence = d.next.fence = -1;
 	cleanup_display = &d;
@@ -876,5 +945,5 @@ int main(int argc, char **argv)
 	if (wb_file && writeback_to_file(&d, wb_file) < 0)
 		return 1;
 	print_summary(&d);
-	return d.verify_bad ? 1 : 0;
+	return d.verify_bad || d.grey_bad ? 1 : 0;
 }

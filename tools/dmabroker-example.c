@@ -3,9 +3,11 @@
  * dmabroker-example: the README's example clients. One writes frames into
  * a shared buffer, the other reads them, every touch inside an access grant.
  *
- *   dmabroker-example write [FRAMES]   allocate, print a sharing token, write FRAMES frames
+ *   dmabroker-example write [FRAMES]   allocate, write FRAMES frames (every pixel of frame k is k), printing
+ *                                      a sharing token once frame 1 is written
  *   dmabroker-example read TOKEN [FRAMES]
- *                                      open the buffer, read FRAMES frames, check each is whole
+ *                                      open the buffer, read FRAMES frames, check each is whole and
+ *                                      none older than the one before
  *
  * Both use the session bus (DBUS_SESSION_BUS_ADDRESS).
  */
@@ -47,8 +49,6 @@ static int writer(int frames)
 	if ((r = dmabroker_allocate(b, &desc, &buf)) < 0 ||
 	    (r = dmabroker_buffer_create_token(buf, 0, 0, &token)) < 0)
 		return fail(b, "allocate", r);
-	printf("%s\n", token); /* give this to the reader */
-	fflush(stdout);
 	n = dmabroker_buffer_get_size(buf) / 4;
 	pixels = mmap(NULL, n * 4, PROT_READ | PROT_WRITE, MAP_SHARED, dmabroker_buffer_get_fd(buf), 0);
 	if (pixels == MAP_FAILED)
@@ -62,6 +62,11 @@ static int writer(int frames)
 			pixels[i] = frame;
 		if ((r = dmabroker_buffer_cpu_end(buf, grant)) < 0)
 			return fail(b, "end", r);
+		if (frame == 1) {
+			/* give this to the reader once frame 1 is in: whatever it reads is a written frame */
+			printf("%s\n", token);
+			fflush(stdout);
+		}
 		usleep(2000);
 	}
 	munmap(pixels, n * 4);
@@ -75,8 +80,8 @@ static int reader(const char *token, int frames)
 	struct dmabroker *b;
 	struct dmabroker_buffer *buf;
 	const uint32_t *pixels;
-	uint32_t last = 0;
-	int torn = 0, r;
+	uint32_t first = 0, last = 0;
+	int torn = 0, backwards = 0, r;
 	size_t n;
 
 	if ((r = dmabroker_connect(DMABROKER_BUS_SESSION, &b)) < 0)
@@ -100,13 +105,19 @@ static int reader(const char *token, int frames)
 				torn++;
 				break;
 			}
+		/* the writer's frames, in the order it wrote them: never an older one after a newer one */
+		if (k == 0)
+			first = pixels[0];
+		else if (pixels[0] < last)
+			backwards++;
 		last = pixels[0];
 		if ((r = dmabroker_buffer_cpu_end(buf, grant)) < 0)
 			return fail(b, "end", r);
 	}
-	printf("%d frames read, %d torn, last frame %" PRIu32 "\n", frames, torn, last);
+	printf("%d frames read, %d torn, %d out of order, first frame %" PRIu32 ", last frame %" PRIu32 "\n", frames,
+	       torn, backwards, first, last);
 	dmabroker_disconnect(b);
-	return torn ? 1 : 0;
+	return torn || backwards ? 1 : 0;
 }
 
 int main(int argc, char **argv)

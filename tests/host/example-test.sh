@@ -1,20 +1,40 @@
 #!/bin/sh
-# The README's example: a writer and a reader process share a buffer and
-# every frame the reader sees is whole. Run under with-daemon.py.
+# The README's example: a writer and a reader process share a buffer; every
+# frame the reader sees is whole, is one the writer wrote (every pixel of
+# frame k is k, 1 <= k <= the writer's count; the writer gives its token
+# only once frame 1 is in, so even the first read must see a written frame),
+# and none is older than the one read before it. Run under with-daemon.py.
 set -eu
 example=$1
+frames=400
 out=$(mktemp)
 trap 'rm -f "$out"; kill $writer 2>/dev/null || true' EXIT
-"$example" write 400 >"$out" &
+"$example" write $frames >"$out" &
 writer=$!
-for _ in $(seq 50); do [ -s "$out" ] && break; sleep 0.1; done
+for _ in $(seq 100); do [ -s "$out" ] && break; sleep 0.1; done
 token=$(head -n1 "$out")
-echo "1..2"
+echo "1..3"
 [ ${#token} -eq 32 ] && echo "ok 1 - the writer prints a token" || { echo "not ok 1 - token '$token'"; exit 1; }
-result=$("$example" read "$token" 200)
+rc=0
+result=$("$example" read "$token" 200) || rc=$?
 echo "# $result"
-case "$result" in
-"200 frames read, 0 torn,"*) echo "ok 2 - the reader reads 200 frames, none torn" ;;
-*) echo "not ok 2 - reader: $result"; exit 1 ;;
-esac
-wait $writer
+# "200 frames read, 0 torn, 0 out of order, first frame F, last frame L"
+line='^200 frames read, 0 torn, 0 out of order, first frame \([0-9]*\), last frame \([0-9]*\)$'
+first=$(echo "$result" | sed -n "s/$line/\\1/p")
+last=$(echo "$result" | sed -n "s/$line/\\2/p")
+if [ $rc -eq 0 ] && [ -n "$first" ] && [ -n "$last" ] && [ "$first" -ge 1 ] && [ "$first" -le "$last" ] &&
+	[ "$last" -le $frames ]; then
+	echo "ok 2 - the reader reads 200 frames, none torn, each one the writer wrote" \
+		"($first..$last of 1..$frames), in order"
+else
+	echo "not ok 2 - reader (exit $rc): $result"
+	exit 1
+fi
+rc=0
+wait $writer || rc=$?
+if [ $rc -eq 0 ]; then
+	echo "ok 3 - the writer wrote its $frames frames and exited 0"
+else
+	echo "not ok 3 - writer exit $rc"
+	exit 1
+fi

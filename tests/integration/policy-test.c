@@ -124,6 +124,52 @@ struct shared {
 	uint64_t root_buffer;
 };
 
+/*
+ * ListBuffers' ids into ids[] (at most max); the number of entries, or a negative errno when the call
+ * failed or its reply did not parse whole.
+ */
+static int list_buffer_ids(sd_bus *bus, uint64_t *ids, int max)
+{
+	sd_bus_message *reply = NULL;
+	sd_bus_error e = SD_BUS_ERROR_NULL;
+	int r, n = 0;
+
+	r = sd_bus_call_method(bus, "org.dmabroker.Broker1", "/org/dmabroker/Broker1", "org.dmabroker.Broker1",
+			       "ListBuffers", &e, &reply, "");
+	sd_bus_error_free(&e);
+	if (r < 0)
+		return r;
+	r = sd_bus_message_enter_container(reply, 'a', "(tuuutsuuuuutuuuu)");
+	while (r >= 0 && (r = sd_bus_message_enter_container(reply, 'r', "tuuutsuuuuutuuuu")) > 0) {
+		uint64_t id;
+
+		r = sd_bus_message_read(reply, "t", &id);
+		if (r >= 0)
+			r = sd_bus_message_skip(reply, "uuutsuuuuutuuuu");
+		if (r >= 0)
+			r = sd_bus_message_exit_container(reply);
+		if (r >= 0 && n < max)
+			ids[n] = id;
+		n++;
+	}
+	if (r >= 0)
+		r = sd_bus_message_exit_container(reply);
+	/* the whole body read: nothing left behind the array */
+	if (r >= 0 && !sd_bus_message_at_end(reply, true))
+		r = -EBADMSG;
+	sd_bus_message_unref(reply);
+	return r < 0 ? r : n;
+}
+
+static int count_id(const uint64_t *ids, int n, uint64_t id)
+{
+	int k = 0;
+
+	for (int i = 0; i < n; i++)
+		k += ids[i] == id;
+	return k;
+}
+
 static int child_cannot_touch(void *arg)
 {
 	const struct shared *sh = arg;
@@ -131,8 +177,8 @@ static int child_cannot_touch(void *arg)
 	sd_bus *bus = NULL;
 	sd_bus_message *reply = NULL;
 	sd_bus_error e = SD_BUS_ERROR_NULL;
-	int r, n = 0;
-	uint64_t id;
+	uint64_t ids[16], own_id = 0;
+	int r, n;
 
 	if (!b || sd_bus_open_user(&bus) < 0)
 		return 10;
@@ -147,22 +193,41 @@ static int child_cannot_touch(void *arg)
 	if (r != -EPERM)
 		return 12;
 	sd_bus_error_free(&e);
-	/* ListBuffers shows none of root's */
+	/*
+	 * ListBuffers shows none of root's. The positive control first: a buffer of its own, allocated on the
+	 * same bus connection that lists, is listed, once, and the reply parsed whole; so an empty or unreadable
+	 * list cannot pass for "root's buffer not listed".
+	 */
 	r = sd_bus_call_method(bus, "org.dmabroker.Broker1", "/org/dmabroker/Broker1", "org.dmabroker.Broker1",
-			       "ListBuffers", &e, &reply, "");
-	if (r < 0)
+			       "Allocate", &e, &reply, "uuuatua{sv}", 64u, 64u, (uint32_t)DRM_FORMAT_XRGB8888, 0,
+			       (uint32_t)(DMABROKER_USAGE_CPU_READ_FLAG | DMABROKER_USAGE_CPU_WRITE_FLAG), 0);
+	if (r < 0) {
+		tap_diag("own buffer: Allocate: %s", e.message ? e.message : strerror(-r));
 		return 13;
-	sd_bus_message_enter_container(reply, 'a', "(tuuutsuuuuutuuuu)");
-	while (sd_bus_message_enter_container(reply, 'r', "tuuutsuuuuutuuuu") > 0) {
-		sd_bus_message_read(reply, "t", &id);
-		sd_bus_message_skip(reply, "uuutsuuuuutuuuu");
-		sd_bus_message_exit_container(reply);
-		n += id == sh->root_buffer;
 	}
+	sd_bus_error_free(&e);
+	r = sd_bus_message_read(reply, "t", &own_id);
 	sd_bus_message_unref(reply);
+	if (r < 0 || own_id == 0)
+		return 13;
+	n = list_buffer_ids(bus, ids, 16);
+	if (n < 0) {
+		tap_diag("ListBuffers did not parse: %s", strerror(-n));
+		return 14;
+	}
+	if (count_id(ids, n < 16 ? n : 16, own_id) != 1) {
+		tap_diag("ListBuffers of %d entries does not list the caller's own buffer %" PRIu64, n, own_id);
+		return 15;
+	}
+	/* and nothing else: nobody holds no other buffer */
+	if (count_id(ids, n < 16 ? n : 16, sh->root_buffer) != 0 || n != 1) {
+		tap_diag("ListBuffers lists %d buffers for nobody (root's %" PRIu64 " %s)", n, sh->root_buffer,
+			 count_id(ids, n < 16 ? n : 16, sh->root_buffer) ? "among them" : "not among them");
+		return 16;
+	}
 	sd_bus_unref(bus);
 	dmabroker_disconnect(b);
-	return n == 0 ? 0 : 14;
+	return 0;
 }
 
 static bool step_own_buffers_only(void)

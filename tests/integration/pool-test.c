@@ -247,14 +247,76 @@ static bool step_bounded(void)
 	return true;
 }
 
+static uint32_t pool_buffers(void)
+{
+	sd_bus *bus = NULL;
+	uint32_t n = UINT32_MAX;
+
+	if (sd_bus_open_user(&bus) >= 0 &&
+	    sd_bus_get_property_trivial(bus, "org.dmabroker.Broker1", "/org/dmabroker/Broker1", "org.dmabroker.Broker1",
+					"PoolBuffers", NULL, 'u', &n) < 0)
+		n = UINT32_MAX;
+	sd_bus_flush_close_unref(bus);
+	return n;
+}
+
+/*
+ * Which one goes when the pool is full: the oldest. The pool holds 3 (the step before); four new buffers of
+ * root's (fresh memory, each with a pattern of its own, 1 to 4) are released in order, each release waited
+ * for: each pushes the pool's oldest out, so it ends holding 2, 3 and 4, and 1, the oldest, is gone. The
+ * next three Allocates of that size get 2, 3 and 4 back, in some order, and the fourth new zeroed memory.
+ */
+static bool step_oldest_first(void)
+{
+	struct dmabroker *b = connect_session();
+	struct dmabroker_buffer *bufs[4];
+	long got[4];
+	bool seen[5] = { false };
+	int fds0;
+
+	CHECK(b);
+	CHECK(pool_buffers() == 3);
+	for (int i = 0; i < 4; i++) {
+		CHECK((bufs[i] = alloc_buf(b, DMABROKER_ALLOC_FRESH)));
+		CHECK(contents(bufs[i], 0) == 0);
+		CHECK(contents(bufs[i], 0x10000u * (uint32_t)(i + 1)) == 0x10000 * (i + 1));
+	}
+	fds0 = baseline_take().fds; /* once it holds still */
+	for (int i = 0; i < 4; i++) {
+		dmabroker_buffer_release(bufs[i]);
+		/* its fd went to the pool, the pool's oldest was closed: one fd fewer each time */
+		CHECK(fds_become(fds0 - 1 - i));
+	}
+	CHECK(pool_buffers() == 3);
+	for (int i = 0; i < 4; i++) {
+		CHECK((bufs[i] = alloc_buf(b, 0)));
+		got[i] = contents(bufs[i], 0);
+	}
+	tap_diag("released 1, 2, 3, 4 (oldest first) into a full pool of 3; taken back: 0x%lx, 0x%lx, 0x%lx, then "
+		 "0x%lx", got[0], got[1], got[2], got[3]);
+	for (int i = 0; i < 3; i++) {
+		CHECK(got[i] > 0 && got[i] % 0x10000 == 0 && got[i] / 0x10000 >= 2 && got[i] / 0x10000 <= 4);
+		CHECK(!seen[got[i] / 0x10000]);
+		seen[got[i] / 0x10000] = true;
+	}
+	CHECK(got[3] == 0); /* 1, the oldest, was evicted: new memory */
+	CHECK(pool_buffers() == 0);
+	for (int i = 0; i < 4; i++)
+		dmabroker_buffer_release(bufs[i]);
+	dmabroker_disconnect(b);
+	return true;
+}
+
 int main(void)
 {
 	if (!daemon_pid_from_env("pool-test"))
 		return 1;
-	tap_plan(4);
+	tap_plan(5);
 	tap_step("a freed buffer comes back to the next Allocate of its size by its uid, contents and all", step_reuse);
 	tap_step("Allocate with fresh=true gets new, zeroed memory and leaves the pool alone", step_fresh);
 	tap_step("another uid never gets pooled memory, and a buffer it held is never pooled", step_other_uids);
 	tap_step("the pool keeps at most max-buffers; the oldest go", step_bounded);
+	tap_step("a full pool evicts its oldest buffer first: the newer ones come back, the oldest does not",
+		 step_oldest_first);
 	return tap_done();
 }

@@ -12,6 +12,7 @@ import queue
 import re
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 
@@ -117,21 +118,37 @@ def wait_progressing(proc, streams, stall, *others):
 
 
 def test_three_stages():
-    """camera (YUYV) -> process (grey XR24) -> display on vkms: 300 frames, each compared on screen by writeback"""
-    disp = Proc(DISPLAY + ["--device", "vkms", "--stream", "grey", "--verify", "--exit-on-end", "--input", "none"])
+    """camera (YUYV) -> process (grey) -> vkms: 300 frames, each on screen its buffer and its camera frame's grey
+
+    Each frame on screen (writeback) is compared with its buffer, and with the grey of the camera frame it came
+    from (by sequence number), computed by the display."""
+    with tempfile.TemporaryDirectory() as frames:
+        three_stages(frames)
+
+
+def three_stages(frames):
+    # the camera keeps every frame it captured (frames/frame-N.raw); the display computes the grey of frame N
+    # itself and compares the screen with it: a grey stage that computed anything else fails
+    disp = Proc(DISPLAY + ["--device", "vkms", "--stream", "grey", "--verify", "--verify-grey-of", frames,
+                           "--exit-on-end", "--input", "none"])
     proc = Proc(PROCESS + ["--input", "cam", "--output", "grey", "--mode", "fifo", "--consumers", "1", "--wait", "180"])
     cam = Proc(CAMERA + ["--stream", "cam", "--format", "YUYV", "--width", "320", "--height", "180",
-                         "--mode", "fifo", "--consumers", "1", "--frames", "300"])
+                         "--mode", "fifo", "--consumers", "1", "--frames", "300", "--save-frames", frames])
     # vivid gives 5 frames a second here, fewer on a loaded machine: no fixed budget for the 300,
     # but none may stall for 60 s
     check(wait_progressing(cam, ("cam", "grey"), 60, proc, disp) == 0, "camera failed", cam.output())
     check(proc.wait(60) == 0, "process failed", proc.output())
-    check(disp.wait(60) == 0, "display failed", disp.output())
-    print("# " + "\n# ".join(cam.lines[-2:] + proc.lines[-1:] + disp.lines[-3:]))
+    rc = disp.wait(60)
+    print("# " + "\n# ".join(cam.lines[-2:] + proc.lines[-1:] + disp.lines[-4:]))
+    check(rc == 0, "display failed", disp.output())
     check(re.search(r"camera: 300 frames", cam.output()), "camera count", cam.output())
     check(re.search(r"process: 300 frames in", proc.output()), "process count", proc.output())
+    check(len([f for f in os.listdir(frames) if f.startswith("frame-")]) == 300, "the camera saved 300 frames")
     m = disp.expect(r"writeback check: (\d+) frames identical on screen, (\d+) differ")
     check(m.group(1) == "300" and m.group(2) == "0", "every frame identical on screen", disp.output())
+    m = disp.expect(r"grey check: (\d+) frames on screen are the grey of their camera frame, (\d+) differ")
+    check(m.group(1) == "300" and m.group(2) == "0", "every frame on screen the grey of its camera frame",
+          disp.output())
     check(re.search(r"latency capture to flip: p50", disp.output()), "latency measured end to end", disp.output())
 
 
