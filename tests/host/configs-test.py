@@ -1,8 +1,12 @@
 #!/usr/bin/env python3
 """configs/: the system-bus policy enforced by a real system-type dbus-daemon
 (root owns the name, an unprivileged user may call but not own it), and
-session-bus activation through the activation file."""
+session-bus activation through the activation file. Every daemon it starts,
+the activated one included, runs under the suite's wrapper (valgrind with
+--setup valgrind) and its exit is checked: the status the step expects, no
+valgrind or sanitizer report."""
 import os
+import shlex
 import shutil
 import signal
 import socket
@@ -13,6 +17,7 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "common"))
 from taptest import run, check  # noqa: E402
+from busfixture import wrapped, exit_problem, stop_process, READY_TIMEOUT, STOP_TIMEOUT  # noqa: E402
 
 DAEMON, CTL, CONFIGS, SESSION_SERVICE = sys.argv[1:5]
 NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
@@ -67,6 +72,11 @@ def start_bus(config_text, d):
     return p, addr
 
 
+def log_of(path):
+    with open(path) as f:
+        return f.read()
+
+
 def test_system_policy():
     """system bus: root owns org.dmabroker.Broker1; nobody may call it but not own it"""
     d = tempfile.mkdtemp(prefix="dmabroker-policy.")
@@ -74,31 +84,52 @@ def test_system_policy():
     bus, addr = start_bus(SYSTEM_BUS % {"dir": d, "policy": os.path.join(CONFIGS, "org.dmabroker.Broker1.conf")}, d)
     notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     notify.bind(os.path.join(d, "notify"))
-    notify.settimeout(10)
+    notify.settimeout(READY_TIMEOUT)
     env = dict(os.environ, DBUS_SYSTEM_BUS_ADDRESS=addr)
-    daemon = subprocess.Popen([DAEMON, "--system"], env=dict(env, NOTIFY_SOCKET=os.path.join(d, "notify")),
-                              stderr=subprocess.PIPE, text=True)
+    log_path = os.path.join(d, "daemon.log")
+    log = open(log_path, "w")
+    daemon = subprocess.Popen(wrapped([DAEMON, "--system"]), env=dict(env, NOTIFY_SOCKET=os.path.join(d, "notify")),
+                              stderr=log)
     try:
-        check("READY=1" in notify.recv(4096).decode(), "daemon not ready")
-        r = subprocess.run(NOBODY + [CTL, "--system", "status"], env=env, capture_output=True, text=True, timeout=10)
+        try:
+            ready = "READY=1" in notify.recv(4096).decode()
+        except socket.timeout:
+            ready = False
+        check(ready, "daemon not ready", log_of(log_path))
+        r = subprocess.run(NOBODY + [CTL, "--system", "status"], env=env, capture_output=True, text=True, timeout=60)
         check(r.returncode == 0 and "clients:" in r.stdout, "nobody cannot call the broker", r.stdout, r.stderr)
         r = subprocess.run(NOBODY + [CTL, "--system", "alloc", "64x64", "XRGB8888"], env=env, capture_output=True,
-                           text=True, timeout=10)
+                           text=True, timeout=60)
         check(r.returncode == 0 and "buffer" in r.stdout, "nobody cannot allocate", r.stdout, r.stderr)
-        r = subprocess.run(NOBODY + [DAEMON, "--system"], env=env, capture_output=True, text=True, timeout=10)
-        check(r.returncode == 1 and "cannot own the name" in r.stderr, "nobody owned the name", r.stderr)
+        # a second daemon, as nobody: refused the name, and it exits cleanly too
+        r = subprocess.run(NOBODY + wrapped([DAEMON, "--system"]), env=env, capture_output=True, text=True,
+                           timeout=READY_TIMEOUT)
+        check(r.returncode == 1 and "cannot own the name" in r.stderr, "nobody owned the name", r.returncode, r.stderr)
+        second = exit_problem(r.returncode, r.stderr, 1)
+        check(not second, "the refused daemon: " + str(second), r.stderr)
         r = subprocess.run(NOBODY + ["dbus-send", "--system", "--print-reply", "--dest=org.dmabroker.Broker1",
                                      "/org/dmabroker/Broker1", "org.freedesktop.DBus.Properties.Set",
                                      "string:org.dmabroker.Broker1", "string:Version", "variant:string:x"],
-                           env=env, capture_output=True, text=True, timeout=10)
+                           env=env, capture_output=True, text=True, timeout=60)
         check(r.returncode != 0 and "AccessDenied" in r.stderr, "Properties.Set was not denied", r.stderr)
     finally:
-        daemon.send_signal(signal.SIGTERM)
-        code = daemon.wait(10)
+        code = stop_process(daemon, signal.SIGTERM)
+        log.close()
+        text = log_of(log_path)
+        problem = "not stopped %.0f s after SIGTERM" % STOP_TIMEOUT if code is None else exit_problem(code, text)
+        notify.close()
         bus.terminate()
         bus.wait(5)
         shutil.rmtree(d)
-    check(code == 0, "daemon exit status %r" % code)
+    check(not problem, "the daemon did not stop cleanly: %s" % problem, text)
+
+
+# The activated daemon, under the suite's wrapper: its stderr goes to
+# daemon.log and its exit status to ./status when it ends.
+ACTIVATED = """#!/bin/sh
+%(cmd)s "$@" 2>>%(dir)s/daemon.log
+echo $? >%(dir)s/status.tmp && mv %(dir)s/status.tmp %(dir)s/status
+"""
 
 
 def test_session_activation():
@@ -109,26 +140,48 @@ def test_session_activation():
         text = f.read()
     exec_line = [line for line in text.splitlines() if line.startswith("Exec=")]
     check(exec_line and exec_line[0].endswith("dmabrokerd --session"), "Exec line", text)
-    # The installed file points at the installed daemon; test with the built one.
+    # The installed file points at the installed daemon; test with the built one, through a script that records
+    # how it ended (the bus, not this test, is its parent).
+    script = os.path.join(d, "activate-dmabrokerd")
+    with open(script, "w") as f:
+        f.write(ACTIVATED % {"cmd": " ".join(shlex.quote(a) for a in wrapped([DAEMON])), "dir": shlex.quote(d)})
+    os.chmod(script, 0o755)
     with open(os.path.join(d, "services", "org.dmabroker.Broker1.service"), "w") as f:
-        f.write(text.replace(exec_line[0], "Exec=%s --session" % DAEMON))
+        f.write(text.replace(exec_line[0], "Exec=%s --session" % script))
     bus, addr = start_bus(SESSION_BUS % {"dir": d}, d)
     env = dict(os.environ, DBUS_SESSION_BUS_ADDRESS=addr)
+    status_path, log_path = os.path.join(d, "status"), os.path.join(d, "daemon.log")
+    pid = None
     try:
         t0 = time.monotonic()
-        r = subprocess.run([CTL, "--session", "status"], env=env, capture_output=True, text=True, timeout=20)
+        r = subprocess.run([CTL, "--session", "status"], env=env, capture_output=True, text=True,
+                           timeout=READY_TIMEOUT)
         check(r.returncode == 0 and "dmabrokerd" in r.stdout, "activation failed", r.stdout, r.stderr)
-        pid = subprocess.run(["dbus-send", "--session", "--print-reply=literal", "--dest=org.freedesktop.DBus",
+        out = subprocess.run(["dbus-send", "--session", "--print-reply=literal", "--dest=org.freedesktop.DBus",
                               "/org/freedesktop/DBus", "org.freedesktop.DBus.GetConnectionUnixProcessID",
                               "string:org.dmabroker.Broker1"], env=env, capture_output=True, text=True).stdout
-        pid = int(pid.split()[-1])
-        check(os.readlink("/proc/%d/exe" % pid) == os.path.realpath(DAEMON), "not our daemon")
+        pid = int(out.split()[-1])
         print("# activated in %.2f s as pid %d" % (time.monotonic() - t0, pid))
-        os.kill(pid, signal.SIGTERM)
+        with open("/proc/%d/cmdline" % pid, "rb") as f:
+            argv = f.read().decode().split("\0")
+        check(DAEMON in argv and "--session" in argv, "not our daemon", argv)
     finally:
+        # stop it and see how it ended
+        if pid is not None:
+            os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + STOP_TIMEOUT
+        while pid is not None and not os.path.exists(status_path) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        code = int(log_of(status_path)) if os.path.exists(status_path) else None
+        log = log_of(log_path) if os.path.exists(log_path) else ""
+        if pid is not None and code is None:
+            os.kill(pid, signal.SIGKILL)
         bus.terminate()
         bus.wait(5)
         shutil.rmtree(d)
+    # the shell reports a death by signal N as 128 + N
+    problem = exit_problem(-(code - 128) if code is not None and code > 128 else code, log)
+    check(not problem, "the activated daemon did not stop cleanly: %s" % problem, log)
 
 
 run([test_system_policy, test_session_activation])

@@ -1,6 +1,8 @@
 #!/usr/bin/env python3
 """dmabrokerd start-up, readiness, name ownership and clean shutdown, on a
-private dbus-daemon."""
+private dbus-daemon. Every daemon it starts runs under the suite's wrapper
+(valgrind with --setup valgrind) and its exit is checked: the status the
+step expects and no valgrind or sanitizer report."""
 import os
 import signal
 import subprocess
@@ -8,10 +10,18 @@ import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "common"))
 from taptest import run, check  # noqa: E402
-from busfixture import PrivateBus, Daemon  # noqa: E402
+from busfixture import PrivateBus, Daemon, wrapped, exit_problem, READY_TIMEOUT  # noqa: E402
 
 EXE = sys.argv[1]
 bus = PrivateBus()
+
+
+def daemon(*args, status, env=None):
+    """runs dmabrokerd with args to its end; fails unless it exits with status, cleanly"""
+    r = subprocess.run(wrapped([EXE, *args]), env=env, capture_output=True, text=True, timeout=READY_TIMEOUT)
+    problem = exit_problem(r.returncode, r.stderr, status)
+    check(not problem, "dmabrokerd %s: %s" % (" ".join(args), problem), r.stdout, r.stderr)
+    return r
 
 
 def get_version():
@@ -19,7 +29,7 @@ def get_version():
         ["dbus-send", "--print-reply=literal", "--dest=org.dmabroker.Broker1",
          "/org/dmabroker/Broker1", "org.freedesktop.DBus.Properties.Get",
          "string:org.dmabroker.Broker1", "string:Version"],
-        env=bus.env(), capture_output=True, text=True, timeout=10)
+        env=bus.env(), capture_output=True, text=True, timeout=60)
 
 
 def test_ready_and_version():
@@ -29,7 +39,7 @@ def test_ready_and_version():
         check(d.ready, "no READY=1", d.log())
         r = get_version()
         check(r.returncode == 0, "Get Version failed", r.stderr)
-        out = subprocess.run([EXE, "--version"], capture_output=True, text=True).stdout.split()[-1]
+        out = daemon("--version", status=0).stdout.split()[-1]
         check(r.stdout.split()[-1] == out, "version mismatch", r.stdout, out)
         code = d.stop(signal.SIGTERM)
         check(code == 0, "SIGTERM exit status %r" % code, d.log())
@@ -55,8 +65,7 @@ def test_second_instance():
     d = Daemon(EXE, bus)
     try:
         check(d.ready, "no READY=1", d.log())
-        r = subprocess.run([EXE, "--session"], env=bus.env(), capture_output=True, text=True, timeout=10)
-        check(r.returncode == 1, "exit status %d" % r.returncode, r.stderr)
+        r = daemon("--session", env=bus.env(), status=1)
         check("another dmabrokerd runs" in r.stderr, "unclear error", r.stderr)
         check(get_version().returncode == 0, "first daemon disturbed")
     finally:
@@ -65,18 +74,17 @@ def test_second_instance():
 
 def test_no_bus():
     """with no bus to connect to it exits 1 and names the bus"""
-    r = subprocess.run([EXE, "--session"], capture_output=True, text=True, timeout=10,
-                       env=dict(os.environ, DBUS_SESSION_BUS_ADDRESS="unix:path=/nonexistent/bus"))
-    check(r.returncode == 1 and "cannot connect to the session bus" in r.stderr, "bad failure", r.returncode, r.stderr)
+    r = daemon("--session", env=dict(os.environ, DBUS_SESSION_BUS_ADDRESS="unix:path=/nonexistent/bus"), status=1)
+    check("cannot connect to the session bus" in r.stderr, "bad failure", r.stderr)
 
 
 def test_usage():
     """--help documents the options; bad usage exits 2 with a hint"""
-    r = subprocess.run([EXE, "--help"], capture_output=True, text=True)
-    check(r.returncode == 0 and "--session" in r.stdout and "--log-level" in r.stdout, "help", r.stdout)
+    r = daemon("--help", status=0)
+    check("--session" in r.stdout and "--log-level" in r.stdout, "help", r.stdout)
     for args, what in ((["--bogus"], "--help"), (["--log-level=loud"], "unknown log level"), (["extra"], "unexpected argument")):
-        r = subprocess.run([EXE, *args], capture_output=True, text=True)
-        check(r.returncode == 2 and what in r.stderr, "args %r" % args, r.returncode, r.stderr)
+        r = daemon(*args, status=2)
+        check(what in r.stderr, "args %r" % args, r.stderr)
 
 
 def test_bad_config():
@@ -85,14 +93,11 @@ def test_bad_config():
     with tempfile.NamedTemporaryFile("w", suffix=".conf") as f:
         f.write("[limits]\nmax-clients = 4\nfrobnicate = yes\n")
         f.flush()
-        r = subprocess.run([EXE, "--session", "--config", f.name], env=bus.env(), capture_output=True,
-                           text=True, timeout=10)
-        check(r.returncode == 1, "status %d" % r.returncode, r.stderr)
+        r = daemon("--session", "--config", f.name, env=bus.env(), status=1)
         check("%s:3: unknown key 'frobnicate' in section [limits]" % f.name in r.stderr, "message", r.stderr)
         check("not starting" in r.stderr, "message", r.stderr)
-    r = subprocess.run([EXE, "--session", "--config", "/nonexistent/x.conf"], env=bus.env(), capture_output=True,
-                       text=True, timeout=10)
-    check(r.returncode == 1 and "/nonexistent/x.conf: cannot open" in r.stderr, "missing file", r.stderr)
+    r = daemon("--session", "--config", "/nonexistent/x.conf", env=bus.env(), status=1)
+    check("/nonexistent/x.conf: cannot open" in r.stderr, "missing file", r.stderr)
     check(get_version().returncode != 0, "a daemon started anyway")
 
 

@@ -43,8 +43,9 @@ def live_introspection():
         check(d.ready, "daemon not ready", d.log())
         r = subprocess.run(["dbus-send", "--print-reply=literal", "--dest=" + IFACE, "/org/dmabroker/Broker1",
                             "org.freedesktop.DBus.Introspectable.Introspect"],
-                           env=bus.env(), capture_output=True, text=True, timeout=10)
+                           env=bus.env(), capture_output=True, text=True, timeout=60)
         check(r.returncode == 0, "Introspect failed", r.stderr)
+        d.close()  # stops it and fails unless it exits cleanly (status 0, no valgrind or sanitizer report)
         return r.stdout.strip()
     finally:
         d.close()
