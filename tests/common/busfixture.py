@@ -11,6 +11,7 @@ import tempfile
 import time
 
 
+# The same options as tests/common/maybe-valgrind.sh (the unit tests').
 VALGRIND = ["valgrind", "--quiet", "--leak-check=full", "--show-leak-kinds=definite,indirect",
             "--errors-for-leak-kinds=definite,indirect", "--error-exitcode=99"]
 # valgrind's status when it found an error or a leak (--error-exitcode)
@@ -48,6 +49,15 @@ def wrapped(cmd):
     except OSError:
         native = False
     return VALGRIND + list(cmd) if native else list(cmd)
+
+
+def sanitized(exe):
+    """whether exe was built with AddressSanitizer (the ASan build of ./run test)"""
+    try:
+        with open(exe, "rb") as f:
+            return b"__asan_init" in f.read()
+    except OSError:
+        return False
 
 
 # What valgrind, ASan, LeakSanitizer and UBSan write when they find

@@ -30,17 +30,25 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "common"))
 from taptest import run, check  # noqa: E402
-from busfixture import PrivateBus, wrapped  # noqa: E402
+from busfixture import PrivateBus, wrapped, sanitized, exit_problem, stop_process, READY_TIMEOUT  # noqa: E402
 
 DAEMON, CLIENT = sys.argv[1:3]
 BACKEND = sys.argv[3] if len(sys.argv) > 3 else None
 VALGRIND = os.environ.get("DMABROKER_VALGRIND") == "1"
-# Short, so the test sees an orphan go; long enough for the checks before it
-# ends under valgrind or in the test bed (TCG, and ASan there: seconds per step).
+ASAN = sanitized(DAEMON)
 IN_VM = "DMABROKER_VM_CTL_PORT" in os.environ
-GRACE = 30 if IN_VM else 20 if VALGRIND else 8
-# The second restart's grace: long enough for several clients to act in it.
-GRACE2 = 2 * GRACE
+# restore-grace after the first restart: the clients reconnect and reclaim,
+# and the refused reclaims run, before it ends (each step checks it did:
+# in_grace()); the test then waits for its end to see the orphan go. Sized
+# for a 2-core machine loaded with TCG VMs, 7x and more what those steps
+# took on one: 0.2 s on the host, 1 s with ASan, 4 s under valgrind, 8 s in
+# the test bed (TCG) and 13 s there with ASan.
+GRACE = (90 if ASAN else 60) if IN_VM else 40 if VALGRIND else 20 if ASAN else 10
+# The second restart's: fewer steps in it (0.2 s on the host, 3 s under
+# valgrind, 4 s in the test bed).
+GRACE2 = max(10, GRACE // 2)
+# A bound on a wait for the daemon's or a client's next state: only a hang takes this long.
+HANG = 180 if VALGRIND or IN_VM else 60
 NOBODY = 65534
 # More fd-store messages than a unix datagram socket queues
 # (net.unix.max_dgram_qlen, 10 by default in a fresh network namespace; the
@@ -123,6 +131,7 @@ class FdStore:
                     pass
 
         self.ready = False
+        self.started = time.monotonic()
         # LISTEN_PID names the daemon's process: the shell's $$, kept by its exec
         argv = ["/bin/sh", "-c", 'LISTEN_PID=$$ exec "$0" "$@"'] + wrapped(
             [DAEMON, "--session", "--fd-store", "--config", self.config, "--log-level", "debug"])
@@ -130,16 +139,35 @@ class FdStore:
             argv = argv[3:]
         self.log = open(os.path.join(self.dir, "daemon.log"), "a")
         proc = subprocess.Popen(argv, env=env, preexec_fn=child_setup, close_fds=False, stderr=self.log)
-        deadline = time.monotonic() + (90 if VALGRIND else 20)
+        deadline = time.monotonic() + READY_TIMEOUT
         while not self.ready and time.monotonic() < deadline and proc.poll() is None:
             self.pump(0.1)
         check(self.ready, "the daemon did not become ready", proc.poll(), self.daemon_log())
         return proc
 
-    def daemon_log(self):
+    def pump_until(self, cond, timeout=None):
+        """pumps until cond() holds or timeout (default HANG) passed"""
+        deadline = time.monotonic() + (HANG if timeout is None else timeout)
+        while not cond() and time.monotonic() < deadline:
+            self.pump(0.1)
+
+    def in_grace(self, grace, what):
+        """fails unless the daemon started less than grace seconds ago: what was checked was checked in its
+        restore-grace (else the machine is too slow for GRACE, and the checks prove nothing)"""
+        took = time.monotonic() - self.started
+        print("# %s: %.1f s into the %d s restore-grace" % (what, took, grace))
+        check(took < grace, "%s took %.1f s from the daemon's start: past its %d s restore-grace" % (what, took, grace))
+
+    def stop(self, proc):
+        """SIGTERM, and the daemon's exit checked: status 0, no valgrind or sanitizer report"""
+        code = stop_process(proc, signal.SIGTERM)
+        problem = exit_problem(code, self.daemon_log(full=True))
+        check(not problem, "the daemon did not stop cleanly: %s" % problem, self.daemon_log())
+
+    def daemon_log(self, full=False):
         self.log.flush()
         with open(self.log.name) as f:
-            return f.read()[-3000:]
+            return f.read() if full else f.read()[-3000:]
 
     def buffer_names(self):
         return sorted(n for n in self.store if n.startswith("dmabroker.b"))
@@ -194,6 +222,11 @@ def buffers_property(bus):
 STATE = {}
 
 
+def needs_daemon():
+    """a step starts with the daemon running; when an earlier step left none, it fails at once (not after a wait)"""
+    check("daemon" in STATE and STATE["daemon"].poll() is None, "no daemon running (an earlier step failed)")
+
+
 def test_store_fills():
     """every buffer the daemon holds is in the fd store, named after its id and layout"""
     bus = PrivateBus(any_user=True)
@@ -206,8 +239,7 @@ def test_store_fills():
     check(line and line[0] == "ready", "the client did not get ready", line)
     ids = line[1:]
     STATE["ids"] = ids
-    time.sleep(0.2)
-    store.pump()
+    store.pump_until(lambda: len(store.buffer_names()) >= 4)
     names = store.buffer_names()
     print("# stored: " + ", ".join(names))
     check(len(names) == 4, "4 buffers in the store", names)
@@ -220,6 +252,7 @@ def test_store_fills():
 
 def test_restart_reclaim():
     """the daemon is SIGKILLed and restarted with the store: the clients reconnect and reclaim their buffers by themselves, contents intact; a stream ends (StreamEnded) and is made again"""
+    needs_daemon()
     bus, store, client = STATE["bus"], STATE["store"], STATE["client"]
     STATE["daemon"].send_signal(signal.SIGKILL)
     STATE["daemon"].wait(10)
@@ -237,23 +270,27 @@ def test_restart_reclaim():
     print("# " + line)
     check(line.startswith("stream ended by the restart and made again; reclaimed and used"),
           "the client saw its stream end, made it again and used its buffers again", line, store.daemon_log())
+    store.in_grace(GRACE, "reclaimed")
 
 
 def test_forged_reclaim():
     """a reclaim that shows another file under a restored id (a memfd, /dev/null, a pipe) or an unknown id is refused with NotReclaimable"""
-    bus = STATE["bus"]
+    needs_daemon()
+    bus, store = STATE["bus"], STATE["store"]
     orphan = STATE["ids"][3]
     check(buffers_property(bus) == 5, "3 reclaimed + 1 new + the orphan until the grace ends", buffers_property(bus))
-    out = subprocess.run([CLIENT, "forge", orphan], env=bus.env(), capture_output=True, text=True, timeout=30)
+    out = subprocess.run([CLIENT, "forge", orphan], env=bus.env(), capture_output=True, text=True, timeout=HANG)
     check(out.returncode == 0, "every forged Reclaim got a reply", out.stdout, out.stderr)
     check(out.stdout.split() == ["memfd", "NotReclaimable", "null", "NotReclaimable", "pipe", "NotReclaimable",
                                  "unknown", "NotReclaimable"], "each refused by name", out.stdout)
     check(buffers_property(bus) == 5, "the orphan is still waiting", buffers_property(bus))
     check(STATE["daemon"].poll() is None, "the daemon is alive")
+    store.in_grace(GRACE, "forged reclaims refused")
 
 
 def test_reclaim_rules():
     """the real fd is not enough: Reclaim is refused for a uid that did not hold the buffer, for an O_PATH fd, and for a buffer that was not restored"""
+    needs_daemon()
     bus, store = STATE["bus"], STATE["store"]
     orphan = STATE["ids"][3]
     store.pump(0.2)
@@ -272,19 +309,20 @@ def test_reclaim_rules():
     check(got == "error NotReclaimable", "a buffer that was not restored", got)
     # that the orphan was taken by nobody shows when the grace ends: it is released (test_grace)
     check(STATE["daemon"].poll() is None, "the daemon is alive")
+    store.in_grace(GRACE, "reclaims refused by the rules")
 
 
 def test_grace():
     """a buffer whose client left while the daemon was down is released when restore-grace ends"""
+    needs_daemon()
     bus, store = STATE["bus"], STATE["store"]
-    deadline = time.monotonic() + GRACE + 15
+    deadline = store.started + GRACE + HANG
     while time.monotonic() < deadline and buffers_property(bus) != 4:
         time.sleep(0.2)
     check(buffers_property(bus) == 4, "the orphan was released", buffers_property(bus))
-    store.pump(0.2)
     orphan = STATE["ids"][3]
-    check(not any(n.startswith("dmabroker.b.%s." % orphan) for n in store.buffer_names()),
-          "the orphan left the store", store.buffer_names())
+    store.pump_until(lambda: not buffer_stored(store, orphan))
+    check(not buffer_stored(store, orphan), "the orphan left the store", store.buffer_names())
     check("buffers nobody reclaimed were released" in store.daemon_log(), "the daemon says so", store.daemon_log())
     first = STATE["ids"][0]
     got = reclaim(first, store.fd_of(first))
@@ -293,79 +331,81 @@ def test_grace():
 
 def test_sigterm_restart():
     """the daemon is stopped with SIGTERM (systemctl restart) and started again: the store is left as it was, every buffer comes back, including one shared with another uid, which that uid reclaims"""
+    needs_daemon()
     bus, store = STATE["bus"], STATE["store"]
     sharer = client("share")
     STATE["sharer"] = sharer
-    line = read_line(sharer, 60).split()
+    line = read_line(sharer, HANG).split()
     check(line and line[0] == "shared", "the sharing client did not get ready", line)
     x1, x2, t1, t2 = line[1:5]
     STATE["shared"] = (x1, x2)
-    opener = client("open", t1, t2, user=NOBODY)
-    line = read_line(opener, 60).split()
+    opener = STATE["opener"] = client("open", t1, t2, user=NOBODY)
+    line = read_line(opener, HANG).split()
     check(line == ["opened", x1, x2], "another uid opened both", line)
-    store.pump(0.2)
+    store.pump_until(lambda: len(store.buffer_names()) >= 6)
     before = store.buffer_names()
     check(len(before) == 6, "4 + 2 buffers stored", before)
-    STATE["daemon"].send_signal(signal.SIGTERM)
-    check(STATE["daemon"].wait(60) == 0, "the daemon stopped cleanly", store.daemon_log())
+    store.stop(STATE["daemon"])
     store.pump(0.2)
     check(store.buffer_names() == before, "a stopping daemon leaves the store as it is", before, store.buffer_names())
     tell(opener, "bye")  # the other uid goes while the daemon is down: it never reclaims
-    check(opener.wait(20) == 0, "the opener ended")
+    check(opener.wait(HANG) == 0, "the opener ended")
     store.write_config(GRACE2)
     STATE["daemon"] = store.start(bus)
     check(buffers_property(bus) == 6, "6 buffers restored", buffers_property(bus))
     tell(STATE["client"], "again")
-    line = read_line(STATE["client"], 60)
+    line = read_line(STATE["client"], HANG)
     print("# " + line)
     check(line.startswith("again: reclaimed and used"), "the client used its buffers again", line, store.daemon_log())
     got = reclaim(x1, store.fd_of(x1), user=NOBODY)
     check(got == "reclaimed 1", "the other uid that held it reclaims the shared buffer", got, store.daemon_log())
+    store.in_grace(GRACE2, "reclaimed after the SIGTERM restart")
 
 
 def test_no_pool_survives():
     """a buffer another uid held is still never pooled after the restart: its owner lets go, the grace ends, and the owner's next Allocate gets fresh memory"""
+    needs_daemon()
     bus, store, sharer = STATE["bus"], STATE["store"], STATE["sharer"]
     tell(sharer, "release")
-    line = read_line(sharer, 60)
+    line = read_line(sharer, HANG)
     check(line == "released", "the owner reclaimed and released the second shared buffer", line)
+    store.in_grace(GRACE2, "the owner's reclaim")
     x2 = STATE["shared"][1]
-    deadline = time.monotonic() + GRACE2 + 15
+    deadline = store.started + GRACE2 + HANG
     while time.monotonic() < deadline and buffer_stored(store, x2):
         time.sleep(0.2)
         store.pump()
     check(not buffer_stored(store, x2), "the second shared buffer went at the end of the grace", store.buffer_names())
     tell(sharer, "alloc")
-    line = read_line(sharer, 60)
+    line = read_line(sharer, HANG)
     check(line == "pooled different", "the owner's next Allocate did not get memory another uid may still map",
           line)
     tell(sharer, "end")
-    check(sharer.wait(20) == 0, "the sharing client ended")
+    check(sharer.wait(HANG) == 0, "the sharing client ended")
 
 
 def test_notify_not_blocking():
     """while the service manager does not read its notify socket, the daemon still answers every call; the fd-store messages arrive later, all and in order"""
+    needs_daemon()
     bus, store = STATE["bus"], STATE["store"]
     with open("/proc/sys/net/unix/max_dgram_qlen") as f:
         qlen = int(f.read())
     check(qlen < BURST, "a burst of %d fills the notify socket (max_dgram_qlen %d)" % (BURST, qlen))
     store.pump(0.2)
     added = len(store.added)
-    burster = client("burst", BURST)
+    burster = STATE["burster"] = client("burst", BURST)
     # no pump from here: the notify socket fills up
-    line = read_line(burster, 90)
+    line = read_line(burster, HANG)
     check(line == "allocated %d" % BURST, "every Allocate answered while the notify socket was full", line,
           store.daemon_log())
     check(buffers_property(bus) >= BURST, "and a property read", buffers_property(bus))
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and len(store.added) < added + BURST:
-        store.pump(0.1)
+    store.pump_until(lambda: len(store.added) >= added + BURST)
     new = store.added[added:]
     ids = [int(n.split(".")[2]) for n in new]
     check(len(new) == BURST, "every buffer reached the store", new)
     check(ids == sorted(ids), "in order", ids)
     tell(burster, "end")
-    check(burster.wait(30) == 0, "the burst client ended")
+    check(burster.wait(HANG) == 0, "the burst client ended")
 
 
 def buffer_stored(store, buffer_id):
@@ -374,27 +414,42 @@ def buffer_stored(store, buffer_id):
 
 def test_clean_stop():
     """the store holds exactly the live buffers; the client ends and the daemon stops cleanly with an empty store"""
+    needs_daemon()
     bus, store, client, daemon = STATE["bus"], STATE["store"], STATE["client"], STATE["daemon"]
-    store.pump(0.2)
     # the other clients are gone: only the first client's 4 remain
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + HANG
     while time.monotonic() < deadline and buffers_property(bus) != 4:
         time.sleep(0.1)
-    store.pump(0.2)
+    store.pump_until(lambda: len(store.buffer_names()) <= 4)
     check(len(store.buffer_names()) == 4, "4 live buffers stored", store.buffer_names())
     client.stdin.write("end\n")
     client.stdin.flush()
-    check(client.wait(20) == 0, "the client failed")
-    deadline = time.monotonic() + 10
+    check(client.wait(HANG) == 0, "the client failed")
+    deadline = time.monotonic() + HANG
     while time.monotonic() < deadline and buffers_property(bus) != 0:
         time.sleep(0.1)
-    store.pump(0.2)
+    store.pump_until(lambda: store.buffer_names() == [])
     check(store.buffer_names() == [], "released buffers leave the store", store.buffer_names())
-    daemon.send_signal(signal.SIGTERM)
-    check(daemon.wait(60) == 0, "the daemon did not stop cleanly", store.daemon_log())
-    store.close()
-    bus.close()
+    store.stop(daemon)
 
 
-run([test_store_fills, test_restart_reclaim, test_forged_reclaim, test_reclaim_rules, test_grace,
-     test_sigterm_restart, test_no_pool_survives, test_notify_not_blocking, test_clean_stop])
+def cleanup():
+    """after a failed step: whatever still runs is stopped, so that nothing outlives the test (a left dbus-daemon
+    holds meson's pipe: the run would hang until its timeout)"""
+    for key in ("client", "sharer", "opener", "burster"):
+        if key in STATE and STATE[key].poll() is None:
+            STATE[key].kill()
+            STATE[key].wait()
+    if "daemon" in STATE and STATE["daemon"].poll() is None:
+        stop_process(STATE["daemon"], signal.SIGTERM)
+    if "store" in STATE:
+        STATE["store"].close()
+    if "bus" in STATE:
+        STATE["bus"].close()
+
+
+try:
+    run([test_store_fills, test_restart_reclaim, test_forged_reclaim, test_reclaim_rules, test_grace,
+         test_sigterm_restart, test_no_pool_survives, test_notify_not_blocking, test_clean_stop])
+finally:
+    cleanup()
