@@ -64,7 +64,8 @@ def sanitized(exe):
 # something, whatever the exit status (UBSan goes on without halt_on_error).
 REPORT = re.compile(r"ERROR: (Address|Leak|Memory|Thread)Sanitizer|runtime error: |"
                     r"SUMMARY: \w+Sanitizer|==\d+== (Invalid|Conditional jump|Syscall param|Mismatched|"
-                    r"Source and destination overlap|\d[\d,]* bytes in \d[\d,]* blocks are (definitely|indirectly) lost)")
+                    r"Source and destination overlap|"
+                    r"\d[\d,]* bytes in \d[\d,]* blocks are (definitely|indirectly) lost)")
 
 
 def exit_problem(code, log, expected=0):

@@ -233,9 +233,10 @@ def test_store_fills():
     store = FdStore()
     STATE.update(bus=bus, store=store)
     STATE["daemon"] = store.start(bus)
-    client = subprocess.Popen([CLIENT] + (["--backend", BACKEND] if BACKEND else []), env=bus.env(), stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    client = subprocess.Popen([CLIENT] + (["--backend", BACKEND] if BACKEND else []), env=bus.env(),
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     STATE["client"] = client
-    line = client.stdout.readline().split()
+    line = read_line(client, HANG).split()
     check(line and line[0] == "ready", "the client did not get ready", line)
     ids = line[1:]
     STATE["ids"] = ids
@@ -259,14 +260,14 @@ def test_restart_reclaim():
     store.pump(0.2)
     client.stdin.write("down\n")
     client.stdin.flush()
-    check(client.stdout.readline().strip() == "child gone", "the short-lived client left during the downtime")
+    check(read_line(client, HANG) == "child gone", "the short-lived client left during the downtime")
     check(len(store.buffer_names()) == 4, "the store kept all 4 while the daemon was down", store.buffer_names())
     daemon = store.start(bus)
     STATE["daemon"] = daemon
     check(buffers_property(bus) == 4, "4 buffers restored", buffers_property(bus))
     client.stdin.write("go\n")
     client.stdin.flush()
-    line = client.stdout.readline().strip()
+    line = read_line(client, HANG)
     print("# " + line)
     check(line.startswith("stream ended by the restart and made again; reclaimed and used"),
           "the client saw its stream end, made it again and used its buffers again", line, store.daemon_log())
