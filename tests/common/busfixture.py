@@ -144,8 +144,7 @@ class PrivateBus:
         return e
 
     def close(self):
-        self.proc.terminate()
-        self.proc.wait(5)
+        stop_process(self.proc, signal.SIGTERM, 60)
         if self.config:
             os.unlink(self.config)
 
@@ -166,6 +165,7 @@ class Daemon:
         self.stderr = open(self.stderr_path, "w+")
         self.closed = False
         self.killed = False
+        self.notes = []  # the fixture's own lines, after the daemon's in log()
         self.proc = subprocess.Popen(wrapped([exe, *args]), env=bus.env(NOTIFY_SOCKET=self.notify_path),
                                      stdout=subprocess.DEVNULL, stderr=self.stderr)
         self.notify.settimeout(0.1)
@@ -181,13 +181,12 @@ class Daemon:
                     break
         self.ready_seconds = time.monotonic() - t0
         if not self.ready:
-            self.stderr.write("busfixture: no READY=1 after %.1f s (limit %.0f s), status %r\n"
+            self.notes.append("busfixture: no READY=1 after %.1f s (limit %.0f s), status %r\n"
                               % (self.ready_seconds, timeout, self.proc.poll()))
 
     def log(self):
-        self.stderr.flush()
         with open(self.stderr_path) as f:
-            return f.read()
+            return f.read() + "".join(self.notes)
 
     def stop(self, sig=signal.SIGTERM, timeout=None):
         """Sends sig (if it still runs) and returns its exit status; None
@@ -196,7 +195,7 @@ class Daemon:
         code = stop_process(self.proc, sig, timeout)
         if code is None:
             self.killed = True
-            self.stderr.write("busfixture: no exit %.0f s after %s: SIGKILLed\n"
+            self.notes.append("busfixture: no exit %.0f s after %s: SIGKILLed\n"
                               % (STOP_TIMEOUT if timeout is None else timeout, signal.Signals(sig).name))
         return code
 
