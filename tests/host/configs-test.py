@@ -104,7 +104,7 @@ def test_system_policy():
         # a second daemon, as nobody: refused the name, and it exits cleanly too
         r = subprocess.run(NOBODY + wrapped([DAEMON, "--system"]), env=env, capture_output=True, text=True,
                            timeout=READY_TIMEOUT)
-        check(r.returncode == 1 and "cannot own the name" in r.stderr, "nobody owned the name", r.returncode, r.stderr)
+        check("cannot own the name" in r.stderr, "nobody owned the name", r.returncode, r.stderr)
         second = exit_problem(r.returncode, r.stderr, 1)
         check(not second, "the refused daemon: " + str(second), r.stderr)
         r = subprocess.run(NOBODY + ["dbus-send", "--system", "--print-reply", "--dest=org.dmabroker.Broker1",
