@@ -224,6 +224,22 @@ static bool step_import_host(void)
 	CHECK(call_refused(bus, import_call(bus, fd, 64, 64, DRM_FORMAT_XRGB8888, DRM_FORMAT_MOD_LINEAR, 1, CPU_RW),
 			   ERR("NotADmaBuf"), "a regular file"));
 	CHECK(call_refused(bus, import_call(bus, fd, 0, 64, 0x20202020, 7, 3, 1u << 30), ERR("NotADmaBuf"), NULL));
+	/* every other kind of fd named as what it is */
+	{
+		int sv[2] = { -1, -1 }, null = open("/dev/null", O_RDWR | O_CLOEXEC);
+		int dir = open("/tmp", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		CHECK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == 0 && null >= 0 && dir >= 0);
+		CHECK(call_refused(bus, import_call(bus, sv[0], 64, 64, DRM_FORMAT_XRGB8888, DRM_FORMAT_MOD_LINEAR, 1,
+						    CPU_RW), ERR("NotADmaBuf"), "a socket"));
+		CHECK(call_refused(bus, import_call(bus, null, 64, 64, DRM_FORMAT_XRGB8888, DRM_FORMAT_MOD_LINEAR, 1,
+						    CPU_RW), ERR("NotADmaBuf"), "a character device"));
+		CHECK(call_refused(bus, import_call(bus, dir, 64, 64, DRM_FORMAT_XRGB8888, DRM_FORMAT_MOD_LINEAR, 1,
+						    CPU_RW), ERR("NotADmaBuf"), "a directory"));
+		close(sv[0]);
+		close(sv[1]);
+		close(null);
+		close(dir);
+	}
 	close(fd);
 	sd_bus_flush_close_unref(bus);
 	dmabroker_disconnect(b);
@@ -646,7 +662,8 @@ int main(int argc, char **argv)
 		return 2;
 	tap_plan(dmabuf ? 9 : 8);
 	tap_step("Allocate with 65 modifiers: InvalidArgument (64: allocated)", step_allocate_modifiers);
-	tap_step("Import of 4 or 5 planes: InvalidArgument; of a memfd: NotADmaBuf, before its other faults",
+	tap_step("Import of 4 or 5 planes: InvalidArgument; of a memfd, a socket, a character device, a directory: "
+		 "NotADmaBuf naming what it is, before its other faults",
 		 step_import_host);
 	if (dmabuf)
 		tap_step("Import of a dma-buf: bad dimensions, format, usage, modifier and plane counts, each named "

@@ -365,6 +365,63 @@ static bool step_uid_quotas(void)
 
 /* ---- usage against limits ---- */
 
+/*
+ * As nobody, while root's client is connected: GetUsage and ListClients
+ * show only its own client and uid (the positive control: its own rows
+ * are there).
+ */
+static int child_sees_own_usage_only(void *arg)
+{
+	sd_bus *bus = NULL;
+	sd_bus_message *reply = NULL;
+	const char *scope, *res, *name, *comm;
+	uint64_t used, limit, id, bytes, t1;
+	uint32_t uid, gid, pid, n_buffers, u1;
+	unsigned own = 0, others = 0;
+	char uid_scope[32];
+
+	(void)arg;
+	if (sd_bus_open_user(&bus) < 0)
+		return 10;
+	if (sd_bus_call_method(bus, "org.dmabroker.Broker1", "/org/dmabroker/Broker1", "org.dmabroker.Broker1",
+			       "GetUsage", NULL, &reply, "") < 0 ||
+	    sd_bus_message_enter_container(reply, 'a', "(sstt)") <= 0)
+		return 11;
+	snprintf(uid_scope, sizeof(uid_scope), "uid %u", (unsigned)NOBODY);
+	while (sd_bus_message_read(reply, "(sstt)", &scope, &res, &used, &limit) > 0) {
+		if (strncmp(scope, "client", 6) == 0 || strcmp(scope, uid_scope) == 0)
+			own++;
+		else
+			others++;
+		if (strncmp(scope, "uid", 3) == 0 && strcmp(scope, uid_scope) != 0)
+			tap_diag("nobody's GetUsage shows %s", scope);
+	}
+	reply = sd_bus_message_unref(reply);
+	if (own == 0 || others != 0) {
+		tap_diag("nobody's GetUsage: %u rows of its own, %u of others", own, others);
+		return 12;
+	}
+	own = others = 0;
+	if (sd_bus_call_method(bus, "org.dmabroker.Broker1", "/org/dmabroker/Broker1", "org.dmabroker.Broker1",
+			       "ListClients", NULL, &reply, "") < 0 ||
+	    sd_bus_message_enter_container(reply, 'a', "(tsuuusutuut)") <= 0)
+		return 13;
+	while (sd_bus_message_read(reply, "(tsuuusutuut)", &id, &name, &uid, &gid, &pid, &comm, &n_buffers, &bytes,
+				   &u1, &u1, &t1) > 0) {
+		if (uid == NOBODY && pid == (uint32_t)getpid())
+			own++;
+		else
+			others++;
+	}
+	sd_bus_message_unref(reply);
+	sd_bus_unref(bus);
+	if (own != 1 || others != 0) {
+		tap_diag("nobody's ListClients: %u rows of its own, %u of others", own, others);
+		return 14;
+	}
+	return 0;
+}
+
 static bool step_usage(void)
 {
 	struct dmabroker *b = connect_session();
@@ -391,6 +448,8 @@ static bool step_usage(void)
 			uid_row = true;
 	}
 	CHECK(client_row && uid_row);
+	/* another user sees only its own (root's client is connected meanwhile) */
+	CHECK(as_user(NOBODY, NOBODY, (const gid_t[]){ NOBODY }, 1, child_sees_own_usage_only, NULL) == 0);
 	sd_bus_message_unref(reply);
 	sd_bus_unref(bus);
 	dmabroker_disconnect(b);
@@ -1170,7 +1229,8 @@ int main(void)
 	tap_step("per-client quotas: buffers, tokens, grants, streams, each naming its limit", step_client_quotas);
 	tap_step("per-uid quotas: buffers across two clients, clients per uid; another uid unaffected",
 		 step_uid_quotas);
-	tap_step("GetUsage: the client's and the uid's use against their limits", step_usage);
+	tap_step("GetUsage: the client's and the uid's use against their limits; another user sees only its own, "
+		 "in GetUsage and ListClients", step_usage);
 	tap_step("streams: other users may join only when the producer allows them", step_stream_join);
 	tap_step("streams: a stream one may not join, or its id, is answered like a missing one (UnknownStream)",
 		 step_stream_refusals_hidden);
