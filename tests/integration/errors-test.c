@@ -373,6 +373,21 @@ static bool step_multi_over_limit(void)
 	CHECK(expect_error(b, dmabroker_begin_access_multi(b, 17, bufs, modes, 0, grants, &fence), EINVAL,
 			   ERR("InvalidArgument")));
 	CHECK(strstr(dmabroker_error_message(b), "more than 16 buffers at once"));
+	/* a buffer of the set this connection does not hold, and one that does not exist: refused, naming it */
+	{
+		sd_bus *bus = open_bus();
+		sd_bus_message *m = bus ? new_call(bus, false, "BeginAccessMulti") : NULL;
+		if (m && sd_bus_message_append(m, "a(tu)u", 1, dmabroker_buffer_get_id(buf),
+					       (uint32_t)DMABROKER_ACCESS_READ, (uint32_t)0) < 0)
+			m = sd_bus_message_unref(m);
+		CHECK(bus && call_refused(bus, m, ERR("NotPermitted"), "is not held by this client"));
+		m = new_call(bus, false, "BeginAccessMulti");
+		if (m && sd_bus_message_append(m, "a(tu)u", 1, (uint64_t)999999, (uint32_t)DMABROKER_ACCESS_READ,
+					       (uint32_t)0) < 0)
+			m = sd_bus_message_unref(m);
+		CHECK(call_refused(bus, m, ERR("UnknownBuffer"), "no buffer 999999"));
+		sd_bus_flush_close_unref(bus);
+	}
 	/* no grant was left behind: a write is granted at once */
 	CHECK(dmabroker_buffer_begin_access(buf, DMABROKER_ACCESS_WRITE, DMABROKER_ACCESS_NONBLOCK, &g, &fence) == 0);
 	CHECK(fence < 0 && dmabroker_end_access(b, g, -1) == 0);
@@ -670,7 +685,8 @@ int main(int argc, char **argv)
 			 "(described right: imported)", step_import_dmabuf);
 	tap_step("a device name and a stream name too long: InvalidArgument", step_long_names);
 	tap_step("EndAccess with two fences: InvalidArgument", step_two_fences);
-	tap_step("BeginAccessMulti of 17: InvalidArgument, no grant left behind", step_multi_over_limit);
+	tap_step("BeginAccessMulti of 17: InvalidArgument; with a buffer not held or unknown: refused by name; no grant left behind",
+		 step_multi_over_limit);
 	tap_step("Reclaim of 257 (written on the wire by hand): InvalidArgument", step_reclaim_over_limit);
 	tap_step("OpenDirect on a direct connection, and the stream methods on the bus: NotPermitted",
 		 step_direct_only);

@@ -427,6 +427,20 @@ static bool step_negotiation(void)
 	return true;
 }
 
+/* The daemon's Streams property, or <0. */
+static int daemon_stream_count(void)
+{
+	sd_bus *bus = NULL;
+	uint32_t n = 0;
+	int r = sd_bus_open_user(&bus);
+
+	if (r >= 0)
+		r = sd_bus_get_property_trivial(bus, "org.dmabroker.Broker1", "/org/dmabroker/Broker1",
+						"org.dmabroker.Broker1", "Streams", NULL, 'u', &n);
+	sd_bus_unref(bus);
+	return r < 0 ? r : (int)n;
+}
+
 /*
  * The stream's buffers are allocated like the producer's own Allocate:
  * charged to it before they are taken (on the daemon's worker threads),
@@ -476,6 +490,7 @@ static bool step_negotiation_allocates(void)
 	CHECK(dmabroker_stream_join(c, &cd, &cs) == 0);
 	CHECK(all_ready(conns, 2, (struct dmabroker_stream *[]){ ps, cs }, 2));
 	CHECK(dmabroker_stream_get_buffer_count(cs) == 4);
+	CHECK(daemon_stream_count() == 1); /* the Streams property counts it */
 	dmabroker_stream_destroy(cs);
 	dmabroker_stream_destroy(ps);
 
