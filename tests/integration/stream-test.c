@@ -1256,6 +1256,58 @@ static bool step_tail_frame_mailbox(void)
 	return true;
 }
 
+/* Mailbox frames go through the daemon, damage and all; more than it carries (16) is the whole frame. */
+static bool step_mailbox_damage(void)
+{
+	struct baseline base = baseline_take();
+	struct dmabroker *p = connect_session(), *c = connect_session();
+	struct dmabroker *conns[] = { p, c };
+	struct dmabroker_stream_desc pd = producer_desc("damage-mbox", DMABROKER_STREAM_MAILBOX, 1);
+	struct dmabroker_stream_desc cd = consumer_desc("damage-mbox", "damage");
+	struct dmabroker_stream *ps = NULL, *cs = NULL;
+	int32_t two[2][4] = { { 1, 2, 3, 4 }, { 10, 20, 30, 40 } }, many[17][4];
+	struct dmabroker_frame f, got;
+	int r;
+
+	CHECK(p && c);
+	for (int i = 0; i < 17; i++) {
+		many[i][0] = i;
+		many[i][1] = i;
+		many[i][2] = 1;
+		many[i][3] = 1;
+	}
+	CHECK(dmabroker_stream_create(p, &pd, &ps) == 0);
+	CHECK(dmabroker_stream_join(c, &cd, &cs) == 0);
+	CHECK(all_ready(conns, 2, (struct dmabroker_stream *[]){ ps, cs }, 2));
+	for (int round = 0; round < 2; round++) {
+		for (int t = 0; t < 500 && (r = dmabroker_stream_dequeue(ps, &f)) == -EAGAIN; t++)
+			pump(conns, 2, 10);
+		CHECK(r == 0);
+		if (f.fence >= 0)
+			close(f.fence);
+		r = round ? dmabroker_stream_queue(ps, f.index, -1, 2, 0, (const int32_t(*)[4])many, 17)
+			  : dmabroker_stream_queue(ps, f.index, -1, 1, 0, (const int32_t(*)[4])two, 2);
+		CHECK(r == 0);
+		for (int t = 0; t < 500 && (r = dmabroker_stream_acquire(cs, &got)) == -EAGAIN; t++)
+			pump(conns, 2, 10);
+		CHECK(r == 0 && got.sequence == (uint64_t)round + 1);
+		if (got.fence >= 0)
+			close(got.fence);
+		tap_diag("frame %d: %d rectangles queued, %u came", round + 1, round ? 17 : 2, got.n_damage);
+		if (round == 0)
+			CHECK(got.n_damage == 2 && memcmp(got.damage, two, sizeof(two)) == 0);
+		else
+			CHECK(got.n_damage == 0); /* the whole frame */
+		CHECK(dmabroker_stream_release(cs, got.index, -1) == 0);
+	}
+	dmabroker_stream_destroy(cs);
+	dmabroker_stream_destroy(ps);
+	dmabroker_disconnect(c);
+	dmabroker_disconnect(p);
+	CHECK(baseline_restored(base));
+	return true;
+}
+
 int main(int argc, char **argv)
 {
 	for (int i = 1; i < argc; i++) {
@@ -1270,7 +1322,7 @@ int main(int argc, char **argv)
 	}
 	if (!daemon_pid_from_env("stream-test"))
 		return 2;
-	tap_plan(10);
+	tap_plan(11);
 	tap_step("negotiation: the first common format; refusals name the party and what; bad requests",
 		 step_negotiation);
 	tap_step("negotiation allocates as the producer: charged first, nothing kept when it fails or a party leaves",
@@ -1291,5 +1343,7 @@ int main(int argc, char **argv)
 		 "then the end", step_tail_frames);
 	tap_step("mailbox: the newest frame reaches a consumer at its limit after the producer left, then the end",
 		 step_tail_frame_mailbox);
+	tap_step("mailbox: damage travels through the daemon; more than 16 rectangles are the whole frame",
+		 step_mailbox_damage);
 	return tap_done();
 }
