@@ -13,7 +13,9 @@
  *              prints p50/p99/max and how many were answered during the
  *              work; asserts some were answered during the allocation and
  *              none waited for half of it (figures, not timed bounds); the
- *              same while a stream negotiates two 128 MiB buffers.
+ *              same while a stream negotiates two 128 MiB buffers; an
+ *              allocation udmabuf refuses (128 MiB) is AllocationFailed on the
+ *              bus and the access channel and keeps nothing.
  *   --moves    (VM, limits-moves.conf) a move onto a backend the caller
  *              has no [access] rule for, or one that would take a holder
  *              past its byte quota, is refused with the named error.
@@ -443,6 +445,42 @@ static bool step_stream_negotiation(void)
 	return beside_work(kids, 1);
 }
 
+/*
+ * An allocation the kernel refuses, on a worker: udmabuf takes at most its
+ * size_limit_mb (64 MiB by default), so 128 MiB fails there. AllocationFailed
+ * naming the backend, on the bus and on the access channel, and nothing kept:
+ * the quota and the fd budget are given back (the same client allocates
+ * again, up to its limits, and the daemon's fds and buffers are back).
+ */
+static bool step_allocation_fails(void)
+{
+	struct baseline base = baseline_take();
+	struct dmabroker *b = connect_session();
+	struct dmabroker_buffer *buf = NULL;
+
+	CHECK(b);
+	for (int path = 0; path < 2; path++) {
+		if (path == 1)
+			CHECK(dmabroker_open_direct(b) == 0); /* Allocate then goes on the access channel */
+		struct dmabroker_channel_stats st0 = { .version = DMABROKER_CHANNEL_STATS_VERSION }, st1 = st0;
+		CHECK(dmabroker_get_channel_stats(b, &st0) == 0);
+		CHECK(expect_error(b, alloc_on(b, 8192, 4096, DRM_FORMAT_XRGB8888, CPU, "udmabuf", &buf), ENOMEM,
+				   "org.dmabroker.Error.AllocationFailed"));
+		CHECK(dmabroker_get_channel_stats(b, &st1) == 0);
+		/* the second time on the channel indeed */
+		CHECK(path == 0 || (st1.active && st1.channel_calls == st0.channel_calls + 1));
+		CHECK(!buf && strstr(dmabroker_error_message(b), "udmabuf"));
+		/* the positive control: what fits udmabuf is allocated there */
+		CHECKF(alloc_on(b, 1024, 1024, DRM_FORMAT_XRGB8888, CPU, "udmabuf", &buf) == 0, "%s",
+		       dmabroker_error_message(b));
+		dmabroker_buffer_release(buf);
+		buf = NULL;
+	}
+	dmabroker_disconnect(b);
+	CHECK(baseline_restored(base));
+	return true;
+}
+
 /* ---- --moves: moves obey [access] and quotas ---- */
 
 /* As nobody: its heap buffer needs a move to virtio-gpu, which only root may allocate from. */
@@ -553,10 +591,12 @@ int main(int argc, char **argv)
 	} else if (strcmp(mode, "--latency") == 0) {
 		/* Zeroing 256 MiB under TCG on a loaded host can pass sd-bus's 25 s default. */
 		setenv("SYSTEMD_BUS_TIMEOUT", "300", 1);
-		tap_plan(2);
+		tap_plan(3);
 		tap_step("BeginAccess is answered while 256 MiB are allocated and a buffer moves",
 			 step_loop_stays_responsive);
 		tap_step("BeginAccess is answered while a stream's 256 MiB are allocated", step_stream_negotiation);
+		tap_step("an allocation the kernel refuses (128 MiB on udmabuf): AllocationFailed on the bus and the "
+			 "access channel, nothing kept", step_allocation_fails);
 	} else if (strcmp(mode, "--moves") == 0) {
 		tap_plan(3);
 		tap_step("a move onto a backend the caller has no [access] rule for is refused",
