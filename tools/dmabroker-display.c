@@ -157,6 +157,25 @@ static uint64_t prop_value(int fd, uint32_t obj, uint32_t type, const char *name
 	return v;
 }
 
+/*
+ * Commits need DRM master. The first to open a card is master, but a
+ * process looking for its own card among all of them (another display
+ * started at the same time) may hold a card it does not want for a moment,
+ * master and all, and then this client is not: it takes master once that
+ * one lets go. A card another process drives for good (a compositor) is
+ * refused after a few seconds, naming why.
+ */
+static int become_master(struct display *d)
+{
+	for (int t = 0; t < 500; t++) {
+		if (drmIsMaster(d->fd) || drmSetMaster(d->fd) == 0)
+			return 0;
+		usleep(10 * 1000);
+	}
+	return fail("%s: cannot become DRM master: another process drives this device (%s)", d->path,
+		    strerror(errno));
+}
+
 /* Opens dev (a path or a driver name); *ret_fd or -1 with a message. */
 static int open_device(struct display *d, const char *dev)
 {
@@ -174,6 +193,8 @@ static int open_device(struct display *d, const char *dev)
 				return fail("%s: %s", path, strerror(errno));
 			continue;
 		}
+		if (!dev || dev[0] != '/')
+			drmDropMaster(fd); /* maybe not ours: its own display may want it now; ours is taken back below */
 		v = drmGetVersion(fd);
 		if (v && (!dev || dev[0] == '/' || strcmp(v->name, dev) == 0) &&
 		    drmSetClientCap(fd, DRM_CLIENT_CAP_ATOMIC, 1) == 0) {
@@ -183,7 +204,7 @@ static int open_device(struct display *d, const char *dev)
 			d->fd = fd;
 			drmSetClientCap(fd, DRM_CLIENT_CAP_UNIVERSAL_PLANES, 1);
 			drmSetClientCap(fd, DRM_CLIENT_CAP_WRITEBACK_CONNECTORS, 1);
-			return 0;
+			return become_master(d);
 		}
 		drmFreeVersion(v);
 		close(fd);
@@ -388,6 +409,9 @@ static int commit(struct display *d, unsigned index, int in_fence, bool writebac
 	} else if (!d->modeset_done || d->switch_output) {
 		if (d->switch_output)
 			drmModeAtomicAddProperty(req, d->outputs[d->prev_output].connector, d->conn_crtc_id, 0);
+		/* a writeback connector an earlier client left on the CRTC, with no job, fails the check */
+		if (d->wb_connector && d->wb_crtc_id && !d->wb_attached)
+			drmModeAtomicAddProperty(req, d->wb_connector, d->wb_crtc_id, 0);
 		drmModeAtomicAddProperty(req, o->connector, d->conn_crtc_id, d->crtc);
 		drmModeAtomicAddProperty(req, d->crtc, d->crtc_mode_id, d->mode_blob);
 		drmModeAtomicAddProperty(req, d->crtc, d->crtc_active, 1);

@@ -175,6 +175,31 @@ def test_late_consumer():
     print("# " + "\n# ".join(proc.lines[-1:] + disp.lines[-1:]))
 
 
+def test_master_held_briefly():
+    """a display whose card another process holds for a moment (as DRM master) takes it once let go
+
+    Two displays started together each look through every card for their own, and the first to open a card is
+    its DRM master: the display that wanted it then could not commit (atomic commit: Permission denied)."""
+    backends = json.loads(subprocess.run([CTL, "--session", "--json", "backends"], capture_output=True,
+                                         text=True).stdout)
+    dev = [b["device"] for b in backends if b["name"] == "drm:vkms"]
+    check(dev, "vkms is in the backends", backends)
+    holder = os.open(dev[0], os.O_RDWR)  # nobody is master: this open is
+    try:
+        cam = Proc(CAMERA + ["--stream", "held", "--format", "XR24", "--width", "640", "--height", "480",
+                             "--consumers", "1", "--frames", "20"])
+        disp = Proc(DISPLAY + ["--device", "vkms", "--stream", "held", "--exit-on-end", "--input", "none"])
+        time.sleep(2)
+        check(disp.p.poll() is None, "the display gave up while the card was held", disp.output())
+    finally:
+        os.close(holder)
+    check(cam.wait(120) == 0, "camera failed", cam.output())
+    check(disp.wait(60) == 0, "display failed", disp.output())
+    m = disp.expect(r"(\d+) frames shown")
+    check(int(m.group(1)) > 0, "frames were shown", disp.output())
+    print("# " + m.group(0))
+
+
 def test_keyboard():
     """a uinput keyboard, through libinput: space pauses, p resumes, Tab cycles outputs, q quits"""
     keys = Proc([UINPUT_KEYS], stdin=subprocess.PIPE)
@@ -268,5 +293,5 @@ def reaped(test):
     return run_and_reap
 
 
-run([reaped(t) for t in (test_three_stages, test_late_consumer, test_keyboard, test_negotiation_errors,
-                         test_client_errors)])
+run([reaped(t) for t in (test_three_stages, test_late_consumer, test_master_held_briefly, test_keyboard,
+                         test_negotiation_errors, test_client_errors)])
