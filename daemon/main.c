@@ -35,7 +35,7 @@ static const char usage_text[] =
 	"\n"
 	"The dmabroker daemon: allocates dma-buf buffers and orders every access to\n"
 	"them with kernel fences, for display, camera and GPU clients, over D-Bus\n"
-	"as " BUS_NAME ".\n"
+	"as " DMABROKER_BUS_NAME ".\n"
 	"\n"
 	"Options:\n"
 	"  --system            serve on the system bus (the default)\n"
@@ -133,12 +133,12 @@ static int run(enum bus_kind kind, struct config *cfg)
 	}
 	r = broker_attach_bus(&broker, bus);
 	if (r < 0) {
-		log_error("cannot serve %s: %s", BROKER_PATH, strerror(-r));
+		log_error("cannot serve %s: %s", DMABROKER_OBJECT_PATH, strerror(-r));
 		goto out;
 	}
-	r = sd_bus_request_name(bus, BUS_NAME, 0);
+	r = sd_bus_request_name(bus, DMABROKER_BUS_NAME, 0);
 	if (r < 0) {
-		log_error("cannot own the name %s on the %s bus: %s%s", BUS_NAME,
+		log_error("cannot own the name %s on the %s bus: %s%s", DMABROKER_BUS_NAME,
 			  kind == BUS_SESSION ? "session" : "system", strerror(-r),
 			  r == -EEXIST ? " (another dmabrokerd runs)" :
 			  r == -EACCES ? " (install the bus policy, or use --session)" : "");
@@ -146,8 +146,8 @@ static int run(enum bus_kind kind, struct config *cfg)
 	}
 
 	log_info("dmabrokerd %s ready on the %s bus as %s", DMABROKER_VERSION,
-		 kind == BUS_SESSION ? "session" : "system", BUS_NAME);
-	notify_send(broker.notify, "READY=1\nSTATUS=serving " BUS_NAME, -1);
+		 kind == BUS_SESSION ? "session" : "system", DMABROKER_BUS_NAME);
+	notify_send(broker.notify, "READY=1\nSTATUS=serving " DMABROKER_BUS_NAME, -1);
 	r = sd_event_loop(event);
 	notify_send(broker.notify, "STOPPING=1", -1);
 out:

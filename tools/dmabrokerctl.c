@@ -17,12 +17,10 @@
 #include <systemd/sd-bus.h>
 
 #include "dmabroker.h"
+#include "dmabroker-protocol.h"
 #include "errors.h"
 #include "format.h"
 
-#define BUS_NAME "org.dmabroker.Broker1"
-#define BROKER_PATH "/org/dmabroker/Broker1"
-#define BROKER_INTERFACE "org.dmabroker.Broker1"
 
 static const char usage_text[] =
 	"Usage: dmabrokerctl [OPTION]... COMMAND [ARG]...\n"
@@ -156,7 +154,7 @@ static void human_size(uint64_t n, char *buf, size_t len)
 
 static int get_property(sd_bus *bus, const char *name, char type, void *ret, sd_bus_error *e)
 {
-	return sd_bus_get_property_trivial(bus, BUS_NAME, BROKER_PATH, BROKER_INTERFACE, name, e, type, ret);
+	return sd_bus_get_property_trivial(bus, DMABROKER_BUS_NAME, DMABROKER_OBJECT_PATH, DMABROKER_INTERFACE, name, e, type, ret);
 }
 
 static int cmd_status(void)
@@ -171,7 +169,7 @@ static int cmd_status(void)
 
 	if (!bus)
 		return 1;
-	r = sd_bus_get_property_string(bus, BUS_NAME, BROKER_PATH, BROKER_INTERFACE, "Version", &e, &version);
+	r = sd_bus_get_property_string(bus, DMABROKER_BUS_NAME, DMABROKER_OBJECT_PATH, DMABROKER_INTERFACE, "Version", &e, &version);
 	if (r >= 0)
 		r = get_property(bus, "Clients", 'u', &clients, &e);
 	if (r >= 0)
@@ -210,7 +208,7 @@ static int cmd_status(void)
 static int list_call(sd_bus *bus, const char *method, const char *sig, sd_bus_message **reply)
 {
 	sd_bus_error e = SD_BUS_ERROR_NULL;
-	int r = sd_bus_call_method(bus, BUS_NAME, BROKER_PATH, BROKER_INTERFACE, method, &e, reply, "");
+	int r = sd_bus_call_method(bus, DMABROKER_BUS_NAME, DMABROKER_OBJECT_PATH, DMABROKER_INTERFACE, method, &e, reply, "");
 	if (r < 0) {
 		report(method, &e, r);
 		sd_bus_error_free(&e);

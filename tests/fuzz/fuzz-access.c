@@ -449,8 +449,8 @@ static void check_books(void)
 		check(holders == buf->n_holders && (holders > 0 || buf->stream));
 		for (struct grant *g = buf->resv.grants; g; g = g->next_in_buffer) {
 			check(g->buf == buf && hashmap_get(&broker.grants, g->id) == g);
-			readers += g->mode == ACCESS_READ;
-			writers += g->mode == ACCESS_WRITE;
+			readers += g->mode == DMABROKER_ACCESS_READ;
+			writers += g->mode == DMABROKER_ACCESS_WRITE;
 			n_grants++;
 		}
 		check(readers == buf->resv.readers && writers == buf->resv.writer && !(readers && writers));
@@ -472,7 +472,7 @@ static void check_books(void)
 		check(listed);
 	}
 	for (struct request *r = broker.pending; r; r = r->next) {
-		check(client_alive(r->client) && r->n >= 1 && r->n <= ACCESS_MAX_MULTI);
+		check(client_alive(r->client) && r->n >= 1 && r->n <= DMABROKER_ACCESS_MAX_MULTI);
 		for (unsigned k = 0; k < r->n; k++)
 			check(hashmap_get(&broker.buffers, r->bufs[k]->id) == r->bufs[k]);
 	}

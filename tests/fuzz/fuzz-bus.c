@@ -359,7 +359,7 @@ static bool client_alive(const struct client *c)
 }
 
 /* What stream.c charges the fd budget (its STREAM_*_FDS): a change there shows here as a budget mismatch. */
-enum { SLOT_FDS = 2 * STREAM_MAX_BUFFERS, PRODUCER_FDS = 1, CONSUMER_FDS = 3 };
+enum { SLOT_FDS = 2 * DMABROKER_STREAM_MAX_BUFFERS, PRODUCER_FDS = 1, CONSUMER_FDS = 3 };
 
 /*
  * The streams viewer sees (ListStreams, as the daemon answers it): how
@@ -384,7 +384,7 @@ static unsigned list_streams(struct client *viewer, uint64_t *ret_fds)
 	check(sd_bus_message_enter_container(m, 'a', "(tssssuuuututtt)") >= 0);
 	while ((r = sd_bus_message_read(m, "(tssssuuuututtt)", &id, &name, &mode, &state, &backend, &fourcc, &width,
 					&height, &slots, &producer, &consumers, &produced, &consumed, &dropped)) > 0) {
-		check(consumers <= STREAM_MAX_CONSUMERS);
+		check(consumers <= DMABROKER_STREAM_MAX_CONSUMERS);
 		fds += SLOT_FDS + (producer != 0 ? PRODUCER_FDS : 0) + CONSUMER_FDS * consumers;
 		n++;
 	}
@@ -475,8 +475,8 @@ static void check_books(void)
 		}
 		for (struct grant *g = buf->resv.grants; g; g = g->next_in_buffer) {
 			check(g->buf == buf && hashmap_get(&broker.grants, g->id) == g);
-			readers += g->mode == ACCESS_READ;
-			writers += g->mode == ACCESS_WRITE;
+			readers += g->mode == DMABROKER_ACCESS_READ;
+			writers += g->mode == DMABROKER_ACCESS_WRITE;
 			n_grants++;
 		}
 		check(readers == buf->resv.readers && writers == buf->resv.writer && !(readers && writers));
@@ -509,7 +509,7 @@ static void check_books(void)
 		check(t->key == key && hashmap_get(&broker.buffers, t->buffer->id) == t->buffer);
 	}
 	for (struct request *r = broker.pending; r; r = r->next) {
-		check(client_alive(r->client) && r->n >= 1 && r->n <= ACCESS_MAX_MULTI);
+		check(client_alive(r->client) && r->n >= 1 && r->n <= DMABROKER_ACCESS_MAX_MULTI);
 		for (unsigned k = 0; k < r->n; k++)
 			check(hashmap_get(&broker.buffers, r->bufs[k]->id) == r->bufs[k]);
 	}
@@ -610,7 +610,7 @@ static void visit(struct input *in)
 		}
 		if (!client_bus[k])
 			continue;
-		r = sd_bus_message_new_method_call(client_bus[k], &m, NULL, BROKER_PATH, BROKER_INTERFACE,
+		r = sd_bus_message_new_method_call(client_bus[k], &m, NULL, DMABROKER_OBJECT_PATH, DMABROKER_INTERFACE,
 						   v->x.method.member);
 		while (r >= 0 && *sig)
 			r = append_value(m, &sig, in, 0);

@@ -248,7 +248,7 @@ static void op_mint(struct input *in, unsigned k)
 	sd_bus_error e = SD_BUS_ERROR_NULL;
 	unsigned j = byte(in) % N_BUFFERS, uid_tokens = 0;
 	uint8_t f = byte(in), tsel = byte(in);
-	uint32_t flags = f < 224 ? f & TOKEN_SINGLE_USE : f;
+	uint32_t flags = f < 224 ? f & DMABROKER_TOKEN_SINGLE_USE : f;
 	/* 0 (the most), or long enough not to pass while the input runs; past max-token-ttl: clamped */
 	uint32_t ttl = tsel < 64 ? 0 : 60u * tsel, clamped = ttl == 0 || ttl > b.config.max_token_ttl ? b.config.max_token_ttl : ttl;
 	const char *value = NULL;
@@ -258,7 +258,7 @@ static void op_mint(struct input *in, unsigned k)
 	if (!bufs[j].buf || !bufs[j].held[k]) /* CreateToken wants a buffer the caller holds */
 		return;
 	r = token_create(bufs[j].buf, clients[k].c, flags, ttl, &value, &e);
-	if (flags & ~TOKEN_SINGLE_USE) {
+	if (flags & ~DMABROKER_TOKEN_SINGLE_USE) {
 		expect_error(&e, r, ERR_INVALID_ARGUMENT);
 		answers[A_INVALID]++;
 		goto out;
@@ -288,7 +288,7 @@ static void op_mint(struct input *in, unsigned k)
 	snprintf(toks[n_toks].value, sizeof(toks[n_toks].value), "%s", value);
 	toks[n_toks].buf = j;
 	toks[n_toks].creator = k;
-	toks[n_toks].single_use = flags & TOKEN_SINGLE_USE;
+	toks[n_toks].single_use = flags & DMABROKER_TOKEN_SINGLE_USE;
 	toks[n_toks].used = toks[n_toks].expired = false;
 	toks[n_toks].live = true;
 	n_toks++;

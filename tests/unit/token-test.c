@@ -71,7 +71,7 @@ static bool step_single_use(void)
 	char copy[33];
 
 	setup();
-	CHECK(token_create(&buf, &alice, TOKEN_SINGLE_USE, 0, &v, &e) == 0);
+	CHECK(token_create(&buf, &alice, DMABROKER_TOKEN_SINGLE_USE, 0, &v, &e) == 0);
 	memcpy(copy, v, 33);
 	CHECK(token_redeem(&b, copy, &t, &e) == 0);
 	/* Not spent until the buffer was opened: a failed open keeps it. */

@@ -85,9 +85,9 @@ int token_create(struct buffer *buf, struct client *c, uint32_t flags, uint32_t 
 	struct token *t;
 	int r;
 
-	if (flags & ~TOKEN_SINGLE_USE)
+	if (flags & ~DMABROKER_TOKEN_SINGLE_USE)
 		return sd_bus_error_setf(error, ERR_INVALID_ARGUMENT, "unknown token flags 0x%x (known: 1 = single use)",
-					 flags & ~TOKEN_SINGLE_USE);
+					 flags & ~DMABROKER_TOKEN_SINGLE_USE);
 	if (ttl_sec == 0 || ttl_sec > b->config.max_token_ttl)
 		ttl_sec = b->config.max_token_ttl;
 	if (c->n_tokens >= b->config.max_tokens_per_client)
@@ -114,7 +114,7 @@ int token_create(struct buffer *buf, struct client *c, uint32_t flags, uint32_t 
 	}
 	t->buffer = buf;
 	t->creator = c;
-	t->single_use = flags & TOKEN_SINGLE_USE;
+	t->single_use = flags & DMABROKER_TOKEN_SINGLE_USE;
 	t->expires_usec = now_usec() + (uint64_t)ttl_sec * 1000000u;
 	t->next_in_buffer = buf->tokens;
 	buf->tokens = t;

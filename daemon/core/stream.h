@@ -8,19 +8,14 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "dmabroker-protocol.h"
+
 #include <systemd/sd-bus.h>
 
 struct broker;
 struct client;
 struct buffer;
 
-#define STREAM_MAX_BUFFERS 16
-#define STREAM_MAX_CONSUMERS 8
-#define STREAM_MAX_FORMATS 32
-#define STREAM_MAX_MODIFIERS 16
-#define STREAM_MAX_DEVICES 4
-#define STREAM_MAX_DAMAGE 16
-#define STREAM_MAX_ALLOW 16
 
 enum stream_mode { STREAM_FIFO, STREAM_MAILBOX };
 enum stream_state { STREAM_NEGOTIATING, STREAM_RUNNING, STREAM_FAILED, STREAM_ENDED };
@@ -31,14 +26,14 @@ struct stream_params {
 	char name[64];
 	enum stream_mode mode;
 	uint32_t buffers, width, height, consumers, max_acquired, usage;
-	uint32_t formats[STREAM_MAX_FORMATS];
+	uint32_t formats[DMABROKER_STREAM_MAX_FORMATS];
 	unsigned n_formats;
-	uint64_t modifiers[STREAM_MAX_MODIFIERS];
+	uint64_t modifiers[DMABROKER_STREAM_MAX_MODIFIERS];
 	unsigned n_modifiers;
-	char devices[STREAM_MAX_DEVICES][128];
+	char devices[DMABROKER_STREAM_MAX_DEVICES][128];
 	unsigned n_devices;
 	/* the producer's: who else may join (its own uid and admins always may) */
-	uint32_t allow_uids[STREAM_MAX_ALLOW], allow_gids[STREAM_MAX_ALLOW];
+	uint32_t allow_uids[DMABROKER_STREAM_MAX_ALLOW], allow_gids[DMABROKER_STREAM_MAX_ALLOW];
 	unsigned n_allow_uids, n_allow_gids;
 	/* a consumer's: join only a stream whose producer runs as this uid */
 	bool has_producer_uid;
@@ -47,7 +42,7 @@ struct stream_params {
 
 struct frame_meta {
 	uint64_t sequence, timestamp_ns;
-	int32_t damage[STREAM_MAX_DAMAGE][4];
+	int32_t damage[DMABROKER_STREAM_MAX_DAMAGE][4];
 	unsigned n_damage;
 };
 

@@ -29,7 +29,7 @@
 #include "printable.h"
 #include "quota.h"
 #include "stream.h"
-#include "usage.h"
+#include "dmabroker-protocol.h"
 
 #define DMA_BUF_FS_MAGIC 0x444d4142 /* "DMAB", include/uapi/linux/magic.h */
 #define MAX_MODIFIERS 64
@@ -549,9 +549,9 @@ static int method_attach(sd_bus_message *m, void *userdata, sd_bus_error *error)
 		r = stream_check_direct_use(buf, error);
 	if (r < 0)
 		return r;
-	if (flags & ~ATTACH_STATIC)
+	if (flags & ~DMABROKER_ATTACH_STATIC)
 		return sd_bus_error_setf(error, ERR_INVALID_ARGUMENT, "unknown attach flags 0x%x (known: 1 = static)",
-					 flags & ~ATTACH_STATIC);
+					 flags & ~DMABROKER_ATTACH_STATIC);
 	if (strlen(device) >= sizeof(((struct attachment *)0)->device))
 		return sd_bus_error_setf(error, ERR_INVALID_ARGUMENT, "device name longer than %zu bytes",
 					 sizeof(((struct attachment *)0)->device) - 1);
@@ -617,8 +617,8 @@ static int method_begin_access(sd_bus_message *m, void *userdata, sd_bus_error *
 static int method_begin_access_multi(sd_bus_message *m, void *userdata, sd_bus_error *error)
 {
 	struct endpoint *e = userdata;
-	struct buffer *bufs[ACCESS_MAX_MULTI];
-	uint32_t modes[ACCESS_MAX_MULTI], flags;
+	struct buffer *bufs[DMABROKER_ACCESS_MAX_MULTI];
+	uint32_t modes[DMABROKER_ACCESS_MAX_MULTI], flags;
 	unsigned n = 0;
 	struct client *c;
 	uint64_t id;
@@ -628,9 +628,9 @@ static int method_begin_access_multi(sd_bus_message *m, void *userdata, sd_bus_e
 	if (r < 0)
 		return r;
 	while ((r = sd_bus_message_read(m, "(tu)", &id, &mode)) > 0) {
-		if (n == ACCESS_MAX_MULTI)
+		if (n == DMABROKER_ACCESS_MAX_MULTI)
 			return sd_bus_error_setf(error, ERR_INVALID_ARGUMENT, "more than %d buffers at once",
-						 ACCESS_MAX_MULTI);
+						 DMABROKER_ACCESS_MAX_MULTI);
 		r = held_buffer(e, m, id, &c, &bufs[n], NULL, error);
 		if (r >= 0)
 			r = stream_check_direct_use(bufs[n], error);
@@ -976,7 +976,7 @@ static int method_queue_frame(sd_bus_message *m, void *userdata, sd_bus_error *e
 	if (r >= 0)
 		r = sd_bus_message_enter_container(m, 'a', "(iiii)");
 	while (r >= 0 && (r = sd_bus_message_read(m, "(iiii)", &x, &y, &w, &h)) > 0) {
-		if (meta.n_damage == STREAM_MAX_DAMAGE) {
+		if (meta.n_damage == DMABROKER_STREAM_MAX_DAMAGE) {
 			/* more than that: the whole frame is damaged */
 			meta.n_damage = 0;
 			continue;

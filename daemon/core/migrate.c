@@ -35,7 +35,7 @@
 #include "fdstore.h"
 #include "migrate.h"
 #include "quota.h"
-#include "usage.h"
+#include "dmabroker-protocol.h"
 #include "worker.h"
 
 struct migration {
@@ -404,7 +404,7 @@ static void on_allocated(struct migration *mig, int fd, const struct layout *lay
 	}
 	mig->new_fd = fd;
 	mig->layout = *layout;
-	r = access_begin_internal(buf, ACCESS_WRITE, on_granted, mig);
+	r = access_begin_internal(buf, DMABROKER_ACCESS_WRITE, on_granted, mig);
 	if (r < 0)
 		fail(mig, "cannot take a grant on it", -r);
 }
@@ -428,7 +428,7 @@ int migrate_for_attach(struct buffer *buf, struct client *c, sd_bus_message *m, 
 		return sd_bus_error_setf(error, ERR_BUSY, "buffer %llu is being moved already; retry when it is done",
 					 (unsigned long long)buf->id);
 	for (const struct attachment *a = buf->attachments; a; a = a->next)
-		if (a->flags & ATTACH_STATIC)
+		if (a->flags & DMABROKER_ATTACH_STATIC)
 			return sd_bus_error_setf(error, ERR_PINNED,
 						 "%s cannot use buffer %llu where it lies (%s), and it cannot move: "
 						 "client %llu (pid %d, %s) pins it with static attachment %u on '%s'",

@@ -23,6 +23,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "dmabroker-protocol.h"
+
 #include <systemd/sd-bus.h>
 #include <systemd/sd-event.h>
 
@@ -30,10 +32,6 @@ struct broker;
 struct buffer;
 struct client;
 
-#define ACCESS_READ 1u
-#define ACCESS_WRITE 2u
-#define ACCESS_NONBLOCK 1u          /* BeginAccess flag: Busy instead of waiting */
-#define ACCESS_MAX_MULTI 16
 
 /*
  * One kept release fence: watched on its own, with its own deadline, set
@@ -89,8 +87,8 @@ struct request {                    /* a BeginAccess waiting in the queue */
 	void *userdata;
 	bool multi;
 	unsigned n;
-	struct buffer *bufs[ACCESS_MAX_MULTI];
-	uint32_t modes[ACCESS_MAX_MULTI];
+	struct buffer *bufs[DMABROKER_ACCESS_MAX_MULTI];
+	uint32_t modes[DMABROKER_ACCESS_MAX_MULTI];
 	struct request *next;
 };
 

@@ -100,7 +100,7 @@ static void dispatch(struct broker *b, sd_bus_message *m)
 	if (!sd_bus_message_has_signature(m, v->x.method.signature)) {
 		sd_bus_reply_method_errorf(m, SD_BUS_ERROR_INVALID_ARGS,
 					   "Invalid arguments '%s' to call %s.%s(), expecting '%s'.",
-					   sd_bus_message_get_signature(m, true), BROKER_INTERFACE, v->x.method.member,
+					   sd_bus_message_get_signature(m, true), DMABROKER_INTERFACE, v->x.method.member,
 					   v->x.method.signature);
 		return;
 	}
@@ -327,8 +327,8 @@ static int on_message(sd_bus_message *m, void *userdata, sd_bus_error *error)
 
 	if (sd_bus_message_get_type(m, &type) < 0 || type != SD_BUS_MESSAGE_METHOD_CALL)
 		return 0;
-	if (!sender || !path || !member || strcmp(path, BROKER_PATH) != 0 ||
-	    (interface && strcmp(interface, BROKER_INTERFACE) != 0) || !broker_method(member))
+	if (!sender || !path || !member || strcmp(path, DMABROKER_OBJECT_PATH) != 0 ||
+	    (interface && strcmp(interface, DMABROKER_INTERFACE) != 0) || !broker_method(member))
 		return 0;
 	if (client_find_by_name(b, sender))
 		return 0;

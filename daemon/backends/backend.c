@@ -16,7 +16,7 @@
 #include "config.h"
 #include "log.h"
 #include "printable.h"
-#include "usage.h"
+#include "dmabroker-protocol.h"
 
 struct backend *backend_new(const struct backend_ops *ops, const char *name, const char *device, int fd)
 {

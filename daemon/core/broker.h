@@ -18,13 +18,11 @@
 #include "allocate.h"
 #include "backend.h"
 #include "config.h"
+#include "dmabroker-protocol.h"
 #include "fdstore.h"
 #include "format.h"
 #include "hashmap.h"
 
-#define BUS_NAME "org.dmabroker.Broker1"
-#define BROKER_PATH "/org/dmabroker/Broker1"
-#define BROKER_INTERFACE "org.dmabroker.Broker1"
 
 struct broker;
 struct client;
@@ -53,12 +51,11 @@ struct attachment {
 	uint32_t id;
 	struct client *client;
 	uint32_t usage;
-	uint32_t flags;                 /* ATTACH_STATIC: pins the buffer */
+	uint32_t flags;                 /* DMABROKER_ATTACH_STATIC: pins the buffer */
 	char device[128];
 	struct attachment *next;
 };
 
-#define ATTACH_STATIC 1u
 
 struct token {
 	char value[33];                 /* 128 random bits, hex */
@@ -70,7 +67,6 @@ struct token {
 	struct token *next_in_buffer;
 };
 
-#define TOKEN_SINGLE_USE 1u
 
 struct buffer {
 	struct broker *broker;

@@ -21,7 +21,7 @@ static void enqueue(struct broker *b, struct request *req);
 
 static const char *mode_name(uint32_t mode)
 {
-	return mode == ACCESS_WRITE ? "write" : "read";
+	return mode == DMABROKER_ACCESS_WRITE ? "write" : "read";
 }
 
 /* ---- kept fences ---- */
@@ -291,14 +291,14 @@ static int acquire_fence(struct buffer *buf, uint32_t mode, int *acc)
 
 	if (rv->acc_stale)
 		r = resv_rebuild(buf->broker, rv);
-	kept = mode == ACCESS_WRITE ? rv->acc_all : rv->acc_write;
+	kept = mode == DMABROKER_ACCESS_WRITE ? rv->acc_all : rv->acc_write;
 	if (r >= 0 && kept >= 0) {
 		fd = fcntl(kept, F_DUPFD_CLOEXEC, 3);
 		r = fd < 0 ? -errno : fence_accumulate(acc, fd);
 	}
 	if (r >= 0 && buf->dmabuf) {
 		/* What drivers ordered by implicit sync (and what we imported). */
-		fd = dmabuf_export_fence(buf->fd, mode == ACCESS_WRITE);
+		fd = dmabuf_export_fence(buf->fd, mode == DMABROKER_ACCESS_WRITE);
 		if (fd >= 0) {
 			if (fence_status(fd) == 1)
 				close(fd);
@@ -313,12 +313,12 @@ static int acquire_fence(struct buffer *buf, uint32_t mode, int *acc)
 
 static bool conflicts(uint32_t a, uint32_t b)
 {
-	return a == ACCESS_WRITE || b == ACCESS_WRITE;
+	return a == DMABROKER_ACCESS_WRITE || b == DMABROKER_ACCESS_WRITE;
 }
 
 static bool active_conflict(const struct buffer *buf, uint32_t mode)
 {
-	return buf->resv.writer || (mode == ACCESS_WRITE && buf->resv.readers > 0);
+	return buf->resv.writer || (mode == DMABROKER_ACCESS_WRITE && buf->resv.readers > 0);
 }
 
 static bool requests_conflict(const struct request *a, const struct buffer *const *bufs, const uint32_t *modes,
@@ -373,7 +373,7 @@ static struct grant *grant_new(struct client *c, struct buffer *buf, uint32_t mo
 	g->next_in_client = c->grants;
 	c->grants = g;
 	c->n_grants++;
-	if (mode == ACCESS_WRITE)
+	if (mode == DMABROKER_ACCESS_WRITE)
 		buf->resv.writer = true;
 	else
 		buf->resv.readers++;
@@ -396,7 +396,7 @@ static void grant_free(struct grant *g)
 			break;
 		}
 	c->n_grants--;
-	if (g->mode == ACCESS_WRITE)
+	if (g->mode == DMABROKER_ACCESS_WRITE)
 		buf->resv.writer = false;
 	else
 		buf->resv.readers--;
@@ -412,7 +412,7 @@ static void grant_free(struct grant *g)
 static int grant_and_reply(struct client *c, sd_bus_message *m, uint32_t cookie, bool multi, unsigned n,
 			   struct buffer **bufs, const uint32_t *modes)
 {
-	struct grant *grants[ACCESS_MAX_MULTI];
+	struct grant *grants[DMABROKER_ACCESS_MAX_MULTI];
 	sd_bus_message *reply = NULL;
 	int acc = -1, r = 0;
 	unsigned made = 0;
@@ -569,13 +569,13 @@ static int begin(struct client *c, sd_bus_message *m, uint32_t cookie, unsigned 
 	unsigned n_seen = 0;
 	int r;
 
-	if (flags & ~ACCESS_NONBLOCK)
+	if (flags & ~DMABROKER_ACCESS_NONBLOCK)
 		return sd_bus_error_setf(error, ERR_INVALID_ARGUMENT, "unknown access flags 0x%x (known: 1 = nonblock)",
-					 flags & ~ACCESS_NONBLOCK);
-	if (n == 0 || n > ACCESS_MAX_MULTI)
-		return sd_bus_error_setf(error, ERR_INVALID_ARGUMENT, "%u buffers; 1 to %d at once", n, ACCESS_MAX_MULTI);
+					 flags & ~DMABROKER_ACCESS_NONBLOCK);
+	if (n == 0 || n > DMABROKER_ACCESS_MAX_MULTI)
+		return sd_bus_error_setf(error, ERR_INVALID_ARGUMENT, "%u buffers; 1 to %d at once", n, DMABROKER_ACCESS_MAX_MULTI);
 	for (unsigned i = 0; i < n; i++) {
-		if (modes[i] != ACCESS_READ && modes[i] != ACCESS_WRITE)
+		if (modes[i] != DMABROKER_ACCESS_READ && modes[i] != DMABROKER_ACCESS_WRITE)
 			return sd_bus_error_setf(error, ERR_INVALID_ARGUMENT, "mode %u: 1 = read, 2 = write", modes[i]);
 		for (unsigned j = 0; j < i; j++)
 			if (bufs[j] == bufs[i])
@@ -594,7 +594,7 @@ static int begin(struct client *c, sd_bus_message *m, uint32_t cookie, unsigned 
 		return r;
 	if (grantable(b, bufs, modes, n, NULL))
 		return grant_and_reply(c, m, cookie, multi, n, bufs, modes);
-	if (flags & ACCESS_NONBLOCK)
+	if (flags & DMABROKER_ACCESS_NONBLOCK)
 		return sd_bus_error_setf(error, ERR_BUSY, "buffer %llu is busy: %s",
 					 (unsigned long long)bufs[0]->id,
 					 bufs[0]->resv.writer ? "a writer holds it" :
@@ -673,7 +673,7 @@ int access_begin_internal(struct buffer *buf, uint32_t mode, access_internal_cb 
 static void grant_end(struct grant *g, int release_fd)
 {
 	struct buffer *buf = g->buf;
-	bool write = g->mode == ACCESS_WRITE;
+	bool write = g->mode == DMABROKER_ACCESS_WRITE;
 	int own = -1;
 
 	if (release_fd >= 0) {
@@ -696,7 +696,7 @@ static int on_lease_expired(sd_event_source *src, uint64_t usec, void *userdata)
 	struct buffer *buf = g->buf;
 	struct client *c = g->client;
 	struct broker *b = c->broker;
-	bool write = g->mode == ACCESS_WRITE;
+	bool write = g->mode == DMABROKER_ACCESS_WRITE;
 
 	buf->resv.grant_timeouts++;
 	b->grant_timeouts++;

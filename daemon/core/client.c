@@ -303,7 +303,7 @@ int client_open_direct(struct client *c, int *ret_fd, sd_bus_error *error)
 	if (r >= 0)
 		r = sd_bus_negotiate_fds(e->bus, 1);
 	if (r >= 0)
-		r = sd_bus_add_object_vtable(e->bus, &e->vtable_slot, BROKER_PATH, BROKER_INTERFACE,
+		r = sd_bus_add_object_vtable(e->bus, &e->vtable_slot, DMABROKER_OBJECT_PATH, DMABROKER_INTERFACE,
 					     broker_vtable(), e);
 	if (r >= 0)
 		r = sd_bus_match_signal(e->bus, &e->match_slot, NULL, "/org/freedesktop/DBus/Local",
@@ -338,7 +338,7 @@ int client_new_signal(struct client *c, const char *member, sd_bus_message **ret
 
 	if (!bus || (!c->directs && !c->bus_name))
 		return -ENOTCONN;
-	r = sd_bus_message_new_signal(bus, ret, BROKER_PATH, BROKER_INTERFACE, member);
+	r = sd_bus_message_new_signal(bus, ret, DMABROKER_OBJECT_PATH, DMABROKER_INTERFACE, member);
 	if (r >= 0 && !c->directs)
 		r = sd_bus_message_set_destination(*ret, c->bus_name);
 	if (r < 0)

@@ -94,7 +94,7 @@ int broker_attach_bus(struct broker *b, sd_bus *bus)
 	r = creds_attach(b, bus);
 	if (r < 0)
 		return r;
-	r = sd_bus_add_object_vtable(bus, &b->bus_endpoint.vtable_slot, BROKER_PATH, BROKER_INTERFACE,
+	r = sd_bus_add_object_vtable(bus, &b->bus_endpoint.vtable_slot, DMABROKER_OBJECT_PATH, DMABROKER_INTERFACE,
 				     broker_vtable(), &b->bus_endpoint);
 	if (r < 0)
 		return r;

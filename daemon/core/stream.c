@@ -62,7 +62,7 @@
 #include "quota.h"
 #include "stream-wire.h"
 #include "stream.h"
-#include "usage.h"
+#include "dmabroker-protocol.h"
 
 struct stream_party {
 	struct client *client;
@@ -79,7 +79,7 @@ struct stream_consumer {
 	unsigned acquired;
 	uint32_t held;                  /* bit i: it holds buffer i */
 	int pending;                    /* mailbox: the frame waiting for it, or -1 */
-	uint8_t queue[STREAM_MAX_BUFFERS]; /* fifo: frames waiting for it */
+	uint8_t queue[DMABROKER_STREAM_MAX_BUFFERS]; /* fifo: frames waiting for it */
 	unsigned q_head, q_len;
 	uint64_t delivered, consumed, dropped;
 	bool end_owed;                  /* StreamEnded, once what waits for it here is sent */
@@ -102,13 +102,13 @@ struct stream {
 	char error_name[64], error_msg[512];
 	bool has_producer;
 	struct stream_party producer;
-	struct stream_consumer consumers[STREAM_MAX_CONSUMERS];
+	struct stream_consumer consumers[DMABROKER_STREAM_MAX_CONSUMERS];
 	unsigned n_consumers;
 	uint32_t next_consumer_id;
 	uint32_t fourcc;
 	uint64_t modifier;
 	struct backend *backend;
-	struct slot slots[STREAM_MAX_BUFFERS];
+	struct slot slots[DMABROKER_STREAM_MAX_BUFFERS];
 	unsigned n_slots;
 	uint64_t produced, consumed, dropped;
 	uid_t owner_uid;                /* the producer's */
@@ -233,11 +233,11 @@ int stream_read_params(sd_bus_message *m, bool producer, struct stream_params *p
 				return sd_bus_error_setf(error, ERR_INVALID_ARGUMENT, "unknown usage bits 0x%x",
 							 p->usage & ~DMABROKER_USAGE_ALL);
 		} else if (strcmp(key, "allow-uids") == 0) {
-			r = read_au(m, p->allow_uids, STREAM_MAX_ALLOW, &p->n_allow_uids, key, error);
+			r = read_au(m, p->allow_uids, DMABROKER_STREAM_MAX_ALLOW, &p->n_allow_uids, key, error);
 		} else if (strcmp(key, "allow-gids") == 0) {
-			r = read_au(m, p->allow_gids, STREAM_MAX_ALLOW, &p->n_allow_gids, key, error);
+			r = read_au(m, p->allow_gids, DMABROKER_STREAM_MAX_ALLOW, &p->n_allow_gids, key, error);
 		} else if (strcmp(key, "formats") == 0) {
-			r = read_au(m, p->formats, STREAM_MAX_FORMATS, &p->n_formats, key, error);
+			r = read_au(m, p->formats, DMABROKER_STREAM_MAX_FORMATS, &p->n_formats, key, error);
 		} else if (strcmp(key, "modifiers") == 0) {
 			const uint64_t *v;
 			size_t size;
@@ -246,9 +246,9 @@ int stream_read_params(sd_bus_message *m, bool producer, struct stream_params *p
 				return sd_bus_error_setf(error, ERR_INVALID_ARGUMENT,
 							 "option 'modifiers' must be an array of uint64 (at)");
 			r = sd_bus_message_read_array(m, 't', (const void **)&v, &size);
-			if (r >= 0 && size / 8 > STREAM_MAX_MODIFIERS)
+			if (r >= 0 && size / 8 > DMABROKER_STREAM_MAX_MODIFIERS)
 				return sd_bus_error_setf(error, ERR_INVALID_ARGUMENT, "%zu modifiers, at most %d",
-							 size / 8, STREAM_MAX_MODIFIERS);
+							 size / 8, DMABROKER_STREAM_MAX_MODIFIERS);
 			if (r >= 0) {
 				memcpy(p->modifiers, v, size);
 				p->n_modifiers = (unsigned)(size / 8);
@@ -262,9 +262,9 @@ int stream_read_params(sd_bus_message *m, bool producer, struct stream_params *p
 							 "option 'devices' must be an array of strings (as)");
 			r = sd_bus_message_enter_container(m, 'a', "s");
 			while (r >= 0 && (r = sd_bus_message_read(m, "s", &d)) > 0) {
-				if (p->n_devices == STREAM_MAX_DEVICES)
+				if (p->n_devices == DMABROKER_STREAM_MAX_DEVICES)
 					return sd_bus_error_setf(error, ERR_INVALID_ARGUMENT, "more than %d devices",
-								 STREAM_MAX_DEVICES);
+								 DMABROKER_STREAM_MAX_DEVICES);
 				if (strlen(d) >= sizeof(p->devices[0]))
 					return sd_bus_error_setf(error, ERR_INVALID_ARGUMENT, "device name too long");
 				snprintf(p->devices[p->n_devices++], sizeof(p->devices[0]), "%s", d);
@@ -295,12 +295,12 @@ int stream_read_params(sd_bus_message *m, bool producer, struct stream_params *p
 			p->mode = STREAM_FIFO;
 		if (p->buffers == 0)
 			p->buffers = 4;
-		if (p->buffers > STREAM_MAX_BUFFERS)
+		if (p->buffers > DMABROKER_STREAM_MAX_BUFFERS)
 			return sd_bus_error_setf(error, ERR_INVALID_ARGUMENT, "%u buffers: a stream has 1 to %d",
-						 p->buffers, STREAM_MAX_BUFFERS);
-		if (p->consumers > STREAM_MAX_CONSUMERS)
+						 p->buffers, DMABROKER_STREAM_MAX_BUFFERS);
+		if (p->consumers > DMABROKER_STREAM_MAX_CONSUMERS)
 			return sd_bus_error_setf(error, ERR_INVALID_ARGUMENT, "%u consumers: at most %d",
-						 p->consumers, STREAM_MAX_CONSUMERS);
+						 p->consumers, DMABROKER_STREAM_MAX_CONSUMERS);
 		if (p->n_formats == 0)
 			return sd_bus_error_set(error, ERR_INVALID_ARGUMENT,
 						"the producer must name its formats (option 'formats')");
@@ -338,7 +338,7 @@ static struct stream *find_by_name(struct broker *b, const char *name)
 
 static struct stream_consumer *consumer_of(struct stream *s, struct client *c)
 {
-	for (unsigned i = 0; i < STREAM_MAX_CONSUMERS; i++)
+	for (unsigned i = 0; i < DMABROKER_STREAM_MAX_CONSUMERS; i++)
 		if (s->consumers[i].active && s->consumers[i].party.client == c)
 			return &s->consumers[i];
 	return NULL;
@@ -463,14 +463,14 @@ static int peers_open(struct stream *s, sd_bus_error *error)
 	s->producer.counters = counters_new();
 	if (s->producer.counters < 0)
 		r = s->producer.counters;
-	for (unsigned i = 0; r >= 0 && i < STREAM_MAX_CONSUMERS; i++)
+	for (unsigned i = 0; r >= 0 && i < DMABROKER_STREAM_MAX_CONSUMERS; i++)
 		if (s->consumers[i].active)
 			r = channel_open(&s->consumers[i]);
 	if (r >= 0) {
 		s->peer = true;
 		return 0;
 	}
-	for (unsigned i = 0; i < STREAM_MAX_CONSUMERS; i++)
+	for (unsigned i = 0; i < DMABROKER_STREAM_MAX_CONSUMERS; i++)
 		if (s->consumers[i].active)
 			channel_close(s, &s->consumers[i]);
 	s->producer.counters = safe_close(s->producer.counters);
@@ -563,7 +563,7 @@ static void pump(struct stream *s, struct stream_consumer *con)
 			send_frame(s, con, i);
 		} else if (con->q_len) {
 			unsigned i = con->queue[con->q_head];
-			con->q_head = (con->q_head + 1) % STREAM_MAX_BUFFERS;
+			con->q_head = (con->q_head + 1) % DMABROKER_STREAM_MAX_BUFFERS;
 			con->q_len--;
 			send_frame(s, con, i);
 		} else {
@@ -590,7 +590,7 @@ static void deliver(struct stream *s, struct stream_consumer *con, unsigned i)
 			con->pending = (int)i;
 		}
 	} else {
-		con->queue[(con->q_head + con->q_len) % STREAM_MAX_BUFFERS] = (uint8_t)i;
+		con->queue[(con->q_head + con->q_len) % DMABROKER_STREAM_MAX_BUFFERS] = (uint8_t)i;
 		con->q_len++;
 	}
 }
@@ -671,7 +671,7 @@ static unsigned parties(struct stream *s, struct stream_party **out)
 	unsigned n = 0;
 	if (s->has_producer)
 		out[n++] = &s->producer;
-	for (unsigned i = 0; i < STREAM_MAX_CONSUMERS; i++)
+	for (unsigned i = 0; i < DMABROKER_STREAM_MAX_CONSUMERS; i++)
 		if (s->consumers[i].active)
 			out[n++] = &s->consumers[i].party;
 	return n;
@@ -685,7 +685,7 @@ static int negotiate_plan(struct stream *s, struct alloc_request *req, struct ba
 			  sd_bus_error *error)
 {
 	struct broker *b = s->broker;
-	struct stream_party *all[STREAM_MAX_CONSUMERS + 1], *needer = NULL;
+	struct stream_party *all[DMABROKER_STREAM_MAX_CONSUMERS + 1], *needer = NULL;
 	struct backend *need = NULL;
 	char w[96], w2[96], why[256], list[256];
 	uint32_t fourcc = 0, usage = 0;
@@ -774,7 +774,7 @@ static int negotiate_plan(struct stream *s, struct alloc_request *req, struct ba
  */
 static int negotiate_finish(struct stream *s, sd_bus_error *error)
 {
-	struct stream_party *all[STREAM_MAX_CONSUMERS + 1];
+	struct stream_party *all[DMABROKER_STREAM_MAX_CONSUMERS + 1];
 	unsigned n = parties(s, all);
 	int r;
 
@@ -811,7 +811,7 @@ static int append_peers(struct stream *s, struct stream_party *p, sd_bus_message
 				     : sd_bus_message_append(reply, "ah", 0);
 	if (r >= 0)
 		r = sd_bus_message_open_container(reply, 'a', "(uh)");
-	for (unsigned i = 0; r >= 0 && i < STREAM_MAX_CONSUMERS; i++) {
+	for (unsigned i = 0; r >= 0 && i < DMABROKER_STREAM_MAX_CONSUMERS; i++) {
 		const struct stream_consumer *k = &s->consumers[i];
 		if (!k->active || k->chan[0] < 0 || (con && k != con))
 			continue;
@@ -891,7 +891,7 @@ static void answer_waiting(struct stream *s, struct stream_party *p)
 /* The end of negotiation: running, or failed with e (set) and no buffers; every waiting party is answered. */
 static void negotiation_end(struct stream *s, sd_bus_error *e)
 {
-	struct stream_party *all[STREAM_MAX_CONSUMERS + 1];
+	struct stream_party *all[DMABROKER_STREAM_MAX_CONSUMERS + 1];
 	unsigned n;
 
 	if (!sd_bus_error_is_set(e) && negotiate_finish(s, e) >= 0) {
@@ -1014,7 +1014,7 @@ static int check_limit(struct client *c, sd_bus_error *error)
 enum {
 	STREAM_PRODUCER_FDS = 1,
 	STREAM_CONSUMER_FDS = 3,
-	STREAM_SLOT_FDS = 2 * STREAM_MAX_BUFFERS,
+	STREAM_SLOT_FDS = 2 * DMABROKER_STREAM_MAX_BUFFERS,
 };
 
 static void default_label(struct client *c, struct stream_params *p)
@@ -1097,7 +1097,7 @@ int stream_create(struct client *c, const struct stream_params *p, struct stream
 	s->producer.client = c;
 	s->producer.p = s->p;
 	s->producer.counters = -1;
-	for (unsigned i = 0; i < STREAM_MAX_CONSUMERS; i++) {
+	for (unsigned i = 0; i < DMABROKER_STREAM_MAX_CONSUMERS; i++) {
 		s->consumers[i].party.counters = -1;
 		s->consumers[i].chan[0] = s->consumers[i].chan[1] = -1;
 	}
@@ -1168,12 +1168,12 @@ int stream_join(struct client *c, const struct stream_params *p, struct stream *
 		return sd_bus_error_set(error, s->error_name, s->error_msg);
 	if (s->producer.client == c || consumer_of(s, c))
 		return sd_bus_error_setf(error, ERR_INVALID_ARGUMENT, "this client is in stream '%s' already", p->name);
-	for (unsigned i = 0; i < STREAM_MAX_CONSUMERS && !con; i++)
+	for (unsigned i = 0; i < DMABROKER_STREAM_MAX_CONSUMERS && !con; i++)
 		if (!s->consumers[i].active)
 			con = &s->consumers[i];
 	if (!con)
 		return sd_bus_error_setf(error, ERR_LIMIT_REACHED, "stream '%s' has %d consumers, the most it takes",
-					 p->name, STREAM_MAX_CONSUMERS);
+					 p->name, DMABROKER_STREAM_MAX_CONSUMERS);
 	r = check_limit(c, error);
 	if (r < 0)
 		return r;
@@ -1232,7 +1232,7 @@ static void stream_free(struct stream *s)
 		safe_close(s->slots[i].release_fence);
 		buffer_unset_stream(s->slots[i].buf);
 	}
-	for (unsigned i = 0; i < STREAM_MAX_CONSUMERS; i++)
+	for (unsigned i = 0; i < DMABROKER_STREAM_MAX_CONSUMERS; i++)
 		channel_close(s, &s->consumers[i]);
 	safe_close(s->producer.counters);
 	fd_budget_uncharge(b, STREAM_SLOT_FDS); /* charged in stream_create() */
@@ -1272,7 +1272,7 @@ static void leave(struct stream *s, struct client *c, bool going)
 		if (con->pending >= 0)
 			slot_unref(s, (unsigned)con->pending);
 		for (unsigned k = 0; k < con->q_len; k++)
-			slot_unref(s, con->queue[(con->q_head + k) % STREAM_MAX_BUFFERS]);
+			slot_unref(s, con->queue[(con->q_head + k) % DMABROKER_STREAM_MAX_BUFFERS]);
 		con->held = 0;
 		con->pending = -1;
 		con->q_len = 0;
@@ -1289,12 +1289,12 @@ static void leave(struct stream *s, struct client *c, bool going)
 		s->dropped += k.dropped;
 		s->producer.counters = safe_close(s->producer.counters);
 		fd_budget_uncharge(s->broker, STREAM_PRODUCER_FDS); /* charged in stream_create() */
-		for (unsigned i = 0; i < STREAM_MAX_CONSUMERS; i++)
+		for (unsigned i = 0; i < DMABROKER_STREAM_MAX_CONSUMERS; i++)
 			channel_shut(&s->consumers[i]);
 		drop_waiting(&s->producer, !going, "left the stream");
 		if (s->state == STREAM_NEGOTIATING || s->state == STREAM_RUNNING) {
 			s->state = STREAM_ENDED;
-			for (unsigned i = 0; i < STREAM_MAX_CONSUMERS; i++)
+			for (unsigned i = 0; i < DMABROKER_STREAM_MAX_CONSUMERS; i++)
 				if (s->consumers[i].active) {
 					answer_waiting(s, &s->consumers[i].party);
 					send_end(s, &s->consumers[i]);
@@ -1333,7 +1333,7 @@ void streams_free(struct broker *b)
 	while (b->streams) {
 		struct stream *s = b->streams;
 		drop_waiting(&s->producer, false, NULL);
-		for (unsigned i = 0; i < STREAM_MAX_CONSUMERS; i++)
+		for (unsigned i = 0; i < DMABROKER_STREAM_MAX_CONSUMERS; i++)
 			drop_waiting(&s->consumers[i].party, false, NULL);
 		stream_free(s);
 	}
@@ -1417,7 +1417,7 @@ int stream_queue(struct stream *s, struct client *c, uint32_t index, const struc
 	sl->queued = true;
 	sl->refs = 1; /* ours, while delivering */
 	s->produced++;
-	for (unsigned i = 0; i < STREAM_MAX_CONSUMERS; i++)
+	for (unsigned i = 0; i < DMABROKER_STREAM_MAX_CONSUMERS; i++)
 		if (s->consumers[i].active)
 			deliver(s, &s->consumers[i], index);
 	if (sl->refs == 1)
@@ -1476,7 +1476,7 @@ int stream_append_list(struct broker *b, struct client *c, sd_bus_message *reply
 		uint64_t consumed = s->consumed;
 		if (!client_is_admin(c) && !consumer_of(s, c) && !(s->has_producer && s->producer.client == c))
 			continue;
-		for (unsigned i = 0; i < STREAM_MAX_CONSUMERS; i++)
+		for (unsigned i = 0; i < DMABROKER_STREAM_MAX_CONSUMERS; i++)
 			if (s->consumers[i].active)
 				consumed += counters_read(s->consumers[i].party.counters).frames;
 		r = sd_bus_message_append(reply, "(tssssuuuututtt)", s->id, s->p.name, mode_names[s->p.mode],
