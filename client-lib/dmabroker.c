@@ -17,7 +17,7 @@
 
 #include "cleanup.h"
 #include "access-wire.h"
-#include "errors.h"
+#include "errors-sdbus.h"
 #include "fdmsg.h"
 #include "fence.h"
 

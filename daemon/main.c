@@ -21,7 +21,7 @@
 #include "broker.h"
 #include "buildconf.h"
 #include "config.h"
-#include "errors.h"
+#include "errors-sdbus.h"
 #include "fdstore.h"
 #include "log.h"
 #include "notify.h"

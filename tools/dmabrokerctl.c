@@ -18,7 +18,7 @@
 
 #include "dmabroker.h"
 #include "dmabroker-protocol.h"
-#include "errors.h"
+#include "errors-sdbus.h"
 #include "format.h"
 
 

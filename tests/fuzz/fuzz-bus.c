@@ -39,7 +39,7 @@
 #include <systemd/sd-event.h>
 
 #include "broker.h"
-#include "errors.h"
+#include "errors-sdbus.h"
 #include "fd-util.h"
 #include "log.h"
 #include "stream.h"

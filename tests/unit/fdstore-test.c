@@ -15,7 +15,7 @@
 
 #include "broker.h"
 #include "cleanup.h"
-#include "errors.h"
+#include "errors-sdbus.h"
 #include "fdstore.h"
 #include "tap.h"
 #include "fd-util.h"

@@ -16,7 +16,7 @@
 #include <systemd/sd-bus.h>
 
 #include "broker.h"
-#include "errors.h"
+#include "errors-sdbus.h"
 #include "tap.h"
 
 TAP_DEFINE;

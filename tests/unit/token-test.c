@@ -7,7 +7,7 @@
 #include <unistd.h>
 
 #include "broker.h"
-#include "errors.h"
+#include "errors-sdbus.h"
 #include "tap.h"
 
 TAP_DEFINE;
