@@ -3,7 +3,7 @@
 
 #include "errors.h"
 
-int dmabroker_error_code(const char *name)
+int dmabroker_error_code_of(const char *name)
 {
 	if (!name)
 		return DMABROKER_E_NONE;

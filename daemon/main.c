@@ -19,6 +19,7 @@
 #include <sys/resource.h>
 
 #include "broker.h"
+#include "bus.h"
 #include "buildconf.h"
 #include "config.h"
 #include "errors-sdbus.h"

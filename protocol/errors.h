@@ -78,7 +78,7 @@ enum dmabroker_error_code {
 };
 
 /* The D-Bus name of code, or NULL when it has none (0, unknown codes). */
-static inline const char *dmabroker_error_name(int code)
+static inline const char *dmabroker_error_code_name(int code)
 {
 	switch (code) {
 #define X(id, c, name, errnum) case c: return name;
@@ -89,7 +89,7 @@ static inline const char *dmabroker_error_name(int code)
 }
 
 /* The (positive) errno the library returns for code, 0 when it has none. */
-static inline int dmabroker_error_errno(int code)
+static inline int dmabroker_error_code_errno(int code)
 {
 	switch (code) {
 #define X(id, c, name, errnum) case c: return errnum;
@@ -100,4 +100,4 @@ static inline int dmabroker_error_errno(int code)
 }
 
 /* The code of a D-Bus error name, DMABROKER_E_NONE when it is not one of ours. */
-int dmabroker_error_code(const char *name);
+int dmabroker_error_code_of(const char *name);

@@ -19,10 +19,11 @@
 #include <linux/dma-buf.h>
 
 #include "broker.h"
+#include "bus.h"
 #include "buildconf.h"
 #include "cleanup.h"
 #include "config.h"
-#include "errors.h"
+#include "error.h"
 #include "log.h"
 #include "fdstore.h"
 #include "migrate.h"
@@ -34,7 +35,7 @@
 #define DMA_BUF_FS_MAGIC 0x444d4142 /* "DMAB", include/uapi/linux/magic.h */
 #define MAX_MODIFIERS 64
 
-static int caller(struct endpoint *e, sd_bus_message *m, struct client **ret, sd_bus_error *error)
+static int caller(struct endpoint *e, sd_bus_message *m, struct client **ret, struct error *error)
 {
 	struct client *c;
 
@@ -48,13 +49,13 @@ static int caller(struct endpoint *e, sd_bus_message *m, struct client **ret, sd
 		return 0;
 	}
 	/* creds.c holds a new peer's calls until its client exists: not reached */
-	sd_bus_error_setf(error, ERR_NOT_PERMITTED, "the bus has not yet said who the caller is");
+	error_setf(error, DMABROKER_E_NOT_PERMITTED, "the bus has not yet said who the caller is");
 	return -EPERM;
 }
 
 /* The buffer `id`, which the caller must hold. */
 static int held_buffer(struct endpoint *e, sd_bus_message *m, uint64_t id, struct client **ret_client,
-		       struct buffer **ret_buffer, struct hold **ret_hold, sd_bus_error *error)
+		       struct buffer **ret_buffer, struct hold **ret_hold, struct error *error)
 {
 	int r = caller(e, m, ret_client, error);
 
@@ -63,7 +64,7 @@ static int held_buffer(struct endpoint *e, sd_bus_message *m, uint64_t id, struc
 	return client_held_buffer(*ret_client, id, ret_buffer, ret_hold, error);
 }
 
-static int check_format(uint32_t fourcc, const struct format_info **ret, sd_bus_error *error)
+static int check_format(uint32_t fourcc, const struct format_info **ret, struct error *error)
 {
 	char name[5], list[256] = "";
 	const struct format_info *all;
@@ -75,22 +76,22 @@ static int check_format(uint32_t fourcc, const struct format_info **ret, sd_bus_
 	all = format_all(&n);
 	for (unsigned i = 0; i < n; i++)
 		snprintf(list + strlen(list), sizeof(list) - strlen(list), "%s%s", i ? ", " : "", all[i].name);
-	return sd_bus_error_setf(error, ERR_UNSUPPORTED_FORMAT, "format 0x%08x ('%s') is not supported; supported: %s",
+	return error_setf(error, DMABROKER_E_UNSUPPORTED_FORMAT, "format 0x%08x ('%s') is not supported; supported: %s",
 				 fourcc, fourcc_str(fourcc, name), list);
 }
 
-static int check_usage(uint32_t usage, sd_bus_error *error)
+static int check_usage(uint32_t usage, struct error *error)
 {
 	if (usage & ~DMABROKER_USAGE_ALL)
-		return sd_bus_error_setf(error, ERR_INVALID_ARGUMENT, "unknown usage bits 0x%x (known: 0x%x)",
+		return error_setf(error, DMABROKER_E_INVALID_ARGUMENT, "unknown usage bits 0x%x (known: 0x%x)",
 					 usage & ~DMABROKER_USAGE_ALL, DMABROKER_USAGE_ALL);
 	return 0;
 }
 
-static int check_dimensions(struct broker *b, uint32_t w, uint32_t h, sd_bus_error *error)
+static int check_dimensions(struct broker *b, uint32_t w, uint32_t h, struct error *error)
 {
 	if (w == 0 || h == 0 || w > b->config.max_dimension || h > b->config.max_dimension)
-		return sd_bus_error_setf(error, ERR_INVALID_DIMENSIONS,
+		return error_setf(error, DMABROKER_E_INVALID_DIMENSIONS,
 					 "%ux%u: width and height must be 1 to %u (max-dimension)", w, h,
 					 b->config.max_dimension);
 	return 0;
@@ -125,23 +126,38 @@ static bool error_name_valid(const char *name)
 	return dots > 0 && !start;
 }
 
-int broker_reply_error(sd_bus_message *call, int r, const sd_bus_error *error)
+void bus_error_from(sd_bus_error *out, int r, const struct error *e)
+{
+	if (error_is_set(e) && error_name(e))
+		sd_bus_error_set(out, error_name(e), e->message);
+	else if (error_is_set(e))
+		sd_bus_error_set_errnof(out, -e->errnum, "%s", e->message);
+	else
+		sd_bus_error_set_errno(out, r < 0 ? r : -EIO);
+}
+
+int broker_reply_error(sd_bus_message *call, int r, const struct error *e)
+{
+	_cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+
+	bus_error_from(&error, r, e);
+	return broker_reply_sd_bus_error(call, &error);
+}
+
+int broker_reply_sd_bus_error(sd_bus_message *call, const sd_bus_error *error)
 {
 	char text[1024];
 	int q;
 
-	if (sd_bus_error_is_set(error) && !error_name_valid(error->name))
+	if (!error_name_valid(error->name))
 		q = -EINVAL;
-	else if (sd_bus_error_is_set(error))
+	else
 		q = sd_bus_reply_method_error(call, &SD_BUS_ERROR_MAKE_CONST(
 						      error->name, printable(error->message, text, sizeof(text))));
-	else
-		q = sd_bus_reply_method_errno(call, r < 0 ? r : -EIO, NULL);
 	if (q >= 0 || q == -ENOTCONN || q == -ECONNRESET || q == -EPIPE)
 		return 1; /* answered, or nobody left to answer */
 	log_warning("cannot send the error of %s (%s): %s; sending %s", sd_bus_message_get_member(call),
-		    sd_bus_error_is_set(error) ? PRINTABLE(error->name) : strerror(r < 0 ? -r : EIO), strerror(-q),
-		    SD_BUS_ERROR_FAILED);
+		    PRINTABLE(error->name), strerror(-q), SD_BUS_ERROR_FAILED);
 	q = sd_bus_reply_method_errorf(call, SD_BUS_ERROR_FAILED, "%s failed; the daemon could not send why",
 				       sd_bus_message_get_member(call));
 	if (q < 0)
@@ -175,7 +191,7 @@ static int append_planes(sd_bus_message *reply, const struct layout *l)
 }
 
 static int read_options(sd_bus_message *m, const char **backend, const char **device, bool *fresh,
-			sd_bus_error *error)
+			struct error *error)
 {
 	int r = sd_bus_message_enter_container(m, 'a', "{sv}");
 	if (r < 0)
@@ -190,7 +206,7 @@ static int read_options(sd_bus_message *m, const char **backend, const char **de
 			int v;
 			r = sd_bus_message_read(m, "v", "b", &v);
 			if (r < 0)
-				return sd_bus_error_setf(error, ERR_INVALID_ARGUMENT, "option 'fresh' must be a boolean");
+				return error_setf(error, DMABROKER_E_INVALID_ARGUMENT, "option 'fresh' must be a boolean");
 			*fresh = v;
 			r = sd_bus_message_exit_container(m);
 			if (r < 0)
@@ -202,11 +218,11 @@ static int read_options(sd_bus_message *m, const char **backend, const char **de
 		else if (strcmp(key, "device") == 0)
 			slot = device;
 		else
-			return sd_bus_error_setf(error, ERR_INVALID_ARGUMENT,
+			return error_setf(error, DMABROKER_E_INVALID_ARGUMENT,
 						 "unknown option '%s' (known: backend, device, fresh)", PRINTABLE(key));
 		r = sd_bus_message_read(m, "v", "s", slot);
 		if (r < 0)
-			return sd_bus_error_setf(error, ERR_INVALID_ARGUMENT, "option '%s' must be a string", key);
+			return error_setf(error, DMABROKER_E_INVALID_ARGUMENT, "option '%s' must be a string", key);
 		r = sd_bus_message_exit_container(m);
 		if (r < 0)
 			return r;
@@ -217,7 +233,7 @@ static int read_options(sd_bus_message *m, const char **backend, const char **de
 }
 
 /* Drops the backends c may not allocate from ([access]); none left: NotPermitted. */
-int filter_allowed(const struct client *c, struct backend **candidates, unsigned *n, sd_bus_error *error)
+int filter_allowed(const struct client *c, struct backend **candidates, unsigned *n, struct error *error)
 {
 	struct backend *first = *n ? candidates[0] : NULL;
 	unsigned kept = 0;
@@ -232,7 +248,7 @@ int filter_allowed(const struct client *c, struct backend **candidates, unsigned
 }
 
 int broker_allocate(struct client *c, const struct alloc_args *a, allocation_done_fn done_fn, sd_bus_message *msg,
-		    uint64_t cookie, sd_bus_error *error)
+		    uint64_t cookie, struct error *error)
 {
 	struct broker *b = c->broker;
 	const struct format_info *f;
@@ -250,13 +266,13 @@ int broker_allocate(struct client *c, const struct alloc_args *a, allocation_don
 	if (r < 0)
 		return r;
 	if (a->n_mods > MAX_MODIFIERS)
-		return sd_bus_error_setf(error, ERR_INVALID_ARGUMENT, "%zu modifiers; at most %d", a->n_mods,
+		return error_setf(error, DMABROKER_E_INVALID_ARGUMENT, "%zu modifiers; at most %d", a->n_mods,
 					 MAX_MODIFIERS);
 	linear_ok = a->n_mods == 0;
 	for (size_t i = 0; i < a->n_mods; i++)
 		linear_ok |= a->mods[i] == DRM_FORMAT_MOD_LINEAR || a->mods[i] == DRM_FORMAT_MOD_INVALID;
 	if (!linear_ok)
-		return sd_bus_error_setf(error, ERR_UNSUPPORTED_MODIFIER,
+		return error_setf(error, DMABROKER_E_UNSUPPORTED_MODIFIER,
 					 "none of the %zu modifiers (first 0x%llx) can be allocated: dmabroker "
 					 "allocates linear buffers (DRM_FORMAT_MOD_LINEAR)",
 					 a->n_mods, (unsigned long long)a->mods[0]);
@@ -264,7 +280,7 @@ int broker_allocate(struct client *c, const struct alloc_args *a, allocation_don
 	n = backends_choose(&b->backends, a->usage, a->backend, a->device, candidates, ELEMENTSOF(candidates), why,
 			    sizeof(why));
 	if (n == 0)
-		return sd_bus_error_setf(error, ERR_NO_BACKEND, "%s", why);
+		return error_setf(error, DMABROKER_E_NO_BACKEND, "%s", why);
 	r = filter_allowed(c, candidates, &n, error);
 	if (r < 0)
 		return r;
@@ -285,7 +301,7 @@ void broker_allocated(struct client *c, struct buffer *buf)
 }
 
 /* The end of an Allocate call: its reply. */
-static void allocate_done(struct client *c, struct buffer *buf, int r, const sd_bus_error *error,
+static void allocate_done(struct client *c, struct buffer *buf, int r, const struct error *error,
 			  sd_bus_message *m, uint64_t cookie)
 {
 	sd_bus_message *reply = NULL;
@@ -307,7 +323,7 @@ static void allocate_done(struct client *c, struct buffer *buf, int r, const sd_
 		buffer_release(buffer_held_by(buf, c));
 }
 
-static int method_allocate(sd_bus_message *m, void *userdata, sd_bus_error *error)
+static int method_allocate(sd_bus_message *m, void *userdata, struct error *error)
 {
 	struct endpoint *e = userdata;
 	struct alloc_args a = { 0 };
@@ -351,7 +367,7 @@ static const char *fd_kind(int fd)
 	return "not a dma-buf";
 }
 
-static int method_import(sd_bus_message *m, void *userdata, sd_bus_error *error)
+static int method_import(sd_bus_message *m, void *userdata, struct error *error)
 {
 	struct endpoint *e = userdata;
 	struct broker *b = e->broker;
@@ -374,7 +390,7 @@ static int method_import(sd_bus_message *m, void *userdata, sd_bus_error *error)
 		return r;
 	while ((r = sd_bus_message_read(m, "(tu)", &offset, &stride)) > 0) {
 		if (l.n_planes == FORMAT_MAX_PLANES)
-			return sd_bus_error_setf(error, ERR_INVALID_ARGUMENT, "more than %d planes", FORMAT_MAX_PLANES);
+			return error_setf(error, DMABROKER_E_INVALID_ARGUMENT, "more than %d planes", FORMAT_MAX_PLANES);
 		l.plane[l.n_planes].offset = offset;
 		l.plane[l.n_planes++].stride = stride;
 	}
@@ -389,7 +405,7 @@ static int method_import(sd_bus_message *m, void *userdata, sd_bus_error *error)
 	if (r < 0)
 		return r;
 	if (fstatfs(fd, &sfs) < 0 || sfs.f_type != DMA_BUF_FS_MAGIC)
-		return sd_bus_error_setf(error, ERR_NOT_A_DMABUF, "the fd is %s, not a dma-buf", fd_kind(fd));
+		return error_setf(error, DMABROKER_E_NOT_A_DMABUF, "the fd is %s, not a dma-buf", fd_kind(fd));
 	r = check_dimensions(b, width, height, error);
 	if (r >= 0)
 		r = check_format(fourcc, &f, error);
@@ -398,21 +414,21 @@ static int method_import(sd_bus_message *m, void *userdata, sd_bus_error *error)
 	if (r < 0)
 		return r;
 	if (modifier != DRM_FORMAT_MOD_LINEAR)
-		return sd_bus_error_setf(error, ERR_UNSUPPORTED_MODIFIER,
+		return error_setf(error, DMABROKER_E_UNSUPPORTED_MODIFIER,
 					 "modifier 0x%llx: dmabroker checks and imports linear buffers only",
 					 (unsigned long long)modifier);
 	if (l.n_planes != f->n_planes)
-		return sd_bus_error_setf(error, ERR_INVALID_ARGUMENT, "%s has %u planes; %u were described",
+		return error_setf(error, DMABROKER_E_INVALID_ARGUMENT, "%s has %u planes; %u were described",
 					 f->name, f->n_planes, l.n_planes);
 	size = lseek(fd, 0, SEEK_END);
 	if (size <= 0)
-		return sd_bus_error_setf(error, ERR_NOT_A_DMABUF, "cannot tell the dma-buf's size");
+		return error_setf(error, DMABROKER_E_NOT_A_DMABUF, "cannot tell the dma-buf's size");
 	r = layout_validate(f, width, height, &l, (uint64_t)size);
 	if (r == -EINVAL)
-		return sd_bus_error_setf(error, ERR_INVALID_ARGUMENT,
+		return error_setf(error, DMABROKER_E_INVALID_ARGUMENT,
 					 "a stride is smaller than a row of %u %s pixels", width, f->name);
 	if (r < 0)
-		return sd_bus_error_setf(error, ERR_PLANES_DO_NOT_FIT,
+		return error_setf(error, DMABROKER_E_PLANES_DO_NOT_FIT,
 					 "the planes described for %ux%u %s do not fit in the dma-buf's %lld bytes",
 					 width, height, f->name, (long long)size);
 	r = fd_budget_charge(b, 1, error); /* buffer_register() takes the charge over */
@@ -435,7 +451,7 @@ static int method_import(sd_bus_message *m, void *userdata, sd_bus_error *error)
 	return sd_bus_reply_method_return(m, "tt", buf->id, buf->size);
 }
 
-int client_release_buffer(struct client *c, uint64_t id, sd_bus_error *error)
+int client_release_buffer(struct client *c, uint64_t id, struct error *error)
 {
 	struct buffer *buf;
 	struct hold *h;
@@ -449,7 +465,7 @@ int client_release_buffer(struct client *c, uint64_t id, sd_bus_error *error)
 	return 0;
 }
 
-static int method_release(sd_bus_message *m, void *userdata, sd_bus_error *error)
+static int method_release(sd_bus_message *m, void *userdata, struct error *error)
 {
 	struct client *c;
 	uint64_t id;
@@ -464,7 +480,7 @@ static int method_release(sd_bus_message *m, void *userdata, sd_bus_error *error
 	return sd_bus_reply_method_return(m, "");
 }
 
-static int method_create_token(sd_bus_message *m, void *userdata, sd_bus_error *error)
+static int method_create_token(sd_bus_message *m, void *userdata, struct error *error)
 {
 	struct client *c;
 	struct buffer *buf;
@@ -484,7 +500,7 @@ static int method_create_token(sd_bus_message *m, void *userdata, sd_bus_error *
 	return sd_bus_reply_method_return(m, "s", value);
 }
 
-static int method_revoke_token(sd_bus_message *m, void *userdata, sd_bus_error *error)
+static int method_revoke_token(sd_bus_message *m, void *userdata, struct error *error)
 {
 	struct endpoint *e = userdata;
 	struct client *c;
@@ -500,7 +516,7 @@ static int method_revoke_token(sd_bus_message *m, void *userdata, sd_bus_error *
 	return sd_bus_reply_method_return(m, "");
 }
 
-static int method_open_token(sd_bus_message *m, void *userdata, sd_bus_error *error)
+static int method_open_token(sd_bus_message *m, void *userdata, struct error *error)
 {
 	struct endpoint *e = userdata;
 	sd_bus_message *reply = NULL;
@@ -532,7 +548,7 @@ static int method_open_token(sd_bus_message *m, void *userdata, sd_bus_error *er
 	return send_reply(reply, r);
 }
 
-static int method_attach(sd_bus_message *m, void *userdata, sd_bus_error *error)
+static int method_attach(sd_bus_message *m, void *userdata, struct error *error)
 {
 	struct client *c;
 	struct buffer *buf;
@@ -550,10 +566,10 @@ static int method_attach(sd_bus_message *m, void *userdata, sd_bus_error *error)
 	if (r < 0)
 		return r;
 	if (flags & ~DMABROKER_ATTACH_STATIC)
-		return sd_bus_error_setf(error, ERR_INVALID_ARGUMENT, "unknown attach flags 0x%x (known: 1 = static)",
+		return error_setf(error, DMABROKER_E_INVALID_ARGUMENT, "unknown attach flags 0x%x (known: 1 = static)",
 					 flags & ~DMABROKER_ATTACH_STATIC);
 	if (strlen(device) >= sizeof(((struct attachment *)0)->device))
-		return sd_bus_error_setf(error, ERR_INVALID_ARGUMENT, "device name longer than %zu bytes",
+		return error_setf(error, DMABROKER_E_INVALID_ARGUMENT, "device name longer than %zu bytes",
 					 sizeof(((struct attachment *)0)->device) - 1);
 	r = migrate_for_attach(buf, c, m, usage, device, flags, error);
 	if (r != 0)
@@ -564,7 +580,7 @@ static int method_attach(sd_bus_message *m, void *userdata, sd_bus_error *error)
 	return sd_bus_reply_method_return(m, "uh", aid, buf->fd);
 }
 
-static int method_detach(sd_bus_message *m, void *userdata, sd_bus_error *error)
+static int method_detach(sd_bus_message *m, void *userdata, struct error *error)
 {
 	struct client *c;
 	struct buffer *buf;
@@ -582,7 +598,7 @@ static int method_detach(sd_bus_message *m, void *userdata, sd_bus_error *error)
 }
 
 /* Reads an "ah" holding zero or one fd: the fd (borrowed from m) or -1. */
-static int read_optional_fd(sd_bus_message *m, int *ret, sd_bus_error *error)
+static int read_optional_fd(sd_bus_message *m, int *ret, struct error *error)
 {
 	int r = sd_bus_message_enter_container(m, 'a', "h"), fd = -1, extra;
 
@@ -590,14 +606,14 @@ static int read_optional_fd(sd_bus_message *m, int *ret, sd_bus_error *error)
 		return r;
 	r = sd_bus_message_read(m, "h", &fd);
 	if (r > 0 && sd_bus_message_read(m, "h", &extra) > 0)
-		return sd_bus_error_set(error, ERR_INVALID_ARGUMENT, "at most one fence");
+		return error_set(error, DMABROKER_E_INVALID_ARGUMENT, "at most one fence");
 	if (r < 0)
 		return r;
 	*ret = r > 0 ? fd : -1;
 	return sd_bus_message_exit_container(m);
 }
 
-static int method_begin_access(sd_bus_message *m, void *userdata, sd_bus_error *error)
+static int method_begin_access(sd_bus_message *m, void *userdata, struct error *error)
 {
 	struct client *c;
 	struct buffer *buf;
@@ -614,7 +630,7 @@ static int method_begin_access(sd_bus_message *m, void *userdata, sd_bus_error *
 	return access_begin(c, m, 1, &buf, &mode, false, flags, error);
 }
 
-static int method_begin_access_multi(sd_bus_message *m, void *userdata, sd_bus_error *error)
+static int method_begin_access_multi(sd_bus_message *m, void *userdata, struct error *error)
 {
 	struct endpoint *e = userdata;
 	struct buffer *bufs[DMABROKER_ACCESS_MAX_MULTI];
@@ -629,7 +645,7 @@ static int method_begin_access_multi(sd_bus_message *m, void *userdata, sd_bus_e
 		return r;
 	while ((r = sd_bus_message_read(m, "(tu)", &id, &mode)) > 0) {
 		if (n == DMABROKER_ACCESS_MAX_MULTI)
-			return sd_bus_error_setf(error, ERR_INVALID_ARGUMENT, "more than %d buffers at once",
+			return error_setf(error, DMABROKER_E_INVALID_ARGUMENT, "more than %d buffers at once",
 						 DMABROKER_ACCESS_MAX_MULTI);
 		r = held_buffer(e, m, id, &c, &bufs[n], NULL, error);
 		if (r >= 0)
@@ -649,7 +665,7 @@ static int method_begin_access_multi(sd_bus_message *m, void *userdata, sd_bus_e
 	return access_begin(c, m, n, bufs, modes, true, flags, error);
 }
 
-static int method_end_access(sd_bus_message *m, void *userdata, sd_bus_error *error)
+static int method_end_access(sd_bus_message *m, void *userdata, struct error *error)
 {
 	struct endpoint *e = userdata;
 	struct client *c;
@@ -666,13 +682,13 @@ static int method_end_access(sd_bus_message *m, void *userdata, sd_bus_error *er
 		/* one-way (dmabroker_end_access_oneway): nobody hears the error, so say it here */
 		log_notice("one-way EndAccess of grant %llu from %s refused: %s", (unsigned long long)grant,
 			   sd_bus_message_get_sender(m) ? sd_bus_message_get_sender(m) : "a direct connection",
-			   sd_bus_error_is_set(error) ? error->message : strerror(-r));
+			   error_is_set(error) ? error->message : strerror(-r));
 	if (r < 0)
 		return r;
 	return sd_bus_reply_method_return(m, "");
 }
 
-static int method_list_buffers(sd_bus_message *m, void *userdata, sd_bus_error *error)
+static int method_list_buffers(sd_bus_message *m, void *userdata, struct error *error)
 {
 	struct endpoint *e = userdata;
 	sd_bus_message *reply = NULL;
@@ -701,7 +717,7 @@ static int method_list_buffers(sd_bus_message *m, void *userdata, sd_bus_error *
 	return send_list_reply(reply, r);
 }
 
-static int method_list_clients(sd_bus_message *m, void *userdata, sd_bus_error *error)
+static int method_list_clients(sd_bus_message *m, void *userdata, struct error *error)
 {
 	struct endpoint *e = userdata;
 	sd_bus_message *reply = NULL;
@@ -737,7 +753,7 @@ static int append_usage(sd_bus_message *reply, const char *scope, const struct u
 	return r;
 }
 
-static int method_get_usage(sd_bus_message *m, void *userdata, sd_bus_error *error)
+static int method_get_usage(sd_bus_message *m, void *userdata, struct error *error)
 {
 	struct endpoint *e = userdata;
 	struct broker *b = e->broker;
@@ -776,7 +792,7 @@ static int method_get_usage(sd_bus_message *m, void *userdata, sd_bus_error *err
 	return send_list_reply(reply, r);
 }
 
-static int method_list_backends(sd_bus_message *m, void *userdata, sd_bus_error *error)
+static int method_list_backends(sd_bus_message *m, void *userdata, struct error *error)
 {
 	struct endpoint *e = userdata;
 	const struct backends *bs = &e->broker->backends;
@@ -791,7 +807,7 @@ static int method_list_backends(sd_bus_message *m, void *userdata, sd_bus_error 
 	return send_list_reply(reply, r);
 }
 
-static int method_reclaim(sd_bus_message *m, void *userdata, sd_bus_error *error)
+static int method_reclaim(sd_bus_message *m, void *userdata, struct error *error)
 {
 	struct endpoint *e = userdata;
 	sd_bus_message *reply = NULL;
@@ -806,7 +822,7 @@ static int method_reclaim(sd_bus_message *m, void *userdata, sd_bus_error *error
 	r = sd_bus_message_enter_container(m, 'a', "(th)");
 	while (r >= 0 && (r = sd_bus_message_read(m, "(th)", &id, &fd)) > 0) {
 		if (n == ELEMENTSOF(ids))
-			return sd_bus_error_setf(error, ERR_INVALID_ARGUMENT, "more than %zu buffers at once",
+			return error_setf(error, DMABROKER_E_INVALID_ARGUMENT, "more than %zu buffers at once",
 						 ELEMENTSOF(ids));
 		ids[n] = id;
 		fds[n++] = fd;
@@ -824,7 +840,7 @@ static int method_reclaim(sd_bus_message *m, void *userdata, sd_bus_error *error
 	return send_reply(reply, r);
 }
 
-static int method_open_access_channel(sd_bus_message *m, void *userdata, sd_bus_error *error)
+static int method_open_access_channel(sd_bus_message *m, void *userdata, struct error *error)
 {
 	_cleanup_close_ int fd = -1;
 	struct client *c;
@@ -837,7 +853,7 @@ static int method_open_access_channel(sd_bus_message *m, void *userdata, sd_bus_
 	return sd_bus_reply_method_return(m, "h", fd);
 }
 
-static int method_open_direct(sd_bus_message *m, void *userdata, sd_bus_error *error)
+static int method_open_direct(sd_bus_message *m, void *userdata, struct error *error)
 {
 	struct endpoint *e = userdata;
 	_cleanup_close_ int fd = -1;
@@ -845,7 +861,7 @@ static int method_open_direct(sd_bus_message *m, void *userdata, sd_bus_error *e
 	int r;
 
 	if (e->client)
-		return sd_bus_error_set(error, ERR_NOT_PERMITTED,
+		return error_set(error, DMABROKER_E_NOT_PERMITTED,
 					"this is a direct connection already; call OpenDirect on the bus");
 	r = caller(e, m, &c, error);
 	if (r >= 0)
@@ -858,15 +874,15 @@ static int method_open_direct(sd_bus_message *m, void *userdata, sd_bus_error *e
 /* ---- streams ---- */
 
 /* Streams run on direct connections: the per-frame messages skip the bus. */
-static int direct_caller(struct endpoint *e, sd_bus_message *m, struct client **ret, sd_bus_error *error)
+static int direct_caller(struct endpoint *e, sd_bus_message *m, struct client **ret, struct error *error)
 {
 	if (!e->client)
-		return sd_bus_error_set(error, ERR_NOT_PERMITTED,
+		return error_set(error, DMABROKER_E_NOT_PERMITTED,
 					"streams run over a direct connection: call OpenDirect, then this method on it");
 	return caller(e, m, ret, error);
 }
 
-static int find_stream(struct broker *b, uint64_t id, struct stream **ret, sd_bus_error *error)
+static int find_stream(struct broker *b, uint64_t id, struct stream **ret, struct error *error)
 {
 	*ret = stream_find(b, id);
 	if (!*ret)
@@ -879,16 +895,20 @@ static int find_stream(struct broker *b, uint64_t id, struct stream **ret, sd_bu
  * then comes back as a StreamError signal (and a log line), not lost.
  */
 static int oneway_result(struct endpoint *e, sd_bus_message *m, struct client *c, uint64_t stream, int r,
-			 sd_bus_error *error)
+			 struct error *error)
 {
 	if (!c)
 		c = e->client; /* refused before direct_caller(), as a call with two fences is: still told */
 	if (r >= 0)
 		return sd_bus_reply_method_return(m, ""); /* dropped by sd-bus when no reply is expected */
 	if (c && !sd_bus_message_get_expect_reply(m)) {
+		_cleanup_(sd_bus_error_free) sd_bus_error be = SD_BUS_ERROR_NULL;
 		sd_bus_message *sig = NULL;
-		const char *name = sd_bus_error_is_set(error) ? error->name : SD_BUS_ERROR_FAILED;
-		const char *msg = sd_bus_error_is_set(error) && error->message ? PRINTABLE(error->message) : strerror(-r);
+		const char *name, *msg;
+
+		bus_error_from(&be, r, error);
+		name = be.name;
+		msg = be.message ? PRINTABLE(be.message) : strerror(-r);
 		log_notice("client %llu: %s on stream %llu: %s", (unsigned long long)c->id, sd_bus_message_get_member(m),
 			   (unsigned long long)stream, msg);
 		if (client_new_signal(c, "StreamError", &sig) >= 0 &&
@@ -899,7 +919,7 @@ static int oneway_result(struct endpoint *e, sd_bus_message *m, struct client *c
 	return r;
 }
 
-static int method_create_stream(sd_bus_message *m, void *userdata, sd_bus_error *error)
+static int method_create_stream(sd_bus_message *m, void *userdata, struct error *error)
 {
 	struct stream_params p = { 0 };
 	struct stream *s;
@@ -915,7 +935,7 @@ static int method_create_stream(sd_bus_message *m, void *userdata, sd_bus_error 
 		return r;
 	snprintf(p.name, sizeof(p.name), "%s", name);
 	if (strlen(name) >= sizeof(p.name))
-		return sd_bus_error_setf(error, ERR_INVALID_ARGUMENT, "stream name longer than %zu bytes",
+		return error_setf(error, DMABROKER_E_INVALID_ARGUMENT, "stream name longer than %zu bytes",
 					 sizeof(p.name) - 1);
 	r = stream_create(c, &p, &s, error);
 	if (r < 0)
@@ -923,7 +943,7 @@ static int method_create_stream(sd_bus_message *m, void *userdata, sd_bus_error 
 	return sd_bus_reply_method_return(m, "t", stream_id(s));
 }
 
-static int method_join_stream(sd_bus_message *m, void *userdata, sd_bus_error *error)
+static int method_join_stream(sd_bus_message *m, void *userdata, struct error *error)
 {
 	struct stream_params p = { 0 };
 	struct stream *s;
@@ -945,7 +965,7 @@ static int method_join_stream(sd_bus_message *m, void *userdata, sd_bus_error *e
 	return sd_bus_reply_method_return(m, "tu", stream_id(s), consumer);
 }
 
-static int method_stream_buffers(sd_bus_message *m, void *userdata, sd_bus_error *error)
+static int method_stream_buffers(sd_bus_message *m, void *userdata, struct error *error)
 {
 	struct endpoint *e = userdata;
 	struct stream *s;
@@ -962,7 +982,7 @@ static int method_stream_buffers(sd_bus_message *m, void *userdata, sd_bus_error
 	return stream_buffers(s, c, m, error);
 }
 
-static int method_queue_frame(sd_bus_message *m, void *userdata, sd_bus_error *error)
+static int method_queue_frame(sd_bus_message *m, void *userdata, struct error *error)
 {
 	struct endpoint *e = userdata;
 	struct frame_meta meta = { 0 };
@@ -999,7 +1019,7 @@ static int method_queue_frame(sd_bus_message *m, void *userdata, sd_bus_error *e
 	return oneway_result(e, m, c, id, r, error);
 }
 
-static int method_release_frame(sd_bus_message *m, void *userdata, sd_bus_error *error)
+static int method_release_frame(sd_bus_message *m, void *userdata, struct error *error)
 {
 	struct endpoint *e = userdata;
 	struct client *c = NULL;
@@ -1019,7 +1039,7 @@ static int method_release_frame(sd_bus_message *m, void *userdata, sd_bus_error 
 	return oneway_result(e, m, c, id, r, error);
 }
 
-static int method_leave_stream(sd_bus_message *m, void *userdata, sd_bus_error *error)
+static int method_leave_stream(sd_bus_message *m, void *userdata, struct error *error)
 {
 	struct endpoint *e = userdata;
 	struct stream *s;
@@ -1038,7 +1058,7 @@ static int method_leave_stream(sd_bus_message *m, void *userdata, sd_bus_error *
 	return sd_bus_reply_method_return(m, "");
 }
 
-static int method_list_streams(sd_bus_message *m, void *userdata, sd_bus_error *error)
+static int method_list_streams(sd_bus_message *m, void *userdata, struct error *error)
 {
 	struct endpoint *e = userdata;
 	sd_bus_message *reply = NULL;
@@ -1086,6 +1106,56 @@ static int property_get(sd_bus *bus, const char *path, const char *interface, co
 	return -ENOENT;
 }
 
+/*
+ * Every method call goes through answer(): the method's own handler, with a
+ * struct error of its own, then its error, if any, sent by
+ * broker_reply_error() instead of by sd-bus (which leaves the call
+ * unanswered when it cannot send the error). One small function per method
+ * puts it in the vtable: nothing is looked up per call.
+ */
+typedef int (*method_fn)(sd_bus_message *m, void *userdata, struct error *error);
+
+static int answer(sd_bus_message *m, void *userdata, method_fn handler)
+{
+	struct error error = ERROR_NULL;
+	int r = handler(m, userdata, &error);
+
+	if (r >= 0 && !error_is_set(&error))
+		return r;
+	return broker_reply_error(m, r, &error);
+}
+
+#define ANSWER(fn) \
+	static int answer_##fn(sd_bus_message *m, void *userdata, sd_bus_error *unused) \
+	{ \
+		return answer(m, userdata, fn); \
+	}
+ANSWER(method_allocate)
+ANSWER(method_import)
+ANSWER(method_release)
+ANSWER(method_create_token)
+ANSWER(method_revoke_token)
+ANSWER(method_open_token)
+ANSWER(method_attach)
+ANSWER(method_detach)
+ANSWER(method_begin_access)
+ANSWER(method_begin_access_multi)
+ANSWER(method_end_access)
+ANSWER(method_list_buffers)
+ANSWER(method_list_clients)
+ANSWER(method_get_usage)
+ANSWER(method_list_backends)
+ANSWER(method_reclaim)
+ANSWER(method_open_access_channel)
+ANSWER(method_open_direct)
+ANSWER(method_create_stream)
+ANSWER(method_join_stream)
+ANSWER(method_stream_buffers)
+ANSWER(method_queue_frame)
+ANSWER(method_release_frame)
+ANSWER(method_leave_stream)
+ANSWER(method_list_streams)
+
 static const sd_bus_vtable broker_methods[] = {
 	SD_BUS_VTABLE_START(0),
 	SD_BUS_PROPERTY("Version", "s", property_get, 0, SD_BUS_VTABLE_PROPERTY_CONST),
@@ -1118,111 +1188,81 @@ static const sd_bus_vtable broker_methods[] = {
 				 "thtta(tu)sb",
 				 SD_BUS_PARAM(buffer) SD_BUS_PARAM(fd) SD_BUS_PARAM(size) SD_BUS_PARAM(modifier)
 				 SD_BUS_PARAM(planes) SD_BUS_PARAM(backend) SD_BUS_PARAM(dmabuf),
-				 method_allocate, SD_BUS_VTABLE_UNPRIVILEGED),
+				 answer_method_allocate, SD_BUS_VTABLE_UNPRIVILEGED),
 	SD_BUS_METHOD_WITH_NAMES("Import", "huuuta(tu)u",
 				 SD_BUS_PARAM(fd) SD_BUS_PARAM(width) SD_BUS_PARAM(height) SD_BUS_PARAM(fourcc)
 				 SD_BUS_PARAM(modifier) SD_BUS_PARAM(planes) SD_BUS_PARAM(usage),
 				 "tt", SD_BUS_PARAM(buffer) SD_BUS_PARAM(size),
-				 method_import, SD_BUS_VTABLE_UNPRIVILEGED),
+				 answer_method_import, SD_BUS_VTABLE_UNPRIVILEGED),
 	SD_BUS_METHOD_WITH_NAMES("Release", "t", SD_BUS_PARAM(buffer), "", ,
-				 method_release, SD_BUS_VTABLE_UNPRIVILEGED),
+				 answer_method_release, SD_BUS_VTABLE_UNPRIVILEGED),
 	SD_BUS_METHOD_WITH_NAMES("CreateToken", "tuu",
 				 SD_BUS_PARAM(buffer) SD_BUS_PARAM(flags) SD_BUS_PARAM(ttl),
 				 "s", SD_BUS_PARAM(token),
-				 method_create_token, SD_BUS_VTABLE_UNPRIVILEGED),
+				 answer_method_create_token, SD_BUS_VTABLE_UNPRIVILEGED),
 	SD_BUS_METHOD_WITH_NAMES("RevokeToken", "s", SD_BUS_PARAM(token), "", ,
-				 method_revoke_token, SD_BUS_VTABLE_UNPRIVILEGED),
+				 answer_method_revoke_token, SD_BUS_VTABLE_UNPRIVILEGED),
 	SD_BUS_METHOD_WITH_NAMES("OpenToken", "s", SD_BUS_PARAM(token),
 				 "thuuutta(tu)ub",
 				 SD_BUS_PARAM(buffer) SD_BUS_PARAM(fd) SD_BUS_PARAM(width) SD_BUS_PARAM(height)
 				 SD_BUS_PARAM(fourcc) SD_BUS_PARAM(modifier) SD_BUS_PARAM(size)
 				 SD_BUS_PARAM(planes) SD_BUS_PARAM(usage) SD_BUS_PARAM(dmabuf),
-				 method_open_token, SD_BUS_VTABLE_UNPRIVILEGED),
+				 answer_method_open_token, SD_BUS_VTABLE_UNPRIVILEGED),
 	SD_BUS_METHOD_WITH_NAMES("Attach", "tusu",
 				 SD_BUS_PARAM(buffer) SD_BUS_PARAM(usage) SD_BUS_PARAM(device) SD_BUS_PARAM(flags),
 				 "uh", SD_BUS_PARAM(attachment) SD_BUS_PARAM(fd),
-				 method_attach, SD_BUS_VTABLE_UNPRIVILEGED),
+				 answer_method_attach, SD_BUS_VTABLE_UNPRIVILEGED),
 	SD_BUS_METHOD_WITH_NAMES("Detach", "tu", SD_BUS_PARAM(buffer) SD_BUS_PARAM(attachment), "", ,
-				 method_detach, SD_BUS_VTABLE_UNPRIVILEGED),
+				 answer_method_detach, SD_BUS_VTABLE_UNPRIVILEGED),
 	SD_BUS_METHOD_WITH_NAMES("BeginAccess", "tuu", SD_BUS_PARAM(buffer) SD_BUS_PARAM(mode) SD_BUS_PARAM(flags),
 				 "tah", SD_BUS_PARAM(grant) SD_BUS_PARAM(acquire_fence),
-				 method_begin_access, SD_BUS_VTABLE_UNPRIVILEGED),
+				 answer_method_begin_access, SD_BUS_VTABLE_UNPRIVILEGED),
 	SD_BUS_METHOD_WITH_NAMES("BeginAccessMulti", "a(tu)u", SD_BUS_PARAM(buffers) SD_BUS_PARAM(flags),
 				 "atah", SD_BUS_PARAM(grants) SD_BUS_PARAM(acquire_fence),
-				 method_begin_access_multi, SD_BUS_VTABLE_UNPRIVILEGED),
+				 answer_method_begin_access_multi, SD_BUS_VTABLE_UNPRIVILEGED),
 	SD_BUS_METHOD_WITH_NAMES("EndAccess", "tah", SD_BUS_PARAM(grant) SD_BUS_PARAM(release_fence), "", ,
-				 method_end_access, SD_BUS_VTABLE_UNPRIVILEGED),
+				 answer_method_end_access, SD_BUS_VTABLE_UNPRIVILEGED),
 	SD_BUS_METHOD_WITH_NAMES("ListBuffers", "", , "a(tuuutsuuuuutuuuu)", SD_BUS_PARAM(buffers),
-				 method_list_buffers, SD_BUS_VTABLE_UNPRIVILEGED),
+				 answer_method_list_buffers, SD_BUS_VTABLE_UNPRIVILEGED),
 	SD_BUS_METHOD_WITH_NAMES("ListClients", "", , "a(tsuuusutuut)", SD_BUS_PARAM(clients),
-				 method_list_clients, SD_BUS_VTABLE_UNPRIVILEGED),
+				 answer_method_list_clients, SD_BUS_VTABLE_UNPRIVILEGED),
 	SD_BUS_METHOD_WITH_NAMES("GetUsage", "", , "a(sstt)", SD_BUS_PARAM(usage),
-				 method_get_usage, SD_BUS_VTABLE_UNPRIVILEGED),
+				 answer_method_get_usage, SD_BUS_VTABLE_UNPRIVILEGED),
 	SD_BUS_METHOD_WITH_NAMES("ListBackends", "", , "a(sssbs)", SD_BUS_PARAM(backends),
-				 method_list_backends, SD_BUS_VTABLE_UNPRIVILEGED),
+				 answer_method_list_backends, SD_BUS_VTABLE_UNPRIVILEGED),
 	SD_BUS_METHOD_WITH_NAMES("Reclaim", "a(th)", SD_BUS_PARAM(buffers), "at", SD_BUS_PARAM(reclaimed),
-				 method_reclaim, SD_BUS_VTABLE_UNPRIVILEGED),
+				 answer_method_reclaim, SD_BUS_VTABLE_UNPRIVILEGED),
 	SD_BUS_METHOD_WITH_NAMES("OpenDirect", "", , "h", SD_BUS_PARAM(fd),
-				 method_open_direct, SD_BUS_VTABLE_UNPRIVILEGED),
+				 answer_method_open_direct, SD_BUS_VTABLE_UNPRIVILEGED),
 	SD_BUS_METHOD_WITH_NAMES("OpenAccessChannel", "", , "h", SD_BUS_PARAM(fd),
-				 method_open_access_channel, SD_BUS_VTABLE_UNPRIVILEGED),
+				 answer_method_open_access_channel, SD_BUS_VTABLE_UNPRIVILEGED),
 	SD_BUS_METHOD_WITH_NAMES("CreateStream", "sa{sv}", SD_BUS_PARAM(name) SD_BUS_PARAM(options),
 				 "t", SD_BUS_PARAM(stream),
-				 method_create_stream, SD_BUS_VTABLE_UNPRIVILEGED),
+				 answer_method_create_stream, SD_BUS_VTABLE_UNPRIVILEGED),
 	SD_BUS_METHOD_WITH_NAMES("JoinStream", "sa{sv}", SD_BUS_PARAM(name) SD_BUS_PARAM(options),
 				 "tu", SD_BUS_PARAM(stream) SD_BUS_PARAM(consumer),
-				 method_join_stream, SD_BUS_VTABLE_UNPRIVILEGED),
+				 answer_method_join_stream, SD_BUS_VTABLE_UNPRIVILEGED),
 	SD_BUS_METHOD_WITH_NAMES("StreamBuffers", "t", SD_BUS_PARAM(stream),
 				 "uuutssa(thta(tu))uaha(uh)",
 				 SD_BUS_PARAM(width) SD_BUS_PARAM(height) SD_BUS_PARAM(fourcc) SD_BUS_PARAM(modifier)
 				 SD_BUS_PARAM(backend) SD_BUS_PARAM(mode) SD_BUS_PARAM(buffers)
 				 SD_BUS_PARAM(max_acquired) SD_BUS_PARAM(counters) SD_BUS_PARAM(channels),
-				 method_stream_buffers, SD_BUS_VTABLE_UNPRIVILEGED),
+				 answer_method_stream_buffers, SD_BUS_VTABLE_UNPRIVILEGED),
 	SD_BUS_METHOD_WITH_NAMES("QueueFrame", "tutta(iiii)ah",
 				 SD_BUS_PARAM(stream) SD_BUS_PARAM(index) SD_BUS_PARAM(sequence)
 				 SD_BUS_PARAM(timestamp) SD_BUS_PARAM(damage) SD_BUS_PARAM(ready_fence), "", ,
-				 method_queue_frame, SD_BUS_VTABLE_UNPRIVILEGED),
+				 answer_method_queue_frame, SD_BUS_VTABLE_UNPRIVILEGED),
 	SD_BUS_METHOD_WITH_NAMES("ReleaseFrame", "tuah",
 				 SD_BUS_PARAM(stream) SD_BUS_PARAM(index) SD_BUS_PARAM(release_fence), "", ,
-				 method_release_frame, SD_BUS_VTABLE_UNPRIVILEGED),
+				 answer_method_release_frame, SD_BUS_VTABLE_UNPRIVILEGED),
 	SD_BUS_METHOD_WITH_NAMES("LeaveStream", "t", SD_BUS_PARAM(stream), "", ,
-				 method_leave_stream, SD_BUS_VTABLE_UNPRIVILEGED),
+				 answer_method_leave_stream, SD_BUS_VTABLE_UNPRIVILEGED),
 	SD_BUS_METHOD_WITH_NAMES("ListStreams", "", , "a(tssssuuuututtt)", SD_BUS_PARAM(streams),
-				 method_list_streams, SD_BUS_VTABLE_UNPRIVILEGED),
+				 answer_method_list_streams, SD_BUS_VTABLE_UNPRIVILEGED),
 	SD_BUS_VTABLE_END,
 };
 
-/*
- * Every method call goes through here: the method's own handler, then its
- * error, if any, sent by broker_reply_error() instead of by sd-bus (which
- * leaves the call unanswered when it cannot send the error).
- */
-static int answer_call(sd_bus_message *m, void *userdata, sd_bus_error *error)
-{
-	const char *member = sd_bus_message_get_member(m);
-	int r = -EBADR;
-
-	for (const sd_bus_vtable *v = broker_methods; v->type != _SD_BUS_VTABLE_END; v++)
-		if (v->type == _SD_BUS_VTABLE_METHOD && strcmp(v->x.method.member, member) == 0) {
-			r = v->x.method.handler(m, userdata, error);
-			break;
-		}
-	if (r >= 0 && !sd_bus_error_is_set(error))
-		return r;
-	r = broker_reply_error(m, r, error);
-	sd_bus_error_free(error);
-	return r;
-}
-
 const sd_bus_vtable *broker_vtable(void)
 {
-	static sd_bus_vtable answering[ELEMENTSOF(broker_methods)];
-
-	if (answering[0].type != _SD_BUS_VTABLE_START) {
-		memcpy(answering, broker_methods, sizeof(answering));
-		for (sd_bus_vtable *v = answering; v->type != _SD_BUS_VTABLE_END; v++)
-			if (v->type == _SD_BUS_VTABLE_METHOD)
-				v->x.method.handler = answer_call;
-	}
-	return answering;
+	return broker_methods;
 }

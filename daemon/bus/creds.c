@@ -29,8 +29,9 @@
 #include <string.h>
 
 #include "broker.h"
+#include "bus.h"
 #include "cleanup.h"
-#include "errors.h"
+#include "error.h"
 #include "log.h"
 
 enum { CREDS_MAX_HELD = 64, CREDS_MAX_HELD_TOTAL = 256 };
@@ -66,7 +67,7 @@ static void wait_unlink(struct creds_wait *w)
 }
 
 /* Forgets w and its held calls; each is answered with error first if error is set. */
-static void wait_free(struct creds_wait *w, const sd_bus_error *error)
+static void wait_free(struct creds_wait *w, const struct error *error)
 {
 	wait_unlink(w);
 	/* sd-bus holds a reference on a slot while it calls its callback */
@@ -74,7 +75,7 @@ static void wait_free(struct creds_wait *w, const sd_bus_error *error)
 	sd_bus_slot_unref(w->name_slot);
 	w->broker->n_creds_held -= w->n_held;
 	for (unsigned i = 0; i < w->n_held; i++) {
-		if (error && sd_bus_error_is_set(error))
+		if (error && error_is_set(error))
 			broker_reply_error(w->held[i], -EIO, error);
 		sd_bus_message_unref(w->held[i]);
 	}
@@ -104,9 +105,12 @@ static void dispatch(struct broker *b, sd_bus_message *m)
 					   v->x.method.signature);
 		return;
 	}
+	/* the handler answers its own errors (bus-api.c); this is in case sd-bus would have */
 	r = v->x.method.handler(m, &b->bus_endpoint, &error);
-	if (r < 0 || sd_bus_error_is_set(&error))
-		broker_reply_error(m, r, &error);
+	if (sd_bus_error_is_set(&error))
+		broker_reply_sd_bus_error(m, &error);
+	else if (r < 0)
+		broker_reply_error(m, r, NULL);
 	sd_bus_error_free(&error);
 }
 
@@ -164,7 +168,7 @@ static int on_creds(sd_bus_message *m, void *userdata, sd_bus_error *ret_error)
 {
 	struct creds_wait *w = userdata;
 	struct broker *b = w->broker;
-	sd_bus_error error = SD_BUS_ERROR_NULL;
+	struct error error = ERROR_NULL;
 	sd_bus_message *held[CREDS_MAX_HELD];
 	struct client_creds creds;
 	struct client *c = NULL;
@@ -176,25 +180,25 @@ static int on_creds(sd_bus_message *m, void *userdata, sd_bus_error *ret_error)
 		const sd_bus_error *e = sd_bus_message_get_error(m);
 		/* most often the peer left already: then nobody reads the answers */
 		log_debug("no credentials for %s: %s", w->name, e->message ? e->message : e->name);
-		sd_bus_error_setf(&error, ERR_NOT_PERMITTED, "the bus did not say who the caller is (%s)", e->name);
+		error_setf(&error, DMABROKER_E_NOT_PERMITTED, "the bus did not say who the caller is (%s)", e->name);
 		wait_free(w, &error);
-		sd_bus_error_free(&error);
+		error = ERROR_NULL;
 		return 0;
 	}
 	r = read_creds(m, &creds);
 	if (r < 0) {
 		log_warning("the bus did not vouch for the uid and pid of %s: %s", w->name, strerror(-r));
-		sd_bus_error_setf(&error, ERR_NOT_PERMITTED, "the bus did not vouch for the caller's uid and pid");
+		error_setf(&error, DMABROKER_E_NOT_PERMITTED, "the bus did not vouch for the caller's uid and pid");
 		wait_free(w, &error);
-		sd_bus_error_free(&error);
+		error = ERROR_NULL;
 		return 0;
 	}
 	r = client_new(b, w->name, &creds, &w->name_slot, &c, &error);
 	if (r < 0) {
-		if (!sd_bus_error_is_set(&error))
-			sd_bus_error_set_errnof(&error, r, "cannot serve a new client: %s", strerror(-r));
+		if (!error_is_set(&error))
+			error_set_errnof(&error, r, "cannot serve a new client: %s", strerror(-r));
 		wait_free(w, &error);
-		sd_bus_error_free(&error);
+		error = ERROR_NULL;
 		return 0;
 	}
 	/* The client answers from now on: run what it sent meanwhile, in order. */
@@ -238,17 +242,17 @@ static int on_match_installed(sd_bus_message *m, void *userdata, sd_bus_error *r
 	struct broker *b = userdata;
 	sd_bus_slot *slot = sd_bus_get_current_slot(sd_bus_message_get_bus(m));
 	const sd_bus_error *e = sd_bus_message_get_error(m);
-	sd_bus_error error = SD_BUS_ERROR_NULL;
+	struct error error = ERROR_NULL;
 
 	if (!e)
 		return 0;
 	for (struct creds_wait *w = b->creds_waits; w; w = w->next)
 		if (w->name_slot == slot) {
 			log_warning("cannot watch %s on the bus (%s): its calls are refused", w->name, e->name);
-			sd_bus_error_setf(&error, ERR_LIMIT_REACHED,
+			error_setf(&error, DMABROKER_E_LIMIT_REACHED,
 					  "the broker cannot watch one more client on the bus (%s)", e->name);
 			wait_free(w, &error);
-			sd_bus_error_free(&error);
+			error = ERROR_NULL;
 			return 0;
 		}
 	for (struct client *c = b->clients; c; c = c->next)
@@ -274,13 +278,13 @@ static int watch_name(struct broker *b, const char *name, sd_bus_slot **ret)
 	return sd_bus_add_match_async(b->bus, ret, match, on_name_owner_changed, on_match_installed, b);
 }
 
-static int wait_new(struct broker *b, const char *name, struct creds_wait **ret, sd_bus_error *error)
+static int wait_new(struct broker *b, const char *name, struct creds_wait **ret, struct error *error)
 {
 	struct creds_wait *w;
 	int r;
 
 	if (b->n_clients + b->n_creds_waits >= b->config.max_clients)
-		return sd_bus_error_setf(error, ERR_LIMIT_REACHED,
+		return error_setf(error, DMABROKER_E_LIMIT_REACHED,
 					 "the broker serves %u clients and %u new ones, the limit (max-clients)",
 					 b->n_clients, b->n_creds_waits);
 	w = calloc(1, sizeof(*w));
@@ -302,7 +306,7 @@ static int wait_new(struct broker *b, const char *name, struct creds_wait **ret,
 		sd_bus_slot_unref(w->name_slot);
 		free(w->name);
 		free(w);
-		return sd_bus_error_set_errnof(error, r, "cannot ask the bus who the caller is: %s", strerror(-r));
+		return error_set_errnof(error, r, "cannot ask the bus who the caller is: %s", strerror(-r));
 	}
 	w->next = b->creds_waits;
 	b->creds_waits = w;
@@ -342,9 +346,13 @@ static int on_message(sd_bus_message *m, void *userdata, sd_bus_error *error)
 					 "%u calls of new clients wait for the bus to say who they are, the limit",
 					 b->n_creds_held);
 	if (!w) {
-		r = wait_new(b, sender, &w, error);
-		if (r < 0)
+		struct error e = ERROR_NULL;
+
+		r = wait_new(b, sender, &w, &e);
+		if (r < 0) {
+			bus_error_from(error, r, &e);
 			return r; /* sd-bus answers with error */
+		}
 	}
 	w->held[w->n_held++] = sd_bus_message_ref(m);
 	b->n_creds_held++;

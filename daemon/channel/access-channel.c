@@ -19,7 +19,7 @@
 #include "access.h"
 #include "broker.h"
 #include "cleanup.h"
-#include "errors.h"
+#include "error.h"
 #include "fdmsg.h"
 #include "log.h"
 #include "printable.h"
@@ -82,13 +82,13 @@ int access_channel_granted(struct client *c, uint32_t cookie, uint64_t grant, in
 	return channel_send(c, &w, ACCESS_WIRE_GRANTED_SIZE, fence);
 }
 
-void access_channel_error(struct client *c, uint32_t cookie, const sd_bus_error *e, int r)
+void access_channel_error(struct client *c, uint32_t cookie, const struct error *e, int r)
 {
 	struct access_wire_reply w = { .op = ACCESS_WIRE_ERROR, .cookie = cookie };
 
-	if (sd_bus_error_is_set(e)) {
-		w.error = sd_bus_error_get_errno(e);
-		snprintf(w.name, sizeof(w.name), "%s", e->name);
+	if (error_is_set(e)) {
+		w.error = e->errnum;
+		snprintf(w.name, sizeof(w.name), "%s", error_name(e) ? error_name(e) : SD_BUS_ERROR_FAILED);
 		printable(e->message, w.message, sizeof(w.message)); /* cut between characters */
 	} else {
 		w.error = r < 0 ? -r : EIO;
@@ -98,7 +98,7 @@ void access_channel_error(struct client *c, uint32_t cookie, const sd_bus_error 
 	channel_send(c, &w, sizeof(w), -1);
 }
 
-static int on_begin(struct client *c, const struct access_wire_request *w, sd_bus_error *error)
+static int on_begin(struct client *c, const struct access_wire_request *w, struct error *error)
 {
 	struct buffer *buf;
 	int r = client_held_buffer(c, w->id, &buf, NULL, error);
@@ -111,21 +111,21 @@ static int on_begin(struct client *c, const struct access_wire_request *w, sd_bu
 }
 
 /* The end of an ALLOCATE: the BUFFER answer with its fd, or an ERROR. */
-static void allocate_done(struct client *c, struct buffer *buf, int r, const sd_bus_error *error,
+static void allocate_done(struct client *c, struct buffer *buf, int r, const struct error *error,
 			  sd_bus_message *m, uint64_t cookie)
 {
-	sd_bus_error e = SD_BUS_ERROR_NULL;
+	struct error e = ERROR_NULL;
 	struct access_wire_buffer a = { .op = ACCESS_WIRE_BUFFER, .cookie = cookie };
 
 	if (r >= 0 && buf->layout.n_planes > ACCESS_WIRE_MAX_PLANES) {
 		buffer_release(buffer_held_by(buf, c));
-		r = sd_bus_error_set(&e, ERR_INVALID_ARGUMENT, "a layout of more planes than the access channel carries");
+		r = error_set(&e, DMABROKER_E_INVALID_ARGUMENT, "a layout of more planes than the access channel carries");
 		error = &e;
 	}
 	if (r < 0) {
 		if (c->access_channel)
 			access_channel_error(c, (uint32_t)cookie, error, r);
-		sd_bus_error_free(&e);
+		e = ERROR_NULL;
 		return;
 	}
 	broker_allocated(c, buf);
@@ -150,7 +150,7 @@ static void allocate_done(struct client *c, struct buffer *buf, int r, const sd_
 /* ALLOCATE: answered when the allocation ends (on a worker), with the buffer's fd or an ERROR. */
 static void on_allocate(struct client *c, struct access_wire_alloc *w)
 {
-	sd_bus_error e = SD_BUS_ERROR_NULL;
+	struct error e = ERROR_NULL;
 	struct alloc_args args = {
 		.width = w->width, .height = w->height, .fourcc = w->fourcc, .usage = w->usage, .mods = w->modifiers,
 		.n_mods = w->n_modifiers, .fresh = w->flags & 1,
@@ -161,13 +161,13 @@ static void on_allocate(struct client *c, struct access_wire_alloc *w)
 	args.backend = *w->backend ? w->backend : NULL;
 	args.device = *w->device ? w->device : NULL;
 	if ((w->flags & ~1u) || w->n_modifiers > ACCESS_WIRE_MAX_MODIFIERS)
-		r = sd_bus_error_setf(&e, ERR_INVALID_ARGUMENT, "flags 0x%x (known: 1 = fresh), %u modifiers (at most %d)",
+		r = error_setf(&e, DMABROKER_E_INVALID_ARGUMENT, "flags 0x%x (known: 1 = fresh), %u modifiers (at most %d)",
 				      w->flags, w->n_modifiers, ACCESS_WIRE_MAX_MODIFIERS);
 	if (r >= 0)
 		r = broker_allocate(c, &args, allocate_done, NULL, w->cookie, &e);
 	if (r < 0)
 		access_channel_error(c, w->cookie, &e, r);
-	sd_bus_error_free(&e);
+	e = ERROR_NULL;
 }
 
 /* The size each kind of message must have. */
@@ -194,7 +194,7 @@ union wire_in {
 /* One message; false when the channel must close. */
 static bool on_message(struct client *c, union wire_in *w, ssize_t n, int fence)
 {
-	sd_bus_error e = SD_BUS_ERROR_NULL;
+	struct error e = ERROR_NULL;
 	const char *what = NULL;
 	int r = 0;
 
@@ -225,8 +225,8 @@ static bool on_message(struct client *c, union wire_in *w, ssize_t n, int fence)
 	}
 	if (r < 0) /* one-way: nobody hears the refusal, so say it here */
 		log_notice("client %llu: one-way %s %llu on the access channel refused: %s", (unsigned long long)c->id,
-			   what, (unsigned long long)w->req.id, sd_bus_error_is_set(&e) ? e.message : strerror(-r));
-	sd_bus_error_free(&e);
+			   what, (unsigned long long)w->req.id, error_is_set(&e) ? e.message : strerror(-r));
+	e = ERROR_NULL;
 	return true;
 }
 
@@ -261,14 +261,14 @@ static int on_io(sd_event_source *s, int fd, uint32_t revents, void *userdata)
 	return 0; /* more waits: level-triggered, the loop comes back */
 }
 
-int access_channel_open(struct client *c, int *ret_fd, sd_bus_error *error)
+int access_channel_open(struct client *c, int *ret_fd, struct error *error)
 {
 	_cleanup_close_ int theirs = -1;
 	struct access_channel *ch;
 	int fds[2], r;
 
 	if (c->access_channel)
-		return sd_bus_error_set(error, ERR_LIMIT_REACHED, "this client has its access channel already");
+		return error_set(error, DMABROKER_E_LIMIT_REACHED, "this client has its access channel already");
 	/* our end, charged before it is taken; access_channel_close() gives it back */
 	r = fd_budget_charge(c->broker, 1, error);
 	if (r < 0)
@@ -298,7 +298,7 @@ int access_channel_open(struct client *c, int *ret_fd, sd_bus_error *error)
 		close(ch->fd);
 		free(ch);
 		fd_budget_uncharge(c->broker, 1);
-		return sd_bus_error_set_errnof(error, r, "cannot watch the access channel: %s", strerror(-r));
+		return error_set_errnof(error, r, "cannot watch the access channel: %s", strerror(-r));
 	}
 	c->access_channel = ch;
 	*ret_fd = TAKE_FD(theirs);

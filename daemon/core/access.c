@@ -9,8 +9,9 @@
 
 #include "access.h"
 #include "broker.h"
+#include "bus.h"
 #include "cleanup.h"
-#include "errors.h"
+#include "error.h"
 #include "fence.h"
 #include "log.h"
 #include "quota.h"
@@ -473,14 +474,15 @@ static void grant_internal(struct buffer *buf, uint32_t mode, access_internal_cb
 /* ---- the queue ---- */
 
 /* Answers a waiting request with an error, where it came from. */
-static void request_fail(const struct request *r, const char *name, const char *message)
+static void request_fail(const struct request *r, int code, const char *message)
 {
-	if (r->msg) {
-		broker_reply_error(r->msg, -EIO, &SD_BUS_ERROR_MAKE_CONST(name, message));
-	} else if (!r->internal) {
-		sd_bus_error e = SD_BUS_ERROR_MAKE_CONST(name, message);
-		access_channel_error(r->client, r->cookie, &e, -EIO);
-	}
+	struct error e = ERROR_NULL;
+
+	error_set(&e, code, message);
+	if (r->msg)
+		broker_reply_error(r->msg, -e.errnum, &e);
+	else if (!r->internal)
+		access_channel_error(r->client, r->cookie, &e, -e.errnum);
 }
 
 static void request_unlink(struct broker *b, struct request *r)
@@ -513,7 +515,7 @@ static void process_queue(struct broker *b)
 				grant_internal(copy.bufs[0], copy.modes[0], copy.internal, copy.userdata);
 			else if (grant_and_reply(copy.client, copy.msg, copy.cookie, copy.multi, copy.n, copy.bufs,
 						 copy.modes) < 0)
-				request_fail(&copy, ERR_ALLOCATION_FAILED, "cannot grant access: out of memory or "
+				request_fail(&copy, DMABROKER_E_ALLOCATION_FAILED, "cannot grant access: out of memory or "
 					     "cannot answer");
 			sd_bus_message_unref(copy.msg);
 			next = b->pending; /* the queue changed: rescan from the start */
@@ -561,7 +563,7 @@ static bool waits_for(struct broker *b, const struct client *start, struct buffe
 }
 
 static int begin(struct client *c, sd_bus_message *m, uint32_t cookie, unsigned n, struct buffer **bufs,
-		 const uint32_t *modes, bool multi, uint32_t flags, sd_bus_error *error)
+		 const uint32_t *modes, bool multi, uint32_t flags, struct error *error)
 {
 	struct broker *b = c->broker;
 	struct request *req;
@@ -570,21 +572,21 @@ static int begin(struct client *c, sd_bus_message *m, uint32_t cookie, unsigned 
 	int r;
 
 	if (flags & ~DMABROKER_ACCESS_NONBLOCK)
-		return sd_bus_error_setf(error, ERR_INVALID_ARGUMENT, "unknown access flags 0x%x (known: 1 = nonblock)",
+		return error_setf(error, DMABROKER_E_INVALID_ARGUMENT, "unknown access flags 0x%x (known: 1 = nonblock)",
 					 flags & ~DMABROKER_ACCESS_NONBLOCK);
 	if (n == 0 || n > DMABROKER_ACCESS_MAX_MULTI)
-		return sd_bus_error_setf(error, ERR_INVALID_ARGUMENT, "%u buffers; 1 to %d at once", n, DMABROKER_ACCESS_MAX_MULTI);
+		return error_setf(error, DMABROKER_E_INVALID_ARGUMENT, "%u buffers; 1 to %d at once", n, DMABROKER_ACCESS_MAX_MULTI);
 	for (unsigned i = 0; i < n; i++) {
 		if (modes[i] != DMABROKER_ACCESS_READ && modes[i] != DMABROKER_ACCESS_WRITE)
-			return sd_bus_error_setf(error, ERR_INVALID_ARGUMENT, "mode %u: 1 = read, 2 = write", modes[i]);
+			return error_setf(error, DMABROKER_E_INVALID_ARGUMENT, "mode %u: 1 = read, 2 = write", modes[i]);
 		for (unsigned j = 0; j < i; j++)
 			if (bufs[j] == bufs[i])
-				return sd_bus_error_setf(error, ERR_INVALID_ARGUMENT, "buffer %llu named twice",
+				return error_setf(error, DMABROKER_E_INVALID_ARGUMENT, "buffer %llu named twice",
 							 (unsigned long long)bufs[i]->id);
 		/* Waiting on itself would never end. */
 		for (const struct grant *g = bufs[i]->resv.grants; g; g = g->next_in_buffer)
 			if (g->client == c && conflicts(g->mode, modes[i]))
-				return sd_bus_error_setf(error, ERR_WOULD_DEADLOCK,
+				return error_setf(error, DMABROKER_E_WOULD_DEADLOCK,
 							 "this client holds %s grant %llu on buffer %llu; end it first",
 							 mode_name(g->mode), (unsigned long long)g->id,
 							 (unsigned long long)bufs[i]->id);
@@ -595,7 +597,7 @@ static int begin(struct client *c, sd_bus_message *m, uint32_t cookie, unsigned 
 	if (grantable(b, bufs, modes, n, NULL))
 		return grant_and_reply(c, m, cookie, multi, n, bufs, modes);
 	if (flags & DMABROKER_ACCESS_NONBLOCK)
-		return sd_bus_error_setf(error, ERR_BUSY, "buffer %llu is busy: %s",
+		return error_setf(error, DMABROKER_E_BUSY, "buffer %llu is busy: %s",
 					 (unsigned long long)bufs[0]->id,
 					 bufs[0]->resv.writer ? "a writer holds it" :
 					 bufs[0]->resv.readers ? "readers hold it" : "others wait before you");
@@ -603,7 +605,7 @@ static int begin(struct client *c, sd_bus_message *m, uint32_t cookie, unsigned 
 	if (r < 0)
 		return r;
 	if (waits_for(b, c, bufs, modes, n, NULL, seen, &n_seen, 0))
-		return sd_bus_error_setf(error, ERR_WOULD_DEADLOCK,
+		return error_setf(error, DMABROKER_E_WOULD_DEADLOCK,
 					 "waiting would deadlock: a client this request waits for waits for this "
 					 "client; end your grants and retry, or ask for all buffers in one call");
 	req = calloc(1, sizeof(*req));
@@ -623,13 +625,13 @@ static int begin(struct client *c, sd_bus_message *m, uint32_t cookie, unsigned 
 }
 
 int access_begin(struct client *c, sd_bus_message *m, unsigned n, struct buffer **bufs, const uint32_t *modes,
-		 bool multi, uint32_t flags, sd_bus_error *error)
+		 bool multi, uint32_t flags, struct error *error)
 {
 	return begin(c, m, 0, n, bufs, modes, multi, flags, error);
 }
 
 int access_begin_cookie(struct client *c, uint32_t cookie, struct buffer *buf, uint32_t mode, uint32_t flags,
-			sd_bus_error *error)
+			struct error *error)
 {
 	return begin(c, NULL, cookie, 1, &buf, &mode, false, flags, error);
 }
@@ -723,23 +725,23 @@ void access_end_internal(struct grant *g)
 	process_queue(b);
 }
 
-int access_end(struct client *c, uint64_t grant_id, int release_fd, sd_bus_error *error)
+int access_end(struct client *c, uint64_t grant_id, int release_fd, struct error *error)
 {
 	struct broker *b = c->broker;
 	struct grant *g = hashmap_get(&b->grants, grant_id);
 
 	if (!g || g->client != c)
-		return sd_bus_error_setf(error, ERR_UNKNOWN_GRANT, "this client has no grant %llu",
+		return error_setf(error, DMABROKER_E_UNKNOWN_GRANT, "this client has no grant %llu",
 					 (unsigned long long)grant_id);
 	if (release_fd >= 0 && !fence_is_sync_file(release_fd))
-		return sd_bus_error_setf(error, ERR_INVALID_ARGUMENT, "the release fence is not a sync_file");
+		return error_setf(error, DMABROKER_E_INVALID_ARGUMENT, "the release fence is not a sync_file");
 	/* a pending fence is kept: count it against the client's fences */
 	if (release_fd >= 0 && fence_status(release_fd) == 0) {
-		sd_bus_error probe = SD_BUS_ERROR_NULL;
+		struct error probe = ERROR_NULL;
 		int r = quota_check(c, Q_FENCES, 1, &probe);
 		if (r < 0) {
 			/* Some may have signalled without the loop having seen it yet. */
-			sd_bus_error_free(&probe);
+			probe = ERROR_NULL;
 			access_prune_fences(c);
 			r = quota_check(c, Q_FENCES, 1, error);
 		}
@@ -772,7 +774,7 @@ void access_release_buffer(struct buffer *buf, struct client *c)
 				char msg[96];
 				snprintf(msg, sizeof(msg), "buffer %llu was released while this request waited",
 					 (unsigned long long)buf->id);
-				request_fail(r, ERR_UNKNOWN_BUFFER, msg);
+				request_fail(r, DMABROKER_E_UNKNOWN_BUFFER, msg);
 				request_unlink(b, r);
 				changed = true;
 				break;

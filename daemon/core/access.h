@@ -23,6 +23,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "error.h"
 #include "dmabroker-protocol.h"
 
 #include <systemd/sd-bus.h>
@@ -97,12 +98,12 @@ struct request {                    /* a BeginAccess waiting in the queue */
  * it replied or queued the call, or a negative errno with error set.
  */
 int access_begin(struct client *c, sd_bus_message *m, unsigned n, struct buffer **bufs, const uint32_t *modes,
-		 bool multi, uint32_t flags, sd_bus_error *error);
+		 bool multi, uint32_t flags, struct error *error);
 /* The same for a BEGIN on c's access channel, answered there (access-channel.c). */
 int access_begin_cookie(struct client *c, uint32_t cookie, struct buffer *buf, uint32_t mode, uint32_t flags,
-			sd_bus_error *error);
+			struct error *error);
 /* EndAccess: release_fd is borrowed (-1: the work is done). */
-int access_end(struct client *c, uint64_t grant_id, int release_fd, sd_bus_error *error);
+int access_end(struct client *c, uint64_t grant_id, int release_fd, struct error *error);
 /*
  * The daemon's own access to buf, ordered with everybody else's: cb runs
  * when granted (maybe at once). Returns 0 or a negative errno.
@@ -132,8 +133,8 @@ void access_forget_fences(struct client *c);
 void access_prune_fences(struct client *c);
 
 /* access-channel.c: OpenAccessChannel; the channel's end for the client in *ret_fd. */
-int access_channel_open(struct client *c, int *ret_fd, sd_bus_error *error);
+int access_channel_open(struct client *c, int *ret_fd, struct error *error);
 void access_channel_close(struct client *c);
 /* Answers BEGIN `cookie`: 0, or negative errno when it could not be sent (then nothing was granted). */
 int access_channel_granted(struct client *c, uint32_t cookie, uint64_t grant, int fence);
-void access_channel_error(struct client *c, uint32_t cookie, const sd_bus_error *e, int r);
+void access_channel_error(struct client *c, uint32_t cookie, const struct error *e, int r);

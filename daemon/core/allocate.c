@@ -18,7 +18,7 @@
 #include "allocate.h"
 #include "broker.h"
 #include "cleanup.h"
-#include "errors.h"
+#include "error.h"
 #include "log.h"
 #include "pool.h"
 #include "quota.h"
@@ -78,7 +78,7 @@ static struct client *client_by_id(struct broker *b, uint64_t id)
 /* On the loop: the result becomes a buffer of c's (or an error), handed to the callback. */
 static void complete(struct allocation *a, struct client *c)
 {
-	sd_bus_error error = SD_BUS_ERROR_NULL;
+	struct error error = ERROR_NULL;
 	const struct alloc_request *req = &a->req;
 	struct backend *chosen = a->n ? a->candidates[a->chosen] : NULL;
 	struct buffer *buf = NULL;
@@ -87,10 +87,10 @@ static void complete(struct allocation *a, struct client *c)
 	if (a->fd < 0)
 		fd_budget_uncharge(a->broker, 1); /* no fd after all */
 	if (a->fd == -E2BIG)
-		r = sd_bus_error_setf(&error, ERR_TOO_LARGE, "%ux%u %s needs more than %llu bytes (max-buffer-size)",
+		r = error_setf(&error, DMABROKER_E_TOO_LARGE, "%ux%u %s needs more than %llu bytes (max-buffer-size)",
 				      req->width, req->height, req->format->name, (unsigned long long)req->max_size);
 	else if (a->fd < 0)
-		r = sd_bus_error_setf(&error, ERR_ALLOCATION_FAILED, "%s could not allocate %ux%u %s: %s",
+		r = error_setf(&error, DMABROKER_E_ALLOCATION_FAILED, "%s could not allocate %ux%u %s: %s",
 				      chosen ? chosen->name : "no backend", req->width, req->height,
 				      req->format->name, strerror(-a->fd));
 	else
@@ -103,7 +103,7 @@ static void complete(struct allocation *a, struct client *c)
 		buffer_set_name(buf);
 	}
 	a->done(c, r < 0 ? NULL : buf, r, &error, a->msg, a->cookie);
-	sd_bus_error_free(&error);
+	error = ERROR_NULL;
 }
 
 static void done(struct work *w, bool cancelled)
@@ -129,7 +129,7 @@ static const struct work_ops allocation_ops = { .run = run, .done = done };
 
 int allocation_start(struct client *c, const struct alloc_request *req, struct backend *const *candidates,
 		     unsigned n, allocation_done_fn done_fn, sd_bus_message *msg, uint64_t cookie,
-		     sd_bus_error *error)
+		     struct error *error)
 {
 	struct broker *b = c->broker;
 	struct allocation *a;
@@ -143,7 +143,7 @@ int allocation_start(struct client *c, const struct alloc_request *req, struct b
 		struct layout l;
 		r = backend_layout(candidates[i], req, &l);
 		if (r == -E2BIG)
-			return sd_bus_error_setf(error, ERR_TOO_LARGE,
+			return error_setf(error, DMABROKER_E_TOO_LARGE,
 						 "%ux%u %s needs more than %llu bytes (max-buffer-size)", req->width,
 						 req->height, req->format->name, (unsigned long long)req->max_size);
 		if (r >= 0 && l.size > size)

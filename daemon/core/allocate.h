@@ -6,6 +6,8 @@
 
 #include <systemd/sd-bus.h>
 
+#include "error.h"
+
 struct alloc_request;
 struct backend;
 struct buffer;
@@ -16,7 +18,7 @@ struct client;
  * by c, or r < 0 with error set (TooLarge, AllocationFailed, QuotaExceeded,
  * or none for a bare errno). Not called when c left meanwhile.
  */
-typedef void (*allocation_done_fn)(struct client *c, struct buffer *buf, int r, const sd_bus_error *error,
+typedef void (*allocation_done_fn)(struct client *c, struct buffer *buf, int r, const struct error *error,
 				   sd_bus_message *msg, uint64_t cookie);
 
 /*
@@ -28,4 +30,4 @@ typedef void (*allocation_done_fn)(struct client *c, struct buffer *buf, int r, 
  */
 int allocation_start(struct client *c, const struct alloc_request *req, struct backend *const *candidates,
 		     unsigned n, allocation_done_fn done_fn, sd_bus_message *msg, uint64_t cookie,
-		     sd_bus_error *error);
+		     struct error *error);

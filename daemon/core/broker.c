@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "broker.h"
+#include "bus.h"
 #include "pool.h"
 #include "errors.h"
 #include "log.h"

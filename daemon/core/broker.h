@@ -14,6 +14,7 @@
 #include <systemd/sd-bus.h>
 #include <systemd/sd-event.h>
 
+#include "error.h"
 #include "access.h"
 #include "allocate.h"
 #include "backend.h"
@@ -165,9 +166,6 @@ void broker_finish(struct broker *b);
 uint64_t now_usec(void);
 void broker_trim_later(struct broker *b);
 
-/* creds.c: a new bus peer's calls are held until the bus says who it is. */
-int creds_attach(struct broker *b, sd_bus *bus);
-void creds_finish(struct broker *b);
 
 /* client.c */
 struct client *client_find_by_name(struct broker *b, const char *name);
@@ -180,12 +178,12 @@ struct client_creds {
 };
 /* A client for bus peer bus_name; takes name_slot (its NameOwnerChanged match) over on success. */
 int client_new(struct broker *b, const char *bus_name, const struct client_creds *creds, sd_bus_slot **name_slot,
-	       struct client **ret, sd_bus_error *error);
+	       struct client **ret, struct error *error);
 /* bus_name left the bus: c lives on through its direct connections, or is freed. */
 void client_bus_name_gone(struct client *c);
 void client_free(struct client *c);
 bool client_is_admin(const struct client *c);
-int client_open_direct(struct client *c, int *ret_fd, sd_bus_error *error);
+int client_open_direct(struct client *c, int *ret_fd, struct error *error);
 /* bus-api.c: Allocate's work, for D-Bus and the access channel. */
 struct alloc_args {
 	uint32_t width, height, fourcc, usage;
@@ -199,26 +197,26 @@ struct alloc_args {
  * it ends, see allocate.h) or < 0 with error set (refused at once).
  */
 int broker_allocate(struct client *c, const struct alloc_args *a, allocation_done_fn done_fn, sd_bus_message *msg,
-		    uint64_t cookie, sd_bus_error *error);
+		    uint64_t cookie, struct error *error);
 /* What a client's new buffer needs before it is handed out (the fd store). */
 void broker_allocated(struct client *c, struct buffer *buf);
 /* Release's: c lets go of buffer id. */
-int client_release_buffer(struct client *c, uint64_t id, sd_bus_error *error);
+int client_release_buffer(struct client *c, uint64_t id, struct error *error);
 /* The buffer `id`, which c must hold (*ret_hold: its hold; may be NULL). 0 or <0 with error. */
 int client_held_buffer(struct client *c, uint64_t id, struct buffer **ret_buffer, struct hold **ret_hold,
-		       sd_bus_error *error);
+		       struct error *error);
 /* A signal for c alone: on its direct connection if it has one, else unicast on the bus. */
 int client_new_signal(struct client *c, const char *member, sd_bus_message **ret);
 
 /* buffer.c */
 struct buffer *buffer_find(struct broker *b, uint64_t id);
 struct hold *buffer_held_by(struct buffer *buf, struct client *c);
-int buffer_register(struct broker *b, struct client *owner, int fd, struct buffer **ret, sd_bus_error *error);
-int buffer_hold(struct buffer *buf, struct client *c, sd_bus_error *error);
+int buffer_register(struct broker *b, struct client *owner, int fd, struct buffer **ret, struct error *error);
+int buffer_hold(struct buffer *buf, struct client *c, struct error *error);
 void buffer_release(struct hold *h);
 int buffer_attach(struct buffer *buf, struct client *c, uint32_t usage, const char *device, uint32_t flags,
-		  uint32_t *ret_id, sd_bus_error *error);
-int buffer_detach(struct buffer *buf, struct client *c, uint32_t id, sd_bus_error *error);
+		  uint32_t *ret_id, struct error *error);
+int buffer_detach(struct buffer *buf, struct client *c, uint32_t id, struct error *error);
 void buffer_detach_client(struct buffer *buf, struct client *c);
 int buffer_dup_fd(const struct buffer *buf);
 /* The stream let go of buf: freed now if nobody holds it. */
@@ -231,26 +229,10 @@ void buffer_describe(struct buffer *buf, uint32_t width, uint32_t height, uint32
 
 /* token.c */
 int token_create(struct buffer *buf, struct client *c, uint32_t flags, uint32_t ttl_sec,
-		 const char **ret_value, sd_bus_error *error);
-int token_revoke(struct broker *b, struct client *c, const char *value, sd_bus_error *error);
+		 const char **ret_value, struct error *error);
+int token_revoke(struct broker *b, struct client *c, const char *value, struct error *error);
 /* Finds a usable token; call token_consumed() once the buffer was opened. */
-int token_redeem(struct broker *b, const char *value, struct token **ret, sd_bus_error *error);
+int token_redeem(struct broker *b, const char *value, struct token **ret, struct error *error);
 void token_consumed(struct token *t);
 void token_free(struct token *t);
 void tokens_drop_for_client(struct broker *b, struct client *c);
-
-/* bus-api.c */
-/*
- * The org.dmabroker.Broker1 vtable for the bus and every direct connection:
- * each method's handler runs inside a wrapper that answers its error with
- * broker_reply_error(), so that no call goes unanswered.
- */
-const sd_bus_vtable *broker_vtable(void);
-/*
- * Answers call with error (its name, and its message made printable), or
- * with r's errno when error is not set. If that cannot be sent, with a
- * fixed org.freedesktop.DBus.Error.Failed. Every method's error goes
- * through here (broker_vtable()), and so do the deferred replies that can
- * quote a client. Returns 1 (answered).
- */
-int broker_reply_error(sd_bus_message *call, int r, const sd_bus_error *error);

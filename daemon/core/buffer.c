@@ -14,7 +14,7 @@
 
 #include "broker.h"
 #include "cleanup.h"
-#include "errors.h"
+#include "error.h"
 #include "log.h"
 #include "fdstore.h"
 #include "migrate.h"
@@ -52,13 +52,13 @@ int buffer_dup_fd(const struct buffer *buf)
 	return fd < 0 ? -errno : fd;
 }
 
-static int charge(struct client *c, uint64_t size, sd_bus_error *error)
+static int charge(struct client *c, uint64_t size, struct error *error)
 {
 	int r = quota_check(c, Q_BUFFERS, 1, error);
 	return r < 0 ? r : quota_check(c, Q_BYTES, size, error);
 }
 
-int buffer_hold(struct buffer *buf, struct client *c, sd_bus_error *error)
+int buffer_hold(struct buffer *buf, struct client *c, struct error *error)
 {
 	struct hold *h;
 	int r;
@@ -151,7 +151,7 @@ void buffer_release(struct hold *h)
  * charged fd against the fd budget: the buffer takes the charge over (and
  * gives it back when it is freed, or here on failure).
  */
-int buffer_register(struct broker *b, struct client *owner, int fd, struct buffer **ret, sd_bus_error *error)
+int buffer_register(struct broker *b, struct client *owner, int fd, struct buffer **ret, struct error *error)
 {
 	_cleanup_close_ int owned = fd;
 	struct buffer *buf;
@@ -160,7 +160,7 @@ int buffer_register(struct broker *b, struct client *owner, int fd, struct buffe
 
 	if (size <= 0) {
 		fd_budget_uncharge(b, 1);
-		return sd_bus_error_setf(error, ERR_NOT_A_DMABUF, "cannot tell the buffer's size: %s",
+		return error_setf(error, DMABROKER_E_NOT_A_DMABUF, "cannot tell the buffer's size: %s",
 					 size < 0 ? strerror(errno) : "it is empty");
 	}
 	lseek(fd, 0, SEEK_SET);
@@ -197,12 +197,12 @@ int buffer_register(struct broker *b, struct client *owner, int fd, struct buffe
 }
 
 int buffer_attach(struct buffer *buf, struct client *c, uint32_t usage, const char *device, uint32_t flags,
-		  uint32_t *ret_id, sd_bus_error *error)
+		  uint32_t *ret_id, struct error *error)
 {
 	struct attachment *a;
 
 	if (buf->n_attachments >= c->broker->config.max_attachments_per_buffer)
-		return sd_bus_error_setf(error, ERR_LIMIT_REACHED,
+		return error_setf(error, DMABROKER_E_LIMIT_REACHED,
 					 "buffer %llu has %u attachments, the limit (max-attachments-per-buffer)",
 					 (unsigned long long)buf->id, buf->n_attachments);
 	a = calloc(1, sizeof(*a));
@@ -220,7 +220,7 @@ int buffer_attach(struct buffer *buf, struct client *c, uint32_t usage, const ch
 	return 0;
 }
 
-int buffer_detach(struct buffer *buf, struct client *c, uint32_t id, sd_bus_error *error)
+int buffer_detach(struct buffer *buf, struct client *c, uint32_t id, struct error *error)
 {
 	for (struct attachment **a = &buf->attachments; *a; a = &(*a)->next) {
 		if ((*a)->id == id && (*a)->client == c) {
@@ -231,7 +231,7 @@ int buffer_detach(struct buffer *buf, struct client *c, uint32_t id, sd_bus_erro
 			return 0;
 		}
 	}
-	return sd_bus_error_setf(error, ERR_UNKNOWN_ATTACHMENT,
+	return error_setf(error, DMABROKER_E_UNKNOWN_ATTACHMENT,
 				 "buffer %llu has no attachment %u of this client",
 				 (unsigned long long)buf->id, id);
 }
@@ -255,17 +255,17 @@ void buffer_unset_stream(struct buffer *buf)
 }
 
 int client_held_buffer(struct client *c, uint64_t id, struct buffer **ret_buffer, struct hold **ret_hold,
-		       sd_bus_error *error)
+		       struct error *error)
 {
 	struct buffer *buf = buffer_find(c->broker, id);
 	struct hold *h;
 
 	if (!buf)
-		return sd_bus_error_setf(error, ERR_UNKNOWN_BUFFER, "no buffer %llu (released, or never existed)",
+		return error_setf(error, DMABROKER_E_UNKNOWN_BUFFER, "no buffer %llu (released, or never existed)",
 					 (unsigned long long)id);
 	h = buffer_held_by(buf, c);
 	if (!h)
-		return sd_bus_error_setf(error, ERR_NOT_PERMITTED,
+		return error_setf(error, DMABROKER_E_NOT_PERMITTED,
 					 "buffer %llu is not held by this client; open it with a token from its owner",
 					 (unsigned long long)id);
 	*ret_buffer = buf;

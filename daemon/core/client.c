@@ -16,8 +16,9 @@
 #include <unistd.h>
 
 #include "broker.h"
+#include "bus.h"
 #include "cleanup.h"
-#include "errors.h"
+#include "error.h"
 #include "log.h"
 #include "printable.h"
 #include "quota.h"
@@ -201,13 +202,13 @@ static void read_comm(pid_t pid, char *buf, size_t size)
 }
 
 int client_new(struct broker *b, const char *bus_name, const struct client_creds *creds, sd_bus_slot **name_slot,
-	       struct client **ret, sd_bus_error *error)
+	       struct client **ret, struct error *error)
 {
 	_cleanup_free_ struct client *c = NULL;
 	int r;
 
 	if (b->n_clients >= b->config.max_clients)
-		return sd_bus_error_setf(error, ERR_LIMIT_REACHED,
+		return error_setf(error, DMABROKER_E_LIMIT_REACHED,
 					 "the broker serves %u clients, the limit (max-clients)", b->n_clients);
 	r = quota_check_new_client(b, creds->uid, creds->pid, error);
 	if (r < 0)
@@ -259,7 +260,7 @@ static int on_direct_disconnected(sd_bus_message *m, void *userdata, sd_bus_erro
 	return 0;
 }
 
-int client_open_direct(struct client *c, int *ret_fd, sd_bus_error *error)
+int client_open_direct(struct client *c, int *ret_fd, struct error *error)
 {
 	struct broker *b = c->broker;
 	_cleanup_close_ int mine = -1, theirs = -1;
@@ -268,7 +269,7 @@ int client_open_direct(struct client *c, int *ret_fd, sd_bus_error *error)
 	int fds[2], r;
 
 	if (c->n_directs >= b->config.max_direct_per_client)
-		return sd_bus_error_setf(error, ERR_LIMIT_REACHED,
+		return error_setf(error, DMABROKER_E_LIMIT_REACHED,
 					 "client has %u direct connections, the limit (max-direct-connections-per-client)",
 					 c->n_directs);
 	r = fd_budget_charge(b, 1, error); /* our end of the socket; endpoint_free() gives it back */
@@ -322,7 +323,7 @@ int client_open_direct(struct client *c, int *ret_fd, sd_bus_error *error)
 		r = direct_attach(e);
 	if (r < 0) {
 		endpoint_free(e);
-		return sd_bus_error_set_errnof(error, r, "cannot set up the direct connection: %s", strerror(-r));
+		return error_set_errnof(error, r, "cannot set up the direct connection: %s", strerror(-r));
 	}
 	e->next = c->directs;
 	c->directs = e;

@@ -29,12 +29,12 @@ int error_setf(struct error *e, int code, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(message, sizeof(message), fmt, ap);
 	va_end(ap);
-	return set(e, code, dmabroker_error_errno(code), message);
+	return set(e, code, dmabroker_error_code_errno(code), message);
 }
 
 int error_set(struct error *e, int code, const char *message)
 {
-	return set(e, code, dmabroker_error_errno(code), message);
+	return set(e, code, dmabroker_error_code_errno(code), message);
 }
 
 int error_set_errnof(struct error *e, int r, const char *fmt, ...)

@@ -15,7 +15,7 @@
 struct error {
 	int code;                       /* enum dmabroker_error_code; DMABROKER_E_NONE: errnum alone */
 	int errnum;                     /* the positive errno (the code's, or the system's) */
-	char message[256];              /* printable: client strings are escaped by the caller */
+	char message[512];              /* printable: client strings are escaped by the caller */
 };
 
 #define ERROR_NULL ((struct error){ 0 })
@@ -33,5 +33,5 @@ static inline bool error_is_set(const struct error *e)
 /* The D-Bus name of e: its named error's, or NULL for a system errno. */
 static inline const char *error_name(const struct error *e)
 {
-	return dmabroker_error_name(e->code);
+	return dmabroker_error_code_name(e->code);
 }

@@ -30,7 +30,7 @@
 
 #include "broker.h"
 #include "cleanup.h"
-#include "errors.h"
+#include "error.h"
 #include "fdstore.h"
 #include "log.h"
 #include "quota.h"
@@ -367,7 +367,7 @@ static int refuse(struct broker *b, const char *name, const char *why)
 int fdstore_restore_fd(struct broker *b, int fd, const char *name)
 {
 	_cleanup_close_ int owned = fd;
-	sd_bus_error e = SD_BUS_ERROR_NULL;
+	struct error e = ERROR_NULL;
 	const struct format_info *f;
 	struct fdstore_record rec;
 	struct buffer *buf;
@@ -390,7 +390,7 @@ int fdstore_restore_fd(struct broker *b, int fd, const char *name)
 	if (r < 0) {
 		log_warning("fd store: cannot restore buffer %" PRIu64 ": %s", rec.id,
 			    e.message ? e.message : strerror(-r));
-		sd_bus_error_free(&e);
+		e = ERROR_NULL;
 		return r;
 	}
 	/* back under its old id */
@@ -451,7 +451,7 @@ int fdstore_restore(struct broker *b)
 }
 
 /* The checks of one Reclaim entry; error names the first that fails. */
-static int check_reclaim(struct client *c, uint64_t id, int fd, struct buffer **ret, sd_bus_error *error)
+static int check_reclaim(struct client *c, uint64_t id, int fd, struct buffer **ret, struct error *error)
 {
 	struct broker *b = c->broker;
 	struct buffer *buf = buffer_find(b, id);
@@ -464,22 +464,22 @@ static int check_reclaim(struct client *c, uint64_t id, int fd, struct buffer **
 		for (unsigned i = 0; i < buf->n_reclaim_uids; i++)
 			uid_ok |= buf->reclaim_uids[i] == c->uid;
 	if (!uid_ok)
-		return sd_bus_error_setf(error, ERR_NOT_RECLAIMABLE,
+		return error_setf(error, DMABROKER_E_NOT_RECLAIMABLE,
 					 "no buffer %" PRIu64 " waits to be reclaimed by uid %u (a buffer restored from "
 					 "the fd store goes back to a uid that held it before the restart, within "
 					 "restore-grace)", id, (unsigned)c->uid);
 	flags = fcntl(fd, F_GETFL);
 	if (flags < 0 || (flags & O_PATH))
-		return sd_bus_error_setf(error, ERR_NOT_RECLAIMABLE,
+		return error_setf(error, DMABROKER_E_NOT_RECLAIMABLE,
 					 "buffer %" PRIu64 ": an O_PATH fd proves nothing; show your fd of the buffer", id);
 	if (fstat(fd, &a) < 0 || fstat(buf->fd, &st) < 0 || a.st_ino != st.st_ino || a.st_dev != st.st_dev)
-		return sd_bus_error_setf(error, ERR_NOT_RECLAIMABLE,
+		return error_setf(error, DMABROKER_E_NOT_RECLAIMABLE,
 					 "buffer %" PRIu64 ": the fd shown is another file; show your fd of the buffer", id);
 	*ret = buf;
 	return 0;
 }
 
-int fdstore_reclaim(struct client *c, const uint64_t *ids, const int *fds, unsigned n, sd_bus_error *error)
+int fdstore_reclaim(struct client *c, const uint64_t *ids, const int *fds, unsigned n, struct error *error)
 {
 	struct broker *b = c->broker;
 	_cleanup_free_ struct buffer **bufs = NULL;
@@ -489,7 +489,7 @@ int fdstore_reclaim(struct client *c, const uint64_t *ids, const int *fds, unsig
 	if (n == 0)
 		return 0;
 	if (!b->restored.holds)
-		return sd_bus_error_setf(error, ERR_NOT_RECLAIMABLE,
+		return error_setf(error, DMABROKER_E_NOT_RECLAIMABLE,
 					 "nothing to reclaim: no buffer restored from the fd store waits (the daemon "
 					 "did not restart with one, or restore-grace, %u s, is over)",
 					 b->config.restore_grace_sec);

@@ -8,6 +8,7 @@
 
 #include <systemd/sd-bus.h>
 
+#include "error.h"
 #include "format.h"
 
 struct broker;
@@ -73,4 +74,4 @@ int fdstore_restore_fd(struct broker *b, int fd, const char *name);
  * before the restart, and fds[i] must be the buffer itself (not O_PATH).
  * 0, or <0 with error set (NotReclaimable, QuotaExceeded), nothing taken.
  */
-int fdstore_reclaim(struct client *c, const uint64_t *ids, const int *fds, unsigned n, sd_bus_error *error);
+int fdstore_reclaim(struct client *c, const uint64_t *ids, const int *fds, unsigned n, struct error *error);

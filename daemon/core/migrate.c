@@ -27,8 +27,9 @@
 #include <xf86drm.h>
 
 #include "broker.h"
+#include "bus.h"
 #include "cleanup.h"
-#include "errors.h"
+#include "error.h"
 #include "fence.h"
 #include "log.h"
 #include "printable.h"
@@ -95,16 +96,15 @@ static void migration_free(struct migration *mig)
 	free(mig);
 }
 
-static void fail_named(struct migration *mig, const char *name, const char *what, const char *why)
+static void fail_named(struct migration *mig, int code, const char *what, const char *why)
 {
 	log_warning("buffer %llu: moving it to %s failed: %s: %s", (unsigned long long)mig->buf->id,
 		    mig->target->name, what, why);
 	if (mig->client) {
-		sd_bus_error e = SD_BUS_ERROR_NULL;
-		int r = sd_bus_error_setf(&e, name, "buffer %llu: moving it to %s failed: %s: %s",
-					  (unsigned long long)mig->buf->id, mig->target->name, what, why);
+		struct error e = ERROR_NULL;
+		int r = error_setf(&e, code, "buffer %llu: moving it to %s failed: %s: %s",
+				   (unsigned long long)mig->buf->id, mig->target->name, what, why);
 		broker_reply_error(mig->msg, r, &e); /* answered whatever the text */
-		sd_bus_error_free(&e);
 	}
 	if (mig->grant)
 		access_end_internal(mig->grant);
@@ -113,7 +113,7 @@ static void fail_named(struct migration *mig, const char *name, const char *what
 
 static void fail(struct migration *mig, const char *what, int err)
 {
-	fail_named(mig, ERR_ALLOCATION_FAILED, what, strerror(err));
+	fail_named(mig, DMABROKER_E_ALLOCATION_FAILED, what, strerror(err));
 }
 
 static int sync_dmabuf(int fd, uint64_t flags)
@@ -189,19 +189,19 @@ static void notify_moved(struct buffer *buf, struct client *c, int fence)
  * holder's).
  */
 static int check_holders(struct buffer *buf, struct client *c, uint64_t delta, const char *target,
-			 sd_bus_error *error)
+			 struct error *error)
 {
 	for (struct hold *h = buf->holders; h && delta; h = h->next_in_buffer) {
-		sd_bus_error e = SD_BUS_ERROR_NULL;
+		struct error e = ERROR_NULL;
 		int r = quota_check(h->client, Q_BYTES, delta, &e);
 		if (r >= 0)
 			continue;
-		r = sd_bus_error_setf(error, ERR_QUOTA_EXCEEDED,
+		r = error_setf(error, DMABROKER_E_QUOTA_EXCEEDED,
 				      "buffer %llu must move to %s for this attachment, which makes it %llu bytes "
 				      "bigger, and %s: %s", (unsigned long long)buf->id, target,
 				      (unsigned long long)delta, h->client == c ? "that passes your quota" :
 				      "that passes the quota of another holder", h->client == c ? e.message : "");
-		sd_bus_error_free(&e);
+		e = ERROR_NULL;
 		return r;
 	}
 	return 0;
@@ -211,7 +211,7 @@ static void swap_in(struct migration *mig)
 {
 	struct buffer *buf = mig->buf;
 	struct broker *b = buf->broker;
-	sd_bus_error error = SD_BUS_ERROR_NULL;
+	struct error error = ERROR_NULL;
 	struct backend *old = buf->backend;
 	int64_t delta;
 	uint32_t aid;
@@ -220,8 +220,8 @@ static void swap_in(struct migration *mig)
 	/* The memory the target gave may be bigger than foreseen (a driver's pitch). */
 	delta = (int64_t)mig->layout.size - (int64_t)buf->size;
 	if (delta > 0 && check_holders(buf, mig->client, (uint64_t)delta, mig->target->name, &error) < 0) {
-		fail_named(mig, error.name, "the holders' quotas", error.message);
-		sd_bus_error_free(&error);
+		fail_named(mig, error.code, "the holders' quotas", error.message);
+		error = ERROR_NULL;
 		return;
 	}
 	/* Swap the memory in; holders are charged the new size. */
@@ -244,7 +244,7 @@ static void swap_in(struct migration *mig)
 		r = buffer_attach(buf, mig->client, mig->usage, mig->device, mig->flags, &aid, &error);
 		if (r < 0) {
 			broker_reply_error(mig->msg, r, &error);
-			sd_bus_error_free(&error);
+			error = ERROR_NULL;
 		} else {
 			sd_bus_reply_method_return(mig->msg, "uh", aid, buf->fd);
 		}
@@ -363,7 +363,7 @@ static int on_deadline(sd_event_source *s, uint64_t usec, void *userdata)
 
 	snprintf(why, sizeof(why), "what it waited for did not end within %u s ([fences] timeout); retry later",
 		 mig->buf->broker->config.fence_timeout_sec);
-	fail_named(mig, ERR_BUSY, "the buffer's other users", why);
+	fail_named(mig, DMABROKER_E_BUSY, "the buffer's other users", why);
 	return 0;
 }
 
@@ -410,7 +410,7 @@ static void on_allocated(struct migration *mig, int fd, const struct layout *lay
 }
 
 int migrate_for_attach(struct buffer *buf, struct client *c, sd_bus_message *m, uint32_t usage, const char *device,
-		       uint32_t flags, sd_bus_error *error)
+		       uint32_t flags, struct error *error)
 {
 	struct broker *b = buf->broker;
 	struct backend *target;
@@ -425,11 +425,11 @@ int migrate_for_attach(struct buffer *buf, struct client *c, sd_bus_message *m, 
 	if (buf->backend == target || backend_can_import(target, buf->fd))
 		return 0;
 	if (buf->migration)
-		return sd_bus_error_setf(error, ERR_BUSY, "buffer %llu is being moved already; retry when it is done",
+		return error_setf(error, DMABROKER_E_BUSY, "buffer %llu is being moved already; retry when it is done",
 					 (unsigned long long)buf->id);
 	for (const struct attachment *a = buf->attachments; a; a = a->next)
 		if (a->flags & DMABROKER_ATTACH_STATIC)
-			return sd_bus_error_setf(error, ERR_PINNED,
+			return error_setf(error, DMABROKER_E_PINNED,
 						 "%s cannot use buffer %llu where it lies (%s), and it cannot move: "
 						 "client %llu (pid %d, %s) pins it with static attachment %u on '%s'",
 						 target->name, (unsigned long long)buf->id,
@@ -445,7 +445,7 @@ int migrate_for_attach(struct buffer *buf, struct client *c, sd_bus_message *m, 
 	/* Every holder is charged the new size: it must fit their quotas. */
 	r = backend_layout(target, &req, &l);
 	if (r < 0)
-		return sd_bus_error_setf(error, ERR_ALLOCATION_FAILED,
+		return error_setf(error, DMABROKER_E_ALLOCATION_FAILED,
 					 "buffer %llu must move to %s for this attachment, and %s cannot lay it out: %s",
 					 (unsigned long long)buf->id, target->name, target->name, strerror(-r));
 	if (l.size > buf->size) {

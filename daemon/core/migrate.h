@@ -6,6 +6,8 @@
 
 #include <systemd/sd-bus.h>
 
+#include "error.h"
+
 struct buffer;
 struct client;
 
@@ -17,7 +19,7 @@ struct client;
  * Busy, AllocationFailed).
  */
 int migrate_for_attach(struct buffer *buf, struct client *c, sd_bus_message *m, uint32_t usage, const char *device,
-		       uint32_t flags, sd_bus_error *error);
+		       uint32_t flags, struct error *error);
 /* c let go of buf (released it, or went away): a move it asked for goes on
  * for the other holders, without an attachment or a reply for c. */
 void migration_forget_client(struct buffer *buf, struct client *c);

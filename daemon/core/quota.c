@@ -4,7 +4,7 @@
 #include <string.h>
 
 #include "broker.h"
-#include "errors.h"
+#include "error.h"
 #include "log.h"
 #include "quota.h"
 
@@ -96,7 +96,7 @@ static bool over(uint64_t used, uint64_t add, uint64_t limit)
 	return limit && (used + add > limit || used + add < used);
 }
 
-int quota_check(const struct client *c, enum quota_resource r, uint64_t add, sd_bus_error *error)
+int quota_check(const struct client *c, enum quota_resource r, uint64_t add, struct error *error)
 {
 	const struct config *cfg = &c->broker->config;
 	uint64_t used;
@@ -106,7 +106,7 @@ int quota_check(const struct client *c, enum quota_resource r, uint64_t add, sd_
 		return 0; /* the daemon's own grants (moves), restored buffers */
 	used = client_use(c, r);
 	if (over(used, add, quota_client_limit(cfg, r))) {
-		ret = sd_bus_error_setf(error, ERR_QUOTA_EXCEEDED,
+		ret = error_setf(error, DMABROKER_E_QUOTA_EXCEEDED,
 					"client %llu has %llu %s; %llu more would pass %s = %llu",
 					(unsigned long long)c->id, (unsigned long long)used, names[r],
 					(unsigned long long)add, limit_key(r, false),
@@ -115,7 +115,7 @@ int quota_check(const struct client *c, enum quota_resource r, uint64_t add, sd_
 		used = uid_use(c->broker, c->uid, r);
 		if (!over(used, add, quota_uid_limit(cfg, r)))
 			return 0;
-		ret = sd_bus_error_setf(error, ERR_QUOTA_EXCEEDED,
+		ret = error_setf(error, DMABROKER_E_QUOTA_EXCEEDED,
 					"uid %u has %llu %s across its clients; %llu more would pass %s = %llu",
 					(unsigned)c->uid, (unsigned long long)used, names[r], (unsigned long long)add,
 					limit_key(r, true), (unsigned long long)quota_uid_limit(cfg, r));
@@ -125,7 +125,7 @@ int quota_check(const struct client *c, enum quota_resource r, uint64_t add, sd_
 	return ret;
 }
 
-int quota_check_new_client(const struct broker *b, uid_t uid, pid_t pid, sd_bus_error *error)
+int quota_check_new_client(const struct broker *b, uid_t uid, pid_t pid, struct error *error)
 {
 	uint64_t n = uid_use(b, uid, Q_CLIENTS);
 
@@ -133,12 +133,12 @@ int quota_check_new_client(const struct broker *b, uid_t uid, pid_t pid, sd_bus_
 		return 0;
 	log_notice("refused a new client of uid %u (pid %d): %llu clients, max-clients-per-uid = %u", (unsigned)uid,
 		   (int)pid, (unsigned long long)n, b->config.max_clients_per_uid);
-	return sd_bus_error_setf(error, ERR_LIMIT_REACHED,
+	return error_setf(error, DMABROKER_E_LIMIT_REACHED,
 				 "uid %u has %llu clients, the limit (max-clients-per-uid)", (unsigned)uid,
 				 (unsigned long long)n);
 }
 
-int fd_budget_check(const struct broker *b, unsigned n, sd_bus_error *error)
+int fd_budget_check(const struct broker *b, unsigned n, struct error *error)
 {
 	uint64_t limit = b->config.max_fds;
 
@@ -146,12 +146,12 @@ int fd_budget_check(const struct broker *b, unsigned n, sd_bus_error *error)
 		return 0;
 	log_notice("refused to take %u more fds: the daemon holds %llu for its clients, max-fds = %llu", n,
 		   (unsigned long long)b->fds, (unsigned long long)limit);
-	return sd_bus_error_setf(error, ERR_LIMIT_REACHED,
+	return error_setf(error, DMABROKER_E_LIMIT_REACHED,
 				 "the daemon holds %llu fds for its clients; %u more would pass max-fds = %llu",
 				 (unsigned long long)b->fds, n, (unsigned long long)limit);
 }
 
-int fd_budget_charge(struct broker *b, unsigned n, sd_bus_error *error)
+int fd_budget_charge(struct broker *b, unsigned n, struct error *error)
 {
 	int r = fd_budget_check(b, n, error);
 
@@ -230,7 +230,7 @@ bool access_rules_allow(const struct client *c, const struct backend *be)
 	return false;
 }
 
-int access_rules_refuse(const struct client *c, const struct backend *be, sd_bus_error *error)
+int access_rules_refuse(const struct client *c, const struct backend *be, struct error *error)
 {
 	const struct access_rule *rule = rule_for(&c->broker->config, be);
 	char who[256] = "";
@@ -240,7 +240,7 @@ int access_rules_refuse(const struct client *c, const struct backend *be, sd_bus
 			 rule->who[i].group ? "@" : "", rule->who[i].name);
 	log_notice("refused client %llu (%s, uid %u, pid %d): may not allocate from %s ([access] allows %s)",
 		   (unsigned long long)c->id, c->comm, (unsigned)c->uid, (int)c->pid, be->name, who);
-	return sd_bus_error_setf(error, ERR_NOT_PERMITTED,
+	return error_setf(error, DMABROKER_E_NOT_PERMITTED,
 				 "uid %u may not allocate from %s: the daemon's [access] rule allows only %s",
 				 (unsigned)c->uid, be->name, who);
 }

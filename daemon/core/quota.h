@@ -13,6 +13,8 @@
 
 #include <systemd/sd-bus.h>
 
+#include "error.h"
+
 struct broker;
 struct client;
 struct backend;
@@ -45,9 +47,9 @@ uint64_t quota_uid_limit(const struct config *cfg, enum quota_resource r);
  * Would `add` more of r pass c's limit or its uid's? 0, or -EDQUOT with a
  * QuotaExceeded error naming the limit (and a log line).
  */
-int quota_check(const struct client *c, enum quota_resource r, uint64_t add, sd_bus_error *error);
+int quota_check(const struct client *c, enum quota_resource r, uint64_t add, struct error *error);
 /* A new client of uid: within max-clients-per-uid? */
-int quota_check_new_client(const struct broker *b, uid_t uid, pid_t pid, sd_bus_error *error);
+int quota_check_new_client(const struct broker *b, uid_t uid, pid_t pid, struct error *error);
 
 /*
  * The daemon-wide fd budget ([limits] max-fds): the fds the daemon holds on
@@ -58,9 +60,9 @@ int quota_check_new_client(const struct broker *b, uid_t uid, pid_t pid, sd_bus_
  * then. fd_budget_charge_always(): for fds the daemon has already (buffers
  * restored from the fd store).
  */
-int fd_budget_charge(struct broker *b, unsigned n, sd_bus_error *error);
+int fd_budget_charge(struct broker *b, unsigned n, struct error *error);
 /* As fd_budget_charge(), without charging: for a taker that charges itself (always) right after. */
-int fd_budget_check(const struct broker *b, unsigned n, sd_bus_error *error);
+int fd_budget_check(const struct broker *b, unsigned n, struct error *error);
 void fd_budget_charge_always(struct broker *b, unsigned n);
 void fd_budget_uncharge(struct broker *b, unsigned n);
 /*
@@ -75,8 +77,8 @@ uint64_t fd_budget_limit(const struct config *cfg, uint64_t nofile);
 /* Whether c may allocate from be under the config's [access] rules. */
 bool access_rules_allow(const struct client *c, const struct backend *be);
 /* The NotPermitted error (and log line) for a refused backend. */
-int access_rules_refuse(const struct client *c, const struct backend *be, sd_bus_error *error);
+int access_rules_refuse(const struct client *c, const struct backend *be, struct error *error);
 /* Drops the candidates c may not allocate from; none left: -EPERM, NotPermitted (bus-api.c). */
-int filter_allowed(const struct client *c, struct backend **candidates, unsigned *n, sd_bus_error *error);
+int filter_allowed(const struct client *c, struct backend **candidates, unsigned *n, struct error *error);
 /* Whether gid is among the groups the bus reported for c when it connected. */
 bool client_in_group(const struct client *c, uint32_t gid);

@@ -54,8 +54,9 @@
 
 #include "allocate.h"
 #include "broker.h"
+#include "bus.h"
 #include "cleanup.h"
-#include "errors.h"
+#include "error.h"
 #include "fence.h"
 #include "log.h"
 #include "printable.h"
@@ -99,7 +100,8 @@ struct stream {
 	uint64_t id;
 	struct stream_params p;         /* the producer's */
 	enum stream_state state;
-	char error_name[64], error_msg[512];
+	int error_code;                 /* why it failed (STREAM_FAILED) */
+	char error_msg[512];
 	bool has_producer;
 	struct stream_party producer;
 	struct stream_consumer consumers[DMABROKER_STREAM_MAX_CONSUMERS];
@@ -128,40 +130,40 @@ static const char *const state_names[] = {
 
 /* ---- options ---- */
 
-static int read_au(sd_bus_message *m, uint32_t *out, unsigned max, unsigned *n, const char *key, sd_bus_error *error)
+static int read_au(sd_bus_message *m, uint32_t *out, unsigned max, unsigned *n, const char *key, struct error *error)
 {
 	const uint32_t *v;
 	size_t size;
 	int r = sd_bus_message_enter_container(m, 'v', "au");
 	if (r < 0)
-		return sd_bus_error_setf(error, ERR_INVALID_ARGUMENT, "option '%s' must be an array of uint32 (au)", key);
+		return error_setf(error, DMABROKER_E_INVALID_ARGUMENT, "option '%s' must be an array of uint32 (au)", key);
 	r = sd_bus_message_read_array(m, 'u', (const void **)&v, &size);
 	if (r < 0)
 		return r;
 	if (size / 4 > max)
-		return sd_bus_error_setf(error, ERR_INVALID_ARGUMENT, "option '%s': %zu entries, at most %u", key,
+		return error_setf(error, DMABROKER_E_INVALID_ARGUMENT, "option '%s': %zu entries, at most %u", key,
 					 size / 4, max);
 	memcpy(out, v, size);
 	*n = (unsigned)(size / 4);
 	return sd_bus_message_exit_container(m);
 }
 
-static int read_u(sd_bus_message *m, uint32_t *out, const char *key, sd_bus_error *error)
+static int read_u(sd_bus_message *m, uint32_t *out, const char *key, struct error *error)
 {
 	int r = sd_bus_message_read(m, "v", "u", out);
 	if (r < 0)
-		return sd_bus_error_setf(error, ERR_INVALID_ARGUMENT, "option '%s' must be a uint32 (u)", key);
+		return error_setf(error, DMABROKER_E_INVALID_ARGUMENT, "option '%s' must be a uint32 (u)", key);
 	return 0;
 }
 
-static int read_s(sd_bus_message *m, char *out, size_t len, const char *key, sd_bus_error *error)
+static int read_s(sd_bus_message *m, char *out, size_t len, const char *key, struct error *error)
 {
 	const char *s;
 	int r = sd_bus_message_read(m, "v", "s", &s);
 	if (r < 0)
-		return sd_bus_error_setf(error, ERR_INVALID_ARGUMENT, "option '%s' must be a string (s)", key);
+		return error_setf(error, DMABROKER_E_INVALID_ARGUMENT, "option '%s' must be a string (s)", key);
 	if (strlen(s) >= len)
-		return sd_bus_error_setf(error, ERR_INVALID_ARGUMENT, "option '%s' is longer than %zu bytes", key,
+		return error_setf(error, DMABROKER_E_INVALID_ARGUMENT, "option '%s' is longer than %zu bytes", key,
 					 len - 1);
 	memcpy(out, s, strlen(s) + 1);
 	return 0;
@@ -178,7 +180,7 @@ static bool valid_name(const char *s)
 	return true;
 }
 
-int stream_read_params(sd_bus_message *m, bool producer, struct stream_params *p, sd_bus_error *error)
+int stream_read_params(sd_bus_message *m, bool producer, struct stream_params *p, struct error *error)
 {
 	static const char *const producer_only[] = { "mode", "buffers", "width", "height", "consumers",
 						     "allow-uids", "allow-gids" };
@@ -196,10 +198,10 @@ int stream_read_params(sd_bus_message *m, bool producer, struct stream_params *p
 		if (!producer)
 			for (unsigned i = 0; i < ELEMENTSOF(producer_only); i++)
 				if (strcmp(key, producer_only[i]) == 0)
-					return sd_bus_error_setf(error, ERR_INVALID_ARGUMENT,
+					return error_setf(error, DMABROKER_E_INVALID_ARGUMENT,
 								 "option '%s' is the producer's (CreateStream)", key);
 		if (producer && strcmp(key, "producer-uid") == 0)
-			return sd_bus_error_setf(error, ERR_INVALID_ARGUMENT,
+			return error_setf(error, DMABROKER_E_INVALID_ARGUMENT,
 						 "option '%s' is a consumer's (JoinStream)", key);
 		if (strcmp(key, "label") == 0) {
 			r = read_s(m, p->label, sizeof(p->label), key, error);
@@ -211,7 +213,7 @@ int stream_read_params(sd_bus_message *m, bool producer, struct stream_params *p
 			else if (r >= 0 && strcmp(mode, "mailbox") == 0)
 				p->mode = STREAM_MAILBOX;
 			else if (r >= 0)
-				return sd_bus_error_setf(error, ERR_INVALID_ARGUMENT,
+				return error_setf(error, DMABROKER_E_INVALID_ARGUMENT,
 							 "mode '%s': must be 'fifo' or 'mailbox'", PRINTABLE(mode));
 			have_mode = true;
 		} else if (strcmp(key, "buffers") == 0) {
@@ -230,7 +232,7 @@ int stream_read_params(sd_bus_message *m, bool producer, struct stream_params *p
 		} else if (strcmp(key, "usage") == 0) {
 			r = read_u(m, &p->usage, key, error);
 			if (r >= 0 && (p->usage & ~DMABROKER_USAGE_ALL))
-				return sd_bus_error_setf(error, ERR_INVALID_ARGUMENT, "unknown usage bits 0x%x",
+				return error_setf(error, DMABROKER_E_INVALID_ARGUMENT, "unknown usage bits 0x%x",
 							 p->usage & ~DMABROKER_USAGE_ALL);
 		} else if (strcmp(key, "allow-uids") == 0) {
 			r = read_au(m, p->allow_uids, DMABROKER_STREAM_MAX_ALLOW, &p->n_allow_uids, key, error);
@@ -243,11 +245,11 @@ int stream_read_params(sd_bus_message *m, bool producer, struct stream_params *p
 			size_t size;
 			r = sd_bus_message_enter_container(m, 'v', "at");
 			if (r < 0)
-				return sd_bus_error_setf(error, ERR_INVALID_ARGUMENT,
+				return error_setf(error, DMABROKER_E_INVALID_ARGUMENT,
 							 "option 'modifiers' must be an array of uint64 (at)");
 			r = sd_bus_message_read_array(m, 't', (const void **)&v, &size);
 			if (r >= 0 && size / 8 > DMABROKER_STREAM_MAX_MODIFIERS)
-				return sd_bus_error_setf(error, ERR_INVALID_ARGUMENT, "%zu modifiers, at most %d",
+				return error_setf(error, DMABROKER_E_INVALID_ARGUMENT, "%zu modifiers, at most %d",
 							 size / 8, DMABROKER_STREAM_MAX_MODIFIERS);
 			if (r >= 0) {
 				memcpy(p->modifiers, v, size);
@@ -258,15 +260,15 @@ int stream_read_params(sd_bus_message *m, bool producer, struct stream_params *p
 			const char *d;
 			r = sd_bus_message_enter_container(m, 'v', "as");
 			if (r < 0)
-				return sd_bus_error_setf(error, ERR_INVALID_ARGUMENT,
+				return error_setf(error, DMABROKER_E_INVALID_ARGUMENT,
 							 "option 'devices' must be an array of strings (as)");
 			r = sd_bus_message_enter_container(m, 'a', "s");
 			while (r >= 0 && (r = sd_bus_message_read(m, "s", &d)) > 0) {
 				if (p->n_devices == DMABROKER_STREAM_MAX_DEVICES)
-					return sd_bus_error_setf(error, ERR_INVALID_ARGUMENT, "more than %d devices",
+					return error_setf(error, DMABROKER_E_INVALID_ARGUMENT, "more than %d devices",
 								 DMABROKER_STREAM_MAX_DEVICES);
 				if (strlen(d) >= sizeof(p->devices[0]))
-					return sd_bus_error_setf(error, ERR_INVALID_ARGUMENT, "device name too long");
+					return error_setf(error, DMABROKER_E_INVALID_ARGUMENT, "device name too long");
 				snprintf(p->devices[p->n_devices++], sizeof(p->devices[0]), "%s", d);
 			}
 			if (r >= 0)
@@ -274,7 +276,7 @@ int stream_read_params(sd_bus_message *m, bool producer, struct stream_params *p
 			if (r >= 0)
 				r = sd_bus_message_exit_container(m);
 		} else {
-			return sd_bus_error_setf(error, ERR_INVALID_ARGUMENT,
+			return error_setf(error, DMABROKER_E_INVALID_ARGUMENT,
 						 "unknown option '%s' (known: label, mode, buffers, width, height, "
 						 "consumers, max-acquired, usage, formats, modifiers, devices, allow-uids, allow-gids, "
 						 "producer-uid)", PRINTABLE(key));
@@ -296,13 +298,13 @@ int stream_read_params(sd_bus_message *m, bool producer, struct stream_params *p
 		if (p->buffers == 0)
 			p->buffers = 4;
 		if (p->buffers > DMABROKER_STREAM_MAX_BUFFERS)
-			return sd_bus_error_setf(error, ERR_INVALID_ARGUMENT, "%u buffers: a stream has 1 to %d",
+			return error_setf(error, DMABROKER_E_INVALID_ARGUMENT, "%u buffers: a stream has 1 to %d",
 						 p->buffers, DMABROKER_STREAM_MAX_BUFFERS);
 		if (p->consumers > DMABROKER_STREAM_MAX_CONSUMERS)
-			return sd_bus_error_setf(error, ERR_INVALID_ARGUMENT, "%u consumers: at most %d",
+			return error_setf(error, DMABROKER_E_INVALID_ARGUMENT, "%u consumers: at most %d",
 						 p->consumers, DMABROKER_STREAM_MAX_CONSUMERS);
 		if (p->n_formats == 0)
-			return sd_bus_error_set(error, ERR_INVALID_ARGUMENT,
+			return error_set(error, DMABROKER_E_INVALID_ARGUMENT,
 						"the producer must name its formats (option 'formats')");
 	}
 	return 0;
@@ -349,9 +351,9 @@ static bool in_stream(struct stream *s, struct client *c)
 	return consumer_of(s, c) || (s->has_producer && s->producer.client == c);
 }
 
-int stream_unknown(uint64_t id, sd_bus_error *error)
+int stream_unknown(uint64_t id, struct error *error)
 {
-	return sd_bus_error_setf(error, ERR_UNKNOWN_STREAM, "no stream %llu", (unsigned long long)id);
+	return error_setf(error, DMABROKER_E_UNKNOWN_STREAM, "no stream %llu", (unsigned long long)id);
 }
 
 /* "consumer 'display' (client 7)"; the label is the client's: quoted printable. */
@@ -456,7 +458,7 @@ static void channel_close(struct stream *s, struct stream_consumer *con)
 }
 
 /* At negotiation: the producer's counters and a channel per consumer. */
-static int peers_open(struct stream *s, sd_bus_error *error)
+static int peers_open(struct stream *s, struct error *error)
 {
 	int r = 0;
 
@@ -474,7 +476,7 @@ static int peers_open(struct stream *s, sd_bus_error *error)
 		if (s->consumers[i].active)
 			channel_close(s, &s->consumers[i]);
 	s->producer.counters = safe_close(s->producer.counters);
-	return sd_bus_error_setf(error, ERR_NEGOTIATION_FAILED, "stream '%s': cannot open its peer channels: %s",
+	return error_setf(error, DMABROKER_E_NEGOTIATION_FAILED, "stream '%s': cannot open its peer channels: %s",
 				 s->p.name, strerror(-r));
 }
 
@@ -636,31 +638,31 @@ static void format_list(const uint32_t *f, unsigned n, char *out, size_t len)
  * fourcc, and buffers on `placed`): 0, or <0 with error naming p.
  */
 static int check_party(struct stream *s, const struct stream_party *p, uint32_t fourcc, const struct backend *placed,
-		       sd_bus_error *error)
+		       struct error *error)
 {
 	char w[96], list[256], name[5];
 
 	if (p->p.n_formats && !has_u32(p->p.formats, p->p.n_formats, fourcc)) {
 		format_list(p->p.formats, p->p.n_formats, list, sizeof(list));
-		return sd_bus_error_setf(error, ERR_NEGOTIATION_FAILED,
+		return error_setf(error, DMABROKER_E_NEGOTIATION_FAILED,
 					 "stream '%s': %s does not accept %s; it takes %s", s->p.name,
 					 who(s, p, w, sizeof(w)), fourcc_str(fourcc, name), list);
 	}
 	if (!takes_linear(&p->p))
-		return sd_bus_error_setf(error, ERR_NEGOTIATION_FAILED,
+		return error_setf(error, DMABROKER_E_NEGOTIATION_FAILED,
 					 "stream '%s': %s takes only modifiers 0x%llx... (%u), and dmabroker allocates "
 					 "linear buffers", s->p.name, who(s, p, w, sizeof(w)),
 					 (unsigned long long)p->p.modifiers[0], p->p.n_modifiers);
 	for (unsigned d = 0; placed && d < p->p.n_devices; d++) {
 		struct backend *be = drm_backend_for(s->broker, p->p.devices[d]);
 		if (be && !be->imports && be != placed)
-			return sd_bus_error_setf(error, ERR_NEGOTIATION_FAILED,
+			return error_setf(error, DMABROKER_E_NEGOTIATION_FAILED,
 						 "stream '%s': %s uses %s (%s), which imports no foreign dma-buf, but "
 						 "the buffers are on %s", s->p.name, who(s, p, w, sizeof(w)),
 						 be->driver, be->device, placed->name);
 	}
 	if (placed && (p->p.usage & DMABROKER_USAGE_CONTIGUOUS) && !placed->contiguous)
-		return sd_bus_error_setf(error, ERR_NEGOTIATION_FAILED,
+		return error_setf(error, DMABROKER_E_NEGOTIATION_FAILED,
 					 "stream '%s': %s needs contiguous memory; the buffers are on %s", s->p.name,
 					 who(s, p, w, sizeof(w)), placed->name);
 	return 0;
@@ -682,7 +684,7 @@ static unsigned parties(struct stream *s, struct stream_party **out)
  * backends that may serve it (req, candidates). 0, or <0 with error.
  */
 static int negotiate_plan(struct stream *s, struct alloc_request *req, struct backend **candidates, unsigned *ret_nc,
-			  sd_bus_error *error)
+			  struct error *error)
 {
 	struct broker *b = s->broker;
 	struct stream_party *all[DMABROKER_STREAM_MAX_CONSUMERS + 1], *needer = NULL;
@@ -710,13 +712,13 @@ static int negotiate_plan(struct stream *s, struct alloc_request *req, struct ba
 			if (!any) {
 				char theirs[256];
 				format_list(all[i]->p.formats, all[i]->p.n_formats, theirs, sizeof(theirs));
-				return sd_bus_error_setf(error, ERR_NEGOTIATION_FAILED,
+				return error_setf(error, DMABROKER_E_NEGOTIATION_FAILED,
 							 "stream '%s': %s accepts none of the producer's formats (%s); "
 							 "it takes %s", s->p.name, who(s, all[i], w, sizeof(w)), list,
 							 theirs);
 			}
 		}
-		return sd_bus_error_setf(error, ERR_NEGOTIATION_FAILED,
+		return error_setf(error, DMABROKER_E_NEGOTIATION_FAILED,
 					 "stream '%s': no format of the producer's (%s) is supported by dmabroker and "
 					 "accepted by every consumer", s->p.name, list);
 	}
@@ -733,7 +735,7 @@ static int negotiate_plan(struct stream *s, struct alloc_request *req, struct ba
 			if (!be || be->imports)
 				continue;
 			if (need && need != be)
-				return sd_bus_error_setf(error, ERR_NEGOTIATION_FAILED,
+				return error_setf(error, DMABROKER_E_NEGOTIATION_FAILED,
 							 "stream '%s': %s needs the buffers on %s (%s) and %s on %s (%s); "
 							 "neither device imports foreign dma-bufs, so no placement serves both",
 							 s->p.name, who(s, needer, w, sizeof(w)), need->driver, need->device,
@@ -751,10 +753,10 @@ static int negotiate_plan(struct stream *s, struct alloc_request *req, struct ba
 	}
 	if (nc == 0) {
 		if (need)
-			return sd_bus_error_setf(error, ERR_NEGOTIATION_FAILED,
+			return error_setf(error, DMABROKER_E_NEGOTIATION_FAILED,
 						 "stream '%s': %s needs the buffers on %s, which cannot serve usage 0x%x: %s",
 						 s->p.name, who(s, needer, w, sizeof(w)), need->name, usage, why);
-		return sd_bus_error_setf(error, ERR_NEGOTIATION_FAILED, "stream '%s': %s", s->p.name, why);
+		return error_setf(error, DMABROKER_E_NEGOTIATION_FAILED, "stream '%s': %s", s->p.name, why);
 	}
 
 	*req = (struct alloc_request){
@@ -772,14 +774,14 @@ static int negotiate_plan(struct stream *s, struct alloc_request *req, struct ba
  * Negotiation's end, once every buffer is allocated: every party can use
  * them where they are, and FIFO streams get their peer channels.
  */
-static int negotiate_finish(struct stream *s, sd_bus_error *error)
+static int negotiate_finish(struct stream *s, struct error *error)
 {
 	struct stream_party *all[DMABROKER_STREAM_MAX_CONSUMERS + 1];
 	unsigned n = parties(s, all);
 	int r;
 
 	if (!s->n_slots)
-		return sd_bus_error_setf(error, ERR_NEGOTIATION_FAILED, "stream '%s': no buffer", s->p.name);
+		return error_setf(error, DMABROKER_E_NEGOTIATION_FAILED, "stream '%s': no buffer", s->p.name);
 	s->backend = s->slots[0].buf->backend;
 	/* consumers that joined while the buffers were allocated were checked for the format only */
 	for (unsigned i = 0; i < n; i++) {
@@ -822,7 +824,7 @@ static int append_peers(struct stream *s, struct stream_party *p, sd_bus_message
 	return r;
 }
 
-static int reply_buffers(struct stream *s, struct stream_party *p, sd_bus_message *call, sd_bus_error *error)
+static int reply_buffers(struct stream *s, struct stream_party *p, sd_bus_message *call, struct error *error)
 {
 	sd_bus_message *reply = NULL;
 	int r;
@@ -867,7 +869,7 @@ static int reply_buffers(struct stream *s, struct stream_party *p, sd_bus_messag
 
 static void answer_waiting(struct stream *s, struct stream_party *p)
 {
-	sd_bus_error e = SD_BUS_ERROR_NULL;
+	struct error e = ERROR_NULL;
 	sd_bus_message *call = p->waiting;
 	int r;
 
@@ -877,30 +879,28 @@ static void answer_waiting(struct stream *s, struct stream_party *p)
 	if (s->state == STREAM_RUNNING)
 		r = reply_buffers(s, p, call, &e);
 	else if (s->state == STREAM_FAILED)
-		r = sd_bus_error_set(&e, s->error_name, s->error_msg);
+		r = error_set(&e, s->error_code, s->error_msg);
 	else
-		r = sd_bus_error_setf(&e, ERR_STREAM_ENDED, "stream '%s' ended: its producer left", s->p.name);
-	if (r < 0 && !sd_bus_error_is_set(&e))
-		sd_bus_error_set(&e, SD_BUS_ERROR_FAILED, "cannot send the stream's buffers");
+		r = error_setf(&e, DMABROKER_E_STREAM_ENDED, "stream '%s' ended: its producer left", s->p.name);
+	if (r < 0 && !error_is_set(&e))
+		error_set_errnof(&e, r, "cannot send the stream's buffers: %s", strerror(-r));
 	if (r < 0)
 		broker_reply_error(call, r, &e);
-	sd_bus_error_free(&e);
 	sd_bus_message_unref(call);
 }
 
 /* The end of negotiation: running, or failed with e (set) and no buffers; every waiting party is answered. */
-static void negotiation_end(struct stream *s, sd_bus_error *e)
+static void negotiation_end(struct stream *s, struct error *e)
 {
 	struct stream_party *all[DMABROKER_STREAM_MAX_CONSUMERS + 1];
 	unsigned n;
 
-	if (!sd_bus_error_is_set(e) && negotiate_finish(s, e) >= 0) {
+	if (!error_is_set(e) && negotiate_finish(s, e) >= 0) {
 		s->state = STREAM_RUNNING;
 	} else {
 		s->state = STREAM_FAILED;
-		snprintf(s->error_name, sizeof(s->error_name), "%s",
-			 sd_bus_error_is_set(e) ? e->name : ERR_NEGOTIATION_FAILED);
-		printable(e->message ? e->message : "negotiation failed", s->error_msg, sizeof(s->error_msg));
+		s->error_code = error_is_set(e) && e->code ? e->code : DMABROKER_E_NEGOTIATION_FAILED;
+		printable(error_is_set(e) ? e->message : "negotiation failed", s->error_msg, sizeof(s->error_msg));
 		log_notice("stream %llu: %s", (unsigned long long)s->id, s->error_msg);
 		for (unsigned i = 0; i < s->n_slots; i++) {
 			buffer_release(buffer_held_by(s->slots[i].buf, s->producer.client));
@@ -914,24 +914,23 @@ static void negotiation_end(struct stream *s, sd_bus_error *e)
 }
 
 /* Why the first of the stream's allocations failed, kept until they have all ended. */
-static void allocation_failed(struct stream *s, const sd_bus_error *e)
+static void allocation_failed(struct stream *s, const struct error *e)
 {
 	if (s->alloc_failed)
 		return;
 	s->alloc_failed = true;
-	snprintf(s->error_msg, sizeof(s->error_msg), "stream '%s': %u buffers%s%s%s: %s", s->p.name, s->p.buffers,
+	snprintf(s->error_msg, sizeof(s->error_msg), "stream '%s': %u buffers%s%s%s: %.300s", s->p.name, s->p.buffers,
 		 s->need ? " (on " : "", s->need ? s->need->name : "", s->need ? " because of its importers)" : "",
-		 e && e->message ? e->message : "cannot allocate");
+		 error_is_set(e) ? e->message : "cannot allocate");
 }
 
 static void allocations_ended(struct stream *s)
 {
-	sd_bus_error e = SD_BUS_ERROR_NULL;
+	struct error e = ERROR_NULL;
 
 	if (s->alloc_failed)
-		sd_bus_error_set(&e, ERR_NEGOTIATION_FAILED, s->error_msg);
+		error_set(&e, DMABROKER_E_NEGOTIATION_FAILED, s->error_msg);
 	negotiation_end(s, &e);
-	sd_bus_error_free(&e);
 }
 
 /*
@@ -939,7 +938,7 @@ static void allocations_ended(struct stream *s)
  * on the loop. A stream that ended or went meanwhile does not take it. Not
  * called when c left: allocate.c then keeps nothing.
  */
-static void slot_allocated(struct client *c, struct buffer *buf, int r, const sd_bus_error *error,
+static void slot_allocated(struct client *c, struct buffer *buf, int r, const struct error *error,
 			   sd_bus_message *msg, uint64_t stream_id)
 {
 	struct stream *s = stream_find(c->broker, stream_id);
@@ -973,7 +972,7 @@ static void slot_allocated(struct client *c, struct buffer *buf, int r, const sd
  */
 static void maybe_negotiate(struct stream *s)
 {
-	sd_bus_error e = SD_BUS_ERROR_NULL;
+	struct error e = ERROR_NULL;
 	struct backend *candidates[16];
 	struct alloc_request req;
 	unsigned nc = ELEMENTSOF(candidates);
@@ -982,7 +981,7 @@ static void maybe_negotiate(struct stream *s)
 		return;
 	if (negotiate_plan(s, &req, candidates, &nc, &e) < 0) {
 		negotiation_end(s, &e);
-		sd_bus_error_free(&e);
+		e = ERROR_NULL;
 		return;
 	}
 	s->allocating = 1; /* this loop's own: no end before every allocation has started */
@@ -992,7 +991,7 @@ static void maybe_negotiate(struct stream *s)
 			s->allocating--;
 			allocation_failed(s, &e);
 		}
-		sd_bus_error_free(&e);
+		e = ERROR_NULL;
 	}
 	if (--s->allocating == 0)
 		allocations_ended(s);
@@ -1000,7 +999,7 @@ static void maybe_negotiate(struct stream *s)
 
 /* ---- create, join, leave ---- */
 
-static int check_limit(struct client *c, sd_bus_error *error)
+static int check_limit(struct client *c, struct error *error)
 {
 	return quota_check(c, Q_STREAMS, 1, error);
 }
@@ -1028,7 +1027,7 @@ static void default_label(struct client *c, struct stream_params *p)
  * The refusal names neither the principals nor whether such a stream
  * exists (they are in the log).
  */
-static int check_reserved(struct client *c, const char *name, sd_bus_error *error)
+static int check_reserved(struct client *c, const char *name, struct error *error)
 {
 	const struct config *cfg = &c->broker->config;
 	const struct stream_rule *rule = NULL;
@@ -1048,11 +1047,11 @@ static int check_reserved(struct client *c, const char *name, sd_bus_error *erro
 	}
 	log_notice("refused client %llu (%s, uid %u, pid %d): may not create stream '%s' ([streams] allows %s)",
 		   (unsigned long long)c->id, c->comm, (unsigned)c->uid, (int)c->pid, name, allowed);
-	return sd_bus_error_setf(error, ERR_NOT_PERMITTED,
+	return error_setf(error, DMABROKER_E_NOT_PERMITTED,
 				 "stream name '%s' is reserved to other users by the daemon's [streams] rule", name);
 }
 
-int stream_create(struct client *c, const struct stream_params *p, struct stream **ret, sd_bus_error *error)
+int stream_create(struct client *c, const struct stream_params *p, struct stream **ret, struct error *error)
 {
 	struct broker *b = c->broker;
 	const struct format_info *f = NULL;
@@ -1060,15 +1059,15 @@ int stream_create(struct client *c, const struct stream_params *p, struct stream
 	int r;
 
 	if (!valid_name(p->name))
-		return sd_bus_error_setf(error, ERR_INVALID_ARGUMENT,
+		return error_setf(error, DMABROKER_E_INVALID_ARGUMENT,
 					 "stream name '%s': 1 to 63 of A-Z a-z 0-9 - _ .", PRINTABLE(p->name));
 	r = check_reserved(c, p->name, error);
 	if (r < 0)
 		return r;
 	if (find_by_name(b, p->name))
-		return sd_bus_error_setf(error, ERR_NAME_TAKEN, "a stream named '%s' exists", p->name);
+		return error_setf(error, DMABROKER_E_NAME_TAKEN, "a stream named '%s' exists", p->name);
 	if (p->width == 0 || p->height == 0 || p->width > b->config.max_dimension || p->height > b->config.max_dimension)
-		return sd_bus_error_setf(error, ERR_INVALID_DIMENSIONS,
+		return error_setf(error, DMABROKER_E_INVALID_DIMENSIONS,
 					 "%ux%u: width and height must be 1 to %u (max-dimension)", p->width, p->height,
 					 b->config.max_dimension);
 	for (unsigned i = 0; i < p->n_formats && !f; i++)
@@ -1076,7 +1075,7 @@ int stream_create(struct client *c, const struct stream_params *p, struct stream
 	if (!f) {
 		char list[256];
 		format_list(p->formats, p->n_formats, list, sizeof(list));
-		return sd_bus_error_setf(error, ERR_UNSUPPORTED_FORMAT, "none of the formats %s is supported", list);
+		return error_setf(error, DMABROKER_E_UNSUPPORTED_FORMAT, "none of the formats %s is supported", list);
 	}
 	r = check_limit(c, error);
 	if (r >= 0)
@@ -1153,7 +1152,7 @@ static bool joinable(const struct stream *s, const struct client *c, const struc
 }
 
 int stream_join(struct client *c, const struct stream_params *p, struct stream **ret, uint32_t *ret_consumer,
-		sd_bus_error *error)
+		struct error *error)
 {
 	struct stream *s = find_by_name(c->broker, p->name);
 	struct stream_consumer *con = NULL;
@@ -1161,24 +1160,24 @@ int stream_join(struct client *c, const struct stream_params *p, struct stream *
 
 	if (!joinable(s, c, p))
 		return p->has_producer_uid
-			? sd_bus_error_setf(error, ERR_UNKNOWN_STREAM, "no stream named '%s' produced by uid %u",
+			? error_setf(error, DMABROKER_E_UNKNOWN_STREAM, "no stream named '%s' produced by uid %u",
 					    PRINTABLE(p->name), (unsigned)p->producer_uid)
-			: sd_bus_error_setf(error, ERR_UNKNOWN_STREAM, "no stream named '%s'", PRINTABLE(p->name));
+			: error_setf(error, DMABROKER_E_UNKNOWN_STREAM, "no stream named '%s'", PRINTABLE(p->name));
 	if (s->state == STREAM_FAILED)
-		return sd_bus_error_set(error, s->error_name, s->error_msg);
+		return error_set(error, s->error_code, s->error_msg);
 	if (s->producer.client == c || consumer_of(s, c))
-		return sd_bus_error_setf(error, ERR_INVALID_ARGUMENT, "this client is in stream '%s' already", p->name);
+		return error_setf(error, DMABROKER_E_INVALID_ARGUMENT, "this client is in stream '%s' already", p->name);
 	for (unsigned i = 0; i < DMABROKER_STREAM_MAX_CONSUMERS && !con; i++)
 		if (!s->consumers[i].active)
 			con = &s->consumers[i];
 	if (!con)
-		return sd_bus_error_setf(error, ERR_LIMIT_REACHED, "stream '%s' has %d consumers, the most it takes",
+		return error_setf(error, DMABROKER_E_LIMIT_REACHED, "stream '%s' has %d consumers, the most it takes",
 					 p->name, DMABROKER_STREAM_MAX_CONSUMERS);
 	r = check_limit(c, error);
 	if (r < 0)
 		return r;
 	if (p->max_acquired > s->p.buffers)
-		return sd_bus_error_setf(error, ERR_INVALID_ARGUMENT, "max-acquired %u: the stream has %u buffers",
+		return error_setf(error, DMABROKER_E_INVALID_ARGUMENT, "max-acquired %u: the stream has %u buffers",
 					 p->max_acquired, s->p.buffers);
 	r = fd_budget_charge(c->broker, STREAM_CONSUMER_FDS, error); /* given back in leave() */
 	if (r < 0)
@@ -1198,7 +1197,7 @@ int stream_join(struct client *c, const struct stream_params *p, struct stream *
 	} else if (s->state == STREAM_RUNNING) {
 		r = check_party(s, &con->party, s->fourcc, s->backend, error);
 		if (r >= 0 && s->peer && (r = channel_open(con)) < 0)
-			sd_bus_error_setf(error, SD_BUS_ERROR_FAILED, "cannot open a peer channel: %s", strerror(-r));
+			error_set_errnof(error, r, "cannot open a peer channel: %s", strerror(-r));
 		if (r < 0) {
 			fd_budget_uncharge(c->broker, STREAM_CONSUMER_FDS);
 			return r;
@@ -1253,8 +1252,11 @@ static void drop_waiting(struct stream_party *p, bool reply, const char *why)
 {
 	if (!p->waiting)
 		return;
-	if (reply)
-		broker_reply_error(p->waiting, -EPIPE, &SD_BUS_ERROR_MAKE_CONST(ERR_STREAM_ENDED, why));
+	if (reply) {
+		struct error e = ERROR_NULL;
+
+		broker_reply_error(p->waiting, error_set(&e, DMABROKER_E_STREAM_ENDED, why), &e);
+	}
 	p->waiting = sd_bus_message_unref(p->waiting);
 }
 
@@ -1311,7 +1313,7 @@ static void leave(struct stream *s, struct client *c, bool going)
 		stream_free(s);
 }
 
-int stream_leave(struct stream *s, struct client *c, sd_bus_error *error)
+int stream_leave(struct stream *s, struct client *c, struct error *error)
 {
 	if (!in_stream(s, c))
 		return stream_unknown(s->id, error);
@@ -1341,7 +1343,7 @@ void streams_free(struct broker *b)
 
 /* ---- per frame ---- */
 
-int stream_buffers(struct stream *s, struct client *c, sd_bus_message *m, sd_bus_error *error)
+int stream_buffers(struct stream *s, struct client *c, sd_bus_message *m, struct error *error)
 {
 	struct stream_consumer *con = consumer_of(s, c);
 	struct stream_party *p = con ? &con->party : (s->has_producer && s->producer.client == c) ? &s->producer : NULL;
@@ -1349,14 +1351,14 @@ int stream_buffers(struct stream *s, struct client *c, sd_bus_message *m, sd_bus
 	if (!p)
 		return stream_unknown(s->id, error);
 	if (p->waiting)
-		return sd_bus_error_set(error, ERR_INVALID_ARGUMENT, "a StreamBuffers call is waiting already");
+		return error_set(error, DMABROKER_E_INVALID_ARGUMENT, "a StreamBuffers call is waiting already");
 	switch (s->state) {
 	case STREAM_RUNNING:
 		return reply_buffers(s, p, m, error);
 	case STREAM_FAILED:
-		return sd_bus_error_set(error, s->error_name, s->error_msg);
+		return error_set(error, s->error_code, s->error_msg);
 	case STREAM_ENDED:
-		return sd_bus_error_setf(error, ERR_STREAM_ENDED, "stream '%s' ended: its producer left", s->p.name);
+		return error_setf(error, DMABROKER_E_STREAM_ENDED, "stream '%s' ended: its producer left", s->p.name);
 	case STREAM_NEGOTIATING:
 		p->waiting = sd_bus_message_ref(m);
 		return 1;
@@ -1364,28 +1366,28 @@ int stream_buffers(struct stream *s, struct client *c, sd_bus_message *m, sd_bus
 	return -EINVAL;
 }
 
-static int check_peer(struct stream *s, sd_bus_error *error)
+static int check_peer(struct stream *s, struct error *error)
 {
 	if (!s->peer)
 		return 0;
-	return sd_bus_error_setf(error, ERR_INVALID_ARGUMENT,
+	return error_setf(error, DMABROKER_E_INVALID_ARGUMENT,
 				 "stream '%s' is a FIFO stream: its frames travel on the peer channels StreamBuffers "
 				 "gave, not through the daemon", s->p.name);
 }
 
-static int check_index(struct stream *s, uint32_t index, sd_bus_error *error)
+static int check_index(struct stream *s, uint32_t index, struct error *error)
 {
 	if (s->state != STREAM_RUNNING)
-		return sd_bus_error_setf(error, s->state == STREAM_ENDED ? ERR_STREAM_ENDED : ERR_INVALID_ARGUMENT,
-					 "stream '%s' is %s", s->p.name, state_names[s->state]);
+		return error_setf(error, s->state == STREAM_ENDED ? DMABROKER_E_STREAM_ENDED : DMABROKER_E_INVALID_ARGUMENT,
+				  "stream '%s' is %s", s->p.name, state_names[s->state]);
 	if (index >= s->n_slots)
-		return sd_bus_error_setf(error, ERR_INVALID_ARGUMENT, "buffer index %u: stream '%s' has %u buffers",
+		return error_setf(error, DMABROKER_E_INVALID_ARGUMENT, "buffer index %u: stream '%s' has %u buffers",
 					 index, s->p.name, s->n_slots);
 	return 0;
 }
 
 int stream_queue(struct stream *s, struct client *c, uint32_t index, const struct frame_meta *meta, int ready_fence,
-		 sd_bus_error *error)
+		 struct error *error)
 {
 	struct slot *sl;
 	int r;
@@ -1393,7 +1395,7 @@ int stream_queue(struct stream *s, struct client *c, uint32_t index, const struc
 	if (!in_stream(s, c))
 		return stream_unknown(s->id, error);
 	if (!s->has_producer || s->producer.client != c)
-		return sd_bus_error_setf(error, ERR_NOT_PERMITTED, "only the producer of stream '%s' queues frames",
+		return error_setf(error, DMABROKER_E_NOT_PERMITTED, "only the producer of stream '%s' queues frames",
 					 s->p.name);
 	r = check_peer(s, error);
 	if (r >= 0)
@@ -1402,11 +1404,11 @@ int stream_queue(struct stream *s, struct client *c, uint32_t index, const struc
 		return r;
 	sl = &s->slots[index];
 	if (sl->queued)
-		return sd_bus_error_setf(error, ERR_BUSY, "buffer %u of stream '%s' is queued already; wait for its "
+		return error_setf(error, DMABROKER_E_BUSY, "buffer %u of stream '%s' is queued already; wait for its "
 					 "BufferReleased", index, s->p.name);
 	if (ready_fence >= 0) {
 		if (!fence_is_sync_file(ready_fence))
-			return sd_bus_error_set(error, ERR_INVALID_ARGUMENT, "the ready fence is not a sync_file");
+			return error_set(error, DMABROKER_E_INVALID_ARGUMENT, "the ready fence is not a sync_file");
 		sl->ready_fence = fcntl(ready_fence, F_DUPFD_CLOEXEC, 3);
 		if (sl->ready_fence < 0)
 			return -errno;
@@ -1426,7 +1428,7 @@ int stream_queue(struct stream *s, struct client *c, uint32_t index, const struc
 	return 0;
 }
 
-int stream_release(struct stream *s, struct client *c, uint32_t index, int release_fence, sd_bus_error *error)
+int stream_release(struct stream *s, struct client *c, uint32_t index, int release_fence, struct error *error)
 {
 	struct stream_consumer *con = consumer_of(s, c);
 	struct slot *sl;
@@ -1435,19 +1437,19 @@ int stream_release(struct stream *s, struct client *c, uint32_t index, int relea
 	if (!con && !in_stream(s, c))
 		return stream_unknown(s->id, error);
 	if (!con)
-		return sd_bus_error_setf(error, ERR_NOT_PERMITTED, "the producer of stream '%s' releases no frames",
+		return error_setf(error, DMABROKER_E_NOT_PERMITTED, "the producer of stream '%s' releases no frames",
 					 s->p.name);
 	r = check_peer(s, error);
 	if (r < 0)
 		return r;
 	if (index >= s->n_slots || !(con->held & (1u << index)))
-		return sd_bus_error_setf(error, ERR_INVALID_ARGUMENT,
+		return error_setf(error, DMABROKER_E_INVALID_ARGUMENT,
 					 "consumer %u of stream '%s' does not hold buffer %u", con->id, s->p.name, index);
 	sl = &s->slots[index];
 	if (release_fence >= 0) {
 		int own;
 		if (!fence_is_sync_file(release_fence))
-			return sd_bus_error_set(error, ERR_INVALID_ARGUMENT, "the release fence is not a sync_file");
+			return error_set(error, DMABROKER_E_INVALID_ARGUMENT, "the release fence is not a sync_file");
 		own = fcntl(release_fence, F_DUPFD_CLOEXEC, 3);
 		if (own < 0)
 			return -errno;
@@ -1488,11 +1490,11 @@ int stream_append_list(struct broker *b, struct client *c, sd_bus_message *reply
 	return r;
 }
 
-int stream_check_direct_use(const struct buffer *buf, sd_bus_error *error)
+int stream_check_direct_use(const struct buffer *buf, struct error *error)
 {
 	if (!buf->stream)
 		return 0;
-	return sd_bus_error_setf(error, ERR_NOT_PERMITTED,
+	return error_setf(error, DMABROKER_E_NOT_PERMITTED,
 				 "buffer %llu cycles in stream '%s': use its frames (QueueFrame, ReleaseFrame), "
 				 "and LeaveStream to let go", (unsigned long long)buf->id, buf->stream->p.name);
 }

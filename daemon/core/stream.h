@@ -8,6 +8,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "error.h"
 #include "dmabroker-protocol.h"
 
 #include <systemd/sd-bus.h>
@@ -50,7 +51,7 @@ struct stream_consumer;
 struct stream;
 
 /* Reads CreateStream's (producer) or JoinStream's options a{sv}. */
-int stream_read_params(sd_bus_message *m, bool producer, struct stream_params *p, sd_bus_error *error);
+int stream_read_params(sd_bus_message *m, bool producer, struct stream_params *p, struct error *error);
 
 struct stream *stream_find(struct broker *b, uint64_t id);
 /*
@@ -58,24 +59,24 @@ struct stream *stream_find(struct broker *b, uint64_t id);
  * gets, and, word for word, a client that is not in stream id (so that a
  * reply tells nothing of other users' streams). Returns <0.
  */
-int stream_unknown(uint64_t id, sd_bus_error *error);
+int stream_unknown(uint64_t id, struct error *error);
 uint64_t stream_id(const struct stream *s);
 struct stream *stream_next(const struct stream *s);
-int stream_create(struct client *c, const struct stream_params *p, struct stream **ret, sd_bus_error *error);
+int stream_create(struct client *c, const struct stream_params *p, struct stream **ret, struct error *error);
 int stream_join(struct client *c, const struct stream_params *p, struct stream **ret, uint32_t *ret_consumer,
-		sd_bus_error *error);
+		struct error *error);
 /* StreamBuffers: replies now, or once the stream is negotiated. 1 or <0 with error. */
-int stream_buffers(struct stream *s, struct client *c, sd_bus_message *m, sd_bus_error *error);
+int stream_buffers(struct stream *s, struct client *c, sd_bus_message *m, struct error *error);
 /* QueueFrame: ready_fence is borrowed (-1: none). */
 int stream_queue(struct stream *s, struct client *c, uint32_t index, const struct frame_meta *meta, int ready_fence,
-		 sd_bus_error *error);
+		 struct error *error);
 /* ReleaseFrame: release_fence is borrowed (-1: none). */
-int stream_release(struct stream *s, struct client *c, uint32_t index, int release_fence, sd_bus_error *error);
-int stream_leave(struct stream *s, struct client *c, sd_bus_error *error);
+int stream_release(struct stream *s, struct client *c, uint32_t index, int release_fence, struct error *error);
+int stream_leave(struct stream *s, struct client *c, struct error *error);
 /* c is going away: leave every stream it is in. */
 void stream_drop_client(struct broker *b, struct client *c);
 void streams_free(struct broker *b);
 /* ListStreams */
 int stream_append_list(struct broker *b, struct client *c, sd_bus_message *reply);
 /* Why buf may not be used by BeginAccess/Attach/Release/CreateToken: 0 or <0 with error. */
-int stream_check_direct_use(const struct buffer *buf, sd_bus_error *error);
+int stream_check_direct_use(const struct buffer *buf, struct error *error);

@@ -12,7 +12,7 @@
 #include <sys/random.h>
 
 #include "broker.h"
-#include "errors.h"
+#include "error.h"
 #include "printable.h"
 #include "quota.h"
 
@@ -78,7 +78,7 @@ static void sweep_expired(struct client *c)
 }
 
 int token_create(struct buffer *buf, struct client *c, uint32_t flags, uint32_t ttl_sec,
-		 const char **ret_value, sd_bus_error *error)
+		 const char **ret_value, struct error *error)
 {
 	struct broker *b = c->broker;
 	uint8_t rnd[16];
@@ -86,7 +86,7 @@ int token_create(struct buffer *buf, struct client *c, uint32_t flags, uint32_t 
 	int r;
 
 	if (flags & ~DMABROKER_TOKEN_SINGLE_USE)
-		return sd_bus_error_setf(error, ERR_INVALID_ARGUMENT, "unknown token flags 0x%x (known: 1 = single use)",
+		return error_setf(error, DMABROKER_E_INVALID_ARGUMENT, "unknown token flags 0x%x (known: 1 = single use)",
 					 flags & ~DMABROKER_TOKEN_SINGLE_USE);
 	if (ttl_sec == 0 || ttl_sec > b->config.max_token_ttl)
 		ttl_sec = b->config.max_token_ttl;
@@ -123,31 +123,31 @@ int token_create(struct buffer *buf, struct client *c, uint32_t flags, uint32_t 
 	return 0;
 }
 
-int token_revoke(struct broker *b, struct client *c, const char *value, sd_bus_error *error)
+int token_revoke(struct broker *b, struct client *c, const char *value, struct error *error)
 {
 	struct token *t = token_find(b, value);
 
 	if (!t || t->creator != c)
-		return sd_bus_error_setf(error, ERR_TOKEN_UNKNOWN, "no token '%s' created by this client",
+		return error_setf(error, DMABROKER_E_TOKEN_UNKNOWN, "no token '%s' created by this client",
 					 PRINTABLE(value));
 	token_free(t);
 	return 0;
 }
 
-int token_redeem(struct broker *b, const char *value, struct token **ret, sd_bus_error *error)
+int token_redeem(struct broker *b, const char *value, struct token **ret, struct error *error)
 {
 	struct token *t = token_find(b, value);
 
 	if (!t)
-		return sd_bus_error_setf(error, ERR_TOKEN_UNKNOWN,
+		return error_setf(error, DMABROKER_E_TOKEN_UNKNOWN,
 					 "token '%s' is not valid: mistyped, revoked, or its buffer is gone",
 					 PRINTABLE(value));
 	if (t->used)
-		return sd_bus_error_set(error, ERR_TOKEN_USED,
+		return error_set(error, DMABROKER_E_TOKEN_USED,
 					"this single-use token was used already; ask the buffer's owner for a new one");
 	if (now_usec() >= t->expires_usec) {
 		token_free(t);
-		return sd_bus_error_set(error, ERR_TOKEN_EXPIRED,
+		return error_set(error, DMABROKER_E_TOKEN_EXPIRED,
 					"the token has expired; ask the buffer's owner for a new one");
 	}
 	*ret = t;

@@ -116,10 +116,10 @@ static struct client *new_client(uid_t uid)
 
 static void open_channel(struct side *s)
 {
-	sd_bus_error e = SD_BUS_ERROR_NULL;
+	struct error e = ERROR_NULL;
 	check(access_channel_open(s->c, &s->fd, &e) >= 0);
 	s->bad = s->deaf = false;
-	sd_bus_error_free(&e);
+	e = ERROR_NULL;
 }
 
 static unsigned count_fds(void)
@@ -590,10 +590,10 @@ static void run(struct input *in)
 		} else if (sel < 104) {
 			/* the other client gets one of s's buffers, as OpenToken would give it */
 			struct buffer *buf = buffer_find(&broker, some_id(in, broker.next_buffer_id));
-			sd_bus_error e = SD_BUS_ERROR_NULL;
+			struct error e = ERROR_NULL;
 			if (buf && s->c && other->c && buffer_held_by(buf, s->c))
 				buffer_hold(buf, other->c, &e);
-			sd_bus_error_free(&e);
+			e = ERROR_NULL;
 		} else if (sel < 110) {
 			/* a client whose channel was closed opens a new one */
 			if (s->c && !s->c->access_channel) {

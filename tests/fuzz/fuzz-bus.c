@@ -39,6 +39,7 @@
 #include <systemd/sd-event.h>
 
 #include "broker.h"
+#include "bus.h"
 #include "errors-sdbus.h"
 #include "fd-util.h"
 #include "log.h"
@@ -547,7 +548,7 @@ static uint64_t client_ids[2];
 
 static void arrive(unsigned k)
 {
-	sd_bus_error e = SD_BUS_ERROR_NULL;
+	struct error e = ERROR_NULL;
 	struct client *c = new_client();
 	int fd = -1;
 
@@ -556,7 +557,7 @@ static void arrive(unsigned k)
 	check(sd_bus_new(&client_bus[k]) >= 0 && sd_bus_set_fd(client_bus[k], fd, fd) >= 0 &&
 	      sd_bus_set_anonymous(client_bus[k], 1) >= 0 && sd_bus_negotiate_fds(client_bus[k], 1) >= 0 &&
 	      sd_bus_start(client_bus[k]) >= 0);
-	sd_bus_error_free(&e);
+	e = ERROR_NULL;
 }
 
 /*

@@ -170,12 +170,12 @@ static void check_books(void)
 	}
 }
 
-static void expect_error(const sd_bus_error *e, int r, const char *name)
+static void expect_error(const struct error *e, int r, int code)
 {
-	if (r < 0 && sd_bus_error_has_name(e, name))
+	if (r < 0 && e->code == code && r == -dmabroker_error_code_errno(code))
 		return;
-	fprintf(stderr, "fuzz-token: expected %s, got %d %s: %s\n", name, r, e->name ? e->name : "(no error)",
-		e->message ? e->message : "");
+	fprintf(stderr, "fuzz-token: expected %s, got %d %s: %s\n", dmabroker_error_code_name(code), r,
+		error_name(e) ? error_name(e) : "(no named error)", e->message);
 	abort();
 }
 
@@ -245,7 +245,7 @@ static void model_released(unsigned j, unsigned k)
 
 static void op_mint(struct input *in, unsigned k)
 {
-	sd_bus_error e = SD_BUS_ERROR_NULL;
+	struct error e = ERROR_NULL;
 	unsigned j = byte(in) % N_BUFFERS, uid_tokens = 0;
 	uint8_t f = byte(in), tsel = byte(in);
 	uint32_t flags = f < 224 ? f & DMABROKER_TOKEN_SINGLE_USE : f;
@@ -259,7 +259,7 @@ static void op_mint(struct input *in, unsigned k)
 		return;
 	r = token_create(bufs[j].buf, clients[k].c, flags, ttl, &value, &e);
 	if (flags & ~DMABROKER_TOKEN_SINGLE_USE) {
-		expect_error(&e, r, ERR_INVALID_ARGUMENT);
+		expect_error(&e, r, DMABROKER_E_INVALID_ARGUMENT);
 		answers[A_INVALID]++;
 		goto out;
 	}
@@ -274,7 +274,7 @@ static void op_mint(struct input *in, unsigned k)
 		if (clients[x].c && clients[x].uid == clients[k].uid)
 			uid_tokens += model_count((int)x, -1);
 	if (model_count((int)k, -1) + 1 > PER_CLIENT || uid_tokens + 1 > PER_UID) {
-		expect_error(&e, r, ERR_QUOTA_EXCEEDED);
+		expect_error(&e, r, DMABROKER_E_QUOTA_EXCEEDED);
 		answers[A_QUOTA]++;
 		goto out;
 	}
@@ -294,13 +294,13 @@ static void op_mint(struct input *in, unsigned k)
 	n_toks++;
 	answers[A_MINTED]++;
 out:
-	sd_bus_error_free(&e);
+	e = ERROR_NULL;
 }
 
 /* As OpenToken: redeem, hold the buffer, consume the token. */
 static void op_redeem(struct input *in, unsigned k)
 {
-	sd_bus_error e = SD_BUS_ERROR_NULL;
+	struct error e = ERROR_NULL;
 	struct token *t = NULL;
 	char s[64];
 	int i, r;
@@ -309,13 +309,13 @@ static void op_redeem(struct input *in, unsigned k)
 	i = model_find(s);
 	r = token_redeem(&b, s, &t, &e);
 	if (i < 0) {
-		expect_error(&e, r, ERR_TOKEN_UNKNOWN);
+		expect_error(&e, r, DMABROKER_E_TOKEN_UNKNOWN);
 		answers[A_UNKNOWN]++;
 	} else if (toks[i].used) {
-		expect_error(&e, r, ERR_TOKEN_USED);
+		expect_error(&e, r, DMABROKER_E_TOKEN_USED);
 		answers[A_USED]++;
 	} else if (toks[i].expired) {
-		expect_error(&e, r, ERR_TOKEN_EXPIRED);
+		expect_error(&e, r, DMABROKER_E_TOKEN_EXPIRED);
 		toks[i].live = false; /* an expired token goes when it is shown */
 		answers[A_EXPIRED]++;
 	} else {
@@ -327,12 +327,12 @@ static void op_redeem(struct input *in, unsigned k)
 		toks[i].used = toks[i].single_use;
 		answers[A_REDEEMED]++;
 	}
-	sd_bus_error_free(&e);
+	e = ERROR_NULL;
 }
 
 static void op_revoke(struct input *in, unsigned k)
 {
-	sd_bus_error e = SD_BUS_ERROR_NULL;
+	struct error e = ERROR_NULL;
 	char s[64];
 	int i, r;
 
@@ -345,10 +345,10 @@ static void op_revoke(struct input *in, unsigned k)
 		toks[i].live = false;
 		answers[A_REVOKED]++;
 	} else {
-		expect_error(&e, r, ERR_TOKEN_UNKNOWN);
+		expect_error(&e, r, DMABROKER_E_TOKEN_UNKNOWN);
 		answers[A_NOT_REVOKED]++;
 	}
-	sd_bus_error_free(&e);
+	e = ERROR_NULL;
 }
 
 static void op_expire(struct input *in)
@@ -414,7 +414,7 @@ static void run(struct input *in)
 		clients[k].c = new_client(uids[k]);
 	}
 	for (unsigned j = 0; j < N_BUFFERS; j++) {
-		sd_bus_error e = SD_BUS_ERROR_NULL;
+		struct error e = ERROR_NULL;
 		int fd = memfd_of_size(4096);
 		check(fd >= 0 && fd_budget_charge(&b, 1, &e) == 0);
 		check(buffer_register(&b, clients[0].c, fd, &bufs[j].buf, &e) == 0);

@@ -15,7 +15,7 @@
 
 #include "broker.h"
 #include "cleanup.h"
-#include "errors-sdbus.h"
+#include "error.h"
 #include "fdstore.h"
 #include "tap.h"
 #include "fd-util.h"
@@ -197,20 +197,20 @@ static bool step_restore_fd(void)
 	return true;
 }
 
-static bool refused(int r, sd_bus_error *e)
+static bool refused(int r, struct error *e)
 {
-	bool ok = r < 0 && sd_bus_error_has_name(e, ERR_NOT_RECLAIMABLE);
+	bool ok = r < 0 && e->code == DMABROKER_E_NOT_RECLAIMABLE;
 	if (!ok)
-		tap_diag("got %d %s", r, e->name ? e->name : "(no error)");
+		tap_diag("got %d %s", r, error_is_set(e) && error_name(e) ? error_name(e) : "(no named error)");
 	else
 		tap_diag("refused: %s", e->message);
-	sd_bus_error_free(e);
+	*e = ERROR_NULL;
 	return ok;
 }
 
 static bool step_reclaim(void)
 {
-	sd_bus_error e = SD_BUS_ERROR_NULL;
+	struct error e = ERROR_NULL;
 	struct client alice, root;
 	struct broker b;
 	struct buffer *x, *y;
@@ -218,7 +218,6 @@ static bool step_reclaim(void)
 	int fds[2], path_fd, other, fds0 = self_fd_count();
 	char proc[64];
 
-	sd_bus_error_add_map(dmabroker_error_map);
 	memset(&b, 0, sizeof(b));
 	config_init(&b.config);
 	b.restored.broker = &b;
@@ -253,8 +252,8 @@ static bool step_reclaim(void)
 	CHECK(alice.n_holds == 0);
 	/* over the quota on the second: nothing kept */
 	b.config.max_buffers_per_client = 1;
-	CHECK(fdstore_reclaim(&alice, ids, fds, 2, &e) < 0 && sd_bus_error_has_name(&e, ERR_QUOTA_EXCEEDED));
-	sd_bus_error_free(&e);
+	CHECK(fdstore_reclaim(&alice, ids, fds, 2, &e) < 0 && (e.code == DMABROKER_E_QUOTA_EXCEEDED));
+	e = ERROR_NULL;
 	CHECK(alice.n_holds == 0 && x->n_holders == 1 && y->n_holders == 1);
 	b.config.max_buffers_per_client = 2;
 	CHECK(fdstore_reclaim(&alice, ids, fds, 2, &e) == 0);

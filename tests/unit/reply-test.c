@@ -1,12 +1,12 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Unit tests of broker_reply_error() (daemon/bus-api.c), the one place the
- * daemon's error replies are sent from: over a socketpair, a call whose
- * error quotes a string cut inside a character (which sd-bus refuses to
- * send: the call went unanswered) is answered with its name and a printable
- * message; one that cannot be sent (a malformed error name, which sd-bus
- * sends and the receiver drops) with org.freedesktop.DBus.Error.Failed;
- * without an error, with the errno's.
+ * Unit tests of broker_reply_error() (daemon/bus/bus-api.c), the one place
+ * the daemon's error replies are sent from: over a socketpair, a call whose
+ * core error (core/error.h) quotes a string cut inside a character (which
+ * sd-bus refuses to send: the call went unanswered) is answered with its
+ * protocol name and a printable message; one that cannot be sent (a
+ * malformed error name, which sd-bus sends and the receiver drops) with
+ * org.freedesktop.DBus.Error.Failed; without an error, with the errno's.
  */
 #include <poll.h>
 #include <string.h>
@@ -15,22 +15,27 @@
 
 #include <systemd/sd-bus.h>
 
-#include "broker.h"
+#include "bus.h"
 #include "errors-sdbus.h"
 #include "tap.h"
 
 TAP_DEFINE;
 
 static sd_bus *server, *client;
-static const sd_bus_error *next_error; /* what the server's method answers with */
+static const struct error *next_core;  /* what the server's method answers with: a core error, */
+static const sd_bus_error *next_error; /* or a D-Bus one, */
 static int next_errno;
 static bool raw;                       /* leave the error to sd-bus, as the daemon did */
 
 static int method(sd_bus_message *m, void *userdata, sd_bus_error *error)
 {
 	if (raw)
-		return sd_bus_error_set(error, next_error->name, next_error->message);
-	return broker_reply_error(m, next_errno, next_error);
+		return sd_bus_error_set(error, error_name(next_core), next_core->message);
+	if (next_core)
+		return broker_reply_error(m, next_errno, next_core);
+	if (next_error)
+		return broker_reply_sd_bus_error(m, next_error);
+	return broker_reply_error(m, next_errno, NULL);
 }
 
 static const sd_bus_vtable vtable[] = {
@@ -84,10 +89,11 @@ static bool call(struct answer *a)
 
 static bool test_cut_message(void)
 {
-	const sd_bus_error e = SD_BUS_ERROR_MAKE_CONST(ERR_TOKEN_UNKNOWN, "no token 'ab\xe2\x82' \x1b[2K");
+	struct error e = ERROR_NULL;
 	struct answer a;
 
-	next_error = &e;
+	next_errno = error_set(&e, DMABROKER_E_TOKEN_UNKNOWN, "no token 'ab\xe2\x82' \x1b[2K");
+	next_core = &e;
 	/* the cause: sd-bus will not send it, and the call is left unanswered */
 	raw = true;
 	CHECK(!call(&a));
@@ -95,6 +101,7 @@ static bool test_cut_message(void)
 	CHECK(call(&a));
 	CHECK(strcmp(a.name, ERR_TOKEN_UNKNOWN) == 0);
 	CHECKF(strcmp(a.message, "no token 'ab\\xe2\\x82' \\x1b[2K") == 0, "message: %s", a.message);
+	next_core = NULL;
 	return true;
 }
 
@@ -105,6 +112,7 @@ static bool test_unsendable(void)
 
 	next_error = &e;
 	CHECK(call(&a));
+	next_error = NULL;
 	CHECKF(strcmp(a.name, SD_BUS_ERROR_FAILED) == 0, "name: %s", a.name);
 	CHECKF(strcmp(a.message, "M failed; the daemon could not send why") == 0, "message: %s", a.message);
 	return true;
@@ -114,10 +122,17 @@ static bool test_errno(void)
 {
 	struct answer a;
 
-	next_error = NULL;
 	next_errno = -EKEYEXPIRED;
 	CHECK(call(&a));
 	CHECKF(strcmp(a.name, "System.Error.EKEYEXPIRED") == 0, "name: %s", a.name);
+	/* a core error without a name: the errno's name, with its message */
+	struct error e = ERROR_NULL;
+	next_errno = error_set_errnof(&e, -ENOSPC, "no room for %d more", 3);
+	next_core = &e;
+	CHECK(call(&a));
+	next_core = NULL;
+	CHECKF(strcmp(a.name, "System.Error.ENOSPC") == 0, "name: %s", a.name);
+	CHECKF(strcmp(a.message, "no room for 3 more") == 0, "message: %s", a.message);
 	next_errno = 0; /* no error at all: still an answer */
 	CHECK(call(&a));
 	CHECK(*a.name);

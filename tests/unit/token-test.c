@@ -7,7 +7,7 @@
 #include <unistd.h>
 
 #include "broker.h"
-#include "errors-sdbus.h"
+#include "error.h"
 #include "tap.h"
 
 TAP_DEFINE;
@@ -37,7 +37,7 @@ static void teardown(void)
 
 static bool step_format_and_uniqueness(void)
 {
-	sd_bus_error e = SD_BUS_ERROR_NULL;
+	struct error e = ERROR_NULL;
 	char seen[4][33];
 	const char *v;
 	struct token *t;
@@ -56,16 +56,16 @@ static bool step_format_and_uniqueness(void)
 	/* Case and length matter; so does every digit. */
 	seen[0][0] = seen[0][0] == 'a' ? 'b' : 'a';
 	CHECK(token_redeem(&b, seen[0], &t, &e) == -ENOKEY);
-	sd_bus_error_free(&e);
+	e = ERROR_NULL;
 	CHECK(token_redeem(&b, "", &t, &e) == -ENOKEY);
-	sd_bus_error_free(&e);
+	e = ERROR_NULL;
 	teardown();
 	return true;
 }
 
 static bool step_single_use(void)
 {
-	sd_bus_error e = SD_BUS_ERROR_NULL;
+	struct error e = ERROR_NULL;
 	struct token *t;
 	const char *v;
 	char copy[33];
@@ -78,15 +78,15 @@ static bool step_single_use(void)
 	CHECK(token_redeem(&b, copy, &t, &e) == 0);
 	token_consumed(t);
 	CHECK(token_redeem(&b, copy, &t, &e) == -EKEYREVOKED);
-	CHECK(sd_bus_error_has_name(&e, "org.dmabroker.Error.TokenUsed"));
-	sd_bus_error_free(&e);
+	CHECK(e.code == DMABROKER_E_TOKEN_USED);
+	e = ERROR_NULL;
 	teardown();
 	return true;
 }
 
 static bool step_expiry(void)
 {
-	sd_bus_error e = SD_BUS_ERROR_NULL;
+	struct error e = ERROR_NULL;
 	struct token *t;
 	const char *v;
 	char copy[33];
@@ -97,7 +97,7 @@ static bool step_expiry(void)
 	CHECK(token_redeem(&b, copy, &t, &e) == 0);
 	t->expires_usec = now_usec() - 1; /* as if a second passed */
 	CHECK(token_redeem(&b, copy, &t, &e) == -EKEYEXPIRED);
-	sd_bus_error_free(&e);
+	e = ERROR_NULL;
 	/* An expired token is gone: it no longer counts against the quota. */
 	CHECK(alice.n_tokens == 0);
 	/* A ttl above the maximum is cut to it. */
@@ -109,7 +109,7 @@ static bool step_expiry(void)
 
 static bool step_revoke_and_quota(void)
 {
-	sd_bus_error e = SD_BUS_ERROR_NULL;
+	struct error e = ERROR_NULL;
 	struct token *t;
 	const char *v;
 	char copy[33];
@@ -118,18 +118,18 @@ static bool step_revoke_and_quota(void)
 	CHECK(token_create(&buf, &alice, 0, 0, &v, &e) == 0);
 	memcpy(copy, v, 33);
 	CHECK(token_revoke(&b, &bob, copy, &e) == -ENOKEY);
-	sd_bus_error_free(&e);
+	e = ERROR_NULL;
 	CHECK(token_revoke(&b, &alice, copy, &e) == 0);
 	CHECK(token_redeem(&b, copy, &t, &e) == -ENOKEY);
-	sd_bus_error_free(&e);
+	e = ERROR_NULL;
 	for (int i = 0; i < 4; i++)
 		CHECK(token_create(&buf, &alice, 0, 0, &v, &e) == 0);
 	CHECK(token_create(&buf, &alice, 0, 0, &v, &e) == -EDQUOT);
-	CHECK(sd_bus_error_has_name(&e, "org.dmabroker.Error.QuotaExceeded"));
-	sd_bus_error_free(&e);
+	CHECK(e.code == DMABROKER_E_QUOTA_EXCEEDED);
+	e = ERROR_NULL;
 	CHECK(token_create(&buf, &bob, 0, 0, &v, &e) == 0); /* a quota per client */
 	CHECK(token_create(&buf, &alice, 0x2, 0, &v, &e) == -EINVAL);
-	sd_bus_error_free(&e);
+	e = ERROR_NULL;
 	/* The creator leaving takes its tokens along, not the others'. */
 	tokens_drop_for_client(&b, &alice);
 	CHECK(alice.n_tokens == 0 && bob.n_tokens == 1 && b.tokens.len == 1);
@@ -140,7 +140,6 @@ static bool step_revoke_and_quota(void)
 
 int main(void)
 {
-	sd_bus_error_add_map(dmabroker_error_map);
 	tap_plan(4);
 	tap_step("128-bit hex tokens, all different, exact match only", step_format_and_uniqueness);
 	tap_step("single use, spent only once the buffer is open", step_single_use);
