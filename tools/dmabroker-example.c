@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * dmabroker-example: the README's example clients. One writes frames into
+ * dmabroker-example: the example clients of docs/ACCESS-MODEL.md. One writes frames into
  * a shared buffer, the other reads them, every touch inside an access grant.
  *
  *   dmabroker-example write [FRAMES]   allocate, write FRAMES frames (every pixel of frame k is k), printing

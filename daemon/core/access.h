@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Access grants: the daemon as the userspace mirror of a dma-buf's
- * reservation object (see "The access model" in README.md).
+ * reservation object (see docs/ACCESS-MODEL.md).
  *
  * Per buffer, either any number of READ grants or one WRITE grant are
  * active. A request that conflicts with an active grant, or with an earlier

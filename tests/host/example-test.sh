@@ -1,5 +1,5 @@
 #!/bin/sh
-# The README's example: a writer and a reader process share a buffer; every
+# The example of docs/ACCESS-MODEL.md: a writer and a reader process share a buffer; every
 # frame the reader sees is whole, is one the writer wrote (every pixel of
 # frame k is k, 1 <= k <= the writer's count; the writer gives its token
 # only once frame 1 is in, so even the first read must see a written frame),
