@@ -165,6 +165,68 @@ int broker_reply_sd_bus_error(sd_bus_message *call, const sd_bus_error *error)
 	return 1;
 }
 
+/* ---- answers the core gives later: completions over D-Bus ---- */
+
+static void call_keep(struct completion *c)
+{
+	sd_bus_message_ref(c->call);
+}
+
+static void call_drop(struct completion *c)
+{
+	c->call = sd_bus_message_unref(c->call);
+}
+
+static void call_fail(const struct completion *c, int r, const struct error *e)
+{
+	broker_reply_error(c->call, r, e);
+}
+
+/* BeginAccess: (t grant, ah fence); BeginAccessMulti: (at grants, ah fence). */
+static int send_granted(const struct completion *c, struct grant *const *grants, unsigned n, int fence, bool multi)
+{
+	sd_bus_message *reply = NULL;
+	int r = sd_bus_message_new_method_return(c->call, &reply);
+
+	if (r >= 0 && multi) {
+		r = sd_bus_message_open_container(reply, 'a', "t");
+		for (unsigned i = 0; r >= 0 && i < n; i++)
+			r = sd_bus_message_append(reply, "t", grants[i]->id);
+		if (r >= 0)
+			r = sd_bus_message_close_container(reply);
+	} else if (r >= 0) {
+		r = sd_bus_message_append(reply, "t", grants[0]->id);
+	}
+	if (r >= 0)
+		r = fence >= 0 ? sd_bus_message_append(reply, "ah", 1, fence) : sd_bus_message_append(reply, "ah", 0);
+	if (r >= 0)
+		r = sd_bus_send(NULL, reply, NULL);
+	sd_bus_message_unref(reply);
+	return r < 0 ? r : 0;
+}
+
+static int granted_one(const struct completion *c, struct grant *const *grants, unsigned n, int fence)
+{
+	return send_granted(c, grants, n, fence, false);
+}
+
+static int granted_multi(const struct completion *c, struct grant *const *grants, unsigned n, int fence)
+{
+	return send_granted(c, grants, n, fence, true);
+}
+
+static const struct completion_ops begin_ops = {
+	.keep = call_keep, .drop = call_drop, .fail = call_fail, .granted = granted_one,
+};
+static const struct completion_ops begin_multi_ops = {
+	.keep = call_keep, .drop = call_drop, .fail = call_fail, .granted = granted_multi,
+};
+/* A call answered by a function of its own when the work ends (Allocate). */
+static const struct completion_ops call_ops = { .keep = call_keep, .drop = call_drop, .fail = call_fail };
+
+/* The completion of call m of client c, answered through ops (the core keeps it if it must). */
+#define CALL_COMPLETION(ops_, m, c) (&(struct completion){ .ops = (ops_), .call = (m), .client = (c) })
+
 /* Sends a reply built by hand (the handler then returns 1: replied). */
 static int send_reply(sd_bus_message *reply, int r)
 {
@@ -182,7 +244,7 @@ static int send_list_reply(sd_bus_message *reply, int r)
 	return send_reply(reply, r);
 }
 
-static int append_planes(sd_bus_message *reply, const struct layout *l)
+int bus_append_planes(sd_bus_message *reply, const struct layout *l)
 {
 	int r = sd_bus_message_open_container(reply, 'a', "(tu)");
 	for (unsigned i = 0; r >= 0 && i < l->n_planes; i++)
@@ -247,8 +309,8 @@ int filter_allowed(const struct client *c, struct backend **candidates, unsigned
 	return 0;
 }
 
-int broker_allocate(struct client *c, const struct alloc_args *a, allocation_done_fn done_fn, sd_bus_message *msg,
-		    uint64_t cookie, struct error *error)
+int broker_allocate(struct client *c, const struct alloc_args *a, allocation_done_fn done_fn,
+		    const struct completion *to, struct error *error)
 {
 	struct broker *b = c->broker;
 	const struct format_info *f;
@@ -288,7 +350,7 @@ int broker_allocate(struct client *c, const struct alloc_args *a, allocation_don
 	req = (struct alloc_request){ .format = f, .width = a->width, .height = a->height, .usage = a->usage,
 				      .max_size = b->config.max_buffer_size, .max_dimension = b->config.max_dimension,
 				      .fresh = a->fresh };
-	return allocation_start(c, &req, candidates, n, done_fn, msg, cookie, error);
+	return allocation_start(c, &req, candidates, n, done_fn, to, error);
 }
 
 /* A client's new buffer: kept across a restart (a stream's are not). */
@@ -302,9 +364,9 @@ void broker_allocated(struct client *c, struct buffer *buf)
 
 /* The end of an Allocate call: its reply. */
 static void allocate_done(struct client *c, struct buffer *buf, int r, const struct error *error,
-			  sd_bus_message *m, uint64_t cookie)
+			  const struct completion *to)
 {
-	sd_bus_message *reply = NULL;
+	sd_bus_message *reply = NULL, *m = to->call;
 
 	if (r < 0) {
 		broker_reply_error(m, r, error); /* a deferred reply: answered like every other */
@@ -315,7 +377,7 @@ static void allocate_done(struct client *c, struct buffer *buf, int r, const str
 	if (r >= 0)
 		r = sd_bus_message_append(reply, "thtt", buf->id, buf->fd, buf->size, buf->modifier);
 	if (r >= 0)
-		r = append_planes(reply, &buf->layout);
+		r = bus_append_planes(reply, &buf->layout);
 	if (r >= 0)
 		r = sd_bus_message_append(reply, "sb", buf->backend->name, buf->dmabuf);
 	r = send_reply(reply, r);
@@ -345,7 +407,7 @@ static int method_allocate(sd_bus_message *m, void *userdata, struct error *erro
 	a.n_mods = mods_size / sizeof(uint64_t);
 	r = caller(e, m, &c, error);
 	if (r >= 0)
-		r = broker_allocate(c, &a, allocate_done, m, 0, error);
+		r = broker_allocate(c, &a, allocate_done, CALL_COMPLETION(&call_ops, m, c), error);
 	return r < 0 ? r : 1; /* answered when the allocation ends */
 }
 
@@ -542,7 +604,7 @@ static int method_open_token(sd_bus_message *m, void *userdata, struct error *er
 		r = sd_bus_message_append(reply, "thuuutt", buf->id, buf->fd, buf->width, buf->height, buf->fourcc,
 					  buf->modifier, buf->size);
 	if (r >= 0)
-		r = append_planes(reply, &buf->layout);
+		r = bus_append_planes(reply, &buf->layout);
 	if (r >= 0)
 		r = sd_bus_message_append(reply, "ub", buf->usage, buf->dmabuf);
 	return send_reply(reply, r);
@@ -627,7 +689,7 @@ static int method_begin_access(sd_bus_message *m, void *userdata, struct error *
 		r = stream_check_direct_use(buf, error);
 	if (r < 0)
 		return r;
-	return access_begin(c, m, 1, &buf, &mode, false, flags, error);
+	return access_begin(c, CALL_COMPLETION(&begin_ops, m, c), 1, &buf, &mode, flags, error);
 }
 
 static int method_begin_access_multi(sd_bus_message *m, void *userdata, struct error *error)
@@ -662,7 +724,7 @@ static int method_begin_access_multi(sd_bus_message *m, void *userdata, struct e
 		r = caller(e, m, &c, error);
 	if (r < 0)
 		return r;
-	return access_begin(c, m, n, bufs, modes, true, flags, error);
+	return access_begin(c, CALL_COMPLETION(&begin_multi_ops, m, c), n, bufs, modes, flags, error);
 }
 
 static int method_end_access(sd_bus_message *m, void *userdata, struct error *error)

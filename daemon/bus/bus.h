@@ -12,6 +12,8 @@
 #include "error.h"
 
 struct broker;
+struct client;
+struct layout;
 
 /*
  * The org.dmabroker.Broker1 vtable for the bus and every direct connection:
@@ -31,6 +33,13 @@ int broker_reply_error(sd_bus_message *call, int r, const struct error *e);
 int broker_reply_sd_bus_error(sd_bus_message *call, const sd_bus_error *error);
 /* e as a D-Bus error: its protocol name, or the errno's (r's when e is not set). */
 void bus_error_from(sd_bus_error *out, int r, const struct error *e);
+
+/* bus-signals.c: the core's events as signals. */
+extern const struct broker_events bus_events;
+/* A signal for c alone: on its direct connection if it has one, else unicast on the bus. */
+int client_new_signal(struct client *c, const char *member, sd_bus_message **ret);
+/* Appends a layout's planes, a(tu). */
+int bus_append_planes(sd_bus_message *m, const struct layout *l);
 
 /* creds.c: a new bus peer's calls are held until the bus says who it is. */
 int creds_attach(struct broker *b, sd_bus *bus);

@@ -35,6 +35,8 @@ struct access_channel {
 	bool shut;                      /* an answer could not be sent: closed at the next on_io */
 };
 
+static const struct completion_ops channel_ops;
+
 void access_channel_close(struct client *c)
 {
 	struct access_channel *ch = c->access_channel;
@@ -46,7 +48,7 @@ void access_channel_close(struct client *c)
 	fd_budget_uncharge(c->broker, 1); /* charged in access_channel_open() */
 	free(ch);
 	c->access_channel = NULL;
-	access_drop_channel_requests(c);
+	access_drop_requests(c, &channel_ops);
 }
 
 /*
@@ -75,14 +77,16 @@ static int channel_send(struct client *c, const void *w, size_t len, int fd)
 	return r;
 }
 
-int access_channel_granted(struct client *c, uint32_t cookie, uint64_t grant, int fence)
+/* GRANTED: a BEGIN names one buffer. */
+static int channel_granted(const struct completion *to, struct grant *const *grants, unsigned n, int fence)
 {
-	struct access_wire_reply w = { .op = ACCESS_WIRE_GRANTED, .cookie = cookie, .grant = grant };
+	struct access_wire_reply w = { .op = ACCESS_WIRE_GRANTED, .cookie = (uint32_t)to->cookie,
+				       .grant = grants[0]->id };
 
-	return channel_send(c, &w, ACCESS_WIRE_GRANTED_SIZE, fence);
+	return channel_send(to->client, &w, ACCESS_WIRE_GRANTED_SIZE, fence);
 }
 
-void access_channel_error(struct client *c, uint32_t cookie, const struct error *e, int r)
+static void channel_error(struct client *c, uint32_t cookie, const struct error *e, int r)
 {
 	struct access_wire_reply w = { .op = ACCESS_WIRE_ERROR, .cookie = cookie };
 
@@ -98,6 +102,13 @@ void access_channel_error(struct client *c, uint32_t cookie, const struct error 
 	channel_send(c, &w, sizeof(w), -1);
 }
 
+static void channel_fail(const struct completion *to, int r, const struct error *e)
+{
+	channel_error(to->client, (uint32_t)to->cookie, e, r);
+}
+
+static const struct completion_ops channel_ops = { .fail = channel_fail, .granted = channel_granted };
+
 static int on_begin(struct client *c, const struct access_wire_request *w, struct error *error)
 {
 	struct buffer *buf;
@@ -106,16 +117,17 @@ static int on_begin(struct client *c, const struct access_wire_request *w, struc
 	if (r >= 0)
 		r = stream_check_direct_use(buf, error);
 	if (r >= 0)
-		r = access_begin_cookie(c, w->cookie, buf, w->mode, w->flags, error);
+		r = access_begin(c, &(struct completion){ .ops = &channel_ops, .cookie = w->cookie, .client = c }, 1,
+				 &buf, &w->mode, w->flags, error);
 	return r;
 }
 
 /* The end of an ALLOCATE: the BUFFER answer with its fd, or an ERROR. */
 static void allocate_done(struct client *c, struct buffer *buf, int r, const struct error *error,
-			  sd_bus_message *m, uint64_t cookie)
+			  const struct completion *to)
 {
 	struct error e = ERROR_NULL;
-	struct access_wire_buffer a = { .op = ACCESS_WIRE_BUFFER, .cookie = cookie };
+	struct access_wire_buffer a = { .op = ACCESS_WIRE_BUFFER, .cookie = (uint32_t)to->cookie };
 
 	if (r >= 0 && buf->layout.n_planes > ACCESS_WIRE_MAX_PLANES) {
 		buffer_release(buffer_held_by(buf, c));
@@ -124,8 +136,7 @@ static void allocate_done(struct client *c, struct buffer *buf, int r, const str
 	}
 	if (r < 0) {
 		if (c->access_channel)
-			access_channel_error(c, (uint32_t)cookie, error, r);
-		e = ERROR_NULL;
+			channel_error(c, (uint32_t)to->cookie, error, r);
 		return;
 	}
 	broker_allocated(c, buf);
@@ -164,9 +175,10 @@ static void on_allocate(struct client *c, struct access_wire_alloc *w)
 		r = error_setf(&e, DMABROKER_E_INVALID_ARGUMENT, "flags 0x%x (known: 1 = fresh), %u modifiers (at most %d)",
 				      w->flags, w->n_modifiers, ACCESS_WIRE_MAX_MODIFIERS);
 	if (r >= 0)
-		r = broker_allocate(c, &args, allocate_done, NULL, w->cookie, &e);
+		r = broker_allocate(c, &args, allocate_done,
+				    &(struct completion){ .ops = &channel_ops, .cookie = w->cookie, .client = c }, &e);
 	if (r < 0)
-		access_channel_error(c, w->cookie, &e, r);
+		channel_error(c, w->cookie, &e, r);
 	e = ERROR_NULL;
 }
 
@@ -208,7 +220,7 @@ static bool on_message(struct client *c, union wire_in *w, ssize_t n, int fence)
 	case ACCESS_WIRE_BEGIN:
 		r = on_begin(c, &w->req, &e);
 		if (r < 0)
-			access_channel_error(c, w->req.cookie, &e, r);
+			channel_error(c, w->req.cookie, &e, r);
 		r = 0;
 		break;
 	case ACCESS_WIRE_ALLOCATE:

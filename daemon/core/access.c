@@ -9,7 +9,6 @@
 
 #include "access.h"
 #include "broker.h"
-#include "bus.h"
 #include "cleanup.h"
 #include "error.h"
 #include "fence.h"
@@ -87,25 +86,23 @@ static int on_fence_signalled(sd_event_source *src, int fd, uint32_t revents, vo
 	return 0;
 }
 
-/* Sends signal `member` (buffer, client, write) to every holder of buf, and to `also`. */
-static void notify_holders(struct buffer *buf, const char *member, uint64_t client, bool write, struct client *also)
+/* Tells every holder of buf, and `also`, that client's fence or grant was late (grant: a grant's lease). */
+static void notify_holders(struct buffer *buf, bool grant, uint64_t client, bool write, struct client *also)
 {
+	struct broker *b = buf->broker;
+
 	for (struct hold *h = buf->holders; h; h = h->next_in_buffer) {
-		sd_bus_message *m = NULL;
 		if (h->client == also)
 			also = NULL;
-		if (client_new_signal(h->client, member, &m) >= 0 &&
-		    sd_bus_message_append(m, "ttb", buf->id, client, write) >= 0)
-			sd_bus_send(NULL, m, NULL);
-		sd_bus_message_unref(m);
+		if (grant)
+			broker_emit(b, grant_timed_out, h->client, buf->id, client, write);
+		else
+			broker_emit(b, fence_timed_out, h->client, buf->id, client, write);
 	}
-	if (also) {
-		sd_bus_message *m = NULL;
-		if (client_new_signal(also, member, &m) >= 0 &&
-		    sd_bus_message_append(m, "ttb", buf->id, client, write) >= 0)
-			sd_bus_send(NULL, m, NULL);
-		sd_bus_message_unref(m);
-	}
+	if (also && grant)
+		broker_emit(b, grant_timed_out, also, buf->id, client, write);
+	else if (also)
+		broker_emit(b, fence_timed_out, also, buf->id, client, write);
 }
 
 /* The timeout policy, for the one client that was late. */
@@ -138,7 +135,7 @@ static int on_fence_deadline(sd_event_source *src, uint64_t usec, void *userdata
 	/* Later acquire fences no longer wait for it. */
 	buf->resv.acc_stale = true;
 	kept_fence_free(k);
-	notify_holders(buf, "FenceTimedOut", supplier, write, c);
+	notify_holders(buf, false, supplier, write, c);
 	apply_timeout_policy(c, "its fence did not signal in time");
 	return 0;
 }
@@ -406,15 +403,11 @@ static void grant_free(struct grant *g)
 	free(g);
 }
 
-/*
- * Grants every item to c and answers m: BeginAccess with (t grant, ah fence),
- * BeginAccessMulti with (at grants, ah fence). On failure nothing is granted.
- */
-static int grant_and_reply(struct client *c, sd_bus_message *m, uint32_t cookie, bool multi, unsigned n,
-			   struct buffer **bufs, const uint32_t *modes)
+/* Grants every item to c and answers through done. On failure nothing is granted. */
+static int grant_and_reply(struct client *c, const struct completion *done, unsigned n, struct buffer **bufs,
+			   const uint32_t *modes)
 {
 	struct grant *grants[DMABROKER_ACCESS_MAX_MULTI];
-	sd_bus_message *reply = NULL;
 	int acc = -1, r = 0;
 	unsigned made = 0;
 
@@ -425,24 +418,8 @@ static int grant_and_reply(struct client *c, sd_bus_message *m, uint32_t cookie,
 		if (!grants[made])
 			r = -ENOMEM;
 	}
-	if (r >= 0 && !m) /* a BEGIN on the access channel: one buffer */
-		r = access_channel_granted(c, cookie, grants[0]->id, acc);
-	else if (r >= 0)
-		r = sd_bus_message_new_method_return(m, &reply);
-	if (r >= 0 && m && multi) {
-		r = sd_bus_message_open_container(reply, 'a', "t");
-		for (unsigned i = 0; r >= 0 && i < n; i++)
-			r = sd_bus_message_append(reply, "t", grants[i]->id);
-		if (r >= 0)
-			r = sd_bus_message_close_container(reply);
-	} else if (r >= 0 && m) {
-		r = sd_bus_message_append(reply, "t", grants[0]->id);
-	}
-	if (r >= 0 && m)
-		r = acc >= 0 ? sd_bus_message_append(reply, "ah", 1, acc) : sd_bus_message_append(reply, "ah", 0);
-	if (r >= 0 && m)
-		r = sd_bus_send(NULL, reply, NULL);
-	sd_bus_message_unref(reply);
+	if (r >= 0)
+		r = done->ops && done->ops->granted ? done->ops->granted(done, grants, n, acc) : -ENOTCONN;
 	safe_close(acc);
 	if (r < 0) {
 		/* The client never learns of them: take them back. */
@@ -478,11 +455,7 @@ static void request_fail(const struct request *r, int code, const char *message)
 {
 	struct error e = ERROR_NULL;
 
-	error_set(&e, code, message);
-	if (r->msg)
-		broker_reply_error(r->msg, -e.errnum, &e);
-	else if (!r->internal)
-		access_channel_error(r->client, r->cookie, &e, -e.errnum);
+	completion_fail(&r->done, error_set(&e, code, message), &e);
 }
 
 static void request_unlink(struct broker *b, struct request *r)
@@ -496,7 +469,7 @@ static void request_unlink(struct broker *b, struct request *r)
 		r->bufs[i]->resv.waiters--;
 	r->client->n_pending--;
 	r->client->n_pending_grants -= r->n;
-	sd_bus_message_unref(r->msg);
+	completion_drop(&r->done);
 	free(r);
 }
 
@@ -509,15 +482,14 @@ static void process_queue(struct broker *b)
 		struct request *next = r->next;
 		if (grantable(b, r->bufs, r->modes, r->n, r)) {
 			struct request copy = *r;
-			sd_bus_message_ref(copy.msg);
+			completion_keep(&copy.done);
 			request_unlink(b, r);
 			if (copy.internal)
 				grant_internal(copy.bufs[0], copy.modes[0], copy.internal, copy.userdata);
-			else if (grant_and_reply(copy.client, copy.msg, copy.cookie, copy.multi, copy.n, copy.bufs,
-						 copy.modes) < 0)
+			else if (grant_and_reply(copy.client, &copy.done, copy.n, copy.bufs, copy.modes) < 0)
 				request_fail(&copy, DMABROKER_E_ALLOCATION_FAILED, "cannot grant access: out of memory or "
 					     "cannot answer");
-			sd_bus_message_unref(copy.msg);
+			completion_drop(&copy.done);
 			next = b->pending; /* the queue changed: rescan from the start */
 		}
 		r = next;
@@ -562,8 +534,8 @@ static bool waits_for(struct broker *b, const struct client *start, struct buffe
 	return false;
 }
 
-static int begin(struct client *c, sd_bus_message *m, uint32_t cookie, unsigned n, struct buffer **bufs,
-		 const uint32_t *modes, bool multi, uint32_t flags, struct error *error)
+int access_begin(struct client *c, const struct completion *done, unsigned n, struct buffer **bufs,
+		 const uint32_t *modes, uint32_t flags, struct error *error)
 {
 	struct broker *b = c->broker;
 	struct request *req;
@@ -595,7 +567,7 @@ static int begin(struct client *c, sd_bus_message *m, uint32_t cookie, unsigned 
 	if (r < 0)
 		return r;
 	if (grantable(b, bufs, modes, n, NULL))
-		return grant_and_reply(c, m, cookie, multi, n, bufs, modes);
+		return grant_and_reply(c, done, n, bufs, modes);
 	if (flags & DMABROKER_ACCESS_NONBLOCK)
 		return error_setf(error, DMABROKER_E_BUSY, "buffer %llu is busy: %s",
 					 (unsigned long long)bufs[0]->id,
@@ -612,9 +584,8 @@ static int begin(struct client *c, sd_bus_message *m, uint32_t cookie, unsigned 
 	if (!req)
 		return -ENOMEM;
 	req->client = c;
-	req->msg = sd_bus_message_ref(m);
-	req->cookie = cookie;
-	req->multi = multi;
+	req->done = *done;
+	completion_keep(&req->done);
 	req->n = n;
 	memcpy(req->bufs, bufs, n * sizeof(*bufs));
 	memcpy(req->modes, modes, n * sizeof(*modes));
@@ -622,18 +593,6 @@ static int begin(struct client *c, sd_bus_message *m, uint32_t cookie, unsigned 
 	log_debug("client %llu waits for %s on buffer %llu%s", (unsigned long long)c->id, mode_name(modes[0]),
 		  (unsigned long long)bufs[0]->id, n > 1 ? " and others" : "");
 	return 1;
-}
-
-int access_begin(struct client *c, sd_bus_message *m, unsigned n, struct buffer **bufs, const uint32_t *modes,
-		 bool multi, uint32_t flags, struct error *error)
-{
-	return begin(c, m, 0, n, bufs, modes, multi, flags, error);
-}
-
-int access_begin_cookie(struct client *c, uint32_t cookie, struct buffer *buf, uint32_t mode, uint32_t flags,
-			struct error *error)
-{
-	return begin(c, NULL, cookie, 1, &buf, &mode, false, flags, error);
 }
 
 static void enqueue(struct broker *b, struct request *req)
@@ -706,7 +665,7 @@ static int on_lease_expired(sd_event_source *src, uint64_t usec, void *userdata)
 	log_warning("buffer %llu: client %llu (pid %d, %s) has held a %s grant for %u s (hold-timeout)",
 		    (unsigned long long)buf->id, (unsigned long long)c->id, (int)c->pid, c->comm, mode_name(g->mode),
 		    b->config.hold_timeout_sec);
-	notify_holders(buf, "GrantTimedOut", c->id, write, c);
+	notify_holders(buf, true, c->id, write, c);
 	if (b->config.fence_timeout_policy == FENCE_POLICY_DROP_CLIENT) {
 		apply_timeout_policy(c, "it held a grant past hold-timeout");
 		return 0;
@@ -784,14 +743,14 @@ void access_release_buffer(struct buffer *buf, struct client *c)
 		process_queue(b);
 }
 
-void access_drop_channel_requests(struct client *c)
+void access_drop_requests(struct client *c, const struct completion_ops *ops)
 {
 	struct broker *b = c->broker;
 	bool changed = false;
 
 	for (struct request *r = b->pending, *next; r; r = next) {
 		next = r->next;
-		if (r->client == c && !r->msg && !r->internal) {
+		if (r->client == c && r->done.ops == ops && !r->internal) {
 			request_unlink(b, r);
 			changed = true;
 		}

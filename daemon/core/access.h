@@ -24,6 +24,7 @@
 #include <stdint.h>
 
 #include "error.h"
+#include "transport.h"
 #include "dmabroker-protocol.h"
 
 #include <systemd/sd-bus.h>
@@ -82,11 +83,9 @@ typedef void (*access_internal_cb)(struct buffer *buf, struct grant *g, int acqu
 
 struct request {                    /* a BeginAccess waiting in the queue */
 	struct client *client;
-	sd_bus_message *msg;            /* the call to answer, or NULL: */
-	uint32_t cookie;                /* a BEGIN on the client's access channel, if not internal, or */
+	struct completion done;         /* how to answer it (its transport's), or: */
 	access_internal_cb internal;    /* the daemon's own request */
 	void *userdata;
-	bool multi;
 	unsigned n;
 	struct buffer *bufs[DMABROKER_ACCESS_MAX_MULTI];
 	uint32_t modes[DMABROKER_ACCESS_MAX_MULTI];
@@ -94,14 +93,13 @@ struct request {                    /* a BeginAccess waiting in the queue */
 };
 
 /*
- * Handles BeginAccess (n == 1, !multi) and BeginAccessMulti. Returns 1 when
- * it replied or queued the call, or a negative errno with error set.
+ * BeginAccess of n buffers (1 to DMABROKER_ACCESS_MAX_MULTI, all or
+ * nothing): granted at once and answered through done, or queued (done is
+ * kept until it is answered). Returns 1 (answered or queued), or a negative
+ * errno with error set.
  */
-int access_begin(struct client *c, sd_bus_message *m, unsigned n, struct buffer **bufs, const uint32_t *modes,
-		 bool multi, uint32_t flags, struct error *error);
-/* The same for a BEGIN on c's access channel, answered there (access-channel.c). */
-int access_begin_cookie(struct client *c, uint32_t cookie, struct buffer *buf, uint32_t mode, uint32_t flags,
-			struct error *error);
+int access_begin(struct client *c, const struct completion *done, unsigned n, struct buffer **bufs,
+		 const uint32_t *modes, uint32_t flags, struct error *error);
 /* EndAccess: release_fd is borrowed (-1: the work is done). */
 int access_end(struct client *c, uint64_t grant_id, int release_fd, struct error *error);
 /*
@@ -114,11 +112,11 @@ void access_end_internal(struct grant *g);
 /* Ends c's grants on buf and its queued requests naming buf (it released buf). */
 void access_release_buffer(struct buffer *buf, struct client *c);
 /*
- * Drops c's BEGINs still queued from its access channel, unanswered (the
- * channel closed: nobody to answer, and a channel opened later must not
- * get grants for cookies of the old one).
+ * Drops c's requests that would be answered through ops, unanswered (its
+ * access channel closed: nobody to answer, and a channel opened later must
+ * not get grants for cookies of the old one).
  */
-void access_drop_channel_requests(struct client *c);
+void access_drop_requests(struct client *c, const struct completion_ops *ops);
 /* Ends everything c has (it is going away). */
 void access_drop_client(struct client *c);
 /* Frees buf's kept fences (buf is being freed). */
@@ -135,6 +133,4 @@ void access_prune_fences(struct client *c);
 /* access-channel.c: OpenAccessChannel; the channel's end for the client in *ret_fd. */
 int access_channel_open(struct client *c, int *ret_fd, struct error *error);
 void access_channel_close(struct client *c);
-/* Answers BEGIN `cookie`: 0, or negative errno when it could not be sent (then nothing was granted). */
-int access_channel_granted(struct client *c, uint32_t cookie, uint64_t grant, int fence);
-void access_channel_error(struct client *c, uint32_t cookie, const struct error *e, int r);
+

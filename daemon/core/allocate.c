@@ -33,8 +33,7 @@ struct allocation {
 	struct backend *candidates[16]; /* backends live until the workers are stopped */
 	unsigned n;
 	allocation_done_fn done;
-	sd_bus_message *msg;
-	uint64_t cookie;
+	struct completion to;           /* passed to done */
 	/* set by run(): */
 	int fd;                         /* the new buffer's fd, or a negative errno */
 	unsigned chosen;
@@ -44,7 +43,7 @@ struct allocation {
 static void allocation_free(struct allocation *a)
 {
 	safe_close(a->fd);
-	sd_bus_message_unref(a->msg);
+	completion_drop(&a->to);
 	free(a);
 }
 
@@ -102,8 +101,7 @@ static void complete(struct allocation *a, struct client *c)
 				&a->layout);
 		buffer_set_name(buf);
 	}
-	a->done(c, r < 0 ? NULL : buf, r, &error, a->msg, a->cookie);
-	error = ERROR_NULL;
+	a->done(c, r < 0 ? NULL : buf, r, &error, &a->to);
 }
 
 static void done(struct work *w, bool cancelled)
@@ -128,8 +126,7 @@ static void done(struct work *w, bool cancelled)
 static const struct work_ops allocation_ops = { .run = run, .done = done };
 
 int allocation_start(struct client *c, const struct alloc_request *req, struct backend *const *candidates,
-		     unsigned n, allocation_done_fn done_fn, sd_bus_message *msg, uint64_t cookie,
-		     struct error *error)
+		     unsigned n, allocation_done_fn done_fn, const struct completion *to, struct error *error)
 {
 	struct broker *b = c->broker;
 	struct allocation *a;
@@ -170,8 +167,8 @@ int allocation_start(struct client *c, const struct alloc_request *req, struct b
 	memcpy(a->candidates, candidates, n * sizeof(*candidates));
 	a->n = n;
 	a->done = done_fn;
-	a->msg = sd_bus_message_ref(msg);
-	a->cookie = cookie;
+	a->to = *to;
+	completion_keep(&a->to);
 	a->fd = -1;
 	/* A pooled buffer of this size, on a candidate, of this user: at once. */
 	for (unsigned i = 0; i < n; i++) {

@@ -4,9 +4,8 @@
 
 #include <stdint.h>
 
-#include <systemd/sd-bus.h>
-
 #include "error.h"
+#include "transport.h"
 
 struct alloc_request;
 struct backend;
@@ -19,15 +18,14 @@ struct client;
  * or none for a bare errno). Not called when c left meanwhile.
  */
 typedef void (*allocation_done_fn)(struct client *c, struct buffer *buf, int r, const struct error *error,
-				   sd_bus_message *msg, uint64_t cookie);
+				   const struct completion *to);
 
 /*
  * Allocates for c from the first of candidates that can: checks and
  * reserves c's quota (one buffer, the largest layout of the candidates)
  * first, takes a pooled buffer at once, or else runs the kernel allocation
- * on a worker. 0: done_fn is called (maybe already), with msg (referenced
- * meanwhile) and cookie; < 0 with error set: refused, done_fn is not called.
+ * on a worker. 0: done_fn is called (maybe already), with to (kept
+ * meanwhile); < 0 with error set: refused, done_fn is not called.
  */
 int allocation_start(struct client *c, const struct alloc_request *req, struct backend *const *candidates,
-		     unsigned n, allocation_done_fn done_fn, sd_bus_message *msg, uint64_t cookie,
-		     struct error *error);
+		     unsigned n, allocation_done_fn done_fn, const struct completion *to, struct error *error);

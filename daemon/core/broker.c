@@ -92,6 +92,7 @@ int broker_attach_bus(struct broker *b, sd_bus *bus)
 
 	b->bus = sd_bus_ref(bus);
 	b->bus_endpoint.bus = bus;
+	b->events = &bus_events;
 	r = creds_attach(b, bus);
 	if (r < 0)
 		return r;

@@ -23,6 +23,7 @@
 #include "fdstore.h"
 #include "format.h"
 #include "hashmap.h"
+#include "transport.h"
 
 
 struct broker;
@@ -128,6 +129,7 @@ struct client {
 
 struct broker {
 	sd_event *event;
+	const struct broker_events *events; /* how clients are told what happened (the bus's signals) */
 	sd_bus *bus;
 	struct config config;
 	struct backends backends;
@@ -196,8 +198,8 @@ struct alloc_args {
  * Checks a, charges c and starts the allocation: 0 (done_fn is called when
  * it ends, see allocate.h) or < 0 with error set (refused at once).
  */
-int broker_allocate(struct client *c, const struct alloc_args *a, allocation_done_fn done_fn, sd_bus_message *msg,
-		    uint64_t cookie, struct error *error);
+int broker_allocate(struct client *c, const struct alloc_args *a, allocation_done_fn done_fn,
+		    const struct completion *to, struct error *error);
 /* What a client's new buffer needs before it is handed out (the fd store). */
 void broker_allocated(struct client *c, struct buffer *buf);
 /* Release's: c lets go of buffer id. */
@@ -205,8 +207,6 @@ int client_release_buffer(struct client *c, uint64_t id, struct error *error);
 /* The buffer `id`, which c must hold (*ret_hold: its hold; may be NULL). 0 or <0 with error. */
 int client_held_buffer(struct client *c, uint64_t id, struct buffer **ret_buffer, struct hold **ret_hold,
 		       struct error *error);
-/* A signal for c alone: on its direct connection if it has one, else unicast on the bus. */
-int client_new_signal(struct client *c, const char *member, sd_bus_message **ret);
 
 /* buffer.c */
 struct buffer *buffer_find(struct broker *b, uint64_t id);

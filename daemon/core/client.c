@@ -331,18 +331,3 @@ int client_open_direct(struct client *c, int *ret_fd, struct error *error)
 	*ret_fd = TAKE_FD(theirs);
 	return 0;
 }
-
-int client_new_signal(struct client *c, const char *member, sd_bus_message **ret)
-{
-	sd_bus *bus = c->directs ? c->directs->bus : c->broker->bus;
-	int r;
-
-	if (!bus || (!c->directs && !c->bus_name))
-		return -ENOTCONN;
-	r = sd_bus_message_new_signal(bus, ret, DMABROKER_OBJECT_PATH, DMABROKER_INTERFACE, member);
-	if (r >= 0 && !c->directs)
-		r = sd_bus_message_set_destination(*ret, c->bus_name);
-	if (r < 0)
-		*ret = sd_bus_message_unref(*ret);
-	return r;
-}

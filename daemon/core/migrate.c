@@ -160,27 +160,13 @@ static int copy_content(const struct move_job *j)
 /* Tells holder c that buf moved: a Moved signal, on its direct connection if it has one. */
 static void notify_moved(struct buffer *buf, struct client *c, int fence)
 {
-	sd_bus_message *m = NULL;
-	int r = client_new_signal(c, "Moved", &m);
+	int r = broker_emit(buf->broker, moved, c, buf, fence);
 
 	if (r == -ENOTCONN)
 		return;
-	if (r >= 0)
-		r = sd_bus_message_append(m, "tht", buf->id, buf->fd, buf->size);
-	if (r >= 0)
-		r = sd_bus_message_open_container(m, 'a', "(tu)");
-	for (unsigned i = 0; r >= 0 && i < buf->layout.n_planes; i++)
-		r = sd_bus_message_append(m, "(tu)", buf->layout.plane[i].offset, buf->layout.plane[i].stride);
-	if (r >= 0)
-		r = sd_bus_message_close_container(m);
-	if (r >= 0)
-		r = fence >= 0 ? sd_bus_message_append(m, "ah", 1, fence) : sd_bus_message_append(m, "ah", 0);
-	if (r >= 0)
-		r = sd_bus_send(NULL, m, NULL);
 	if (r < 0)
 		log_warning("buffer %llu: cannot tell client %llu it moved: %s", (unsigned long long)buf->id,
 			    (unsigned long long)c->id, strerror(-r));
-	sd_bus_message_unref(m);
 }
 
 /*

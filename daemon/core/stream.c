@@ -366,32 +366,6 @@ static const char *who(const struct stream *s, const struct stream_party *p, cha
 	return printable(text, out, len);
 }
 
-static void send_signal(struct client *c, const char *member, const char *sig, ...)
-{
-	sd_bus_message *m = NULL;
-	va_list ap;
-	int r = client_new_signal(c, member, &m);
-
-	if (r >= 0) {
-		va_start(ap, sig);
-		r = sd_bus_message_appendv(m, sig, ap);
-		va_end(ap);
-	}
-	if (r >= 0)
-		r = sd_bus_send(NULL, m, NULL);
-	if (r < 0)
-		log_debug("cannot send %s to client %llu: %s", member, (unsigned long long)c->id, strerror(-r));
-	sd_bus_message_unref(m);
-}
-
-static void send_fence_signal(struct client *c, const char *member, uint64_t stream, uint32_t index, int fence)
-{
-	if (fence >= 0)
-		send_signal(c, member, "tuah", stream, index, 1, fence);
-	else
-		send_signal(c, member, "tuah", stream, index, 0);
-}
-
 /* ---- peer channels (FIFO streams) ---- */
 
 /* A party's counters: one page, sealed so that it cannot shrink under our pread. */
@@ -484,7 +458,7 @@ static int peers_open(struct stream *s, struct error *error)
 static void peer_announce(struct stream *s, struct stream_consumer *con)
 {
 	if (s->has_producer && s->producer.has_buffers)
-		send_signal(s->producer.client, "ConsumerJoined", "tuh", s->id, con->id, con->chan[0]);
+		broker_emit(s->broker, consumer_joined, s->producer.client, s->id, con->id, con->chan[0]);
 }
 
 /* ---- the frame cycle ---- */
@@ -503,7 +477,7 @@ static void return_to_producer(struct stream *s, unsigned i)
 	sl->ready_fence = -1;
 	sl->queued = false;
 	if (s->has_producer)
-		send_fence_signal(s->producer.client, "BufferReleased", s->id, i, release);
+		broker_emit(s->broker, buffer_released, s->producer.client, s->id, i, release);
 	safe_close(release);
 }
 
@@ -516,31 +490,15 @@ static void slot_unref(struct stream *s, unsigned i)
 static void send_frame(struct stream *s, struct stream_consumer *con, unsigned i)
 {
 	const struct slot *sl = &s->slots[i];
-	sd_bus_message *m = NULL;
 	int r;
 
 	con->acquired++;
 	con->held |= 1u << i;
 	con->delivered++;
-	r = client_new_signal(con->party.client, "FrameReady", &m);
-	if (r >= 0)
-		r = sd_bus_message_append(m, "tutt", s->id, i, sl->meta.sequence, sl->meta.timestamp_ns);
-	if (r >= 0)
-		r = sd_bus_message_open_container(m, 'a', "(iiii)");
-	for (unsigned d = 0; r >= 0 && d < sl->meta.n_damage; d++)
-		r = sd_bus_message_append(m, "(iiii)", sl->meta.damage[d][0], sl->meta.damage[d][1],
-					  sl->meta.damage[d][2], sl->meta.damage[d][3]);
-	if (r >= 0)
-		r = sd_bus_message_close_container(m);
-	if (r >= 0)
-		r = sl->ready_fence >= 0 ? sd_bus_message_append(m, "ah", 1, sl->ready_fence)
-					 : sd_bus_message_append(m, "ah", 0);
-	if (r >= 0)
-		r = sd_bus_send(NULL, m, NULL);
+	r = broker_emit(s->broker, frame_ready, con->party.client, s->id, i, &sl->meta, sl->ready_fence);
 	if (r < 0)
 		log_debug("stream %llu: cannot send frame to client %llu: %s", (unsigned long long)s->id,
 			  (unsigned long long)con->party.client->id, strerror(-r));
-	sd_bus_message_unref(m);
 }
 
 /*
@@ -552,7 +510,7 @@ static void send_end(struct stream *s, struct stream_consumer *con)
 {
 	con->end_owed = con->pending >= 0 || con->q_len > 0;
 	if (!con->end_owed)
-		send_signal(con->party.client, "StreamEnded", "ts", s->id, "the producer left");
+		broker_emit(s->broker, stream_ended, con->party.client, s->id, "the producer left");
 }
 
 /* Sends con what waits for it, while it is under its limit. */
@@ -939,11 +897,10 @@ static void allocations_ended(struct stream *s)
  * called when c left: allocate.c then keeps nothing.
  */
 static void slot_allocated(struct client *c, struct buffer *buf, int r, const struct error *error,
-			   sd_bus_message *msg, uint64_t stream_id)
+			   const struct completion *to)
 {
-	struct stream *s = stream_find(c->broker, stream_id);
+	struct stream *s = stream_find(c->broker, to->cookie); /* the stream's id */
 
-	(void)msg;
 	if (!s || s->state != STREAM_NEGOTIATING || !s->has_producer || s->producer.client != c || !s->allocating) {
 		if (buf)
 			buffer_release(buffer_held_by(buf, c));
@@ -987,7 +944,8 @@ static void maybe_negotiate(struct stream *s)
 	s->allocating = 1; /* this loop's own: no end before every allocation has started */
 	for (unsigned i = 0; i < s->p.buffers && !s->alloc_failed; i++) {
 		s->allocating++;
-		if (allocation_start(s->producer.client, &req, candidates, nc, slot_allocated, NULL, s->id, &e) < 0) {
+		if (allocation_start(s->producer.client, &req, candidates, nc, slot_allocated,
+				     &(struct completion){ .cookie = s->id }, &e) < 0) {
 			s->allocating--;
 			allocation_failed(s, &e);
 		}
