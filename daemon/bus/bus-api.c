@@ -64,40 +64,6 @@ static int held_buffer(struct endpoint *e, sd_bus_message *m, uint64_t id, struc
 	return client_held_buffer(*ret_client, id, ret_buffer, ret_hold, error);
 }
 
-static int check_format(uint32_t fourcc, const struct format_info **ret, struct error *error)
-{
-	char name[5], list[256] = "";
-	const struct format_info *all;
-	unsigned n;
-
-	*ret = format_lookup(fourcc);
-	if (*ret)
-		return 0;
-	all = format_all(&n);
-	for (unsigned i = 0; i < n; i++)
-		snprintf(list + strlen(list), sizeof(list) - strlen(list), "%s%s", i ? ", " : "", all[i].name);
-	return error_setf(error, DMABROKER_E_UNSUPPORTED_FORMAT, "format 0x%08x ('%s') is not supported; supported: %s",
-				 fourcc, fourcc_str(fourcc, name), list);
-}
-
-static int check_usage(uint32_t usage, struct error *error)
-{
-	if (usage & ~DMABROKER_USAGE_ALL)
-		return error_setf(error, DMABROKER_E_INVALID_ARGUMENT, "unknown usage bits 0x%x (known: 0x%x)",
-					 usage & ~DMABROKER_USAGE_ALL, DMABROKER_USAGE_ALL);
-	return 0;
-}
-
-static int check_dimensions(struct broker *b, uint32_t w, uint32_t h, struct error *error)
-{
-	if (w == 0 || h == 0 || w > b->config.max_dimension || h > b->config.max_dimension)
-		return error_setf(error, DMABROKER_E_INVALID_DIMENSIONS,
-					 "%ux%u: width and height must be 1 to %u (max-dimension)", w, h,
-					 b->config.max_dimension);
-	return 0;
-}
-
-
 /*
  * The D-Bus rules for an error name (those of an interface name): sd-bus
  * sends any name, and the receiver drops a reply with a malformed one.
@@ -221,6 +187,14 @@ static const struct completion_ops begin_ops = {
 static const struct completion_ops begin_multi_ops = {
 	.keep = call_keep, .drop = call_drop, .fail = call_fail, .granted = granted_multi,
 };
+static int attached(const struct completion *c, uint32_t attachment, int fd)
+{
+	return sd_bus_reply_method_return(c->call, "uh", attachment, fd);
+}
+
+static const struct completion_ops attach_ops = {
+	.keep = call_keep, .drop = call_drop, .fail = call_fail, .attached = attached,
+};
 /* A call answered by a function of its own when the work ends (Allocate). */
 static const struct completion_ops call_ops = { .keep = call_keep, .drop = call_drop, .fail = call_fail };
 
@@ -319,12 +293,12 @@ int broker_allocate(struct client *c, const struct alloc_args *a, allocation_don
 	bool linear_ok;
 	char why[256];
 	unsigned n;
-	int r = check_dimensions(b, a->width, a->height, error);
+	int r = buffer_check_dimensions(b, a->width, a->height, error);
 
 	if (r >= 0)
-		r = check_format(a->fourcc, &f, error);
+		r = buffer_check_format(a->fourcc, &f, error);
 	if (r >= 0)
-		r = check_usage(a->usage, error);
+		r = buffer_check_usage(a->usage, error);
 	if (r < 0)
 		return r;
 	if (a->n_mods > MAX_MODIFIERS)
@@ -468,11 +442,11 @@ static int method_import(sd_bus_message *m, void *userdata, struct error *error)
 		return r;
 	if (fstatfs(fd, &sfs) < 0 || sfs.f_type != DMA_BUF_FS_MAGIC)
 		return error_setf(error, DMABROKER_E_NOT_A_DMABUF, "the fd is %s, not a dma-buf", fd_kind(fd));
-	r = check_dimensions(b, width, height, error);
+	r = buffer_check_dimensions(b, width, height, error);
 	if (r >= 0)
-		r = check_format(fourcc, &f, error);
+		r = buffer_check_format(fourcc, &f, error);
 	if (r >= 0)
-		r = check_usage(usage, error);
+		r = buffer_check_usage(usage, error);
 	if (r < 0)
 		return r;
 	if (modifier != DRM_FORMAT_MOD_LINEAR)
@@ -513,20 +487,6 @@ static int method_import(sd_bus_message *m, void *userdata, struct error *error)
 	return sd_bus_reply_method_return(m, "tt", buf->id, buf->size);
 }
 
-int client_release_buffer(struct client *c, uint64_t id, struct error *error)
-{
-	struct buffer *buf;
-	struct hold *h;
-	int r = client_held_buffer(c, id, &buf, &h, error);
-
-	if (r >= 0)
-		r = stream_check_direct_use(buf, error);
-	if (r < 0)
-		return r;
-	buffer_release(h);
-	return 0;
-}
-
 static int method_release(sd_bus_message *m, void *userdata, struct error *error)
 {
 	struct client *c;
@@ -553,8 +513,6 @@ static int method_create_token(sd_bus_message *m, void *userdata, struct error *
 
 	if (r >= 0)
 		r = held_buffer(userdata, m, id, &c, &buf, NULL, error);
-	if (r >= 0)
-		r = stream_check_direct_use(buf, error);
 	if (r >= 0)
 		r = token_create(buf, c, flags, ttl, &value, error);
 	if (r < 0)
@@ -613,33 +571,18 @@ static int method_open_token(sd_bus_message *m, void *userdata, struct error *er
 static int method_attach(sd_bus_message *m, void *userdata, struct error *error)
 {
 	struct client *c;
-	struct buffer *buf;
 	const char *device;
 	uint64_t id;
 	uint32_t usage, flags, aid;
-	int r = sd_bus_message_read(m, "tusu", &id, &usage, &device, &flags);
+	int fd, r = sd_bus_message_read(m, "tusu", &id, &usage, &device, &flags);
 
 	if (r >= 0)
-		r = held_buffer(userdata, m, id, &c, &buf, NULL, error);
+		r = caller(userdata, m, &c, error);
 	if (r >= 0)
-		r = check_usage(usage, error);
-	if (r >= 0)
-		r = stream_check_direct_use(buf, error);
-	if (r < 0)
-		return r;
-	if (flags & ~DMABROKER_ATTACH_STATIC)
-		return error_setf(error, DMABROKER_E_INVALID_ARGUMENT, "unknown attach flags 0x%x (known: 1 = static)",
-					 flags & ~DMABROKER_ATTACH_STATIC);
-	if (strlen(device) >= sizeof(((struct attachment *)0)->device))
-		return error_setf(error, DMABROKER_E_INVALID_ARGUMENT, "device name longer than %zu bytes",
-					 sizeof(((struct attachment *)0)->device) - 1);
-	r = migrate_for_attach(buf, c, m, usage, device, flags, error);
+		r = broker_attach(c, id, usage, device, flags, CALL_COMPLETION(&attach_ops, m, c), &aid, &fd, error);
 	if (r != 0)
-		return r; /* an error, or a move that answers later */
-	r = buffer_attach(buf, c, usage, device, flags, &aid, error);
-	if (r < 0)
-		return r;
-	return sd_bus_reply_method_return(m, "uh", aid, buf->fd);
+		return r < 0 ? r : 1; /* an error, or a move that answers later */
+	return sd_bus_reply_method_return(m, "uh", aid, fd);
 }
 
 static int method_detach(sd_bus_message *m, void *userdata, struct error *error)
@@ -685,8 +628,6 @@ static int method_begin_access(sd_bus_message *m, void *userdata, struct error *
 
 	if (r >= 0)
 		r = held_buffer(userdata, m, id, &c, &buf, NULL, error);
-	if (r >= 0)
-		r = stream_check_direct_use(buf, error);
 	if (r < 0)
 		return r;
 	return access_begin(c, CALL_COMPLETION(&begin_ops, m, c), 1, &buf, &mode, flags, error);
@@ -710,8 +651,6 @@ static int method_begin_access_multi(sd_bus_message *m, void *userdata, struct e
 			return error_setf(error, DMABROKER_E_INVALID_ARGUMENT, "more than %d buffers at once",
 						 DMABROKER_ACCESS_MAX_MULTI);
 		r = held_buffer(e, m, id, &c, &bufs[n], NULL, error);
-		if (r >= 0)
-			r = stream_check_direct_use(bufs[n], error);
 		if (r < 0)
 			return r;
 		modes[n++] = mode;

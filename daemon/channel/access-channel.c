@@ -115,8 +115,6 @@ static int on_begin(struct client *c, const struct access_wire_request *w, struc
 	int r = client_held_buffer(c, w->id, &buf, NULL, error);
 
 	if (r >= 0)
-		r = stream_check_direct_use(buf, error);
-	if (r >= 0)
 		r = access_begin(c, &(struct completion){ .ops = &channel_ops, .cookie = w->cookie, .client = c }, 1,
 				 &buf, &w->mode, w->flags, error);
 	return r;

@@ -14,6 +14,7 @@
 #include "fence.h"
 #include "log.h"
 #include "quota.h"
+#include "stream.h"
 
 static void grant_free(struct grant *g);
 static void request_unlink(struct broker *b, struct request *r);
@@ -543,6 +544,12 @@ int access_begin(struct client *c, const struct completion *done, unsigned n, st
 	unsigned n_seen = 0;
 	int r;
 
+	/* a stream's buffers cycle with its frames, not with grants of their own */
+	for (unsigned i = 0; i < n && i < DMABROKER_ACCESS_MAX_MULTI; i++) {
+		r = stream_check_direct_use(bufs[i], error);
+		if (r < 0)
+			return r;
+	}
 	if (flags & ~DMABROKER_ACCESS_NONBLOCK)
 		return error_setf(error, DMABROKER_E_INVALID_ARGUMENT, "unknown access flags 0x%x (known: 1 = nonblock)",
 					 flags & ~DMABROKER_ACCESS_NONBLOCK);

@@ -209,6 +209,10 @@ int client_held_buffer(struct client *c, uint64_t id, struct buffer **ret_buffer
 		       struct error *error);
 
 /* buffer.c */
+/* What Allocate and Import check of their arguments: UnsupportedFormat, InvalidArgument, InvalidDimensions. */
+int buffer_check_format(uint32_t fourcc, const struct format_info **ret, struct error *error);
+int buffer_check_usage(uint32_t usage, struct error *error);
+int buffer_check_dimensions(struct broker *b, uint32_t w, uint32_t h, struct error *error);
 struct buffer *buffer_find(struct broker *b, uint64_t id);
 struct hold *buffer_held_by(struct buffer *buf, struct client *c);
 int buffer_register(struct broker *b, struct client *owner, int fd, struct buffer **ret, struct error *error);

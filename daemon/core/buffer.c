@@ -20,6 +20,7 @@
 #include "migrate.h"
 #include "pool.h"
 #include "quota.h"
+#include "stream.h"
 
 #include <sys/ioctl.h>
 #include <drm_fourcc.h>
@@ -271,5 +272,52 @@ int client_held_buffer(struct client *c, uint64_t id, struct buffer **ret_buffer
 	*ret_buffer = buf;
 	if (ret_hold)
 		*ret_hold = h;
+	return 0;
+}
+
+int buffer_check_format(uint32_t fourcc, const struct format_info **ret, struct error *error)
+{
+	char name[5], list[256] = "";
+	const struct format_info *all;
+	unsigned n;
+
+	*ret = format_lookup(fourcc);
+	if (*ret)
+		return 0;
+	all = format_all(&n);
+	for (unsigned i = 0; i < n; i++)
+		snprintf(list + strlen(list), sizeof(list) - strlen(list), "%s%s", i ? ", " : "", all[i].name);
+	return error_setf(error, DMABROKER_E_UNSUPPORTED_FORMAT, "format 0x%08x ('%s') is not supported; supported: %s",
+				 fourcc, fourcc_str(fourcc, name), list);
+}
+
+int buffer_check_usage(uint32_t usage, struct error *error)
+{
+	if (usage & ~DMABROKER_USAGE_ALL)
+		return error_setf(error, DMABROKER_E_INVALID_ARGUMENT, "unknown usage bits 0x%x (known: 0x%x)",
+					 usage & ~DMABROKER_USAGE_ALL, DMABROKER_USAGE_ALL);
+	return 0;
+}
+
+int buffer_check_dimensions(struct broker *b, uint32_t w, uint32_t h, struct error *error)
+{
+	if (w == 0 || h == 0 || w > b->config.max_dimension || h > b->config.max_dimension)
+		return error_setf(error, DMABROKER_E_INVALID_DIMENSIONS,
+					 "%ux%u: width and height must be 1 to %u (max-dimension)", w, h,
+					 b->config.max_dimension);
+	return 0;
+}
+
+int client_release_buffer(struct client *c, uint64_t id, struct error *error)
+{
+	struct buffer *buf;
+	struct hold *h;
+	int r = client_held_buffer(c, id, &buf, &h, error);
+
+	if (r >= 0)
+		r = stream_check_direct_use(buf, error);
+	if (r < 0)
+		return r;
+	buffer_release(h);
 	return 0;
 }

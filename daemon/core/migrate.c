@@ -36,13 +36,14 @@
 #include "fdstore.h"
 #include "migrate.h"
 #include "quota.h"
+#include "stream.h"
 #include "dmabroker-protocol.h"
 #include "worker.h"
 
 struct migration {
 	struct buffer *buf;
 	struct client *client;          /* who attaches; NULL once it let go */
-	sd_bus_message *msg;            /* its Attach call */
+	struct completion to;           /* its Attach call, answered when the move ends */
 	struct backend *target;
 	int new_fd;
 	struct layout layout;
@@ -92,7 +93,7 @@ static void migration_free(struct migration *mig)
 	sd_event_source_disable_unref(mig->wait);
 	safe_close(mig->acquire);
 	safe_close(mig->new_fd);
-	sd_bus_message_unref(mig->msg);
+	completion_drop(&mig->to);
 	free(mig);
 }
 
@@ -104,7 +105,7 @@ static void fail_named(struct migration *mig, int code, const char *what, const 
 		struct error e = ERROR_NULL;
 		int r = error_setf(&e, code, "buffer %llu: moving it to %s failed: %s: %s",
 				   (unsigned long long)mig->buf->id, mig->target->name, what, why);
-		broker_reply_error(mig->msg, r, &e); /* answered whatever the text */
+		completion_fail(&mig->to, r, &e); /* answered whatever the text */
 	}
 	if (mig->grant)
 		access_end_internal(mig->grant);
@@ -229,10 +230,11 @@ static void swap_in(struct migration *mig)
 	if (mig->client) {
 		r = buffer_attach(buf, mig->client, mig->usage, mig->device, mig->flags, &aid, &error);
 		if (r < 0) {
-			broker_reply_error(mig->msg, r, &error);
+			completion_fail(&mig->to, r, &error);
 			error = ERROR_NULL;
 		} else {
-			sd_bus_reply_method_return(mig->msg, "uh", aid, buf->fd);
+			if (mig->to.ops && mig->to.ops->attached)
+				mig->to.ops->attached(&mig->to, aid, buf->fd);
 		}
 	}
 	/* Everybody else holding it gets the new memory, and a fence for it. */
@@ -395,8 +397,8 @@ static void on_allocated(struct migration *mig, int fd, const struct layout *lay
 		fail(mig, "cannot take a grant on it", -r);
 }
 
-int migrate_for_attach(struct buffer *buf, struct client *c, sd_bus_message *m, uint32_t usage, const char *device,
-		       uint32_t flags, struct error *error)
+static int migrate_for_attach(struct buffer *buf, struct client *c, const struct completion *to, uint32_t usage,
+			      const char *device, uint32_t flags, struct error *error)
 {
 	struct broker *b = buf->broker;
 	struct backend *target;
@@ -451,7 +453,8 @@ int migrate_for_attach(struct buffer *buf, struct client *c, sd_bus_message *m, 
 	j->req = req;
 	mig->buf = buf;
 	mig->client = c;
-	mig->msg = sd_bus_message_ref(m);
+	mig->to = *to;
+	completion_keep(&mig->to);
 	mig->target = target;
 	mig->new_fd = -1;
 	mig->acquire = -1;
@@ -477,8 +480,35 @@ void migration_cancel(struct buffer *buf)
 
 	if (!mig)
 		return;
-	sd_bus_reply_method_errorf(mig->msg, ERR_UNKNOWN_BUFFER, "buffer %llu was freed while it was being moved",
-				   (unsigned long long)buf->id);
+	struct error e = ERROR_NULL;
+
+	completion_fail(&mig->to, error_setf(&e, DMABROKER_E_UNKNOWN_BUFFER, "buffer %llu was freed while it was being moved",
+					     (unsigned long long)buf->id), &e);
 	mig->grant = NULL; /* freed with the buffer's grants */
 	migration_free(mig);
+}
+
+int broker_attach(struct client *c, uint64_t id, uint32_t usage, const char *device, uint32_t flags,
+		  const struct completion *to, uint32_t *ret_attachment, int *ret_fd, struct error *error)
+{
+	struct buffer *buf;
+	int r = client_held_buffer(c, id, &buf, NULL, error);
+
+	if (r >= 0)
+		r = buffer_check_usage(usage, error);
+	if (r >= 0)
+		r = stream_check_direct_use(buf, error);
+	if (r < 0)
+		return r;
+	if (flags & ~DMABROKER_ATTACH_STATIC)
+		return error_setf(error, DMABROKER_E_INVALID_ARGUMENT, "unknown attach flags 0x%x (known: 1 = static)",
+				  flags & ~DMABROKER_ATTACH_STATIC);
+	if (strlen(device) >= sizeof(((struct attachment *)0)->device))
+		return error_setf(error, DMABROKER_E_INVALID_ARGUMENT, "device name longer than %zu bytes",
+				  sizeof(((struct attachment *)0)->device) - 1);
+	r = migrate_for_attach(buf, c, to, usage, device, flags, error);
+	if (r != 0)
+		return r; /* an error, or a move that answers later */
+	*ret_fd = buf->fd;
+	return buffer_attach(buf, c, usage, device, flags, ret_attachment, error);
 }

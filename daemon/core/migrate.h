@@ -4,22 +4,22 @@
 
 #include <stdint.h>
 
-#include <systemd/sd-bus.h>
-
 #include "error.h"
+#include "transport.h"
 
 struct buffer;
 struct client;
 
 /*
- * Checks whether an attachment of c to buf for usage on device needs the
- * buffer elsewhere, and if so starts moving it. Returns 0 when no move is
- * needed (attach as usual), 1 when a move started (m, the Attach call, is
- * answered when it is done), or a negative errno with error set (Pinned,
- * Busy, AllocationFailed).
+ * Attach: c attaches buffer id, which it holds, for usage on device. If the
+ * buffer must move to memory that device can use, the move starts and `to`
+ * is answered when it ends (its attached() with the attachment and the new
+ * fd, or its fail()): returns 1. Otherwise attached at once: 0 with
+ * *ret_attachment and *ret_fd (the buffer's, borrowed) set. Or a negative errno with error set (Pinned, Busy,
+ * AllocationFailed, NotPermitted for a stream's buffer, ...).
  */
-int migrate_for_attach(struct buffer *buf, struct client *c, sd_bus_message *m, uint32_t usage, const char *device,
-		       uint32_t flags, struct error *error);
+int broker_attach(struct client *c, uint64_t id, uint32_t usage, const char *device, uint32_t flags,
+		  const struct completion *to, uint32_t *ret_attachment, int *ret_fd, struct error *error);
 /* c let go of buf (released it, or went away): a move it asked for goes on
  * for the other holders, without an attachment or a reply for c. */
 void migration_forget_client(struct buffer *buf, struct client *c);

@@ -15,6 +15,7 @@
 #include "error.h"
 #include "printable.h"
 #include "quota.h"
+#include "stream.h"
 
 static uint64_t token_key(const char *value)
 {
@@ -83,8 +84,10 @@ int token_create(struct buffer *buf, struct client *c, uint32_t flags, uint32_t 
 	struct broker *b = c->broker;
 	uint8_t rnd[16];
 	struct token *t;
-	int r;
+	int r = stream_check_direct_use(buf, error);
 
+	if (r < 0)
+		return r;
 	if (flags & ~DMABROKER_TOKEN_SINGLE_USE)
 		return error_setf(error, DMABROKER_E_INVALID_ARGUMENT, "unknown token flags 0x%x (known: 1 = single use)",
 					 flags & ~DMABROKER_TOKEN_SINGLE_USE);
