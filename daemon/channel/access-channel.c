@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The access channel (common/access-wire.h): BeginAccess, EndAccess,
+ * The access channel (protocol/access-wire.h): BeginAccess, EndAccess,
  * Allocate and Release in binary, one message each way, on a socket of the
  * client's own. The grants are access.c's and the buffers buffer.c's, the
  * same as the D-Bus methods'; this is only the other door into them, for
@@ -18,6 +18,7 @@
 #include "access-wire.h"
 #include "access.h"
 #include "broker.h"
+#include "channel.h"
 #include "cleanup.h"
 #include "error.h"
 #include "fdmsg.h"
@@ -311,6 +312,7 @@ int access_channel_open(struct client *c, int *ret_fd, struct error *error)
 		return error_set_errnof(error, r, "cannot watch the access channel: %s", strerror(-r));
 	}
 	c->access_channel = ch;
+	c->close_channel = access_channel_close;
 	*ret_fd = TAKE_FD(theirs);
 	return 0;
 }

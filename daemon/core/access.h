@@ -129,8 +129,3 @@ void access_init_buffer(struct buffer *buf);
 void access_forget_fences(struct client *c);
 /* Drops c's kept fences that have signalled but were not dispatched yet. */
 void access_prune_fences(struct client *c);
-
-/* access-channel.c: OpenAccessChannel; the channel's end for the client in *ret_fd. */
-int access_channel_open(struct client *c, int *ret_fd, struct error *error);
-void access_channel_close(struct client *c);
-

@@ -186,3 +186,58 @@ int allocation_start(struct client *c, const struct alloc_request *req, struct b
 	workers_submit(b->workers, &a->work);
 	return 0;
 }
+
+#define MAX_MODIFIERS 64
+
+int broker_allocate(struct client *c, const struct alloc_args *a, allocation_done_fn done_fn,
+		    const struct completion *to, struct error *error)
+{
+	struct broker *b = c->broker;
+	const struct format_info *f;
+	struct backend *candidates[16];
+	struct alloc_request req;
+	bool linear_ok;
+	char why[256];
+	unsigned n;
+	int r = buffer_check_dimensions(b, a->width, a->height, error);
+
+	if (r >= 0)
+		r = buffer_check_format(a->fourcc, &f, error);
+	if (r >= 0)
+		r = buffer_check_usage(a->usage, error);
+	if (r < 0)
+		return r;
+	if (a->n_mods > MAX_MODIFIERS)
+		return error_setf(error, DMABROKER_E_INVALID_ARGUMENT, "%zu modifiers; at most %d", a->n_mods,
+					 MAX_MODIFIERS);
+	linear_ok = a->n_mods == 0;
+	for (size_t i = 0; i < a->n_mods; i++)
+		linear_ok |= a->mods[i] == DRM_FORMAT_MOD_LINEAR || a->mods[i] == DRM_FORMAT_MOD_INVALID;
+	if (!linear_ok)
+		return error_setf(error, DMABROKER_E_UNSUPPORTED_MODIFIER,
+					 "none of the %zu modifiers (first 0x%llx) can be allocated: dmabroker "
+					 "allocates linear buffers (DRM_FORMAT_MOD_LINEAR)",
+					 a->n_mods, (unsigned long long)a->mods[0]);
+
+	n = backends_choose(&b->backends, a->usage, a->backend, a->device, candidates, ELEMENTSOF(candidates), why,
+			    sizeof(why));
+	if (n == 0)
+		return error_setf(error, DMABROKER_E_NO_BACKEND, "%s", why);
+	r = filter_allowed(c, candidates, &n, error);
+	if (r < 0)
+		return r;
+
+	req = (struct alloc_request){ .format = f, .width = a->width, .height = a->height, .usage = a->usage,
+				      .max_size = b->config.max_buffer_size, .max_dimension = b->config.max_dimension,
+				      .fresh = a->fresh };
+	return allocation_start(c, &req, candidates, n, done_fn, to, error);
+}
+
+/* A client's new buffer: kept across a restart (a stream's are not). */
+void broker_allocated(struct client *c, struct buffer *buf)
+{
+	fdstore_add(buf);
+	log_debug("client %llu allocated buffer %llu: %ux%u, %llu bytes on %s", (unsigned long long)c->id,
+		  (unsigned long long)buf->id, buf->width, buf->height, (unsigned long long)buf->size,
+		  buf->backend->name);
+}

@@ -120,7 +120,8 @@ struct client {
 	struct kept_fence *fences;      /* release fences it handed over, still kept (access.c) */
 	unsigned n_fences;
 	unsigned n_pending_grants;      /* grants its waiting requests ask for: charged at queue time */
-	struct access_channel *access_channel; /* access-channel.c, or NULL */
+	struct access_channel *access_channel; /* its access channel (channel/), or NULL */
+	void (*close_channel)(struct client *c); /* set by the channel: closes it when c goes */
 	uint32_t fence_timeouts;        /* its fences that missed their deadline */
 	uint32_t grant_timeouts;        /* its grants held past hold-timeout */
 	uint64_t created_usec;
@@ -186,7 +187,7 @@ void client_bus_name_gone(struct client *c);
 void client_free(struct client *c);
 bool client_is_admin(const struct client *c);
 int client_open_direct(struct client *c, int *ret_fd, struct error *error);
-/* bus-api.c: Allocate's work, for D-Bus and the access channel. */
+/* allocate.c: Allocate, for every transport. */
 struct alloc_args {
 	uint32_t width, height, fourcc, usage;
 	const uint64_t *mods;
@@ -202,6 +203,15 @@ int broker_allocate(struct client *c, const struct alloc_args *a, allocation_don
 		    const struct completion *to, struct error *error);
 /* What a client's new buffer needs before it is handed out (the fd store). */
 void broker_allocated(struct client *c, struct buffer *buf);
+
+/* import.c: Import of a client's dma-buf (fd borrowed), held by c on success. */
+struct import_args {
+	int fd;
+	uint32_t width, height, fourcc, usage;
+	uint64_t modifier;
+	struct layout layout;           /* the planes' offsets and strides, as described */
+};
+int broker_import(struct client *c, const struct import_args *a, struct buffer **ret, struct error *error);
 /* Release's: c lets go of buffer id. */
 int client_release_buffer(struct client *c, uint64_t id, struct error *error);
 /* The buffer `id`, which c must hold (*ret_hold: its hold; may be NULL). 0 or <0 with error. */
@@ -235,6 +245,8 @@ void buffer_describe(struct buffer *buf, uint32_t width, uint32_t height, uint32
 int token_create(struct buffer *buf, struct client *c, uint32_t flags, uint32_t ttl_sec,
 		 const char **ret_value, struct error *error);
 int token_revoke(struct broker *b, struct client *c, const char *value, struct error *error);
+/* OpenToken: c holds the token's buffer (*ret) from now on. */
+int token_open(struct client *c, const char *value, struct buffer **ret, struct error *error);
 /* Finds a usable token; call token_consumed() once the buffer was opened. */
 int token_redeem(struct broker *b, const char *value, struct token **ret, struct error *error);
 void token_consumed(struct token *t);

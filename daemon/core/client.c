@@ -148,7 +148,8 @@ void client_free(struct client *c)
 
 	log_debug("client %llu (%s, pid %d) gone: releasing %u buffers",
 		  (unsigned long long)c->id, c->bus_name ? c->bus_name : "off the bus", (int)c->pid, c->n_holds);
-	access_channel_close(c);
+	if (c->close_channel)
+		c->close_channel(c); /* the access channel is its transport's (channel/) */
 	access_drop_client(c);
 	access_forget_fences(c);
 	stream_drop_client(b, c);

@@ -244,3 +244,18 @@ int access_rules_refuse(const struct client *c, const struct backend *be, struct
 				 "uid %u may not allocate from %s: the daemon's [access] rule allows only %s",
 				 (unsigned)c->uid, be->name, who);
 }
+
+/* Drops the backends c may not allocate from ([access]); none left: NotPermitted. */
+int filter_allowed(const struct client *c, struct backend **candidates, unsigned *n, struct error *error)
+{
+	struct backend *first = *n ? candidates[0] : NULL;
+	unsigned kept = 0;
+
+	for (unsigned i = 0; i < *n; i++)
+		if (access_rules_allow(c, candidates[i]))
+			candidates[kept++] = candidates[i];
+	*n = kept;
+	if (kept == 0 && first)
+		return access_rules_refuse(c, first, error);
+	return 0;
+}

@@ -78,7 +78,7 @@ uint64_t fd_budget_limit(const struct config *cfg, uint64_t nofile);
 bool access_rules_allow(const struct client *c, const struct backend *be);
 /* The NotPermitted error (and log line) for a refused backend. */
 int access_rules_refuse(const struct client *c, const struct backend *be, struct error *error);
-/* Drops the candidates c may not allocate from; none left: -EPERM, NotPermitted (bus-api.c). */
+/* Drops the candidates c may not allocate from; none left: -EPERM, NotPermitted. */
 int filter_allowed(const struct client *c, struct backend **candidates, unsigned *n, struct error *error);
 /* Whether gid is among the groups the bus reported for c when it connected. */
 bool client_in_group(const struct client *c, uint32_t gid);

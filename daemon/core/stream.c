@@ -68,7 +68,7 @@
 struct stream_party {
 	struct client *client;
 	struct stream_params p;
-	sd_bus_message *waiting;        /* its StreamBuffers call, until negotiated */
+	struct completion waiting;      /* its StreamBuffers call, until negotiated (ops NULL: none) */
 	int counters;                   /* FIFO: its memfd of struct stream_wire_counters, or -1 */
 	bool has_buffers;               /* its StreamBuffers reply went out */
 };
@@ -128,46 +128,7 @@ static const char *const state_names[] = {
 	[STREAM_FAILED] = "failed", [STREAM_ENDED] = "ended",
 };
 
-/* ---- options ---- */
-
-static int read_au(sd_bus_message *m, uint32_t *out, unsigned max, unsigned *n, const char *key, struct error *error)
-{
-	const uint32_t *v;
-	size_t size;
-	int r = sd_bus_message_enter_container(m, 'v', "au");
-	if (r < 0)
-		return error_setf(error, DMABROKER_E_INVALID_ARGUMENT, "option '%s' must be an array of uint32 (au)", key);
-	r = sd_bus_message_read_array(m, 'u', (const void **)&v, &size);
-	if (r < 0)
-		return r;
-	if (size / 4 > max)
-		return error_setf(error, DMABROKER_E_INVALID_ARGUMENT, "option '%s': %zu entries, at most %u", key,
-					 size / 4, max);
-	memcpy(out, v, size);
-	*n = (unsigned)(size / 4);
-	return sd_bus_message_exit_container(m);
-}
-
-static int read_u(sd_bus_message *m, uint32_t *out, const char *key, struct error *error)
-{
-	int r = sd_bus_message_read(m, "v", "u", out);
-	if (r < 0)
-		return error_setf(error, DMABROKER_E_INVALID_ARGUMENT, "option '%s' must be a uint32 (u)", key);
-	return 0;
-}
-
-static int read_s(sd_bus_message *m, char *out, size_t len, const char *key, struct error *error)
-{
-	const char *s;
-	int r = sd_bus_message_read(m, "v", "s", &s);
-	if (r < 0)
-		return error_setf(error, DMABROKER_E_INVALID_ARGUMENT, "option '%s' must be a string (s)", key);
-	if (strlen(s) >= len)
-		return error_setf(error, DMABROKER_E_INVALID_ARGUMENT, "option '%s' is longer than %zu bytes", key,
-					 len - 1);
-	memcpy(out, s, strlen(s) + 1);
-	return 0;
-}
+/* ---- lookup ---- */
 
 static bool valid_name(const char *s)
 {
@@ -180,137 +141,6 @@ static bool valid_name(const char *s)
 	return true;
 }
 
-int stream_read_params(sd_bus_message *m, bool producer, struct stream_params *p, struct error *error)
-{
-	static const char *const producer_only[] = { "mode", "buffers", "width", "height", "consumers",
-						     "allow-uids", "allow-gids" };
-	bool have_mode = false;
-	int r;
-
-	r = sd_bus_message_enter_container(m, 'a', "{sv}");
-	if (r < 0)
-		return r;
-	while ((r = sd_bus_message_enter_container(m, 'e', "sv")) > 0) {
-		const char *key;
-		r = sd_bus_message_read(m, "s", &key);
-		if (r < 0)
-			return r;
-		if (!producer)
-			for (unsigned i = 0; i < ELEMENTSOF(producer_only); i++)
-				if (strcmp(key, producer_only[i]) == 0)
-					return error_setf(error, DMABROKER_E_INVALID_ARGUMENT,
-								 "option '%s' is the producer's (CreateStream)", key);
-		if (producer && strcmp(key, "producer-uid") == 0)
-			return error_setf(error, DMABROKER_E_INVALID_ARGUMENT,
-						 "option '%s' is a consumer's (JoinStream)", key);
-		if (strcmp(key, "label") == 0) {
-			r = read_s(m, p->label, sizeof(p->label), key, error);
-		} else if (strcmp(key, "mode") == 0) {
-			char mode[16];
-			r = read_s(m, mode, sizeof(mode), key, error);
-			if (r >= 0 && strcmp(mode, "fifo") == 0)
-				p->mode = STREAM_FIFO;
-			else if (r >= 0 && strcmp(mode, "mailbox") == 0)
-				p->mode = STREAM_MAILBOX;
-			else if (r >= 0)
-				return error_setf(error, DMABROKER_E_INVALID_ARGUMENT,
-							 "mode '%s': must be 'fifo' or 'mailbox'", PRINTABLE(mode));
-			have_mode = true;
-		} else if (strcmp(key, "buffers") == 0) {
-			r = read_u(m, &p->buffers, key, error);
-		} else if (strcmp(key, "width") == 0) {
-			r = read_u(m, &p->width, key, error);
-		} else if (strcmp(key, "height") == 0) {
-			r = read_u(m, &p->height, key, error);
-		} else if (strcmp(key, "consumers") == 0) {
-			r = read_u(m, &p->consumers, key, error);
-		} else if (strcmp(key, "producer-uid") == 0) {
-			r = read_u(m, &p->producer_uid, key, error);
-			p->has_producer_uid = r >= 0;
-		} else if (strcmp(key, "max-acquired") == 0) {
-			r = read_u(m, &p->max_acquired, key, error);
-		} else if (strcmp(key, "usage") == 0) {
-			r = read_u(m, &p->usage, key, error);
-			if (r >= 0 && (p->usage & ~DMABROKER_USAGE_ALL))
-				return error_setf(error, DMABROKER_E_INVALID_ARGUMENT, "unknown usage bits 0x%x",
-							 p->usage & ~DMABROKER_USAGE_ALL);
-		} else if (strcmp(key, "allow-uids") == 0) {
-			r = read_au(m, p->allow_uids, DMABROKER_STREAM_MAX_ALLOW, &p->n_allow_uids, key, error);
-		} else if (strcmp(key, "allow-gids") == 0) {
-			r = read_au(m, p->allow_gids, DMABROKER_STREAM_MAX_ALLOW, &p->n_allow_gids, key, error);
-		} else if (strcmp(key, "formats") == 0) {
-			r = read_au(m, p->formats, DMABROKER_STREAM_MAX_FORMATS, &p->n_formats, key, error);
-		} else if (strcmp(key, "modifiers") == 0) {
-			const uint64_t *v;
-			size_t size;
-			r = sd_bus_message_enter_container(m, 'v', "at");
-			if (r < 0)
-				return error_setf(error, DMABROKER_E_INVALID_ARGUMENT,
-							 "option 'modifiers' must be an array of uint64 (at)");
-			r = sd_bus_message_read_array(m, 't', (const void **)&v, &size);
-			if (r >= 0 && size / 8 > DMABROKER_STREAM_MAX_MODIFIERS)
-				return error_setf(error, DMABROKER_E_INVALID_ARGUMENT, "%zu modifiers, at most %d",
-							 size / 8, DMABROKER_STREAM_MAX_MODIFIERS);
-			if (r >= 0) {
-				memcpy(p->modifiers, v, size);
-				p->n_modifiers = (unsigned)(size / 8);
-				r = sd_bus_message_exit_container(m);
-			}
-		} else if (strcmp(key, "devices") == 0) {
-			const char *d;
-			r = sd_bus_message_enter_container(m, 'v', "as");
-			if (r < 0)
-				return error_setf(error, DMABROKER_E_INVALID_ARGUMENT,
-							 "option 'devices' must be an array of strings (as)");
-			r = sd_bus_message_enter_container(m, 'a', "s");
-			while (r >= 0 && (r = sd_bus_message_read(m, "s", &d)) > 0) {
-				if (p->n_devices == DMABROKER_STREAM_MAX_DEVICES)
-					return error_setf(error, DMABROKER_E_INVALID_ARGUMENT, "more than %d devices",
-								 DMABROKER_STREAM_MAX_DEVICES);
-				if (strlen(d) >= sizeof(p->devices[0]))
-					return error_setf(error, DMABROKER_E_INVALID_ARGUMENT, "device name too long");
-				snprintf(p->devices[p->n_devices++], sizeof(p->devices[0]), "%s", d);
-			}
-			if (r >= 0)
-				r = sd_bus_message_exit_container(m);
-			if (r >= 0)
-				r = sd_bus_message_exit_container(m);
-		} else {
-			return error_setf(error, DMABROKER_E_INVALID_ARGUMENT,
-						 "unknown option '%s' (known: label, mode, buffers, width, height, "
-						 "consumers, max-acquired, usage, formats, modifiers, devices, allow-uids, allow-gids, "
-						 "producer-uid)", PRINTABLE(key));
-		}
-		if (r < 0)
-			return r;
-		r = sd_bus_message_exit_container(m);
-		if (r < 0)
-			return r;
-	}
-	if (r < 0)
-		return r;
-	r = sd_bus_message_exit_container(m);
-	if (r < 0)
-		return r;
-	if (producer) {
-		if (!have_mode)
-			p->mode = STREAM_FIFO;
-		if (p->buffers == 0)
-			p->buffers = 4;
-		if (p->buffers > DMABROKER_STREAM_MAX_BUFFERS)
-			return error_setf(error, DMABROKER_E_INVALID_ARGUMENT, "%u buffers: a stream has 1 to %d",
-						 p->buffers, DMABROKER_STREAM_MAX_BUFFERS);
-		if (p->consumers > DMABROKER_STREAM_MAX_CONSUMERS)
-			return error_setf(error, DMABROKER_E_INVALID_ARGUMENT, "%u consumers: at most %d",
-						 p->consumers, DMABROKER_STREAM_MAX_CONSUMERS);
-		if (p->n_formats == 0)
-			return error_set(error, DMABROKER_E_INVALID_ARGUMENT,
-						"the producer must name its formats (option 'formats')");
-	}
-	return 0;
-}
-
-/* ---- lookup, signals ---- */
 
 struct stream *stream_find(struct broker *b, uint64_t id)
 {
@@ -760,31 +590,30 @@ static int negotiate_finish(struct stream *s, struct error *error)
 
 /* ---- StreamBuffers replies ---- */
 
-/* max-acquired, the counters memfd and the peer channels: "uaha(uh)". */
-static int append_peers(struct stream *s, struct stream_party *p, sd_bus_message *reply)
+void stream_describe(const struct stream *s, const struct client *c, struct stream_buffers_info *out)
 {
-	struct stream_consumer *con = p == &s->producer ? NULL : (struct stream_consumer *)p;
-	int r = sd_bus_message_append(reply, "u", con ? p->p.max_acquired : 0);
+	const struct stream_consumer *con = consumer_of((struct stream *)s, (struct client *)c);
+	const struct stream_party *p = con ? &con->party : &s->producer;
 
-	if (r >= 0)
-		r = p->counters >= 0 ? sd_bus_message_append(reply, "ah", 1, p->counters)
-				     : sd_bus_message_append(reply, "ah", 0);
-	if (r >= 0)
-		r = sd_bus_message_open_container(reply, 'a', "(uh)");
-	for (unsigned i = 0; r >= 0 && i < DMABROKER_STREAM_MAX_CONSUMERS; i++) {
+	*out = (struct stream_buffers_info){
+		.width = s->p.width, .height = s->p.height, .fourcc = s->fourcc, .modifier = s->modifier,
+		.backend = s->backend ? s->backend->name : "", .mode = mode_names[s->p.mode],
+		.n_buffers = s->n_slots, .max_acquired = con ? p->p.max_acquired : 0, .counters = p->counters,
+	};
+	for (unsigned i = 0; i < s->n_slots; i++)
+		out->buffers[i] = s->slots[i].buf;
+	for (unsigned i = 0; i < DMABROKER_STREAM_MAX_CONSUMERS; i++) {
 		const struct stream_consumer *k = &s->consumers[i];
 		if (!k->active || k->chan[0] < 0 || (con && k != con))
 			continue;
-		r = sd_bus_message_append(reply, "(uh)", k->id, con ? k->chan[1] : k->chan[0]);
+		out->channels[out->n_channels].consumer = k->id;
+		out->channels[out->n_channels++].fd = con ? k->chan[1] : k->chan[0];
 	}
-	if (r >= 0)
-		r = sd_bus_message_close_container(reply);
-	return r;
 }
 
-static int reply_buffers(struct stream *s, struct stream_party *p, sd_bus_message *call, struct error *error)
+/* Hands p its buffers (held from now on) through `to`. */
+static int reply_buffers(struct stream *s, struct stream_party *p, const struct completion *to, struct error *error)
 {
-	sd_bus_message *reply = NULL;
 	int r;
 
 	for (unsigned i = 0; i < s->n_slots; i++) {
@@ -792,34 +621,7 @@ static int reply_buffers(struct stream *s, struct stream_party *p, sd_bus_messag
 		if (r < 0)
 			return r;
 	}
-	r = sd_bus_message_new_method_return(call, &reply);
-	if (r >= 0)
-		r = sd_bus_message_append(reply, "uuutss", s->p.width, s->p.height, s->fourcc, s->modifier,
-					  s->backend->name, mode_names[s->p.mode]);
-	if (r >= 0)
-		r = sd_bus_message_open_container(reply, 'a', "(thta(tu))");
-	for (unsigned i = 0; r >= 0 && i < s->n_slots; i++) {
-		const struct buffer *buf = s->slots[i].buf;
-		r = sd_bus_message_open_container(reply, 'r', "thta(tu)");
-		if (r >= 0)
-			r = sd_bus_message_append(reply, "tht", buf->id, buf->fd, buf->size);
-		if (r >= 0)
-			r = sd_bus_message_open_container(reply, 'a', "(tu)");
-		for (unsigned pl = 0; r >= 0 && pl < buf->layout.n_planes; pl++)
-			r = sd_bus_message_append(reply, "(tu)", buf->layout.plane[pl].offset,
-						  buf->layout.plane[pl].stride);
-		if (r >= 0)
-			r = sd_bus_message_close_container(reply);
-		if (r >= 0)
-			r = sd_bus_message_close_container(reply);
-	}
-	if (r >= 0)
-		r = sd_bus_message_close_container(reply);
-	if (r >= 0)
-		r = append_peers(s, p, reply);
-	if (r >= 0)
-		r = sd_bus_send(NULL, reply, NULL);
-	sd_bus_message_unref(reply);
+	r = to->ops && to->ops->stream_buffers ? to->ops->stream_buffers(to, s, p->client) : -ENOTCONN;
 	if (r >= 0)
 		p->has_buffers = true;
 	return r < 0 ? r : 1;
@@ -828,14 +630,14 @@ static int reply_buffers(struct stream *s, struct stream_party *p, sd_bus_messag
 static void answer_waiting(struct stream *s, struct stream_party *p)
 {
 	struct error e = ERROR_NULL;
-	sd_bus_message *call = p->waiting;
+	struct completion call = p->waiting;
 	int r;
 
-	if (!call)
+	if (!call.ops)
 		return;
-	p->waiting = NULL;
+	p->waiting.ops = NULL;
 	if (s->state == STREAM_RUNNING)
-		r = reply_buffers(s, p, call, &e);
+		r = reply_buffers(s, p, &call, &e);
 	else if (s->state == STREAM_FAILED)
 		r = error_set(&e, s->error_code, s->error_msg);
 	else
@@ -843,8 +645,8 @@ static void answer_waiting(struct stream *s, struct stream_party *p)
 	if (r < 0 && !error_is_set(&e))
 		error_set_errnof(&e, r, "cannot send the stream's buffers: %s", strerror(-r));
 	if (r < 0)
-		broker_reply_error(call, r, &e);
-	sd_bus_message_unref(call);
+		completion_fail(&call, r, &e);
+	completion_drop(&call);
 }
 
 /* The end of negotiation: running, or failed with e (set) and no buffers; every waiting party is answered. */
@@ -1016,6 +818,15 @@ int stream_create(struct client *c, const struct stream_params *p, struct stream
 	struct stream *s;
 	int r;
 
+	if (p->buffers > DMABROKER_STREAM_MAX_BUFFERS)
+		return error_setf(error, DMABROKER_E_INVALID_ARGUMENT, "%u buffers: a stream has 1 to %d", p->buffers,
+				  DMABROKER_STREAM_MAX_BUFFERS);
+	if (p->consumers > DMABROKER_STREAM_MAX_CONSUMERS)
+		return error_setf(error, DMABROKER_E_INVALID_ARGUMENT, "%u consumers: at most %d", p->consumers,
+				  DMABROKER_STREAM_MAX_CONSUMERS);
+	if (p->n_formats == 0)
+		return error_set(error, DMABROKER_E_INVALID_ARGUMENT,
+				 "the producer must name its formats (option 'formats')");
 	if (!valid_name(p->name))
 		return error_setf(error, DMABROKER_E_INVALID_ARGUMENT,
 					 "stream name '%s': 1 to 63 of A-Z a-z 0-9 - _ .", PRINTABLE(p->name));
@@ -1048,6 +859,8 @@ int stream_create(struct client *c, const struct stream_params *p, struct stream
 	s->broker = b;
 	s->id = ++b->next_stream_id;
 	s->p = *p;
+	if (s->p.buffers == 0)
+		s->p.buffers = 4;
 	default_label(c, &s->p);
 	s->has_producer = true;
 	s->owner_uid = c->uid;
@@ -1208,14 +1021,14 @@ static void release_holds(struct stream *s, struct client *c)
 
 static void drop_waiting(struct stream_party *p, bool reply, const char *why)
 {
-	if (!p->waiting)
+	if (!p->waiting.ops)
 		return;
 	if (reply) {
 		struct error e = ERROR_NULL;
 
-		broker_reply_error(p->waiting, error_set(&e, DMABROKER_E_STREAM_ENDED, why), &e);
+		completion_fail(&p->waiting, error_set(&e, DMABROKER_E_STREAM_ENDED, why), &e);
 	}
-	p->waiting = sd_bus_message_unref(p->waiting);
+	completion_drop(&p->waiting);
 }
 
 /* Removes c from s; frees s when nobody is left. going: c is going away. */
@@ -1301,24 +1114,25 @@ void streams_free(struct broker *b)
 
 /* ---- per frame ---- */
 
-int stream_buffers(struct stream *s, struct client *c, sd_bus_message *m, struct error *error)
+int stream_buffers(struct stream *s, struct client *c, const struct completion *to, struct error *error)
 {
 	struct stream_consumer *con = consumer_of(s, c);
 	struct stream_party *p = con ? &con->party : (s->has_producer && s->producer.client == c) ? &s->producer : NULL;
 
 	if (!p)
 		return stream_unknown(s->id, error);
-	if (p->waiting)
+	if (p->waiting.ops)
 		return error_set(error, DMABROKER_E_INVALID_ARGUMENT, "a StreamBuffers call is waiting already");
 	switch (s->state) {
 	case STREAM_RUNNING:
-		return reply_buffers(s, p, m, error);
+		return reply_buffers(s, p, to, error);
 	case STREAM_FAILED:
 		return error_set(error, s->error_code, s->error_msg);
 	case STREAM_ENDED:
 		return error_setf(error, DMABROKER_E_STREAM_ENDED, "stream '%s' ended: its producer left", s->p.name);
 	case STREAM_NEGOTIATING:
-		p->waiting = sd_bus_message_ref(m);
+		p->waiting = *to;
+		completion_keep(&p->waiting);
 		return 1;
 	}
 	return -EINVAL;
@@ -1426,7 +1240,8 @@ int stream_release(struct stream *s, struct client *c, uint32_t index, int relea
 
 /* ---- introspection ---- */
 
-int stream_append_list(struct broker *b, struct client *c, sd_bus_message *reply)
+int stream_list(struct broker *b, struct client *c, int (*fn)(const struct stream_info *info, void *userdata),
+		void *userdata)
 {
 	int r = 0;
 
@@ -1439,11 +1254,15 @@ int stream_append_list(struct broker *b, struct client *c, sd_bus_message *reply
 		for (unsigned i = 0; i < DMABROKER_STREAM_MAX_CONSUMERS; i++)
 			if (s->consumers[i].active)
 				consumed += counters_read(s->consumers[i].party.counters).frames;
-		r = sd_bus_message_append(reply, "(tssssuuuututtt)", s->id, s->p.name, mode_names[s->p.mode],
-					  state_names[s->state], s->backend ? s->backend->name : "", s->fourcc,
-					  s->p.width, s->p.height, s->n_slots,
-					  s->has_producer ? s->producer.client->id : 0, s->n_consumers,
-					  s->produced + k.frames, consumed, s->dropped + k.dropped);
+		r = fn(&(struct stream_info){
+			       .id = s->id, .name = s->p.name, .mode = mode_names[s->p.mode],
+			       .state = state_names[s->state], .backend = s->backend ? s->backend->name : "",
+			       .fourcc = s->fourcc, .width = s->p.width, .height = s->p.height, .n_buffers = s->n_slots,
+			       .producer = s->has_producer ? s->producer.client->id : 0, .n_consumers = s->n_consumers,
+			       .produced = s->produced + k.frames, .consumed = consumed,
+			       .dropped = s->dropped + k.dropped,
+		       },
+		       userdata);
 	}
 	return r;
 }

@@ -9,9 +9,8 @@
 #include <stdint.h>
 
 #include "error.h"
+#include "transport.h"
 #include "dmabroker-protocol.h"
-
-#include <systemd/sd-bus.h>
 
 struct broker;
 struct client;
@@ -50,8 +49,31 @@ struct frame_meta {
 struct stream_consumer;
 struct stream;
 
-/* Reads CreateStream's (producer) or JoinStream's options a{sv}. */
-int stream_read_params(sd_bus_message *m, bool producer, struct stream_params *p, struct error *error);
+/* What StreamBuffers hands a party, for its transport to encode (stream_describe()). */
+struct stream_buffers_info {
+	uint32_t width, height, fourcc;
+	uint64_t modifier;
+	const char *backend, *mode;
+	unsigned n_buffers;
+	const struct buffer *buffers[DMABROKER_STREAM_MAX_BUFFERS];
+	uint32_t max_acquired;          /* a consumer's; 0 for the producer */
+	int counters;                   /* the party's counters memfd (borrowed), or -1 */
+	unsigned n_channels;            /* peer channels (FIFO): the producer's ends, or the consumer's own */
+	struct {
+		uint32_t consumer;
+		int fd;                 /* borrowed */
+	} channels[DMABROKER_STREAM_MAX_CONSUMERS];
+};
+
+/* One line of ListStreams. */
+struct stream_info {
+	uint64_t id;
+	const char *name, *mode, *state, *backend;
+	uint32_t fourcc, width, height, n_buffers;
+	uint64_t producer;              /* its client id, 0 when it left */
+	uint32_t n_consumers;
+	uint64_t produced, consumed, dropped;
+};
 
 struct stream *stream_find(struct broker *b, uint64_t id);
 /*
@@ -65,8 +87,14 @@ struct stream *stream_next(const struct stream *s);
 int stream_create(struct client *c, const struct stream_params *p, struct stream **ret, struct error *error);
 int stream_join(struct client *c, const struct stream_params *p, struct stream **ret, uint32_t *ret_consumer,
 		struct error *error);
-/* StreamBuffers: replies now, or once the stream is negotiated. 1 or <0 with error. */
-int stream_buffers(struct stream *s, struct client *c, sd_bus_message *m, struct error *error);
+/*
+ * StreamBuffers: answered through `to` (its stream_buffers(), or fail())
+ * now, or once the stream is negotiated (to is kept meanwhile). 1 or <0
+ * with error.
+ */
+int stream_buffers(struct stream *s, struct client *c, const struct completion *to, struct error *error);
+/* What StreamBuffers gives c, a party of s. */
+void stream_describe(const struct stream *s, const struct client *c, struct stream_buffers_info *out);
 /* QueueFrame: ready_fence is borrowed (-1: none). */
 int stream_queue(struct stream *s, struct client *c, uint32_t index, const struct frame_meta *meta, int ready_fence,
 		 struct error *error);
@@ -76,7 +104,8 @@ int stream_leave(struct stream *s, struct client *c, struct error *error);
 /* c is going away: leave every stream it is in. */
 void stream_drop_client(struct broker *b, struct client *c);
 void streams_free(struct broker *b);
-/* ListStreams */
-int stream_append_list(struct broker *b, struct client *c, sd_bus_message *reply);
+/* ListStreams: fn for each stream c may see (its own, or all for an admin), until fn returns < 0. */
+int stream_list(struct broker *b, struct client *c, int (*fn)(const struct stream_info *info, void *userdata),
+		void *userdata);
 /* Why buf may not be used by BeginAccess/Attach/Release/CreateToken: 0 or <0 with error. */
 int stream_check_direct_use(const struct buffer *buf, struct error *error);

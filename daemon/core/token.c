@@ -180,3 +180,17 @@ void tokens_drop_for_client(struct broker *b, struct client *c)
 			break;
 	}
 }
+
+int token_open(struct client *c, const char *value, struct buffer **ret, struct error *error)
+{
+	struct token *t;
+	int r = token_redeem(c->broker, value, &t, error);
+
+	if (r >= 0)
+		r = buffer_hold(t->buffer, c, error);
+	if (r < 0)
+		return r;
+	*ret = t->buffer;
+	token_consumed(t);
+	return 0;
+}
