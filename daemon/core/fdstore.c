@@ -389,8 +389,7 @@ int fdstore_restore_fd(struct broker *b, int fd, const char *name)
 	r = buffer_register(b, &b->restored, TAKE_FD(owned), &buf, &e);
 	if (r < 0) {
 		log_warning("fd store: cannot restore buffer %" PRIu64 ": %s", rec.id,
-			    e.message ? e.message : strerror(-r));
-		e = ERROR_NULL;
+			    error_is_set(&e) ? e.message : strerror(-r));
 		return r;
 	}
 	/* back under its old id */

@@ -35,6 +35,7 @@
 
 #include "access-wire.h"
 #include "broker.h"
+#include "channel.h"
 #include "cleanup.h"
 #include "errors.h"
 #include "fdmsg.h"
@@ -503,11 +504,11 @@ static void check_waiting(struct side *s)
 	/* a channel that is closed leaves nothing in the queue to answer on a channel opened later */
 	for (struct request *r = broker.pending; r; r = r->next) {
 		unsigned found = 0;
-		if (r->client != s->c || r->msg || r->internal)
+		if (r->client != s->c || r->done.call || r->internal)
 			continue;
 		check(s->c->access_channel);
 		for (unsigned i = 0; i < s->n_out; i++)
-			found += s->out[i].cookie == r->cookie && s->out[i].op == ACCESS_WIRE_BEGIN;
+			found += s->out[i].cookie == r->done.cookie && s->out[i].op == ACCESS_WIRE_BEGIN;
 		check(found == 1);
 	}
 	if (!s->c->access_channel)
@@ -516,7 +517,7 @@ static void check_waiting(struct side *s)
 		bool queued = false;
 		check(s->out[i].op == ACCESS_WIRE_BEGIN);
 		for (struct request *r = broker.pending; r && !queued; r = r->next)
-			queued = r->client == s->c && !r->msg && !r->internal && r->cookie == s->out[i].cookie;
+			queued = r->client == s->c && !r->done.call && !r->internal && r->done.cookie == s->out[i].cookie;
 		check(queued);
 	}
 }

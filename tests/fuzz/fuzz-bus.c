@@ -367,33 +367,30 @@ enum { SLOT_FDS = 2 * DMABROKER_STREAM_MAX_BUFFERS, PRODUCER_FDS = 1, CONSUMER_F
  * many, and the fds they are charged: SLOT_FDS for the stream, PRODUCER_FDS
  * while it has its producer, CONSUMER_FDS per consumer.
  */
+struct stream_count {
+	unsigned n;
+	uint64_t fds;
+};
+
+static int count_stream(const struct stream_info *i, void *userdata)
+{
+	struct stream_count *k = userdata;
+
+	check(i->n_consumers <= DMABROKER_STREAM_MAX_CONSUMERS);
+	k->fds += SLOT_FDS + (i->producer != 0 ? PRODUCER_FDS : 0) + CONSUMER_FDS * i->n_consumers;
+	k->n++;
+	return 0;
+}
+
+/* The streams ListStreams shows viewer, and the fds they hold. */
 static unsigned list_streams(struct client *viewer, uint64_t *ret_fds)
 {
-	sd_bus_message *m = NULL;
-	unsigned n = 0;
-	uint64_t fds = 0, id, producer, produced, consumed, dropped;
-	const char *name, *mode, *state, *backend;
-	uint32_t fourcc, width, height, slots, consumers;
-	int r;
+	struct stream_count k = { 0 };
 
-	check(sd_bus_message_new_signal(scratch_bus, &m, "/books", "org.dmabroker.Books", "Streams") >= 0);
-	check(sd_bus_message_open_container(m, 'a', "(tssssuuuututtt)") >= 0);
-	check(stream_append_list(&broker, viewer, m) >= 0);
-	check(sd_bus_message_close_container(m) >= 0);
-	check(sd_bus_message_seal(m, 1, 0) >= 0);
-	check(sd_bus_message_rewind(m, true) >= 0);
-	check(sd_bus_message_enter_container(m, 'a', "(tssssuuuututtt)") >= 0);
-	while ((r = sd_bus_message_read(m, "(tssssuuuututtt)", &id, &name, &mode, &state, &backend, &fourcc, &width,
-					&height, &slots, &producer, &consumers, &produced, &consumed, &dropped)) > 0) {
-		check(consumers <= DMABROKER_STREAM_MAX_CONSUMERS);
-		fds += SLOT_FDS + (producer != 0 ? PRODUCER_FDS : 0) + CONSUMER_FDS * consumers;
-		n++;
-	}
-	check(r == 0);
-	sd_bus_message_unref(m);
+	check(stream_list(&broker, viewer, count_stream, &k) >= 0);
 	if (ret_fds)
-		*ret_fds = fds;
-	return n;
+		*ret_fds = k.fds;
+	return k.n;
 }
 
 /* c's counters are what is registered to it; returns the fds charged for it. */
