@@ -7,10 +7,10 @@
  * FIFO streams are peer to peer (common/stream-wire.h): frames go from the
  * producer straight to each consumer on a channel the daemon set up, and
  * releases straight back. So the books the daemon keeps for a mailbox
- * stream are kept here: the producer knows which consumers hold each
- * buffer and merges their release fences, a consumer holds at most
- * max-acquired frames, and both import the fences they send into the
- * dma-buf. Mailbox streams go through the daemon (its signals on the
+ * stream are kept here, with the same module (common/stream-books.h):
+ * the producer knows which consumers hold each buffer and merges their
+ * release fences, a consumer holds at most max-acquired frames, and both
+ * import the fences they send into the dma-buf. Mailbox streams go through the daemon (its signals on the
  * direct connection).
  */
 #include <errno.h>

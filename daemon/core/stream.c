@@ -15,10 +15,11 @@
  * negotiation it gives the producer and each consumer the two ends of a
  * peer channel (common/stream-wire.h), and frames and releases go from one
  * to the other in one hop, fences included; the libraries keep the books
- * the daemon keeps for mailbox streams below, and import the fences into
- * the dma-buf. The daemon keeps a copy of both ends of each channel and
- * shuts it down when either party leaves or dies, so the other side knows
- * at once; it reads the frame counters from a memfd per party.
+ * the daemon keeps for mailbox streams below (one module for both:
+ * common/stream-books.h), and import the fences into the dma-buf. The
+ * daemon keeps a copy of both ends of each channel and shuts it down when
+ * either party leaves or dies, so the other side knows at once; it reads
+ * the frame counters from a memfd per party.
  *
  * Mailbox streams: per-frame calls are one-way messages on the client's
  * direct connection, relayed by the daemon, which can replace a frame a
@@ -1348,6 +1349,7 @@ int stream_queue(struct stream *s, struct client *c, uint32_t index, const struc
 int stream_release(struct stream *s, struct client *c, uint32_t index, int release_fence, struct error *error)
 {
 	struct stream_consumer *con = consumer_of(s, c);
+	struct slot *sl;
 	int own = -1, r;
 
 	if (!con && !in_stream(s, c))
@@ -1361,14 +1363,15 @@ int stream_release(struct stream *s, struct client *c, uint32_t index, int relea
 	if (index >= s->n_slots || !stream_account_holds(&con->account, index))
 		return error_setf(error, DMABROKER_E_INVALID_ARGUMENT,
 					 "consumer %u of stream '%s' does not hold buffer %u", con->id, s->p.name, index);
+	sl = &s->slots[index];
 	if (release_fence >= 0) {
 		if (!fence_is_sync_file(release_fence))
 			return error_set(error, DMABROKER_E_INVALID_ARGUMENT, "the release fence is not a sync_file");
 		own = fcntl(release_fence, F_DUPFD_CLOEXEC, 3);
 		if (own < 0)
 			return -errno;
-		if (s->slots[index].buf->dmabuf)
-			dmabuf_import_fence(s->slots[index].buf->fd, own, false);
+		if (sl->buf->dmabuf)
+			dmabuf_import_fence(sl->buf->fd, own, false);
 	}
 	stream_account_release(&con->account, index);
 	con->consumed++;
