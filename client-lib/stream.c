@@ -7,10 +7,10 @@
  * FIFO streams are peer to peer (common/stream-wire.h): frames go from the
  * producer straight to each consumer on a channel the daemon set up, and
  * releases straight back. So the books the daemon keeps for a mailbox
- * stream are kept here: the producer knows which consumers hold each
- * buffer and merges their release fences, a consumer holds at most
- * max-acquired frames, and both import the fences they send into the
- * dma-buf. Mailbox streams go through the daemon (its signals on the
+ * stream are kept here, with the same module (common/stream-books.h):
+ * the producer knows which consumers hold each buffer and merges their
+ * release fences, a consumer holds at most max-acquired frames, and both
+ * import the fences they send into the dma-buf. Mailbox streams go through the daemon (its signals on the
  * direct connection).
  */
 #include <errno.h>
@@ -33,6 +33,7 @@
 #include "fdmsg.h"
 #include "fence.h"
 #include "internal.h"
+#include "stream-books.h"
 #include "stream-wire.h"
 
 #define MAX_BUFFERS 16
@@ -68,11 +69,10 @@ struct dmabroker_stream {
 	bool peer;
 	struct peer peers[MAX_PEERS];   /* producer: one per consumer; consumer: [0] */
 	struct stream_wire_counters *counters; /* ours to count in, mapped (NULL: not counting) */
-	unsigned max_acquired;          /* consumer */
 	uint32_t have;                  /* consumer: bit i: frame i is here (queued or taken) */
-	uint32_t taken;                 /* consumer: taken by acquire; producer: by dequeue */
-	uint32_t holders[MAX_BUFFERS];  /* producer: bit k: peers[k] holds buffer i */
-	int ready_fence[MAX_BUFFERS], release_fence[MAX_BUFFERS]; /* producer, per queued buffer */
+	/* what the application took: a consumer's frames (acquire; max-acquired), a producer's buffers (dequeue) */
+	struct stream_account taken;
+	struct stream_books books;      /* producer: who holds each buffer (bit k: peers[k]), its fences */
 	uint64_t daemon_checked_ms;     /* producer: when check_daemon() last looked */
 	struct dmabroker_stream *next;
 };
@@ -155,16 +155,7 @@ static int peer_recv(int fd, struct stream_wire *w, int *fence)
 /* Producer: buffer i is free again, with the merge of its release fences. */
 static void give_back(struct dmabroker_stream *s, unsigned i)
 {
-	int release = s->release_fence[i];
-
-	s->release_fence[i] = -1;
-	/* a frame no consumer waited for still orders after its own writes */
-	if (s->ready_fence[i] >= 0 && fence_status(s->ready_fence[i]) != 1)
-		fence_accumulate(&release, s->ready_fence[i]);
-	else
-		safe_close(s->ready_fence[i]);
-	s->ready_fence[i] = -1;
-	push(s, &(struct dmabroker_frame){ .index = i, .fence = release });
+	push(s, &(struct dmabroker_frame){ .index = i, .fence = stream_books_give_back(&s->books, i) });
 }
 
 /*
@@ -176,7 +167,7 @@ static void give_back(struct dmabroker_stream *s, unsigned i)
 static void peer_gone(struct peer *p)
 {
 	struct dmabroker_stream *s = p->s;
-	uint32_t bit = 1u << (p - s->peers);
+	uint32_t freed;
 
 	p->source = sd_event_source_disable_unref(p->source);
 	if (p->fd >= 0)
@@ -186,29 +177,24 @@ static void peer_gone(struct peer *p)
 		s->ended = true; /* what is queued here can still be taken */
 		return;
 	}
+	freed = stream_books_drop(&s->books, (unsigned)(p - s->peers));
 	for (unsigned i = 0; i < s->n_buffers; i++)
-		if (s->holders[i] & bit) {
-			s->holders[i] &= ~bit;
-			if (!s->holders[i])
-				give_back(s, i);
-		}
+		if (freed & (1u << i))
+			give_back(s, i);
 }
 
 /* Producer: a consumer released a buffer. fence is taken. */
 static int on_release(struct peer *p, const struct stream_wire *w, int fence)
 {
 	struct dmabroker_stream *s = p->s;
-	uint32_t bit = 1u << (p - s->peers);
-	unsigned i = w->index;
+	unsigned i = w->index, k = (unsigned)(p - s->peers);
 
-	if (w->type != STREAM_WIRE_RELEASE || i >= s->n_buffers || !(s->holders[i] & bit)) {
+	if (w->type != STREAM_WIRE_RELEASE || i >= s->n_buffers || !stream_books_holds(&s->books, i, k)) {
 		safe_close(fence);
 		return -EBADMSG;
 	}
 	/* the consumer imported it into the dma-buf when it sent it: each side imports what it sends */
-	fence_accumulate(&s->release_fence[i], fence);
-	s->holders[i] &= ~bit;
-	if (!s->holders[i])
+	if (stream_books_let_go(&s->books, i, k, fence))
 		give_back(s, i);
 	return 0;
 }
@@ -289,7 +275,7 @@ static int read_peers(struct dmabroker_stream *s, sd_bus_message *m)
 		s->peer = true;
 		close(counters);
 	}
-	s->max_acquired = max_acquired;
+	s->taken.max_acquired = max_acquired;
 	if (r >= 0)
 		r = sd_bus_message_enter_container(m, 'a', "(uh)");
 	while (r >= 0 && (r = sd_bus_message_read(m, "(uh)", &id, &fd)) > 0) {
@@ -309,10 +295,7 @@ static void peers_close(struct dmabroker_stream *s)
 		s->peers[k].source = sd_event_source_disable_unref(s->peers[k].source);
 		s->peers[k].fd = safe_close(s->peers[k].fd);
 	}
-	for (unsigned i = 0; i < MAX_BUFFERS; i++) {
-		s->ready_fence[i] = safe_close(s->ready_fence[i]);
-		s->release_fence[i] = safe_close(s->release_fence[i]);
-	}
+	stream_books_reset(&s->books);
 	if (s->counters)
 		munmap(s->counters, 4096);
 	s->counters = NULL;
@@ -497,8 +480,8 @@ static int stream_new(struct dmabroker *b, const struct dmabroker_stream_desc *d
 	s->producer = producer;
 	for (unsigned k = 0; k < MAX_PEERS; k++)
 		s->peers[k].fd = -1;
-	for (unsigned i = 0; i < MAX_BUFFERS; i++)
-		s->ready_fence[i] = s->release_fence[i] = -1;
+	stream_books_init(&s->books);
+	stream_account_init(&s->taken, 0);
 	r = sd_bus_message_read(reply, "t", &s->id);
 	sd_bus_message_unref(reply);
 	if (r >= 0)
@@ -581,7 +564,7 @@ EXPORT int dmabroker_stream_wait_ready(struct dmabroker_stream *s, int timeout_m
 /* Whether something waits, and (a FIFO consumer) it is under its max-acquired. */
 static bool can_take(const struct dmabroker_stream *s)
 {
-	return s->q_len > 0 && (!s->peer || s->producer || (unsigned)__builtin_popcount(s->taken) < s->max_acquired);
+	return s->q_len > 0 && (!s->peer || s->producer || stream_account_may_acquire(&s->taken));
 }
 
 static bool has_item(const struct dmabroker_stream *s)
@@ -672,7 +655,7 @@ static int take(struct dmabroker_stream *s, struct dmabroker_frame *f)
 	f->buffer = s->buffers[f->index];
 	s->q_head = (s->q_head + 1) % MAX_BUFFERS;
 	s->q_len--;
-	s->taken |= 1u << f->index;
+	stream_account_acquire(&s->taken, f->index);
 	return 0;
 }
 
@@ -791,35 +774,36 @@ static int peer_queue(struct dmabroker_stream *s, unsigned index, int ready_fenc
 
 	if (r < 0)
 		return r;
-	if (!(s->taken & (1u << index)))
+	if (!stream_account_holds(&s->taken, index))
 		return set_error(s->b, NULL, -EBUSY); /* not dequeued: queued already, or free */
 	if (w.n_damage > STREAM_WIRE_MAX_DAMAGE || (ready_fence >= 0 && !fence_is_sync_file(ready_fence)))
 		return set_error(s->b, NULL, -EINVAL);
 	if (w.n_damage)
 		memcpy(w.damage, damage, w.n_damage * sizeof(w.damage[0]));
 	if (ready_fence >= 0) {
-		s->ready_fence[index] = fcntl(ready_fence, F_DUPFD_CLOEXEC, 3);
-		if (s->ready_fence[index] < 0)
+		int own = fcntl(ready_fence, F_DUPFD_CLOEXEC, 3);
+		if (own < 0)
 			return set_error(s->b, NULL, -errno);
+		stream_books_send(&s->books, index, own);
 		if (buf->dmabuf)
 			dmabuf_import_fence(buf->fd, ready_fence, true);
 	}
-	s->taken &= ~(1u << index);
+	stream_account_release(&s->taken, index);
 	for (unsigned k = 0; k < MAX_PEERS; k++) {
 		struct peer *p = &s->peers[k];
 		if (p->fd < 0)
 			continue;
 		if (peer_send(p->fd, &w, ready_fence) == 0)
-			s->holders[index] |= 1u << k;
+			stream_books_hold(&s->books, index, k);
 		else
 			peer_gone(p); /* gone, or not reading with its every buffer in flight: cannot be */
 	}
 	if (s->counters) {
 		s->counters->frames++;
-		if (!s->holders[index])
+		if (!stream_books_out(&s->books, index))
 			s->counters->dropped++;
 	}
-	if (!s->holders[index])
+	if (!stream_books_out(&s->books, index))
 		give_back(s, index); /* nobody to show it to */
 	return 0;
 }
@@ -831,7 +815,7 @@ static int peer_release(struct dmabroker_stream *s, unsigned index, int release_
 	const struct dmabroker_buffer *buf = s->buffers[index];
 	int r;
 
-	if (!(s->taken & (1u << index)))
+	if (!stream_account_holds(&s->taken, index))
 		return set_error(s->b, NULL, -EINVAL); /* not a frame it holds */
 	if (release_fence >= 0) {
 		if (!fence_is_sync_file(release_fence))
@@ -839,7 +823,7 @@ static int peer_release(struct dmabroker_stream *s, unsigned index, int release_
 		if (buf->dmabuf)
 			dmabuf_import_fence(buf->fd, release_fence, false);
 	}
-	s->taken &= ~(1u << index);
+	stream_account_release(&s->taken, index);
 	s->have &= ~(1u << index);
 	if (s->counters)
 		s->counters->frames++;

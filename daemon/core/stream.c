@@ -15,10 +15,11 @@
  * negotiation it gives the producer and each consumer the two ends of a
  * peer channel (common/stream-wire.h), and frames and releases go from one
  * to the other in one hop, fences included; the libraries keep the books
- * the daemon keeps for mailbox streams below, and import the fences into
- * the dma-buf. The daemon keeps a copy of both ends of each channel and
- * shuts it down when either party leaves or dies, so the other side knows
- * at once; it reads the frame counters from a memfd per party.
+ * the daemon keeps for mailbox streams below (one module for both:
+ * common/stream-books.h), and import the fences into the dma-buf. The
+ * daemon keeps a copy of both ends of each channel and shuts it down when
+ * either party leaves or dies, so the other side knows at once; it reads
+ * the frame counters from a memfd per party.
  *
  * Mailbox streams: per-frame calls are one-way messages on the client's
  * direct connection, relayed by the daemon, which can replace a frame a
@@ -61,6 +62,7 @@
 #include "log.h"
 #include "printable.h"
 #include "quota.h"
+#include "stream-books.h"
 #include "stream-wire.h"
 #include "stream.h"
 #include "dmabroker-protocol.h"
@@ -77,11 +79,7 @@ struct stream_consumer {
 	struct stream_party party;
 	uint32_t id;
 	bool active;
-	unsigned acquired;
-	uint32_t held;                  /* bit i: it holds buffer i */
-	int pending;                    /* mailbox: the frame waiting for it, or -1 */
-	uint8_t queue[DMABROKER_STREAM_MAX_BUFFERS]; /* fifo: frames waiting for it */
-	unsigned q_head, q_len;
+	struct stream_account account;  /* the frames it holds and those waiting for it */
 	uint64_t delivered, consumed, dropped;
 	bool end_owed;                  /* StreamEnded, once what waits for it here is sent */
 	int chan[2];                    /* FIFO: the peer channel, producer's end and its own (ours), or -1 */
@@ -89,9 +87,6 @@ struct stream_consumer {
 
 struct slot {
 	struct buffer *buf;
-	bool queued;                    /* false: the producer's */
-	unsigned refs;                  /* consumers holding it or about to */
-	int ready_fence, release_fence;
 	struct frame_meta meta;
 };
 
@@ -112,6 +107,7 @@ struct stream {
 	struct backend *backend;
 	struct slot slots[DMABROKER_STREAM_MAX_BUFFERS];
 	unsigned n_slots;
+	struct stream_books books;      /* who holds each slot's frame (bit: index in consumers[]), its fences */
 	uint64_t produced, consumed, dropped;
 	uid_t owner_uid;                /* the producer's */
 	bool peer;                      /* FIFO: frames travel on peer channels, not through us */
@@ -295,25 +291,17 @@ static void peer_announce(struct stream *s, struct stream_consumer *con)
 
 static void return_to_producer(struct stream *s, unsigned i)
 {
-	struct slot *sl = &s->slots[i];
-	int release = sl->release_fence;
+	int release = stream_books_give_back(&s->books, i);
 
-	sl->release_fence = -1;
-	/* A frame nobody waited for (dropped) still orders after its own writes. */
-	if (sl->ready_fence >= 0 && fence_status(sl->ready_fence) != 1)
-		fence_accumulate(&release, sl->ready_fence);
-	else
-		safe_close(sl->ready_fence);
-	sl->ready_fence = -1;
-	sl->queued = false;
 	if (s->has_producer)
 		broker_emit(s->broker, buffer_released, s->producer.client, s->id, i, release);
 	safe_close(release);
 }
 
-static void slot_unref(struct stream *s, unsigned i)
+/* con lets go of frame i, with release_fence (taken, -1: none). */
+static void slot_unref(struct stream *s, struct stream_consumer *con, unsigned i, int release_fence)
 {
-	if (--s->slots[i].refs == 0)
+	if (stream_books_let_go(&s->books, i, (unsigned)(con - s->consumers), release_fence))
 		return_to_producer(s, i);
 }
 
@@ -322,10 +310,9 @@ static void send_frame(struct stream *s, struct stream_consumer *con, unsigned i
 	const struct slot *sl = &s->slots[i];
 	int r;
 
-	con->acquired++;
-	con->held |= 1u << i;
+	stream_account_acquire(&con->account, i);
 	con->delivered++;
-	r = broker_emit(s->broker, frame_ready, con->party.client, s->id, i, &sl->meta, sl->ready_fence);
+	r = broker_emit(s->broker, frame_ready, con->party.client, s->id, i, &sl->meta, s->books.buf[i].ready_fence);
 	if (r < 0)
 		log_debug("stream %llu: cannot send frame to client %llu: %s", (unsigned long long)s->id,
 			  (unsigned long long)con->party.client->id, strerror(-r));
@@ -338,7 +325,7 @@ static void send_frame(struct stream *s, struct stream_consumer *con, unsigned i
  */
 static void send_end(struct stream *s, struct stream_consumer *con)
 {
-	con->end_owed = con->pending >= 0 || con->q_len > 0;
+	con->end_owed = stream_account_waiting(&con->account);
 	if (!con->end_owed)
 		broker_emit(s->broker, stream_ended, con->party.client, s->id, "the producer left");
 }
@@ -346,42 +333,23 @@ static void send_end(struct stream *s, struct stream_consumer *con)
 /* Sends con what waits for it, while it is under its limit. */
 static void pump(struct stream *s, struct stream_consumer *con)
 {
-	while (con->acquired < con->party.p.max_acquired) {
-		if (con->pending >= 0) {
-			unsigned i = (unsigned)con->pending;
-			con->pending = -1;
-			send_frame(s, con, i);
-		} else if (con->q_len) {
-			unsigned i = con->queue[con->q_head];
-			con->q_head = (con->q_head + 1) % DMABROKER_STREAM_MAX_BUFFERS;
-			con->q_len--;
-			send_frame(s, con, i);
-		} else {
-			break;
-		}
-	}
+	for (int i; (i = stream_account_next(&con->account)) >= 0;)
+		send_frame(s, con, (unsigned)i);
 	if (con->end_owed)
 		send_end(s, con);
 }
 
 static void deliver(struct stream *s, struct stream_consumer *con, unsigned i)
 {
-	s->slots[i].refs++;
-	if (con->acquired < con->party.p.max_acquired && con->pending < 0 && con->q_len == 0) {
+	int old;
+
+	stream_books_hold(&s->books, i, (unsigned)(con - s->consumers));
+	if (stream_account_offer(&con->account, i, s->p.mode == STREAM_MAILBOX, &old) > 0) {
 		send_frame(s, con, i);
-	} else if (s->p.mode == STREAM_MAILBOX) {
-		if (con->pending >= 0) {
-			unsigned old = (unsigned)con->pending;
-			con->dropped++;
-			s->dropped++;
-			con->pending = (int)i;
-			slot_unref(s, old);
-		} else {
-			con->pending = (int)i;
-		}
-	} else {
-		con->queue[(con->q_head + con->q_len) % DMABROKER_STREAM_MAX_BUFFERS] = (uint8_t)i;
-		con->q_len++;
+	} else if (old >= 0) {
+		con->dropped++;
+		s->dropped++;
+		slot_unref(s, con, (unsigned)old, -1);
 	}
 }
 
@@ -716,7 +684,7 @@ static void slot_allocated(struct client *c, struct buffer *buf, int r, const st
 		/* the stream keeps it; holders are the parties. Streams do not
 		 * survive a restart, so their buffers are not in the fd store. */
 		buf->stream = s;
-		s->slots[s->n_slots++] = (struct slot){ .buf = buf, .ready_fence = -1, .release_fence = -1 };
+		s->slots[s->n_slots++] = (struct slot){ .buf = buf };
 	}
 	if (--s->allocating == 0)
 		allocations_ended(s);
@@ -867,6 +835,7 @@ int stream_create(struct client *c, const struct stream_params *p, struct stream
 	s->producer.client = c;
 	s->producer.p = s->p;
 	s->producer.counters = -1;
+	stream_books_init(&s->books);
 	for (unsigned i = 0; i < DMABROKER_STREAM_MAX_CONSUMERS; i++) {
 		s->consumers[i].party.counters = -1;
 		s->consumers[i].chan[0] = s->consumers[i].chan[1] = -1;
@@ -953,11 +922,11 @@ int stream_join(struct client *c, const struct stream_params *p, struct stream *
 	r = fd_budget_charge(c->broker, STREAM_CONSUMER_FDS, error); /* given back in leave() */
 	if (r < 0)
 		return r;
-	*con = (struct stream_consumer){ .party = { .client = c, .p = *p, .counters = -1 }, .pending = -1,
-					 .chan = { -1, -1 } };
+	*con = (struct stream_consumer){ .party = { .client = c, .p = *p, .counters = -1 }, .chan = { -1, -1 } };
 	default_label(c, &con->party.p);
 	if (!con->party.p.max_acquired)
 		con->party.p.max_acquired = s->p.mode == STREAM_MAILBOX ? 1 : s->p.buffers;
+	stream_account_init(&con->account, con->party.p.max_acquired);
 	if (s->allocating) {
 		/* the format is chosen; the placement is checked when the buffers are there */
 		r = check_party(s, &con->party, s->fourcc, NULL, error);
@@ -997,11 +966,9 @@ static void stream_free(struct stream *s)
 			*p = s->next;
 			break;
 		}
-	for (unsigned i = 0; i < s->n_slots; i++) {
-		safe_close(s->slots[i].ready_fence);
-		safe_close(s->slots[i].release_fence);
+	stream_books_reset(&s->books);
+	for (unsigned i = 0; i < s->n_slots; i++)
 		buffer_unset_stream(s->slots[i].buf);
-	}
 	for (unsigned i = 0; i < DMABROKER_STREAM_MAX_CONSUMERS; i++)
 		channel_close(s, &s->consumers[i]);
 	safe_close(s->producer.counters);
@@ -1039,16 +1006,8 @@ static void leave(struct stream *s, struct client *c, bool going)
 	if (con) {
 		con->active = false;
 		s->n_consumers--;
-		for (unsigned i = 0; i < s->n_slots; i++)
-			if (con->held & (1u << i))
-				slot_unref(s, i);
-		if (con->pending >= 0)
-			slot_unref(s, (unsigned)con->pending);
-		for (unsigned k = 0; k < con->q_len; k++)
-			slot_unref(s, con->queue[(con->q_head + k) % DMABROKER_STREAM_MAX_BUFFERS]);
-		con->held = 0;
-		con->pending = -1;
-		con->q_len = 0;
+		for (int i; (i = stream_account_drop(&con->account)) >= 0;)
+			slot_unref(s, con, (unsigned)i, -1);
 		channel_close(s, con);
 		fd_budget_uncharge(s->broker, STREAM_CONSUMER_FDS); /* charged in stream_join() */
 		drop_waiting(&con->party, !going, "left the stream");
@@ -1175,28 +1134,29 @@ int stream_queue(struct stream *s, struct client *c, uint32_t index, const struc
 	if (r < 0)
 		return r;
 	sl = &s->slots[index];
-	if (sl->queued)
+	if (stream_books_out(&s->books, index))
 		return error_setf(error, DMABROKER_E_BUSY, "buffer %u of stream '%s' is queued already; wait for its "
 					 "BufferReleased", index, s->p.name);
 	if (ready_fence >= 0) {
+		int own;
 		if (!fence_is_sync_file(ready_fence))
 			return error_set(error, DMABROKER_E_INVALID_ARGUMENT, "the ready fence is not a sync_file");
-		sl->ready_fence = fcntl(ready_fence, F_DUPFD_CLOEXEC, 3);
-		if (sl->ready_fence < 0)
+		own = fcntl(ready_fence, F_DUPFD_CLOEXEC, 3);
+		if (own < 0)
 			return -errno;
 		if (sl->buf->dmabuf)
-			dmabuf_import_fence(sl->buf->fd, sl->ready_fence, true);
+			dmabuf_import_fence(sl->buf->fd, own, true);
+		stream_books_send(&s->books, index, own);
 	}
 	sl->meta = *meta;
-	sl->queued = true;
-	sl->refs = 1; /* ours, while delivering */
 	s->produced++;
 	for (unsigned i = 0; i < DMABROKER_STREAM_MAX_CONSUMERS; i++)
 		if (s->consumers[i].active)
 			deliver(s, &s->consumers[i], index);
-	if (sl->refs == 1)
+	if (!stream_books_out(&s->books, index)) {
 		s->dropped++; /* nobody to show it to */
-	slot_unref(s, index);
+		return_to_producer(s, index);
+	}
 	return 0;
 }
 
@@ -1204,7 +1164,7 @@ int stream_release(struct stream *s, struct client *c, uint32_t index, int relea
 {
 	struct stream_consumer *con = consumer_of(s, c);
 	struct slot *sl;
-	int r;
+	int own = -1, r;
 
 	if (!con && !in_stream(s, c))
 		return stream_unknown(s->id, error);
@@ -1214,12 +1174,11 @@ int stream_release(struct stream *s, struct client *c, uint32_t index, int relea
 	r = check_peer(s, error);
 	if (r < 0)
 		return r;
-	if (index >= s->n_slots || !(con->held & (1u << index)))
+	if (index >= s->n_slots || !stream_account_holds(&con->account, index))
 		return error_setf(error, DMABROKER_E_INVALID_ARGUMENT,
 					 "consumer %u of stream '%s' does not hold buffer %u", con->id, s->p.name, index);
 	sl = &s->slots[index];
 	if (release_fence >= 0) {
-		int own;
 		if (!fence_is_sync_file(release_fence))
 			return error_set(error, DMABROKER_E_INVALID_ARGUMENT, "the release fence is not a sync_file");
 		own = fcntl(release_fence, F_DUPFD_CLOEXEC, 3);
@@ -1227,13 +1186,11 @@ int stream_release(struct stream *s, struct client *c, uint32_t index, int relea
 			return -errno;
 		if (sl->buf->dmabuf)
 			dmabuf_import_fence(sl->buf->fd, own, false);
-		fence_accumulate(&sl->release_fence, own);
 	}
-	con->held &= ~(1u << index);
-	con->acquired--;
+	stream_account_release(&con->account, index);
 	con->consumed++;
 	s->consumed++;
-	slot_unref(s, index);
+	slot_unref(s, con, index, own);
 	pump(s, con);
 	return 0;
 }

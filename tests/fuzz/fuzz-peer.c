@@ -108,8 +108,8 @@ static void new_stream(struct input *in)
 		s->peers[k].fd = -1;
 		ends[k] = -1;
 	}
-	for (unsigned i = 0; i < MAX_BUFFERS; i++)
-		s->ready_fence[i] = s->release_fence[i] = -1;
+	stream_books_init(&s->books);
+	stream_account_init(&s->taken, 0);
 	s->next = b->streams;
 	b->streams = s;
 	s->width = 64;
@@ -134,7 +134,7 @@ static void new_stream(struct input *in)
 		snprintf(buf->backend, sizeof(buf->backend), "shm");
 	}
 	/* read_peers() */
-	s->max_acquired = 1 + max_acquired % s->n_buffers;
+	s->taken.max_acquired = 1 + max_acquired % s->n_buffers;
 	counters = memfd_create("fuzz-peer-counters", MFD_CLOEXEC);
 	check(counters >= 0 && ftruncate(counters, 4096) == 0);
 	s->counters = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, counters, 0);
@@ -308,8 +308,8 @@ static void check_books(void)
 		check(f->fence < 0 || valid_fd(f->fence));
 		queued |= 1u << f->index;
 	}
-	check(!(s->taken & ~all) && !(queued & s->taken));
-	check(s->taken == mine);
+	check(!(s->taken.acquired & ~all) && !(queued & s->taken.acquired));
+	check(s->taken.acquired == mine);
 	for (unsigned k = 0; k < MAX_PEERS; k++) {
 		const struct peer *p = &s->peers[k];
 		check((p->fd >= 0) == (p->source != NULL));
@@ -322,17 +322,19 @@ static void check_books(void)
 				live |= 1u << k;
 		/* every buffer in exactly one place: queued (free), taken (dequeued), or held by consumers */
 		for (unsigned i = 0; i < s->n_buffers; i++) {
+			const struct stream_book *book = &s->books.buf[i];
 			uint32_t bit = 1u << i;
-			check((!!(queued & bit)) + (!!(s->taken & bit)) + (s->holders[i] != 0) == 1);
-			check(!(s->holders[i] & ~live));
-			if (!s->holders[i])
-				check(s->ready_fence[i] < 0 && s->release_fence[i] < 0);
+			check((!!(queued & bit)) + (!!(s->taken.acquired & bit)) + (book->holders != 0) == 1);
+			check(!(book->holders & ~live));
+			if (!book->holders)
+				check(book->ready_fence < 0 && book->release_fence < 0);
 		}
 		for (unsigned i = s->n_buffers; i < MAX_BUFFERS; i++)
-			check(!s->holders[i] && s->ready_fence[i] < 0 && s->release_fence[i] < 0);
+			check(!s->books.buf[i].holders && s->books.buf[i].ready_fence < 0 &&
+			      s->books.buf[i].release_fence < 0);
 	} else {
 		/* a frame is here once: queued or taken */
-		check(!(s->have & ~all) && (s->taken & ~s->have) == 0 && (queued | s->taken) == s->have);
+		check(!(s->have & ~all) && (s->taken.acquired & ~s->have) == 0 && (queued | s->taken.acquired) == s->have);
 		check(s->peers[0].fd >= 0 || s->ended);
 		for (unsigned k = 1; k < MAX_PEERS; k++)
 			check(s->peers[k].fd < 0);
