@@ -263,9 +263,13 @@ static int channel_call(struct dmabroker *b, const void *req, size_t len, uint32
 		if (ans->head.op == ACCESS_WIRE_ERROR && (size_t)n == sizeof(ans->reply)) {
 			sd_bus_error e = SD_BUS_ERROR_NULL;
 			safe_close(fd);
-			ans->reply.name[sizeof(ans->reply.name) - 1] = '\0';
+			const char *name = dmabroker_error_code_name(ans->reply.code);
 			ans->reply.message[sizeof(ans->reply.message) - 1] = '\0';
-			sd_bus_error_set(&e, ans->reply.name, ans->reply.message);
+			if (name) /* the protocol's error: by its D-Bus name, as the bus gives it */
+				sd_bus_error_set(&e, name, ans->reply.message);
+			else
+				sd_bus_error_set_errnof(&e, ans->reply.error > 0 ? ans->reply.error : EIO, "%s",
+							ans->reply.message);
 			*refusal = set_error(b, &e, ans->reply.error > 0 ? -ans->reply.error : -EIO);
 			sd_bus_error_free(&e);
 			return 1;

@@ -132,7 +132,7 @@ static int run(enum bus_kind kind, struct config *cfg)
 			  strerror(-r));
 		goto out;
 	}
-	r = broker_attach_bus(&broker, bus);
+	r = bus_attach(&broker, bus);
 	if (r < 0) {
 		log_error("cannot serve %s: %s", DMABROKER_OBJECT_PATH, strerror(-r));
 		goto out;
@@ -152,7 +152,9 @@ static int run(enum bus_kind kind, struct config *cfg)
 	r = sd_event_loop(event);
 	notify_send(broker.notify, "STOPPING=1", -1);
 out:
+	bus_stop(&broker);
 	broker_finish(&broker); /* leaves the fd store as it is */
+	bus_free(&broker);
 	/* what the service manager has not read yet, fd store messages first: a bounded wait, the loop is over */
 	notify_flush(broker.notify, 5 * 1000000u);
 	broker.notify = notify_free(broker.notify);

@@ -14,7 +14,7 @@
  *                      RELEASE (buffer)                          one-way
  *   daemon -> client   GRANTED (cookie, grant) + zero or one acquire fence
  *                      BUFFER (cookie, what Allocate returns) + the buffer's fd
- *                      ERROR (cookie, errno, D-Bus error name, message)
+ *                      ERROR (cookie, errno, error code, message)
  *
  * Each message is one struct below (a reply cut after `grant` when it is
  * GRANTED), fences in SCM_RIGHTS. A BEGIN that must wait is answered when
@@ -73,8 +73,8 @@ struct access_wire_reply {
 	uint32_t op, cookie;
 	uint64_t grant;                 /* GRANTED */
 	int32_t error;                  /* ERROR: the errno */
-	char name[64];                  /* ERROR: org.dmabroker.Error.* */
-	char message[396];
+	int32_t code;                   /* ERROR: the error's code (protocol/errors.h), 0: a system errno alone */
+	char message[456];              /* ERROR: printable, NUL-terminated */
 };
 
 #define ACCESS_WIRE_GRANTED_SIZE offsetof(struct access_wire_reply, error)

@@ -154,7 +154,7 @@ int method_open_direct(sd_bus_message *m, void *userdata, struct error *error)
 					"this is a direct connection already; call OpenDirect on the bus");
 	r = bus_caller(e, m, &c, error);
 	if (r >= 0)
-		r = client_open_direct(c, &fd, error);
+		r = bus_open_direct(c, &fd, error);
 	if (r < 0)
 		return r;
 	return sd_bus_reply_method_return(m, "h", fd);

@@ -416,3 +416,70 @@ const sd_bus_vtable *broker_vtable(void)
 {
 	return broker_methods;
 }
+
+/*
+ * The bus's share of the loop. sd-bus, attached to the loop, processes one
+ * message per turn, while each direct connection and access channel gets a
+ * batch (client.c, access-channel.c): all the bus clients share that one
+ * message, so a few busy clients off the bus starved them (their calls timed
+ * out in the soak under the test bed). After every turn that did something,
+ * the bus gets its batch too.
+ */
+enum { BUS_BATCH = 64 };
+
+static int on_bus_batch(sd_event_source *s, void *userdata)
+{
+	struct bus_front *f = userdata;
+	sd_bus *bus = f->bus;
+
+	(void)s;
+	for (unsigned n = 0; bus && n < BUS_BATCH && sd_bus_is_open(bus) > 0 && sd_bus_process(bus, NULL) > 0; n++)
+		;
+	return 0;
+}
+
+int bus_attach(struct broker *b, sd_bus *bus)
+{
+	struct bus_front *f = calloc(1, sizeof(*f));
+	int r;
+
+	if (!f)
+		return -ENOMEM;
+	f->broker = b;
+	f->bus = sd_bus_ref(bus);
+	f->endpoint.broker = b;
+	f->endpoint.bus = bus;
+	b->bus = f;
+	b->events = &bus_events;
+	r = creds_attach(b, bus);
+	if (r < 0)
+		return r;
+	r = sd_bus_add_object_vtable(bus, &f->endpoint.vtable_slot, DMABROKER_OBJECT_PATH, DMABROKER_INTERFACE,
+				     broker_vtable(), &f->endpoint);
+	if (r < 0)
+		return r;
+	r = sd_bus_attach_event(bus, b->event, SD_EVENT_PRIORITY_NORMAL);
+	if (r < 0)
+		return r;
+	return sd_event_add_post(b->event, &f->batch, on_bus_batch, f);
+}
+
+void bus_stop(struct broker *b)
+{
+	if (b->bus)
+		creds_finish(b);
+}
+
+void bus_free(struct broker *b)
+{
+	struct bus_front *f = b->bus;
+
+	if (!f)
+		return;
+	b->events = NULL;
+	f->batch = sd_event_source_disable_unref(f->batch);
+	sd_bus_slot_unref(f->endpoint.vtable_slot);
+	sd_bus_flush_close_unref(f->bus);
+	free(f);
+	b->bus = NULL;
+}

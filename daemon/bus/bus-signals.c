@@ -15,13 +15,14 @@
 
 int client_new_signal(struct client *c, const char *member, sd_bus_message **ret)
 {
-	sd_bus *bus = c->directs ? c->directs->bus : c->broker->bus;
+	struct endpoint *direct = c->bus ? c->bus->directs : NULL;
+	sd_bus *bus = direct ? direct->bus : c->broker->bus ? c->broker->bus->bus : NULL;
 	int r;
 
-	if (!bus || (!c->directs && !c->bus_name))
+	if (!bus || (!direct && !c->bus_name))
 		return -ENOTCONN;
 	r = sd_bus_message_new_signal(bus, ret, DMABROKER_OBJECT_PATH, DMABROKER_INTERFACE, member);
-	if (r >= 0 && !c->directs)
+	if (r >= 0 && !direct)
 		r = sd_bus_message_set_destination(*ret, c->bus_name);
 	if (r < 0)
 		*ret = sd_bus_message_unref(*ret);

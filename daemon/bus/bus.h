@@ -11,9 +11,59 @@
 
 #include "error.h"
 
+#include <systemd/sd-event.h>
+
+#include "transport.h"
+
 struct broker;
 struct client;
+struct creds_wait;
 struct layout;
+
+/* What a vtable's userdata points to: the bus (client == NULL: look the
+ * caller up by its unique name) or one client's direct connection. */
+struct endpoint {
+	struct broker *broker;
+	struct client *client;
+	sd_bus *bus;
+	sd_bus_slot *vtable_slot, *match_slot;
+	sd_event_source *io, *more;     /* a direct connection's socket; more queued to process (bus-direct.c) */
+	struct endpoint *next;          /* in its bus_client's directs */
+};
+
+/* The front end's state (broker->bus). */
+struct bus_front {
+	struct broker *broker;
+	sd_bus *bus;
+	struct endpoint endpoint;       /* the bus's own: the caller is looked up by its unique name */
+	struct creds_wait *creds_waits; /* new bus peers whose credentials are asked (creds.c) */
+	unsigned n_creds_waits, n_creds_held;
+	sd_bus_slot *creds_filter;
+	sd_event_source *batch;         /* more of the bus's messages per turn of the loop */
+};
+
+/* The bus's state on a client (client->bus; bus-direct.c). */
+struct bus_client {
+	struct client_link link;
+	struct client *client;
+	sd_bus_slot *name_slot;         /* watches its bus name leave (creds.c) */
+	struct endpoint *directs;       /* its direct connections */
+};
+
+/* Serves org.dmabroker.Broker1 for b on bus (bus-interface.c). */
+int bus_attach(struct broker *b, sd_bus *bus);
+/* Stops taking new clients (their held calls are dropped): before broker_finish(). */
+void bus_stop(struct broker *b);
+/* Leaves the bus: after broker_finish(). */
+void bus_free(struct broker *b);
+
+/* bus-direct.c: c's bus state, made when first needed (NULL: out of memory). */
+struct bus_client *bus_client_of(struct client *c);
+/* c's bus name left the bus: c lives on through its direct connections, or is freed. */
+void bus_name_gone(struct client *c);
+/* OpenDirect: a new direct connection for c; the client's end in *ret_fd. */
+int bus_open_direct(struct client *c, int *ret_fd, struct error *error);
+
 
 /*
  * The org.dmabroker.Broker1 vtable for the bus and every direct connection:

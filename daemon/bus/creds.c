@@ -48,7 +48,7 @@ struct creds_wait {
 
 static struct creds_wait *wait_find(struct broker *b, const char *name)
 {
-	for (struct creds_wait *w = b->creds_waits; w; w = w->next)
+	for (struct creds_wait *w = b->bus->creds_waits; w; w = w->next)
 		if (strcmp(w->name, name) == 0)
 			return w;
 	return NULL;
@@ -58,10 +58,10 @@ static void wait_unlink(struct creds_wait *w)
 {
 	struct broker *b = w->broker;
 
-	for (struct creds_wait **p = &b->creds_waits; *p; p = &(*p)->next)
+	for (struct creds_wait **p = &b->bus->creds_waits; *p; p = &(*p)->next)
 		if (*p == w) {
 			*p = w->next;
-			b->n_creds_waits--;
+			b->bus->n_creds_waits--;
 			break;
 		}
 }
@@ -73,7 +73,7 @@ static void wait_free(struct creds_wait *w, const struct error *error)
 	/* sd-bus holds a reference on a slot while it calls its callback */
 	sd_bus_slot_unref(w->call_slot);
 	sd_bus_slot_unref(w->name_slot);
-	w->broker->n_creds_held -= w->n_held;
+	w->broker->bus->n_creds_held -= w->n_held;
 	for (unsigned i = 0; i < w->n_held; i++) {
 		if (error && error_is_set(error))
 			broker_reply_error(w->held[i], -EIO, error);
@@ -106,7 +106,7 @@ static void dispatch(struct broker *b, sd_bus_message *m)
 		return;
 	}
 	/* the handler answers its own errors (bus-api.c); this is in case sd-bus would have */
-	r = v->x.method.handler(m, &b->bus_endpoint, &error);
+	r = v->x.method.handler(m, &b->bus->endpoint, &error);
 	if (sd_bus_error_is_set(&error))
 		broker_reply_sd_bus_error(m, &error);
 	else if (r < 0)
@@ -193,7 +193,11 @@ static int on_creds(sd_bus_message *m, void *userdata, sd_bus_error *ret_error)
 		error = ERROR_NULL;
 		return 0;
 	}
-	r = client_new(b, w->name, &creds, &w->name_slot, &c, &error);
+	r = client_new(b, w->name, &creds, &c, &error);
+	if (r >= 0 && !bus_client_of(c)) {
+		client_free(c);
+		r = -ENOMEM;
+	}
 	if (r < 0) {
 		if (!error_is_set(&error))
 			error_set_errnof(&error, r, "cannot serve a new client: %s", strerror(-r));
@@ -201,10 +205,11 @@ static int on_creds(sd_bus_message *m, void *userdata, sd_bus_error *ret_error)
 		error = ERROR_NULL;
 		return 0;
 	}
+	c->bus->name_slot = TAKE_PTR(w->name_slot); /* the client watches its name from now on */
 	/* The client answers from now on: run what it sent meanwhile, in order. */
 	n = w->n_held;
 	memcpy(held, w->held, n * sizeof(held[0]));
-	b->n_creds_held -= n;
+	b->bus->n_creds_held -= n;
 	w->n_held = 0;
 	wait_free(w, NULL);
 	log_debug("client %llu: %u calls held while the bus answered", (unsigned long long)c->id, n);
@@ -232,7 +237,7 @@ static int on_name_owner_changed(sd_bus_message *m, void *userdata, sd_bus_error
 	}
 	c = client_find_by_name(b, name);
 	if (c)
-		client_bus_name_gone(c);
+		bus_name_gone(c);
 	return 0;
 }
 
@@ -246,7 +251,7 @@ static int on_match_installed(sd_bus_message *m, void *userdata, sd_bus_error *r
 
 	if (!e)
 		return 0;
-	for (struct creds_wait *w = b->creds_waits; w; w = w->next)
+	for (struct creds_wait *w = b->bus->creds_waits; w; w = w->next)
 		if (w->name_slot == slot) {
 			log_warning("cannot watch %s on the bus (%s): its calls are refused", w->name, e->name);
 			error_setf(&error, DMABROKER_E_LIMIT_REACHED,
@@ -256,10 +261,10 @@ static int on_match_installed(sd_bus_message *m, void *userdata, sd_bus_error *r
 			return 0;
 		}
 	for (struct client *c = b->clients; c; c = c->next)
-		if (c->name_slot == slot) {
+		if (c->bus && c->bus->name_slot == slot) {
 			log_warning("cannot watch client %llu (%s) on the bus (%s): dropped", (unsigned long long)c->id,
 				    c->bus_name, e->name);
-			client_bus_name_gone(c);
+			bus_name_gone(c);
 			return 0;
 		}
 	return 0;
@@ -275,7 +280,7 @@ static int watch_name(struct broker *b, const char *name, sd_bus_slot **ret)
 			     "interface='org.freedesktop.DBus',member='NameOwnerChanged',arg0='%s'",
 			     name) >= sizeof(match))
 		return -ENAMETOOLONG;
-	return sd_bus_add_match_async(b->bus, ret, match, on_name_owner_changed, on_match_installed, b);
+	return sd_bus_add_match_async(b->bus->bus, ret, match, on_name_owner_changed, on_match_installed, b);
 }
 
 static int wait_new(struct broker *b, const char *name, struct creds_wait **ret, struct error *error)
@@ -283,10 +288,10 @@ static int wait_new(struct broker *b, const char *name, struct creds_wait **ret,
 	struct creds_wait *w;
 	int r;
 
-	if (b->n_clients + b->n_creds_waits >= b->config.max_clients)
+	if (b->n_clients + b->bus->n_creds_waits >= b->config.max_clients)
 		return error_setf(error, DMABROKER_E_LIMIT_REACHED,
 					 "the broker serves %u clients and %u new ones, the limit (max-clients)",
-					 b->n_clients, b->n_creds_waits);
+					 b->n_clients, b->bus->n_creds_waits);
 	w = calloc(1, sizeof(*w));
 	if (!w)
 		return -ENOMEM;
@@ -299,7 +304,7 @@ static int wait_new(struct broker *b, const char *name, struct creds_wait **ret,
 	/* the match first: the bus handles our two calls in order */
 	r = watch_name(b, name, &w->name_slot);
 	if (r >= 0)
-		r = sd_bus_call_method_async(b->bus, &w->call_slot, "org.freedesktop.DBus", "/org/freedesktop/DBus",
+		r = sd_bus_call_method_async(b->bus->bus, &w->call_slot, "org.freedesktop.DBus", "/org/freedesktop/DBus",
 					     "org.freedesktop.DBus", "GetConnectionCredentials", on_creds, w, "s",
 					     name);
 	if (r < 0) {
@@ -308,9 +313,9 @@ static int wait_new(struct broker *b, const char *name, struct creds_wait **ret,
 		free(w);
 		return error_set_errnof(error, r, "cannot ask the bus who the caller is: %s", strerror(-r));
 	}
-	w->next = b->creds_waits;
-	b->creds_waits = w;
-	b->n_creds_waits++;
+	w->next = b->bus->creds_waits;
+	b->bus->creds_waits = w;
+	b->bus->n_creds_waits++;
 	*ret = w;
 	return 0;
 }
@@ -341,10 +346,10 @@ static int on_message(sd_bus_message *m, void *userdata, sd_bus_error *error)
 		return sd_bus_error_setf(error, ERR_LIMIT_REACHED,
 					 "%u calls sent before the bus said who the caller is, the limit",
 					 CREDS_MAX_HELD);
-	if (b->n_creds_held >= CREDS_MAX_HELD_TOTAL)
+	if (b->bus->n_creds_held >= CREDS_MAX_HELD_TOTAL)
 		return sd_bus_error_setf(error, ERR_LIMIT_REACHED,
 					 "%u calls of new clients wait for the bus to say who they are, the limit",
-					 b->n_creds_held);
+					 b->bus->n_creds_held);
 	if (!w) {
 		struct error e = ERROR_NULL;
 
@@ -355,19 +360,19 @@ static int on_message(sd_bus_message *m, void *userdata, sd_bus_error *error)
 		}
 	}
 	w->held[w->n_held++] = sd_bus_message_ref(m);
-	b->n_creds_held++;
+	b->bus->n_creds_held++;
 	return 1;
 }
 
 int creds_attach(struct broker *b, sd_bus *bus)
 {
-	return sd_bus_add_filter(bus, &b->creds_filter, on_message, b);
+	return sd_bus_add_filter(bus, &b->bus->creds_filter, on_message, b);
 }
 
 void creds_finish(struct broker *b)
 {
 	/* a stopping daemon leaves the bus: the bus answers the held calls (NoReply) */
-	while (b->creds_waits)
-		wait_free(b->creds_waits, NULL);
-	b->creds_filter = sd_bus_slot_unref(b->creds_filter);
+	while (b->bus->creds_waits)
+		wait_free(b->bus->creds_waits, NULL);
+	b->bus->creds_filter = sd_bus_slot_unref(b->bus->creds_filter);
 }

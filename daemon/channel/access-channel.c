@@ -30,6 +30,7 @@
 enum { CHANNEL_BATCH = 64 };
 
 struct access_channel {
+	struct client_link link;        /* freed with its client */
 	struct client *client;
 	int fd;
 	sd_event_source *io;
@@ -38,12 +39,18 @@ struct access_channel {
 
 static const struct completion_ops channel_ops;
 
+static void channel_link_free(struct client_link *l)
+{
+	access_channel_close(((struct access_channel *)l)->client);
+}
+
 void access_channel_close(struct client *c)
 {
 	struct access_channel *ch = c->access_channel;
 
 	if (!ch)
 		return;
+	client_link_remove(c, &ch->link);
 	sd_event_source_disable_unref(ch->io);
 	safe_close(ch->fd);
 	fd_budget_uncharge(c->broker, 1); /* charged in access_channel_open() */
@@ -93,11 +100,10 @@ static void channel_error(struct client *c, uint32_t cookie, const struct error 
 
 	if (error_is_set(e)) {
 		w.error = e->errnum;
-		snprintf(w.name, sizeof(w.name), "%s", error_name(e) ? error_name(e) : SD_BUS_ERROR_FAILED);
+		w.code = e->code;
 		printable(e->message, w.message, sizeof(w.message)); /* cut between characters */
 	} else {
 		w.error = r < 0 ? -r : EIO;
-		snprintf(w.name, sizeof(w.name), "%s", SD_BUS_ERROR_FAILED);
 		snprintf(w.message, sizeof(w.message), "%s", strerror(w.error));
 	}
 	channel_send(c, &w, sizeof(w), -1);
@@ -312,7 +318,8 @@ int access_channel_open(struct client *c, int *ret_fd, struct error *error)
 		return error_set_errnof(error, r, "cannot watch the access channel: %s", strerror(-r));
 	}
 	c->access_channel = ch;
-	c->close_channel = access_channel_close;
+	ch->link.free = channel_link_free;
+	client_link_add(c, &ch->link);
 	*ret_fd = TAKE_FD(theirs);
 	return 0;
 }

@@ -27,7 +27,6 @@
 #include "transport.h"
 #include "dmabroker-protocol.h"
 
-#include <systemd/sd-bus.h>
 #include <systemd/sd-event.h>
 
 struct broker;

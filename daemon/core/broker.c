@@ -8,7 +8,6 @@
 #include <unistd.h>
 
 #include "broker.h"
-#include "bus.h"
 #include "pool.h"
 #include "errors.h"
 #include "log.h"
@@ -57,53 +56,11 @@ int broker_init(struct broker *b, sd_event *event, const struct config *c)
 	b->event = sd_event_ref(event);
 	b->config = *c;
 	b->uid = geteuid();
-	b->bus_endpoint.broker = b;
 	b->self.broker = b;
 	snprintf(b->self.comm, sizeof(b->self.comm), "dmabrokerd");
 	b->restored.broker = b;
 	snprintf(b->restored.comm, sizeof(b->restored.comm), "restored");
 	return backends_probe(&b->backends, c);
-}
-
-/*
- * The bus's share of the loop. sd-bus, attached to the loop, processes one
- * message per turn, while each direct connection and access channel gets a
- * batch (client.c, access-channel.c): all the bus clients share that one
- * message, so a few busy clients off the bus starved them (their calls timed
- * out in the soak under the test bed). After every turn that did something,
- * the bus gets its batch too.
- */
-enum { BUS_BATCH = 64 };
-
-static int on_bus_batch(sd_event_source *s, void *userdata)
-{
-	struct broker *b = userdata;
-	sd_bus *bus = b->bus;
-
-	(void)s;
-	for (unsigned n = 0; bus && n < BUS_BATCH && sd_bus_is_open(bus) > 0 && sd_bus_process(bus, NULL) > 0; n++)
-		;
-	return 0;
-}
-
-int broker_attach_bus(struct broker *b, sd_bus *bus)
-{
-	int r;
-
-	b->bus = sd_bus_ref(bus);
-	b->bus_endpoint.bus = bus;
-	b->events = &bus_events;
-	r = creds_attach(b, bus);
-	if (r < 0)
-		return r;
-	r = sd_bus_add_object_vtable(bus, &b->bus_endpoint.vtable_slot, DMABROKER_OBJECT_PATH, DMABROKER_INTERFACE,
-				     broker_vtable(), &b->bus_endpoint);
-	if (r < 0)
-		return r;
-	r = sd_bus_attach_event(bus, b->event, SD_EVENT_PRIORITY_NORMAL);
-	if (r < 0)
-		return r;
-	return sd_event_add_post(b->event, &b->bus_batch, on_bus_batch, b);
 }
 
 void broker_finish(struct broker *b)
@@ -114,7 +71,6 @@ void broker_finish(struct broker *b)
 	 * drops the store itself. Freeing below must not take them out.
 	 */
 	b->fd_store = false;
-	creds_finish(b);
 	b->workers = workers_free(b->workers); /* what is in flight is dropped */
 	while (b->clients)
 		client_free(b->clients);
@@ -128,11 +84,6 @@ void broker_finish(struct broker *b)
 	hashmap_clear(&b->grants);
 	hashmap_clear(&b->tokens);
 	backends_free(&b->backends);
-	b->bus_batch = sd_event_source_disable_unref(b->bus_batch);
-	sd_bus_slot_unref(b->bus_endpoint.vtable_slot);
-	if (b->bus)
-		sd_bus_flush_close_unref(b->bus);
 	sd_event_unref(b->event);
-	b->bus = NULL;
 	b->event = NULL;
 }

@@ -11,7 +11,6 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#include <systemd/sd-bus.h>
 #include <systemd/sd-event.h>
 
 #include "error.h"
@@ -31,17 +30,6 @@ struct client;
 struct buffer;
 struct migration;
 struct stream;
-
-/* What a vtable's userdata points to: the bus (client == NULL: look the
- * caller up by its unique name) or one client's direct connection. */
-struct endpoint {
-	struct broker *broker;
-	struct client *client;
-	sd_bus *bus;
-	sd_bus_slot *vtable_slot, *match_slot;
-	sd_event_source *io, *more;     /* a direct connection's socket; more queued to process (client.c) */
-	struct endpoint *next;          /* in client->directs */
-};
 
 struct hold {                           /* a client holds a buffer */
 	struct client *client;
@@ -108,20 +96,19 @@ struct client {
 	unsigned n_groups;
 	pid_t pid;
 	char comm[32];                  /* for logs and lists only, read at creation */
-	sd_bus_slot *name_slot;         /* watches bus_name leave (creds.c) */
 	struct hold *holds;
 	unsigned n_holds, n_tokens, n_directs, n_streams;
 	uint64_t bytes;                 /* size of every buffer it holds */
 	unsigned n_reserved;            /* allocations in flight, charged before they are taken (allocate.c) */
 	uint64_t bytes_reserved;
-	struct endpoint *directs;
+	struct client_link *links;      /* its transports' state: freed with it */
+	struct bus_client *bus;         /* the bus's (bus/), while it is reachable there */
 	struct grant *grants;
 	unsigned n_grants, n_pending;
 	struct kept_fence *fences;      /* release fences it handed over, still kept (access.c) */
 	unsigned n_fences;
 	unsigned n_pending_grants;      /* grants its waiting requests ask for: charged at queue time */
 	struct access_channel *access_channel; /* its access channel (channel/), or NULL */
-	void (*close_channel)(struct client *c); /* set by the channel: closes it when c goes */
 	uint32_t fence_timeouts;        /* its fences that missed their deadline */
 	uint32_t grant_timeouts;        /* its grants held past hold-timeout */
 	uint64_t created_usec;
@@ -131,10 +118,9 @@ struct client {
 struct broker {
 	sd_event *event;
 	const struct broker_events *events; /* how clients are told what happened (the bus's signals) */
-	sd_bus *bus;
+	struct bus_front *bus;          /* the D-Bus front end's state (bus/), or NULL */
 	struct config config;
 	struct backends backends;
-	struct endpoint bus_endpoint;
 	struct client *clients;
 	unsigned n_clients;
 	struct hashmap buffers;         /* id -> struct buffer */
@@ -152,19 +138,14 @@ struct broker {
 	struct notify *notify;          /* messages to the service manager (notify.c), or NULL */
 	sd_event_source *restore_timer; /* the end of restore-grace */
 	sd_event_source *trim_timer;    /* malloc_trim() soon (broker_trim_later) */
-	sd_event_source *bus_batch;     /* more of the bus's messages per turn of the loop (broker.c) */
 	struct pool_entry *pool, *pool_tail; /* freed buffers kept for reuse, newest first (pool.c) */
 	uint64_t pool_bytes;
 	unsigned pool_count;
 	uid_t uid;                      /* the daemon's own */
-	struct creds_wait *creds_waits; /* new bus peers whose credentials are asked (creds.c) */
-	unsigned n_creds_waits, n_creds_held;
-	sd_bus_slot *creds_filter;
 	struct workers *workers;        /* allocations and copies off the loop (worker.c); NULL: inline */
 };
 
 int broker_init(struct broker *b, sd_event *event, const struct config *c);
-int broker_attach_bus(struct broker *b, sd_bus *bus);
 void broker_finish(struct broker *b);
 uint64_t now_usec(void);
 void broker_trim_later(struct broker *b);
@@ -179,14 +160,11 @@ struct client_creds {
 	gid_t groups[32];
 	unsigned n_groups;
 };
-/* A client for bus peer bus_name; takes name_slot (its NameOwnerChanged match) over on success. */
-int client_new(struct broker *b, const char *bus_name, const struct client_creds *creds, sd_bus_slot **name_slot,
-	       struct client **ret, struct error *error);
-/* bus_name left the bus: c lives on through its direct connections, or is freed. */
-void client_bus_name_gone(struct client *c);
+/* A client for bus peer bus_name, with the credentials the bus vouched for. */
+int client_new(struct broker *b, const char *bus_name, const struct client_creds *creds, struct client **ret,
+	       struct error *error);
 void client_free(struct client *c);
 bool client_is_admin(const struct client *c);
-int client_open_direct(struct client *c, int *ret_fd, struct error *error);
 /* allocate.c: Allocate, for every transport. */
 struct alloc_args {
 	uint32_t width, height, fourcc, usage;

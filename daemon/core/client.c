@@ -1,10 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Clients: one per bus peer (by unique name), created on its first call,
- * with the credentials the bus vouches for. A client may also open direct
- * peer-to-peer connections (OpenDirect) that act as it. It lives while its
- * bus name or any of its direct connections does; then everything it holds
- * is released.
+ * with the credentials the bus vouches for. Its transports (the bus, its
+ * direct connections, its access channel) keep their own state on it
+ * (client_link) and decide when it goes; then everything it holds is
+ * released.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -16,7 +16,6 @@
 #include <unistd.h>
 
 #include "broker.h"
-#include "bus.h"
 #include "cleanup.h"
 #include "error.h"
 #include "log.h"
@@ -37,109 +36,19 @@ bool client_is_admin(const struct client *c)
 	return c->uid == 0 || c->uid == c->broker->uid;
 }
 
-static void endpoint_free(struct endpoint *e)
+void client_link_add(struct client *c, struct client_link *l)
 {
-	fd_budget_uncharge(e->broker, 1); /* its socket, charged in client_open_direct() */
-	sd_bus_slot_unref(e->vtable_slot);
-	sd_bus_slot_unref(e->match_slot);
-	sd_event_source_disable_unref(e->io);
-	sd_event_source_disable_unref(e->more);
-	/* close, not flush_close: flushing waits for a peer that may never read */
-	sd_bus_close_unref(e->bus);
-	free(e);
+	l->next = c->links;
+	c->links = l;
 }
 
-/*
- * A direct connection is driven by the daemon's own io source instead of
- * sd_bus_attach_event(): on each wakeup every message that is there is
- * processed (up to a bound, then the rest on the next loop iteration), and
- * nothing else. sd-bus's own integration processes one message per
- * dispatch and re-arms a timer in between, which cost four extra syscalls
- * per message on the per-frame path (docs/BENCHMARKS.md).
- */
-enum { DIRECT_BATCH = 64 };
-
-/*
- * What the daemon may owe a direct connection's peer: what the socket holds
- * unread (its send buffer is set to DIRECT_MAX_UNREAD: the kernel keeps the
- * rest back) and, once the socket is full, DIRECT_MAX_QUEUED more messages
- * in sd-bus's write queue, whose fds the daemon holds. A peer that lets more
- * pile up does not read its replies (a pipeline of calls it never reads
- * made the daemon queue replies and their fds without end): it is
- * disconnected, and its client goes as if it had left.
- */
-enum { DIRECT_MAX_UNREAD = 64 * 1024, DIRECT_MAX_QUEUED = 64 };
-
-/* If e's peer is past the bound, drops its client (e and all); true then. */
-static bool direct_drop_if_not_reading(struct endpoint *e)
+void client_link_remove(struct client *c, struct client_link *l)
 {
-	struct client *c = e->client;
-	uint64_t queued = 0;
-
-	if (sd_bus_get_n_queued_write(e->bus, &queued) < 0 || queued <= DIRECT_MAX_QUEUED)
-		return false;
-	log_warning("dropping client %llu (pid %d, %s): it does not read its direct connection "
-		    "(%llu messages queued past a full socket, the limit is %u)", (unsigned long long)c->id,
-		    (int)c->pid, c->comm, (unsigned long long)queued, (unsigned)DIRECT_MAX_QUEUED);
-	client_free(c);
-	return true;
-}
-
-static int on_direct_io(sd_event_source *s, int fd, uint32_t revents, void *userdata)
-{
-	struct endpoint *e = userdata;
-	sd_bus *bus = sd_bus_ref(e->bus);
-	unsigned n = 0;
-
-	/*
-	 * Disconnected frees e from inside sd_bus_process (and so does a
-	 * handler that drops the client): e lives while bus is open.
-	 */
-	while (n++ < DIRECT_BATCH && sd_bus_process(bus, NULL) > 0)
-		if (sd_bus_is_open(bus) <= 0 || direct_drop_if_not_reading(e))
-			goto out;
-	if (n > DIRECT_BATCH && sd_bus_is_open(bus) > 0)
-		sd_event_source_set_enabled(e->more, SD_EVENT_ONESHOT);
-out:
-	sd_bus_unref(bus);
-	return 0;
-}
-
-static int on_direct_more(sd_event_source *s, void *userdata)
-{
-	return on_direct_io(s, -1, 0, userdata);
-}
-
-/* Before the loop sleeps: wait for what sd-bus needs (POLLOUT with a write queue). */
-static int on_direct_prepare(sd_event_source *s, void *userdata)
-{
-	struct endpoint *e = userdata;
-	uint64_t t;
-	int events;
-
-	/* signals (frames, moves) are queued outside on_direct_io: bound them here */
-	if (direct_drop_if_not_reading(e))
-		return 0;
-	events = sd_bus_get_events(e->bus);
-	if (events < 0) /* closed: the Disconnected message is still to be processed */
-		events = EPOLLIN;
-	sd_event_source_set_io_events(e->io, (uint32_t)events);
-	if (sd_bus_get_timeout(e->bus, &t) > 0 && t == 0)
-		sd_event_source_set_enabled(e->more, SD_EVENT_ONESHOT); /* read but not yet dispatched */
-	return 0;
-}
-
-static int direct_attach(struct endpoint *e)
-{
-	struct broker *b = e->broker;
-	int r = sd_event_add_io(b->event, &e->io, sd_bus_get_fd(e->bus), EPOLLIN, on_direct_io, e);
-	if (r >= 0)
-		r = sd_event_source_set_prepare(e->io, on_direct_prepare);
-	if (r >= 0)
-		r = sd_event_add_defer(b->event, &e->more, on_direct_more, e);
-	if (r >= 0)
-		r = sd_event_source_set_enabled(e->more, SD_EVENT_OFF);
-	return r;
+	for (struct client_link **p = &c->links; *p; p = &(*p)->next)
+		if (*p == l) {
+			*p = l->next;
+			break;
+		}
 }
 
 void client_free(struct client *c)
@@ -148,39 +57,27 @@ void client_free(struct client *c)
 
 	log_debug("client %llu (%s, pid %d) gone: releasing %u buffers",
 		  (unsigned long long)c->id, c->bus_name ? c->bus_name : "off the bus", (int)c->pid, c->n_holds);
-	if (c->close_channel)
-		c->close_channel(c); /* the access channel is its transport's (channel/) */
+	/* its transports first: nothing reaches it any more (its channel's queued BEGINs go too) */
+	while (c->links) {
+		struct client_link *l = c->links;
+		c->links = l->next;
+		l->free(l);
+	}
 	access_drop_client(c);
 	access_forget_fences(c);
 	stream_drop_client(b, c);
 	tokens_drop_for_client(b, c);
 	while (c->holds)
 		buffer_release(c->holds);
-	while (c->directs) {
-		struct endpoint *e = c->directs;
-		c->directs = e->next;
-		endpoint_free(e);
-	}
 	for (struct client **p = &b->clients; *p; p = &(*p)->next)
 		if (*p == c) {
 			*p = c->next;
 			break;
 		}
 	b->n_clients--;
-	sd_bus_slot_unref(c->name_slot);
 	free(c->bus_name);
 	free(c);
 	broker_trim_later(b);
-}
-
-void client_bus_name_gone(struct client *c)
-{
-	free(c->bus_name);
-	c->bus_name = NULL;
-	/* sd-bus holds a reference on the match slot while it calls its callback */
-	c->name_slot = sd_bus_slot_unref(c->name_slot);
-	if (!c->directs)
-		client_free(c); /* else it lives on through its direct connections */
 }
 
 /* For logs and lists only: never for a decision (the pid may be reused by now). */
@@ -202,8 +99,8 @@ static void read_comm(pid_t pid, char *buf, size_t size)
 	buf[strcspn(buf, "\n")] = 0;
 }
 
-int client_new(struct broker *b, const char *bus_name, const struct client_creds *creds, sd_bus_slot **name_slot,
-	       struct client **ret, struct error *error)
+int client_new(struct broker *b, const char *bus_name, const struct client_creds *creds, struct client **ret,
+	       struct error *error)
 {
 	_cleanup_free_ struct client *c = NULL;
 	int r;
@@ -232,7 +129,6 @@ int client_new(struct broker *b, const char *bus_name, const struct client_creds
 		read_comm(c->pid, comm, sizeof(comm));
 		printable(comm, c->comm, sizeof(c->comm));
 	}
-	c->name_slot = TAKE_PTR(*name_slot);
 	c->id = ++b->next_client_id;
 	c->created_usec = now_usec();
 	c->next = b->clients;
@@ -241,94 +137,5 @@ int client_new(struct broker *b, const char *bus_name, const struct client_creds
 	log_debug("client %llu: %s uid %u pid %d (%s), %u groups", (unsigned long long)c->id, c->bus_name,
 		  (unsigned)c->uid, (int)c->pid, c->comm, c->n_groups);
 	*ret = TAKE_PTR(c);
-	return 0;
-}
-
-static int on_direct_disconnected(sd_bus_message *m, void *userdata, sd_bus_error *error)
-{
-	struct endpoint *e = userdata;
-	struct client *c = e->client;
-
-	for (struct endpoint **p = &c->directs; *p; p = &(*p)->next)
-		if (*p == e) {
-			*p = e->next;
-			break;
-		}
-	c->n_directs--;
-	endpoint_free(e); /* safe here: sd-bus holds its own reference while it dispatches */
-	if (!c->bus_name && !c->directs)
-		client_free(c);
-	return 0;
-}
-
-int client_open_direct(struct client *c, int *ret_fd, struct error *error)
-{
-	struct broker *b = c->broker;
-	_cleanup_close_ int mine = -1, theirs = -1;
-	struct endpoint *e;
-	sd_id128_t id;
-	int fds[2], r;
-
-	if (c->n_directs >= b->config.max_direct_per_client)
-		return error_setf(error, DMABROKER_E_LIMIT_REACHED,
-					 "client has %u direct connections, the limit (max-direct-connections-per-client)",
-					 c->n_directs);
-	r = fd_budget_charge(b, 1, error); /* our end of the socket; endpoint_free() gives it back */
-	if (r < 0)
-		return r;
-	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, fds) < 0) {
-		r = -errno;
-		fd_budget_uncharge(b, 1);
-		return r;
-	}
-	mine = fds[0];
-	theirs = fds[1];
-	e = calloc(1, sizeof(*e));
-	if (!e) {
-		fd_budget_uncharge(b, 1);
-		return -ENOMEM;
-	}
-	e->broker = b;
-	e->client = c;
-	r = sd_bus_new(&e->bus);
-	if (r >= 0)
-		r = sd_bus_set_fd(e->bus, mine, mine);
-	if (r >= 0) {
-		mine = -1; /* the bus owns it now */
-		sd_id128_randomize(&id);
-		r = sd_bus_set_server(e->bus, 1, id);
-	}
-	/* The peer was authenticated by the bus already: the socket came to it
-	 * in a reply to its own call. */
-	if (r >= 0)
-		r = sd_bus_set_anonymous(e->bus, 1);
-	if (r >= 0)
-		r = sd_bus_negotiate_fds(e->bus, 1);
-	if (r >= 0)
-		r = sd_bus_add_object_vtable(e->bus, &e->vtable_slot, DMABROKER_OBJECT_PATH, DMABROKER_INTERFACE,
-					     broker_vtable(), e);
-	if (r >= 0)
-		r = sd_bus_match_signal(e->bus, &e->match_slot, NULL, "/org/freedesktop/DBus/Local",
-					"org.freedesktop.DBus.Local", "Disconnected", on_direct_disconnected, e);
-	if (r >= 0)
-		r = sd_bus_start(e->bus);
-	/*
-	 * After sd_bus_start(), which raises it to megabytes: at most
-	 * DIRECT_MAX_UNREAD bytes wait unread in the socket (the kernel
-	 * doubles what is set).
-	 */
-	if (r >= 0 && setsockopt(sd_bus_get_fd(e->bus), SOL_SOCKET, SO_SNDBUF, &(int){ DIRECT_MAX_UNREAD / 2 },
-				 sizeof(int)) < 0)
-		r = -errno;
-	if (r >= 0)
-		r = direct_attach(e);
-	if (r < 0) {
-		endpoint_free(e);
-		return error_set_errnof(error, r, "cannot set up the direct connection: %s", strerror(-r));
-	}
-	e->next = c->directs;
-	c->directs = e;
-	c->n_directs++;
-	*ret_fd = TAKE_FD(theirs);
 	return 0;
 }

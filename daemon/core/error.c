@@ -6,7 +6,7 @@
 
 #include "error.h"
 
-/* Like sd_bus_error_set*(): an error already set is kept (the first cause wins). */
+/* An error already set is kept (the first cause wins), as with sd-bus errors. */
 static int set(struct error *e, int code, int errnum, const char *message)
 {
 	if (errnum < 0)

@@ -6,7 +6,6 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#include <systemd/sd-bus.h>
 
 #include "error.h"
 #include "format.h"

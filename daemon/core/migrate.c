@@ -27,7 +27,6 @@
 #include <xf86drm.h>
 
 #include "broker.h"
-#include "bus.h"
 #include "cleanup.h"
 #include "error.h"
 #include "fence.h"

@@ -11,7 +11,6 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#include <systemd/sd-bus.h>
 
 #include "error.h"
 

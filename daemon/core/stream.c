@@ -55,7 +55,6 @@
 
 #include "allocate.h"
 #include "broker.h"
-#include "bus.h"
 #include "cleanup.h"
 #include "error.h"
 #include "fence.h"

@@ -87,6 +87,18 @@ struct broker_events {
 	int (*stream_ended)(struct client *to, uint64_t stream, const char *reason);
 };
 
+/*
+ * A transport's own state on a client (the bus's name watch and direct
+ * connections, the access channel): the client keeps a list of them and
+ * frees each when it goes (client_free()).
+ */
+struct client_link {
+	void (*free)(struct client_link *l);
+	struct client_link *next;
+};
+void client_link_add(struct client *c, struct client_link *l);
+void client_link_remove(struct client *c, struct client_link *l);
+
 /* Calls event `ev` of broker b's transport, -ENOTCONN when there is none. */
 #define broker_emit(b, ev, ...) \
 	((b)->events && (b)->events->ev ? (b)->events->ev(__VA_ARGS__) : -ENOTCONN)

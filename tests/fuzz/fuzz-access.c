@@ -405,11 +405,11 @@ static void read_answers(struct side *s)
 			break;
 		case ACCESS_WIRE_ERROR:
 			check((size_t)n == sizeof(a.reply) && fd < 0);
-			check(memchr(a.reply.name, 0, sizeof(a.reply.name)) && memchr(a.reply.message, 0,
-										       sizeof(a.reply.message)));
+			check(memchr(a.reply.message, 0, sizeof(a.reply.message)));
 			check(a.reply.error > 0);
 			/* bad input gets a named error */
-			check(strncmp(a.reply.name, "org.dmabroker.Error.", 20) == 0);
+			check(dmabroker_error_code_name(a.reply.code) != NULL);
+			check(a.reply.error == dmabroker_error_code_errno(a.reply.code));
 			n_errors++;
 			break;
 		default:

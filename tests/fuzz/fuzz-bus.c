@@ -316,6 +316,7 @@ static void setup(void)
 	if (!getenv("FUZZ_BUS_LOG"))
 		log_set_level(LOG_CRIT);
 	check(sd_event_new(&event) >= 0 && broker_init(&broker, event, &cfg) >= 0);
+	broker.events = &bus_events; /* signals go out on the clients' direct connections */
 	{
 		int pair[2];
 		check(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, pair) == 0);
@@ -426,7 +427,7 @@ static uint64_t check_client(struct client *c, bool is_client)
 		fences++;
 	}
 	check(fences == c->n_fences);
-	for (struct endpoint *e = c->directs; e; e = e->next) {
+	for (struct endpoint *e = c->bus ? c->bus->directs : NULL; e; e = e->next) {
 		check(e->client == c && e->broker == &broker);
 		directs++;
 	}
@@ -550,7 +551,7 @@ static void arrive(unsigned k)
 	int fd = -1;
 
 	client_ids[k] = c->id;
-	check(client_open_direct(c, &fd, &e) >= 0);
+	check(bus_open_direct(c, &fd, &e) >= 0);
 	check(sd_bus_new(&client_bus[k]) >= 0 && sd_bus_set_fd(client_bus[k], fd, fd) >= 0 &&
 	      sd_bus_set_anonymous(client_bus[k], 1) >= 0 && sd_bus_negotiate_fds(client_bus[k], 1) >= 0 &&
 	      sd_bus_start(client_bus[k]) >= 0);

@@ -39,6 +39,7 @@
 #include "drm-find.h"
 #include "uapi-extra.h"
 #include "access-wire.h"
+#include "errors.h"
 
 TAP_DEFINE;
 
@@ -346,14 +347,14 @@ static bool step_access_channel(void)
 	sd_bus_error_free(&e);
 	CHECK(wire_request(ch, ACCESS_WIRE_BEGIN, 7, dmabroker_buffer_get_id(buf), W) == 0);
 	CHECK(wire_answer(ch, &ans) == (ssize_t)sizeof(ans));
-	tap_diag("BEGIN on another's buffer, by hand: %s: %s", ans.name, ans.message);
+	tap_diag("BEGIN on another's buffer, by hand: %s: %s", dmabroker_error_code_name(ans.code), ans.message);
 	CHECK(ans.op == ACCESS_WIRE_ERROR && ans.cookie == 7 && ans.error == EPERM &&
-	      strcmp(ans.name, "org.dmabroker.Error.NotPermitted") == 0);
+	      ans.code == DMABROKER_E_NOT_PERMITTED);
 	CHECK(wire_request(ch, ACCESS_WIRE_END, 0, 0xdeadbeef, 0) == 0); /* logged; no answer */
 	CHECK(wire_request(ch, ACCESS_WIRE_RELEASE, 0, dmabroker_buffer_get_id(buf), 0) == 0); /* not its own: logged */
 	CHECK(wire_request(ch, ACCESS_WIRE_BEGIN, 8, 0xdeadbeef, R) == 0);
 	CHECK(wire_answer(ch, &ans) == (ssize_t)sizeof(ans));
-	CHECK(ans.op == ACCESS_WIRE_ERROR && ans.cookie == 8 && strcmp(ans.name, "org.dmabroker.Error.UnknownBuffer") == 0);
+	CHECK(ans.op == ACCESS_WIRE_ERROR && ans.cookie == 8 && ans.code == DMABROKER_E_UNKNOWN_BUFFER);
 	CHECK(send(ch, "bad", 3, MSG_NOSIGNAL) == 3);
 	CHECK(wire_answer(ch, &ans) == 0); /* the daemon closed the channel */
 	close(ch);

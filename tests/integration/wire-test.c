@@ -30,6 +30,7 @@
 #include <systemd/sd-bus.h>
 
 #include "access-wire.h"
+#include "errors.h"
 #include "tap.h"
 #include "broker-util.h"
 
@@ -38,7 +39,6 @@ TAP_DEFINE;
 #define BUS_NAME "org.dmabroker.Broker1"
 #define PATH "/org/dmabroker/Broker1"
 #define IFACE "org.dmabroker.Broker1"
-#define ERR(n) "org.dmabroker.Error." n
 #define CPU_RW (DMABROKER_USAGE_CPU_READ_FLAG | DMABROKER_USAGE_CPU_WRITE_FLAG)
 #define R DMABROKER_ACCESS_READ
 #define W DMABROKER_ACCESS_WRITE
@@ -375,15 +375,15 @@ static bool step_bad_allocate(void)
 	a.flags = 2;
 	CHECK(send_with_fd(ch, &a, sizeof(a), -1) == 0);
 	CHECK(answer(ch, &ans, sizeof(ans)) == sizeof(ans.reply));
-	tap_diag("flags 2: %s: %s", ans.reply.name, ans.reply.message);
+	tap_diag("flags 2: %d: %s", ans.reply.code, ans.reply.message);
 	CHECK(ans.reply.op == ACCESS_WIRE_ERROR && ans.reply.cookie == 10 && ans.reply.error == EINVAL &&
-	      strcmp(ans.reply.name, ERR("InvalidArgument")) == 0 && strstr(ans.reply.message, "flags 0x2"));
+	      ans.reply.code == DMABROKER_E_INVALID_ARGUMENT && strstr(ans.reply.message, "flags 0x2"));
 	a.cookie = 11;
 	a.flags = 0;
 	a.n_modifiers = ACCESS_WIRE_MAX_MODIFIERS + 1;
 	CHECK(send_with_fd(ch, &a, sizeof(a), -1) == 0);
 	CHECK(answer(ch, &ans, sizeof(ans)) == sizeof(ans.reply));
-	tap_diag("17 modifiers: %s: %s", ans.reply.name, ans.reply.message);
+	tap_diag("17 modifiers: %d: %s", ans.reply.code, ans.reply.message);
 	CHECK(ans.reply.op == ACCESS_WIRE_ERROR && ans.reply.cookie == 11 && ans.reply.error == EINVAL &&
 	      strstr(ans.reply.message, "17 modifiers (at most 16)"));
 	/* a modifier nobody allocates */
@@ -393,7 +393,7 @@ static bool step_bad_allocate(void)
 	CHECK(send_with_fd(ch, &a, sizeof(a), -1) == 0);
 	CHECK(answer(ch, &ans, sizeof(ans)) == sizeof(ans.reply));
 	CHECK(ans.reply.op == ACCESS_WIRE_ERROR && ans.reply.cookie == 12 &&
-	      strcmp(ans.reply.name, ERR("UnsupportedModifier")) == 0);
+	      ans.reply.code == DMABROKER_E_UNSUPPORTED_MODIFIER);
 	/* a one-way END of an unknown grant, with a fence: refused in the log, the fence not kept */
 	CHECK(send_with_fd(ch, &end, sizeof(end), fd) == 0);
 	/* the channel is still open: a good ALLOCATE is answered with its buffer, which RELEASE gives back */
