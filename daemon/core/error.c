@@ -6,7 +6,7 @@
 
 #include "error.h"
 
-/* An error already set is kept (the first cause wins), as with sd-bus errors. */
+/* An error already set is kept: the first cause wins. */
 static int set(struct error *e, int code, int errnum, const char *message)
 {
 	if (errnum < 0)
