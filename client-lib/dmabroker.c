@@ -149,7 +149,7 @@ EXPORT int dmabroker_connect_address(const char *address, struct dmabroker **ret
 }
 
 /*
- * The access channel (common/access-wire.h): BeginAccess, the one-way
+ * The access channel (protocol/access-wire.h): BeginAccess, the one-way
  * EndAccess, Allocate and the one-way Release in binary, one message each
  * way, for the per-frame path. Opened with the direct connection; without
  * it the calls go on D-Bus.

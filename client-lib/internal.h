@@ -22,7 +22,7 @@ struct dmabroker {
 	sd_event *event;             /* ours, or the caller's after attach_event */
 	sd_bus *bus;
 	sd_bus *direct;              /* NULL until dmabroker_open_direct() */
-	int access_channel;          /* opened with direct (common/access-wire.h), or -1 */
+	int access_channel;          /* opened with direct (protocol/access-wire.h), or -1 */
 	uint32_t access_cookie;      /* the last BEGIN's */
 	/* dmabroker_get_channel_stats(): the per-frame calls on each path, and the channel's failures */
 	uint64_t channel_calls, dbus_calls;

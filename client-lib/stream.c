@@ -4,7 +4,7 @@
  * frames queue here as they arrive; dequeue/acquire take from that queue
  * without a round trip, queue/release are one-way messages.
  *
- * FIFO streams are peer to peer (common/stream-wire.h): frames go from the
+ * FIFO streams are peer to peer (protocol/stream-wire.h): frames go from the
  * producer straight to each consumer on a channel the daemon set up, and
  * releases straight back. So the books the daemon keeps for a mailbox
  * stream are kept here, with the same module (common/stream-books.h):

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The D-Bus front end: org.dmabroker.Broker1 on the bus and on every direct
- * connection (bus-api.c), and who a new bus peer is (creds.c). It decodes a
+ * connection (bus-interface.c and the methods by area), and who a new bus peer is (creds.c). It decodes a
  * call, calls the core, and encodes the answer; the core's errors
  * (core/error.h) become D-Bus errors here.
  */

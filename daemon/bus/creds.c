@@ -105,7 +105,7 @@ static void dispatch(struct broker *b, sd_bus_message *m)
 					   v->x.method.signature);
 		return;
 	}
-	/* the handler answers its own errors (bus-api.c); this is in case sd-bus would have */
+	/* the handler answers its own errors (bus-interface.c); this is in case sd-bus would have */
 	r = v->x.method.handler(m, &b->bus->endpoint, &error);
 	if (sd_bus_error_is_set(&error))
 		broker_reply_sd_bus_error(m, &error);

@@ -1,9 +1,12 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The broker's state: clients (client.c), buffers with their holds,
- * attachments and sharing tokens (buffer.c, token.c), and the endpoints
- * they are reached through: the bus and direct peer-to-peer connections
- * (client.c). bus-api.c turns D-Bus calls into these operations.
+ * The broker's state, the core's: clients (client.c), buffers with their
+ * holds, attachments and sharing tokens (buffer.c, token.c), and the
+ * operations on them (allocate.c, import.c, access.c, migrate.c, stream.c,
+ * fdstore.c, pool.c, quota.c). The core knows no transport: the D-Bus
+ * front end (bus/) and the access channel (channel/) decode calls, call
+ * these, and encode the answers; what the core answers later goes through
+ * core/transport.h.
  */
 #pragma once
 

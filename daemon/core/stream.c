@@ -13,7 +13,7 @@
  *
  * FIFO streams: frames do not pass through the daemon at all. At
  * negotiation it gives the producer and each consumer the two ends of a
- * peer channel (common/stream-wire.h), and frames and releases go from one
+ * peer channel (protocol/stream-wire.h), and frames and releases go from one
  * to the other in one hop, fences included; the libraries keep the books
  * the daemon keeps for mailbox streams below (one module for both:
  * common/stream-books.h), and import the fences into the dma-buf. The

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Streams: a set of buffers cycled between one producer and consumers
- * (stream.c). The bus-facing half is in bus-api.c; this is the state.
+ * (stream.c). The D-Bus front end (bus/bus-streams.c) decodes and encodes the calls; this is the state.
  */
 #pragma once
 

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * libFuzzer target: the access channel (common/access-wire.h), the bytes a
+ * libFuzzer target: the access channel (protocol/access-wire.h), the bytes a
  * client sends the daemon there. Two clients of a broker with the shm
  * backend each open their channel (access_channel_open: the client's end is
  * a SOCK_SEQPACKET socket, as the library gets it); each input is a short

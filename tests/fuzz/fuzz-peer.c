@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * libFuzzer target: the peer channel of a FIFO stream (common/stream-wire.h),
+ * libFuzzer target: the peer channel of a FIFO stream (protocol/stream-wire.h),
  * the bytes the other party sends that libdmabroker parses (peer_recv,
  * on_frame, on_release in client-lib/stream.c). The target is built from
  * the library's sources and includes stream.c, so that it reaches its

@@ -132,7 +132,7 @@ peer = {
 }
 
 # ---- fuzz-bus: a call is a byte (the method, by its place in the daemon's
-# vtable, bus-api.c, plus 25 for client B), its arguments as append_value()
+# vtable, bus-interface.c, plus 25 for client B), its arguments as append_value()
 # reads them, then a byte whose low 3 bits are 0 for a call that wants no
 # reply; the byte 250 (251) instead: client A (B) leaves. Seeds that get
 # past the argument checks, so that the books hold grants, tokens,

@@ -1073,7 +1073,7 @@ static int fds_now(uint64_t id)
 }
 
 /*
- * What the daemon keeps per buffer (daemon/access.c): one kept_fence per
+ * What the daemon keeps per buffer (daemon/core/access.c): one kept_fence per
  * pending release fence handed over, its fd owned by its io source (one
  * fd each, one epoll watch each; `fences` in ListBuffers counts them), and
  * two merged caches for the next acquire fence: acc_all (every kept fence,

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * errors-test: the D-Bus error paths of daemon/bus-api.c that nothing else
+ * errors-test: the D-Bus error paths of daemon/bus/ that nothing else
  * reaches, each with its named error, and each leaving the daemon's fds
  * and buffers as they were (tests/common/broker-util.h baselines).
  *

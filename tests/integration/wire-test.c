@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * wire-test: the access channel (common/access-wire.h, daemon/access-channel.c).
+ * wire-test: the access channel (protocol/access-wire.h, daemon/channel/access-channel.c).
  *
  * usage: wire-test (under tests/common/with-daemon.py)
  *

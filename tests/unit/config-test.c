@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* Unit tests of daemon/config.c: every key, and each error with its line. */
+/* Unit tests of daemon/service/config.c: every key, and each error with its line. */
 #include <errno.h>
 #include <stdlib.h>
 #include <syslog.h>

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Unit tests of daemon/fdstore.c's names, without a service manager: the
+ * Unit tests of daemon/core/fdstore.c's names, without a service manager: the
  * round trip of every field, the holders' uids and the never-pool mark; the
  * first format read conservatively; strict refusal of malformed names; the
  * uids that do not fit in systemd's 255 characters left out; and a restore

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* Unit tests of daemon/format.c: layouts of every format, overflow safety,
+/* Unit tests of common/format.c: layouts of every format, overflow safety,
  * and the validation of client-described planes. */
 #include <errno.h>
 #include <stdint.h>

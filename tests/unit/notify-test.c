@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Unit tests of daemon/notify.c: messages to a service manager that does
+ * Unit tests of daemon/service/notify.c: messages to a service manager that does
  * not read its notify socket never block; they wait, in order, with their
  * fds, and go out from the event loop once it reads; a full queue refuses
  * more without leaking; the exit flush is bounded; no NOTIFY_SOCKET, and

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Unit tests of broker_reply_error() (daemon/bus/bus-api.c), the one place
+ * Unit tests of broker_reply_error() (daemon/bus/bus-interface.c), the one place
  * the daemon's error replies are sent from: over a socketpair, a call whose
  * core error (core/error.h) quotes a string cut inside a character (which
  * sd-bus refuses to send: the call went unanswered) is answered with its

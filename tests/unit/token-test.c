@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* Unit tests of daemon/token.c, without a bus: randomness and format,
+/* Unit tests of daemon/core/token.c, without a bus: randomness and format,
  * single use, expiry, revocation by the creator only, the per-client quota,
  * and tokens dying with their buffer. */
 #include <errno.h>

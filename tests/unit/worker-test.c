@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Unit tests of daemon/worker.c: jobs run off the loop's thread and are
+ * Unit tests of daemon/core/worker.c: jobs run off the loop's thread and are
  * completed on it, all of them, once each; the loop keeps running while a
  * job is busy; what is queued when the workers stop is completed as
  * cancelled; without workers a job runs at once.
