@@ -199,12 +199,8 @@ int broker_allocate(struct client *c, const struct alloc_args *a, allocation_don
 	bool linear_ok;
 	char why[256];
 	unsigned n;
-	int r = buffer_check_dimensions(b, a->width, a->height, error);
+	int r = buffer_check_image(b, a->width, a->height, a->fourcc, a->usage, &f, error);
 
-	if (r >= 0)
-		r = buffer_check_format(a->fourcc, &f, error);
-	if (r >= 0)
-		r = buffer_check_usage(a->usage, error);
 	if (r < 0)
 		return r;
 	if (a->n_mods > MAX_MODIFIERS)

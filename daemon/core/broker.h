@@ -204,6 +204,9 @@ int client_held_buffer(struct client *c, uint64_t id, struct buffer **ret_buffer
 int buffer_check_format(uint32_t fourcc, const struct format_info **ret, struct error *error);
 int buffer_check_usage(uint32_t usage, struct error *error);
 int buffer_check_dimensions(struct broker *b, uint32_t w, uint32_t h, struct error *error);
+/* All three, in that order. */
+int buffer_check_image(struct broker *b, uint32_t width, uint32_t height, uint32_t fourcc, uint32_t usage,
+		       const struct format_info **ret, struct error *error);
 struct buffer *buffer_find(struct broker *b, uint64_t id);
 struct hold *buffer_held_by(struct buffer *buf, struct client *c);
 int buffer_register(struct broker *b, struct client *owner, int fd, struct buffer **ret, struct error *error);

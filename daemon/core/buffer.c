@@ -321,3 +321,15 @@ int client_release_buffer(struct client *c, uint64_t id, struct error *error)
 	buffer_release(h);
 	return 0;
 }
+
+int buffer_check_image(struct broker *b, uint32_t width, uint32_t height, uint32_t fourcc, uint32_t usage,
+		       const struct format_info **ret, struct error *error)
+{
+	int r = buffer_check_dimensions(b, width, height, error);
+
+	if (r >= 0)
+		r = buffer_check_format(fourcc, ret, error);
+	if (r >= 0)
+		r = buffer_check_usage(usage, error);
+	return r;
+}

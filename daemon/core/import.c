@@ -47,11 +47,7 @@ int broker_import(struct client *c, const struct import_args *a, struct buffer *
 
 	if (fstatfs(a->fd, &sfs) < 0 || sfs.f_type != DMA_BUF_FS_MAGIC)
 		return error_setf(error, DMABROKER_E_NOT_A_DMABUF, "the fd is %s, not a dma-buf", fd_kind(a->fd));
-	r = buffer_check_dimensions(b, a->width, a->height, error);
-	if (r >= 0)
-		r = buffer_check_format(a->fourcc, &f, error);
-	if (r >= 0)
-		r = buffer_check_usage(a->usage, error);
+	r = buffer_check_image(b, a->width, a->height, a->fourcc, a->usage, &f, error);
 	if (r < 0)
 		return r;
 	if (a->modifier != DRM_FORMAT_MOD_LINEAR)
