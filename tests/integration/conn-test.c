@@ -38,9 +38,6 @@
 
 TAP_DEFINE;
 
-#define BUS_NAME "org.dmabroker.Broker1"
-#define PATH "/org/dmabroker/Broker1"
-#define IFACE "org.dmabroker.Broker1"
 #define MAX_FDS 64 /* conn.conf */
 #define RAW_SERIAL 1000000u
 

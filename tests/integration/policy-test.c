@@ -130,34 +130,16 @@ struct shared {
  */
 static int list_buffer_ids(sd_bus *bus, uint64_t *ids, int max)
 {
-	sd_bus_message *reply = NULL;
-	sd_bus_error e = SD_BUS_ERROR_NULL;
-	int r, n = 0;
+	struct listed_buffers l;
+	struct listed_buffer e;
+	int r = listed_buffers_begin(&l, bus), n = 0;
 
-	r = sd_bus_call_method(bus, "org.dmabroker.Broker1", "/org/dmabroker/Broker1", "org.dmabroker.Broker1",
-			       "ListBuffers", &e, &reply, "");
-	sd_bus_error_free(&e);
-	if (r < 0)
-		return r;
-	r = sd_bus_message_enter_container(reply, 'a', "(tuuutsuuuuutuuuu)");
-	while (r >= 0 && (r = sd_bus_message_enter_container(reply, 'r', "tuuutsuuuuutuuuu")) > 0) {
-		uint64_t id;
-
-		r = sd_bus_message_read(reply, "t", &id);
-		if (r >= 0)
-			r = sd_bus_message_skip(reply, "uuutsuuuuutuuuu");
-		if (r >= 0)
-			r = sd_bus_message_exit_container(reply);
-		if (r >= 0 && n < max)
-			ids[n] = id;
+	while (r >= 0 && (r = listed_buffers_next(&l, &e)) > 0) {
+		if (n < max)
+			ids[n] = e.id;
 		n++;
 	}
-	if (r >= 0)
-		r = sd_bus_message_exit_container(reply);
-	/* the whole body read: nothing left behind the array */
-	if (r >= 0 && !sd_bus_message_at_end(reply, true))
-		r = -EBADMSG;
-	sd_bus_message_unref(reply);
+	listed_buffers_end(&l);
 	return r < 0 ? r : n;
 }
 
@@ -1159,23 +1141,10 @@ static bool step_pipelined_first_calls(void)
 	return true;
 }
 
-static int daemon_client_count(void)
-{
-	sd_bus *bus = NULL;
-	uint32_t n = 0;
-	int r = sd_bus_open_user(&bus);
-
-	if (r >= 0)
-		r = sd_bus_get_property_trivial(bus, "org.dmabroker.Broker1", "/org/dmabroker/Broker1",
-						"org.dmabroker.Broker1", "Clients", NULL, 'u', &n);
-	sd_bus_flush_close_unref(bus);
-	return r < 0 ? r : (int)n;
-}
-
 static bool step_leaves_while_held(void)
 {
 	struct baseline base = baseline_take();
-	int clients = daemon_client_count();
+	int clients = daemon_property_u32("Clients");
 	static struct answers a;
 	static struct call calls[8];
 	bool same = false;
@@ -1204,11 +1173,11 @@ static bool step_leaves_while_held(void)
 	}
 	/* every one of them forgotten: no client, no buffer, no fd left */
 	for (int i = 0; i < 500 && !same; i++) {
-		same = daemon_client_count() == clients;
+		same = daemon_property_u32("Clients") == clients;
 		if (!same)
 			usleep(10000);
 	}
-	CHECKF(same, "%d clients, %d before", daemon_client_count(), clients);
+	CHECKF(same, "%d clients, %d before", daemon_property_u32("Clients"), clients);
 	CHECK(baseline_restored(base));
 	return true;
 }

@@ -38,7 +38,6 @@
 
 TAP_DEFINE;
 
-#define CPU_RW (DMABROKER_USAGE_CPU_READ_FLAG | DMABROKER_USAGE_CPU_WRITE_FLAG)
 #define W 64
 #define H 64
 
@@ -427,20 +426,6 @@ static bool step_negotiation(void)
 	return true;
 }
 
-/* The daemon's Streams property, or <0. */
-static int daemon_stream_count(void)
-{
-	sd_bus *bus = NULL;
-	uint32_t n = 0;
-	int r = sd_bus_open_user(&bus);
-
-	if (r >= 0)
-		r = sd_bus_get_property_trivial(bus, "org.dmabroker.Broker1", "/org/dmabroker/Broker1",
-						"org.dmabroker.Broker1", "Streams", NULL, 'u', &n);
-	sd_bus_unref(bus);
-	return r < 0 ? r : (int)n;
-}
-
 /*
  * The stream's buffers are allocated like the producer's own Allocate:
  * charged to it before they are taken (on the daemon's worker threads),
@@ -472,7 +457,7 @@ static bool step_negotiation_allocates(void)
 	CHECK(strstr(dmabroker_error_message(c), "max-buffers-per-client"));
 	CHECK(expect_error(p, dmabroker_stream_wait_ready(ps, 5000), EPROTO, "org.dmabroker.Error.NegotiationFailed"));
 	/* of the stream's buffers, none is kept, and what could be reserved is free again */
-	CHECK(daemon_buffer_count() == base.buffers + 29);
+	CHECK(daemon_property_u32("Buffers") == base.buffers + 29);
 	for (int i = 0; i < 3; i++)
 		CHECKF(dmabroker_allocate(p, &d, &extra[i]) == 0, "allocate: %s", dmabroker_error_message(p));
 	for (int i = 0; i < 3; i++)
@@ -482,15 +467,15 @@ static bool step_negotiation_allocates(void)
 	for (unsigned i = 0; i < sizeof(mine) / sizeof(mine[0]); i++)
 		dmabroker_buffer_release(mine[i]);
 	/* the releases may travel on the access channel, not ordered with the bus calls below: seen through */
-	for (int t = 0; t < 1000 && daemon_buffer_count() != base.buffers; t++)
+	for (int t = 0; t < 1000 && daemon_property_u32("Buffers") != base.buffers; t++)
 		usleep(10000);
-	CHECK(daemon_buffer_count() == base.buffers);
+	CHECK(daemon_property_u32("Buffers") == base.buffers);
 	/* with the quota free, the same stream runs */
 	CHECK(dmabroker_stream_create(p, &pd, &ps) == 0);
 	CHECK(dmabroker_stream_join(c, &cd, &cs) == 0);
 	CHECK(all_ready(conns, 2, (struct dmabroker_stream *[]){ ps, cs }, 2));
 	CHECK(dmabroker_stream_get_buffer_count(cs) == 4);
-	CHECK(daemon_stream_count() == 1); /* the Streams property counts it */
+	CHECK(daemon_property_u32("Streams") == 1); /* the Streams property counts it */
 	dmabroker_stream_destroy(cs);
 	dmabroker_stream_destroy(ps);
 

@@ -48,9 +48,6 @@
 TAP_DEFINE;
 
 #define ELEMENTSOF(a) (sizeof(a) / sizeof((a)[0]))
-#define BUS_NAME "org.dmabroker.Broker1"
-#define PATH "/org/dmabroker/Broker1"
-#define IFACE "org.dmabroker.Broker1"
 
 /* ---- the protocol, from its XML ---- */
 
