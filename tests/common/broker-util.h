@@ -10,6 +10,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -159,6 +160,66 @@ static inline int listed_buffer_find(sd_bus *bus, uint64_t id, struct listed_buf
 		;
 	listed_buffers_end(&l);
 	return r;
+}
+
+/*
+ * Calls method on bus, one that takes nothing and answers an fd
+ * (OpenDirect, OpenAccessChannel): that fd, ours (CLOEXEC), or a negative
+ * errno, said why.
+ */
+static inline int call_for_fd(sd_bus *bus, const char *method)
+{
+	sd_bus_message *reply = NULL;
+	sd_bus_error e = SD_BUS_ERROR_NULL;
+	int fd, r = sd_bus_call_method(bus, BUS_NAME, PATH, IFACE, method, &e, &reply, "");
+
+	if (r >= 0)
+		r = sd_bus_message_read(reply, "h", &fd);
+	if (r >= 0 && (r = fcntl(fd, F_DUPFD_CLOEXEC, 3)) < 0)
+		r = -errno;
+	sd_bus_message_unref(reply);
+	if (r < 0)
+		tap_diag("%s by hand: %s %s", method, strerror(-r), e.message ? e.message : "");
+	sd_bus_error_free(&e);
+	return r;
+}
+
+/*
+ * A direct connection of bus's client, spoken by hand (OpenDirect, then
+ * sd-bus on its socket), or NULL, said why. With bus NULL, of a client of
+ * its own whose bus connection is closed at once: the client lives on its
+ * direct connection alone.
+ */
+static inline sd_bus *raw_direct(sd_bus *bus)
+{
+	sd_bus *own = NULL, *d = NULL;
+	int fd, r = 0;
+
+	if (!bus) {
+		r = sd_bus_open_user(&own);
+		bus = own;
+	}
+	fd = r < 0 ? r : call_for_fd(bus, "OpenDirect");
+	sd_bus_flush_close_unref(own);
+	r = fd < 0 ? fd : sd_bus_new(&d);
+	if (r >= 0) {
+		r = sd_bus_set_fd(d, fd, fd);
+		if (r >= 0)
+			fd = -1; /* d's now */
+	}
+	if (r >= 0)
+		r = sd_bus_set_anonymous(d, 1);
+	if (r >= 0)
+		r = sd_bus_negotiate_fds(d, 1);
+	if (r >= 0)
+		r = sd_bus_start(d);
+	if (r < 0) {
+		tap_diag("a direct connection by hand: %s", strerror(-r));
+		if (fd >= 0)
+			close(fd);
+		return sd_bus_unref(d);
+	}
+	return d;
 }
 
 /* The daemon's fd and buffer counts before a step, compared after it. The

@@ -51,44 +51,6 @@ static struct dmabroker_buffer *alloc_buf(struct dmabroker *b, uint32_t w, uint3
 	return buf;
 }
 
-/* A direct connection of our own, opened on bus (which stays open: the client lives on). */
-static sd_bus *raw_direct(sd_bus *bus, int *ret_fd)
-{
-	sd_bus *d = NULL;
-	sd_bus_message *reply = NULL;
-	int fd, own = -1, r;
-
-	r = sd_bus_call_method(bus, BUS_NAME, PATH, IFACE, "OpenDirect", NULL, &reply, "");
-	if (r >= 0)
-		r = sd_bus_message_read(reply, "h", &fd);
-	if (r >= 0 && (own = fcntl(fd, F_DUPFD_CLOEXEC, 3)) < 0)
-		r = -errno;
-	sd_bus_message_unref(reply);
-	if (r >= 0 && ret_fd) { /* the socket itself, to write on by hand */
-		*ret_fd = own;
-		return NULL;
-	}
-	if (r >= 0)
-		r = sd_bus_new(&d);
-	if (r >= 0)
-		r = sd_bus_set_fd(d, own, own);
-	if (r >= 0) {
-		own = -1;
-		r = sd_bus_set_anonymous(d, 1);
-	}
-	if (r >= 0)
-		r = sd_bus_negotiate_fds(d, 1);
-	if (r >= 0)
-		r = sd_bus_start(d);
-	if (r < 0) {
-		if (own >= 0)
-			close(own);
-		tap_diag("a direct connection by hand: %s", strerror(-r));
-		return sd_bus_unref(d);
-	}
-	return d;
-}
-
 static sd_bus *open_bus(void)
 {
 	sd_bus *bus = NULL;
@@ -317,7 +279,7 @@ static bool step_long_names(void)
 			   ERR("InvalidArgument")));
 	CHECK(strstr(dmabroker_error_message(b), "device name longer than"));
 	/* a stream name of 200 characters, on a direct connection (where streams are) */
-	direct = raw_direct(bus, NULL);
+	direct = raw_direct(bus);
 	CHECK(direct);
 	m = new_call(direct, true, "CreateStream");
 	CHECK(m && sd_bus_message_append(m, "s", name) >= 0 &&
@@ -500,7 +462,7 @@ static bool step_reclaim_over_limit(void)
 	const char *hello = "AUTH ANONYMOUS\r\nNEGOTIATE_UNIX_FD\r\nBEGIN\r\n";
 
 	CHECK(bus && fd >= 0);
-	CHECK(!raw_direct(bus, &sock) && sock >= 0);
+	CHECK((sock = call_for_fd(bus, "OpenDirect")) >= 0); /* the socket itself, to write on by hand */
 	/* the direct connection's authentication: anonymous, with fds */
 	CHECK(write(sock, "", 1) == 1 && write(sock, hello, strlen(hello)) == (ssize_t)strlen(hello));
 	CHECK(read_until(sock, "AGREE_UNIX_FD\r\n", got, sizeof(got)));
@@ -555,7 +517,7 @@ static bool step_direct_only(void)
 	sd_bus_message *m;
 
 	CHECK(bus);
-	direct = raw_direct(bus, NULL);
+	direct = raw_direct(bus);
 	CHECK(direct);
 	CHECK(call_refused(direct, new_call(direct, true, "OpenDirect"), ERR("NotPermitted"),
 			   "a direct connection already"));
@@ -633,7 +595,7 @@ static bool step_stream_error(void)
 	int f1 = memfd(16), f2 = memfd(16);
 
 	CHECK(bus && f1 >= 0 && f2 >= 0);
-	direct = raw_direct(bus, NULL);
+	direct = raw_direct(bus);
 	CHECK(direct);
 	CHECK(sd_bus_match_signal(direct, NULL, NULL, PATH, IFACE, "StreamError", on_stream_error, &se) >= 0);
 	/* one-way QueueFrame for a stream that is not there: the answer is a StreamError */

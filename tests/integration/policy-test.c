@@ -763,41 +763,6 @@ static int child_consumer(void *arg)
 	return 0;
 }
 
-/* A direct connection spoken by hand (CreateStream and JoinStream run on one), or NULL. */
-static sd_bus *raw_direct(void)
-{
-	sd_bus *bus = NULL, *d = NULL;
-	sd_bus_message *reply = NULL;
-	int fd, own = -1, r = sd_bus_open_user(&bus);
-
-	if (r >= 0)
-		r = sd_bus_call_method(bus, "org.dmabroker.Broker1", "/org/dmabroker/Broker1", "org.dmabroker.Broker1",
-				       "OpenDirect", NULL, &reply, "");
-	if (r >= 0)
-		r = sd_bus_message_read(reply, "h", &fd);
-	if (r >= 0 && (own = fcntl(fd, F_DUPFD_CLOEXEC, 3)) < 0)
-		r = -errno;
-	sd_bus_message_unref(reply);
-	if (r >= 0)
-		r = sd_bus_new(&d);
-	if (r >= 0)
-		r = sd_bus_set_fd(d, own, own);
-	if (r >= 0)
-		r = sd_bus_set_anonymous(d, 1);
-	if (r >= 0)
-		r = sd_bus_negotiate_fds(d, 1);
-	if (r >= 0)
-		r = sd_bus_start(d);
-	sd_bus_unref(bus); /* the client lives on while its direct connection does */
-	if (r < 0) {
-		tap_diag("a direct connection by hand: %s", strerror(-r));
-		if (!d && own >= 0)
-			close(own);
-		return sd_bus_unref(d);
-	}
-	return d;
-}
-
 /* Calls method (CreateStream or JoinStream) of "webcam" with one option; its error name, or "". */
 static const char *raw_stream_call(sd_bus *d, const char *method, const char *key, const char *type, uint32_t u,
 				   char *out, size_t len)
@@ -821,7 +786,7 @@ static const char *raw_stream_call(sd_bus *d, const char *method, const char *ke
 static bool step_stream_producer_uid_option(void)
 {
 	struct baseline base = baseline_take();
-	sd_bus *d = raw_direct();
+	sd_bus *d = raw_direct(NULL); /* CreateStream and JoinStream run on one */
 	char name[128];
 
 	CHECK(d);

@@ -856,48 +856,6 @@ static bool step_take_both(void)
 
 /* ---- FIFO peer channels, spoken by hand ---- */
 
-/*
- * A direct connection of our own, to speak the protocol without libdmabroker.
- * Its bus connection is closed at once, so the client lives on its direct
- * connection alone: the daemon used to spin at full CPU then, serving nobody
- * (an sd_bus_track handler called for ever), and the second call here timed out.
- */
-static sd_bus *raw_direct(void)
-{
-	sd_bus *bus = NULL, *d = NULL;
-	sd_bus_message *reply = NULL;
-	int fd, own = -1, r = sd_bus_open_user(&bus);
-
-	if (r >= 0)
-		r = sd_bus_call_method(bus, "org.dmabroker.Broker1", "/org/dmabroker/Broker1", "org.dmabroker.Broker1",
-				       "OpenDirect", NULL, &reply, "");
-	if (r < 0)
-		tap_diag("OpenDirect by hand: %s", strerror(-r));
-	if (r >= 0)
-		r = sd_bus_message_read(reply, "h", &fd);
-	if (r >= 0)
-		own = fcntl(fd, F_DUPFD_CLOEXEC, 3);
-	sd_bus_message_unref(reply);
-	sd_bus_unref(bus);
-	if (r >= 0 && own < 0)
-		r = -errno;
-	if (r >= 0)
-		r = sd_bus_new(&d);
-	if (r >= 0)
-		r = sd_bus_set_fd(d, own, own);
-	if (r >= 0)
-		r = sd_bus_set_anonymous(d, 1);
-	if (r >= 0)
-		r = sd_bus_negotiate_fds(d, 1);
-	if (r >= 0)
-		r = sd_bus_start(d);
-	if (r < 0) {
-		tap_diag("a direct connection by hand: %s", strerror(-r));
-		return sd_bus_unref(d);
-	}
-	return d;
-}
-
 /* StreamBuffers by hand: the counters memfd and the (one, or first) channel, ours. */
 static bool raw_buffers(sd_bus *d, uint64_t id, int *counters, int *channel, uint32_t *n_channels)
 {
@@ -996,7 +954,14 @@ static bool step_peer_channels(void)
 	struct dmabroker_frame f;
 	struct stream_wire w;
 	struct counters cnt;
-	sd_bus *raw = raw_direct(), *rawp = raw_direct();
+	/*
+	 * Direct connections of clients of their own, to speak the protocol
+	 * without libdmabroker. Their bus connections are closed at once, so the
+	 * clients live on their direct connections alone: the daemon used to spin
+	 * at full CPU then, serving nobody (an sd_bus_track handler called for
+	 * ever), and the second call here timed out.
+	 */
+	sd_bus *raw = raw_direct(NULL), *rawp = raw_direct(NULL);
 	sd_bus_error e = SD_BUS_ERROR_NULL;
 	int counters = -1, chan = -1, pipefd[2], fds_before, r, back = 0;
 	uint32_t n_chan;

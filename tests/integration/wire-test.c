@@ -225,21 +225,14 @@ static bool step_channel_off(void)
 /* A bus connection of our own and its access channel. */
 static bool raw_channel(sd_bus **ret_bus, int *ret_ch)
 {
-	sd_bus_message *reply = NULL;
-	sd_bus_error e = SD_BUS_ERROR_NULL;
-	int fd, r = sd_bus_open_user(ret_bus);
+	int r = sd_bus_open_user(ret_bus);
 
-	if (r >= 0)
-		r = sd_bus_call_method(*ret_bus, BUS_NAME, PATH, IFACE, "OpenAccessChannel", &e, &reply, "");
-	if (r >= 0)
-		r = sd_bus_message_read(reply, "h", &fd);
-	if (r >= 0 && (*ret_ch = fcntl(fd, F_DUPFD_CLOEXEC, 3)) < 0)
-		r = -errno;
-	sd_bus_message_unref(reply);
-	if (r < 0)
-		tap_diag("OpenAccessChannel by hand: %s %s", strerror(-r), e.message ? e.message : "");
-	sd_bus_error_free(&e);
-	return r >= 0;
+	if (r < 0) {
+		tap_diag("sd_bus_open_user: %s", strerror(-r));
+		return false;
+	}
+	*ret_ch = call_for_fd(*ret_bus, "OpenAccessChannel");
+	return *ret_ch >= 0;
 }
 
 /* The next message on ch (5 s at most): its size, 0 at the end, <0 on error or timeout; an fd with it is closed. */
