@@ -18,6 +18,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <drm_fourcc.h>
 #include <systemd/sd-bus.h>
 
 #include "dmabroker.h"
@@ -292,6 +293,49 @@ static inline bool expect_error(struct dmabroker *b, int r, int want_errno, cons
 	return true;
 }
 
+
+/* A 64x64 XRGB8888 buffer the CPU reads and writes, of b's, or NULL; *ret: what dmabroker_allocate() returned. */
+static inline struct dmabroker_buffer *alloc_one(struct dmabroker *b, int *ret)
+{
+	struct dmabroker_alloc_desc d = {
+		.version = DMABROKER_ALLOC_DESC_VERSION, .width = 64, .height = 64, .fourcc = DRM_FORMAT_XRGB8888,
+		.usage = CPU_RW,
+	};
+	struct dmabroker_buffer *buf = NULL;
+
+	*ret = dmabroker_allocate(b, &d, &buf);
+	return buf;
+}
+
+/* Shares buf with other: the same buffer, opened by a token; NULL when either step failed. */
+static inline struct dmabroker_buffer *share(struct dmabroker_buffer *buf, struct dmabroker *other)
+{
+	struct dmabroker_buffer *out = NULL;
+	char *token = NULL;
+
+	if (dmabroker_buffer_create_token(buf, 0, 0, &token) == 0)
+		dmabroker_open_token(other, token, &out);
+	free(token);
+	return out;
+}
+
+/* What dmabroker_buffer_begin_access_async() answered (on_begun): how many answers, the last error and grant. */
+struct begun {
+	int done, error;
+	uint64_t grant;
+};
+
+/* The callback that fills a struct begun (userdata); a fence that comes with the grant is closed. */
+static inline void on_begun(struct dmabroker *b, int error, uint64_t grant, int fence, void *userdata)
+{
+	struct begun *g = userdata;
+
+	g->done++;
+	g->error = error;
+	g->grant = grant;
+	if (fence >= 0)
+		close(fence);
+}
 
 /* Reads DMABROKER_PID; false (with a message) when not under with-daemon.py. */
 static inline bool daemon_pid_from_env(const char *prog)

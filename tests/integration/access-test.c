@@ -61,17 +61,6 @@ static struct dmabroker_buffer *alloc_buf(struct dmabroker *b, uint32_t w, uint3
 	return buf;
 }
 
-/* Shares buf with other: the same buffer, opened by a token. */
-static struct dmabroker_buffer *share(struct dmabroker_buffer *buf, struct dmabroker *other)
-{
-	struct dmabroker_buffer *out = NULL;
-	char *token = NULL;
-	if (dmabroker_buffer_create_token(buf, 0, 0, &token) == 0)
-		dmabroker_open_token(other, token, &out);
-	free(token);
-	return out;
-}
-
 static int64_t now_ms(void)
 {
 	struct timespec ts;

@@ -64,17 +64,6 @@ static bool refused(struct dmabroker *b, int r, int want_errno, const char *want
 	return true;
 }
 
-static struct dmabroker_buffer *share(struct dmabroker_buffer *buf, struct dmabroker *other)
-{
-	struct dmabroker_buffer *out = NULL;
-	char *token = NULL;
-
-	if (dmabroker_buffer_create_token(buf, 0, 0, &token) == 0)
-		dmabroker_open_token(other, token, &out);
-	free(token);
-	return out;
-}
-
 /* ---- caps.conf ---- */
 
 /* max-clients = 6: bus connections that call, until one is refused; closing one lets the next in. */
@@ -304,22 +293,6 @@ static bool step_bytes_per_uid(void)
 }
 
 /* ---- caps-pending.conf ---- */
-
-struct begun {
-	int done, error;
-	uint64_t grant;
-};
-
-static void on_begun(struct dmabroker *b, int error, uint64_t grant, int fence, void *userdata)
-{
-	struct begun *g = userdata;
-
-	g->done++;
-	g->error = error;
-	g->grant = grant;
-	if (fence >= 0)
-		close(fence);
-}
 
 /* Runs b until *done (5 s at most). */
 static bool run_until(struct dmabroker *b, const int *done)

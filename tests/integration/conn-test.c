@@ -46,17 +46,6 @@ static struct dmabroker *owner;
 static struct dmabroker_buffer *shared;
 static char *token;
 
-static struct dmabroker_buffer *alloc_one(struct dmabroker *b, int *ret)
-{
-	struct dmabroker_alloc_desc d = {
-		.version = DMABROKER_ALLOC_DESC_VERSION, .width = 64, .height = 64, .fourcc = DRM_FORMAT_XRGB8888,
-		.usage = DMABROKER_USAGE_CPU_READ_FLAG | DMABROKER_USAGE_CPU_WRITE_FLAG,
-	};
-	struct dmabroker_buffer *buf = NULL;
-	*ret = dmabroker_allocate(b, &d, &buf);
-	return buf;
-}
-
 /* ---- a method call marshalled by hand, to pipeline it without sd-bus reading ---- */
 
 static size_t put_align(uint8_t *m, size_t n, size_t a)

@@ -39,17 +39,6 @@ TAP_DEFINE;
 #define NOBODY 65534
 #define GROUP 12345
 
-static struct dmabroker_buffer *alloc_one(struct dmabroker *b, int *ret)
-{
-	struct dmabroker_alloc_desc d = {
-		.version = DMABROKER_ALLOC_DESC_VERSION, .width = 64, .height = 64, .fourcc = DRM_FORMAT_XRGB8888,
-		.usage = DMABROKER_USAGE_CPU_READ_FLAG | DMABROKER_USAGE_CPU_WRITE_FLAG,
-	};
-	struct dmabroker_buffer *buf = NULL;
-	*ret = dmabroker_allocate(b, &d, &buf);
-	return buf;
-}
-
 /* Runs fn in a child as uid with the given groups; its exit status (0 = passed). */
 static int as_user(uid_t uid, gid_t gid, const gid_t *groups, size_t n, int (*fn)(void *), void *arg)
 {
