@@ -210,7 +210,7 @@ static void send_message(struct side *s, struct input *in)
 		check(fds[i] >= 0);
 	}
 	/* the daemon reads what is sent before it answers: the socket never fills here */
-	check(fuzz_send(s->fd, &w, len, fds, n_fds) == (ssize_t)len);
+	check(send_fds(s->fd, &w, len, fds, n_fds, MSG_NOSIGNAL | MSG_DONTWAIT) == (ssize_t)len);
 	for (unsigned i = 0; i < n_fds; i++)
 		close(fds[i]);
 

@@ -163,7 +163,7 @@ static void step_send(struct input *in)
 	}
 	/* fails when the library has hung up on this peer: nothing to check then */
 	if (ends[k] >= 0)
-		(void)fuzz_send(ends[k], msg, len, fds, n_fds);
+		(void)send_fds(ends[k], msg, len, fds, n_fds, MSG_NOSIGNAL | MSG_DONTWAIT);
 	for (unsigned i = 0; i < n_fds; i++)
 		close(fds[i]);
 }
@@ -188,9 +188,9 @@ static void step_wire(struct input *in)
 		for (unsigned j = 0; j < 4; j++)
 			w.damage[i][j] = (int8_t)byte(in);
 	if (ends[k] >= 0)
-		(void)fuzz_send(ends[k], &w,
-				w.n_damage <= STREAM_WIRE_MAX_DAMAGE ? STREAM_WIRE_SIZE(w.n_damage) : sizeof(w), &fd,
-				fd >= 0);
+		(void)send_fds(ends[k], &w,
+			       w.n_damage <= STREAM_WIRE_MAX_DAMAGE ? STREAM_WIRE_SIZE(w.n_damage) : sizeof(w), &fd,
+			       fd >= 0, MSG_NOSIGNAL | MSG_DONTWAIT);
 	safe_close(fd);
 }
 

@@ -1,10 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * What the libFuzzer targets share: check(), the input read a byte at a
- * time, fds of several kinds, a message sent with fds, and the frame of
- * LLVMFuzzerTestOneInput (set up once; every input run with the process's
- * fds the same before and after). Define FUZZ_NAME ("fuzz-access") before
- * including it; include it once, in the target's own file.
+ * time, fds of several kinds, and the frame of LLVMFuzzerTestOneInput (set
+ * up once; every input run with the process's fds the same before and
+ * after). fd-util.h's send_fds() sends a message with fds. Define FUZZ_NAME
+ * ("fuzz-access") before including it; include it once, in the target's
+ * own file.
  */
 #pragma once
 
@@ -99,35 +100,6 @@ static inline int fuzz_new_fd(struct input *in, enum fuzz_fd_kind kind, unsigned
 		break;
 	}
 	return fd;
-}
-
-/*
- * Sends len bytes of data with fds[0..n) in one SCM_RIGHTS (n at most 2; 0:
- * none), without blocking or SIGPIPE; what sendmsg() returns. Unlike
- * fdmsg_send(), it sends two fds where the protocol takes one.
- */
-static inline ssize_t fuzz_send(int sock, const void *data, size_t len, const int *fds, unsigned n)
-{
-	union {
-		struct cmsghdr h;
-		char buf[CMSG_SPACE(2 * sizeof(int))];
-	} u;
-	struct iovec iov = { .iov_base = (void *)data, .iov_len = len };
-	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
-
-	check(n <= 2);
-	if (n) {
-		struct cmsghdr *cm;
-		memset(&u, 0, sizeof(u));
-		mh.msg_control = u.buf;
-		mh.msg_controllen = CMSG_SPACE(n * sizeof(int));
-		cm = CMSG_FIRSTHDR(&mh);
-		cm->cmsg_level = SOL_SOCKET;
-		cm->cmsg_type = SCM_RIGHTS;
-		cm->cmsg_len = CMSG_LEN(n * sizeof(int));
-		memcpy(CMSG_DATA(cm), fds, n * sizeof(int));
-	}
-	return sendmsg(sock, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
 }
 
 /*

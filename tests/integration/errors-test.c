@@ -30,6 +30,7 @@
 #include <linux/dma-heap.h>
 #include <systemd/sd-bus.h>
 
+#include "fd-util.h"
 #include "tap.h"
 #include "broker-util.h"
 
@@ -96,17 +97,6 @@ static bool call_refused(sd_bus *bus, sd_bus_message *m, const char *want, const
 	return true;
 }
 
-static int memfd(size_t size)
-{
-	int fd = memfd_create("errors-test", MFD_CLOEXEC);
-
-	if (fd >= 0 && ftruncate(fd, (off_t)size) < 0) {
-		close(fd);
-		return -1;
-	}
-	return fd;
-}
-
 /* ---- Allocate ---- */
 
 static bool step_allocate_modifiers(void)
@@ -163,7 +153,7 @@ static bool step_import_host(void)
 {
 	struct baseline base = baseline_take();
 	sd_bus *bus = open_bus();
-	int fd = memfd(1 << 20);
+	int fd = memfd_of_size(1 << 20);
 	struct dmabroker *b = connect_session();
 	struct dmabroker_buffer *buf = NULL;
 	struct dmabroker_plane planes[5] = { { 0, 256 }, { 0, 256 }, { 0, 256 }, { 0, 256 }, { 0, 256 } };
@@ -297,7 +287,7 @@ static bool step_two_fences(void)
 {
 	struct baseline base = baseline_take();
 	sd_bus *bus = open_bus();
-	int f1 = memfd(16), f2 = memfd(16);
+	int f1 = memfd_of_size(16), f2 = memfd_of_size(16);
 	sd_bus_message *m;
 
 	CHECK(bus && f1 >= 0 && f2 >= 0);
@@ -405,29 +395,6 @@ static void w_field(struct wire *w, uint8_t code, char type, const char *s, uint
 	}
 }
 
-static bool write_all(int fd, const void *p, size_t n, int pass_fd)
-{
-	union {
-		struct cmsghdr h;
-		char buf[CMSG_SPACE(sizeof(int))];
-	} u;
-	struct iovec iov = { .iov_base = (void *)p, .iov_len = n };
-	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
-
-	if (pass_fd >= 0) {
-		struct cmsghdr *c;
-		memset(&u, 0, sizeof(u));
-		mh.msg_control = u.buf;
-		mh.msg_controllen = sizeof(u.buf);
-		c = CMSG_FIRSTHDR(&mh);
-		c->cmsg_level = SOL_SOCKET;
-		c->cmsg_type = SCM_RIGHTS;
-		c->cmsg_len = CMSG_LEN(sizeof(int));
-		memcpy(CMSG_DATA(c), &pass_fd, sizeof(int));
-	}
-	return sendmsg(fd, &mh, MSG_NOSIGNAL) == (ssize_t)n;
-}
-
 /* Reads from fd until text appears (true) or 10 s pass. */
 static bool read_until(int fd, const char *text, char *got, size_t len)
 {
@@ -458,7 +425,7 @@ static bool step_reclaim_over_limit(void)
 	char got[4096];
 	size_t fields_at, fields_end, body_at, array_at;
 	uint32_t len;
-	int sock = -1, fd = memfd(16);
+	int sock = -1, fd = memfd_of_size(16);
 	const char *hello = "AUTH ANONYMOUS\r\nNEGOTIATE_UNIX_FD\r\nBEGIN\r\n";
 
 	CHECK(bus && fd >= 0);
@@ -497,7 +464,7 @@ static bool step_reclaim_over_limit(void)
 	memcpy(w.d + body_at, &len, 4);
 	len = (uint32_t)(w.n - body_at);
 	memcpy(w.d + 4, &len, 4);
-	CHECK(write_all(sock, w.d, w.n, fd));
+	CHECK(send_fds(sock, w.d, w.n, &fd, 1, MSG_NOSIGNAL) == (ssize_t)w.n);
 	CHECK(read_until(sock, "more than 256 buffers at once", got, sizeof(got)));
 	CHECK(memmem(got, sizeof(got), ERR("InvalidArgument"), strlen(ERR("InvalidArgument"))));
 	tap_diag("Reclaim of 257 by hand: InvalidArgument: more than 256 buffers at once");
@@ -592,7 +559,7 @@ static bool step_stream_error(void)
 	struct stream_error se = { 0 };
 	sd_bus *bus = open_bus(), *direct;
 	sd_bus_message *m;
-	int f1 = memfd(16), f2 = memfd(16);
+	int f1 = memfd_of_size(16), f2 = memfd_of_size(16);
 
 	CHECK(bus && f1 >= 0 && f2 >= 0);
 	direct = raw_direct(bus);

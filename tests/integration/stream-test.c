@@ -31,6 +31,8 @@
 #include <systemd/sd-bus.h>
 
 #include "dmabroker.h"
+#include "fd-util.h"
+#include "fdmsg.h"
 #include "tap.h"
 #include "broker-util.h"
 #include "uapi-extra.h"
@@ -908,39 +910,12 @@ static uint64_t raw_stream(sd_bus *d, const char *method, const char *name, uint
 	return id;
 }
 
+/* One message of the peer protocol, with pass_fd (-1: none), on channel fd: 0 or a negative errno. */
 static int wire_send(int fd, uint32_t type, uint32_t index, uint64_t seq, int pass_fd)
 {
 	struct stream_wire w = { .type = type, .index = index, .sequence = seq };
-	union {
-		struct cmsghdr h;
-		char buf[CMSG_SPACE(sizeof(int))];
-	} u = { 0 };
-	struct iovec iov = { .iov_base = &w, .iov_len = STREAM_WIRE_SIZE(0) };
-	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
 
-	if (pass_fd >= 0) {
-		struct cmsghdr *c;
-		mh.msg_control = u.buf;
-		mh.msg_controllen = sizeof(u.buf);
-		c = CMSG_FIRSTHDR(&mh);
-		*c = (struct cmsghdr){ .cmsg_len = CMSG_LEN(sizeof(int)), .cmsg_level = SOL_SOCKET,
-				       .cmsg_type = SCM_RIGHTS };
-		memcpy(CMSG_DATA(c), &pass_fd, sizeof(int));
-	}
-	return sendmsg(fd, &mh, MSG_NOSIGNAL) < 0 ? -errno : 0;
-}
-
-static int self_fd_count(void)
-{
-	struct dirent *e;
-	int n = 0;
-	DIR *d = opendir("/proc/self/fd");
-
-	while (d && (e = readdir(d)))
-		n += e->d_name[0] != '.';
-	if (d)
-		closedir(d);
-	return n;
+	return fdmsg_send(fd, &w, STREAM_WIRE_SIZE(0), pass_fd);
 }
 
 static bool step_peer_channels(void)
