@@ -20,7 +20,6 @@
  * input the clients leave and nothing is left: no buffer, grant or
  * request, and the process has the fds it had before.
  */
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdint.h>
@@ -41,30 +40,11 @@
 #include "fdmsg.h"
 #include "log.h"
 
+#define FUZZ_NAME "fuzz-access"
+#include "fuzz-util.h"
+#include "fuzz-books.h"
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define check(x) do { if (!(x)) { fprintf(stderr, "fuzz-access: %s:%d: %s\n", __FILE__, __LINE__, #x); abort(); } } while (0)
-
-struct input {
-	const uint8_t *p;
-	size_t left;
-};
-
-static uint8_t byte(struct input *in)
-{
-	if (!in->left)
-		return 0;
-	in->left--;
-	return *in->p++;
-}
-
-static uint64_t bytes(struct input *in, unsigned n)
-{
-	uint64_t v = 0;
-	for (unsigned i = 0; i < n; i++)
-		v = v << 8 | byte(in);
-	return v;
-}
 
 static struct broker broker;
 static sd_event *event;
@@ -99,22 +79,6 @@ static void print_stats(void)
 		n_granted, n_granted_later, n_buffers, n_errors, n_closed);
 }
 
-static struct client *new_client(uid_t uid)
-{
-	struct client *c = calloc(1, sizeof(*c));
-	check(c);
-	c->broker = &broker;
-	c->id = ++broker.next_client_id;
-	c->uid = uid; /* not an admin */
-	c->gid = uid;
-	c->pid = getpid();
-	snprintf(c->comm, sizeof(c->comm), "fuzz");
-	c->next = broker.clients;
-	broker.clients = c;
-	broker.n_clients++;
-	return c;
-}
-
 static void open_channel(struct side *s)
 {
 	struct error e = ERROR_NULL;
@@ -123,69 +87,7 @@ static void open_channel(struct side *s)
 	e = ERROR_NULL;
 }
 
-static unsigned count_fds(void)
-{
-	DIR *d = opendir("/proc/self/fd");
-	unsigned n = 0;
-	check(d);
-	while (readdir(d))
-		n++;
-	closedir(d);
-	return n;
-}
-
 /* ---- the messages ---- */
-
-static int new_fd(struct input *in, uint8_t kind)
-{
-	int fd = -1, pair[2];
-
-	switch (kind % 3) {
-	case 0:
-		fd = memfd_create("fuzz", MFD_CLOEXEC);
-		if (fd >= 0 && ftruncate(fd, (off_t)(byte(in) * 64)) < 0) {
-			close(fd);
-			fd = -1;
-		}
-		break;
-	case 1:
-		if (pipe2(pair, O_CLOEXEC) == 0) {
-			close(pair[1]);
-			fd = pair[0];
-		}
-		break;
-	default:
-		fd = open("/dev/null", O_RDWR | O_CLOEXEC);
-		break;
-	}
-	check(fd >= 0);
-	return fd;
-}
-
-/* Sends len bytes of w with fds[0..n) in one SCM_RIGHTS (n may be 0). */
-static void send_raw(int sock, const void *w, size_t len, const int *fds, unsigned n)
-{
-	union {
-		struct cmsghdr h;
-		char buf[CMSG_SPACE(2 * sizeof(int))];
-	} u;
-	struct iovec iov = { .iov_base = (void *)w, .iov_len = len };
-	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
-
-	if (n) {
-		struct cmsghdr *cm;
-		memset(&u, 0, sizeof(u));
-		mh.msg_control = u.buf;
-		mh.msg_controllen = CMSG_SPACE(n * sizeof(int));
-		cm = CMSG_FIRSTHDR(&mh);
-		cm->cmsg_level = SOL_SOCKET;
-		cm->cmsg_type = SCM_RIGHTS;
-		cm->cmsg_len = CMSG_LEN(n * sizeof(int));
-		memcpy(CMSG_DATA(cm), fds, n * sizeof(int));
-	}
-	/* the daemon reads what is sent before it answers: the socket never fills here */
-	check(sendmsg(sock, &mh, MSG_NOSIGNAL | MSG_DONTWAIT) == (ssize_t)len);
-}
 
 static uint64_t some_id(struct input *in, uint64_t next)
 {
@@ -303,9 +205,13 @@ static void send_message(struct side *s, struct input *in)
 			w.raw[i] = byte(in);
 		len = n;
 	}
-	for (unsigned i = 0; i < n_fds; i++)
-		fds[i] = new_fd(in, byte(in));
-	send_raw(s->fd, &w, len, fds, n_fds);
+	for (unsigned i = 0; i < n_fds; i++) {
+		/* a memfd (of some bytes), a pipe, /dev/null */
+		fds[i] = fuzz_new_fd(in, byte(in) % 3, 1);
+		check(fds[i] >= 0);
+	}
+	/* the daemon reads what is sent before it answers: the socket never fills here */
+	check(send_fds(s->fd, &w, len, fds, n_fds, MSG_NOSIGNAL | MSG_DONTWAIT) == (ssize_t)len);
 	for (unsigned i = 0; i < n_fds; i++)
 		close(fds[i]);
 
@@ -422,16 +328,6 @@ static void read_answers(struct side *s)
 
 /* ---- the books ---- */
 
-static bool client_alive(const struct client *c)
-{
-	if (c == &broker.self)
-		return true;
-	for (const struct client *x = broker.clients; x; x = x->next)
-		if (x == c)
-			return true;
-	return false;
-}
-
 static void check_books(void)
 {
 	uint64_t bytes = 0, key;
@@ -440,60 +336,14 @@ static void check_books(void)
 
 	for (size_t i = 0; hashmap_next(&broker.buffers, &i, &key, &v);) {
 		struct buffer *buf = v;
-		unsigned holders = 0, readers = 0, writers = 0, waiters = 0;
 		check(buf->id == key);
 		bytes += buf->size;
-		for (struct hold *h = buf->holders; h; h = h->next_in_buffer) {
-			check(h->buffer == buf && client_alive(h->client));
-			holders++;
-		}
-		check(holders == buf->n_holders && (holders > 0 || buf->stream));
-		for (struct grant *g = buf->resv.grants; g; g = g->next_in_buffer) {
-			check(g->buf == buf && hashmap_get(&broker.grants, g->id) == g);
-			readers += g->mode == DMABROKER_ACCESS_READ;
-			writers += g->mode == DMABROKER_ACCESS_WRITE;
-			n_grants++;
-		}
-		check(readers == buf->resv.readers && writers == buf->resv.writer && !(readers && writers));
-		for (struct request *r = broker.pending; r; r = r->next)
-			for (unsigned k = 0; k < r->n; k++)
-				waiters += r->bufs[k] == buf;
-		check(waiters == buf->resv.waiters);
+		n_grants += books_check_buffer(&broker, buf);
 	}
 	check(bytes == broker.bytes);
-	/* every grant belongs to a live client and a live buffer, and is on both their lists */
-	check(n_grants == broker.grants.len);
-	for (size_t i = 0; hashmap_next(&broker.grants, &i, &key, &v);) {
-		struct grant *g = v;
-		bool listed = false;
-		check(g->id == key && client_alive(g->client));
-		check(hashmap_get(&broker.buffers, g->buf->id) == g->buf);
-		for (struct grant *x = g->client->grants; x && !listed; x = x->next_in_client)
-			listed = x == g;
-		check(listed);
-	}
-	for (struct request *r = broker.pending; r; r = r->next) {
-		check(client_alive(r->client) && r->n >= 1 && r->n <= DMABROKER_ACCESS_MAX_MULTI);
-		for (unsigned k = 0; k < r->n; k++)
-			check(hashmap_get(&broker.buffers, r->bufs[k]->id) == r->bufs[k]);
-	}
-	for (struct client *c = broker.clients; c; c = c->next) {
-		uint64_t held = 0;
-		unsigned n = 0, grants = 0, pending = 0;
-		for (struct hold *h = c->holds; h; h = h->next_in_client) {
-			held += h->buffer->size;
-			n++;
-		}
-		check(held == c->bytes && n == c->n_holds && n <= broker.config.max_buffers_per_client);
-		for (struct grant *g = c->grants; g; g = g->next_in_client) {
-			check(g->client == c);
-			grants++;
-		}
-		check(grants == c->n_grants);
-		for (struct request *r = broker.pending; r; r = r->next)
-			pending += r->client == c;
-		check(pending == c->n_pending);
-	}
+	books_check_grants(&broker, n_grants);
+	for (struct client *c = broker.clients; c; c = c->next)
+		books_check_client(&broker, c, true);
 }
 
 /* What each side waits for: an ALLOCATE is answered at once, a BEGIN at once or when granted. */
@@ -573,8 +423,8 @@ static void run(struct input *in)
 {
 	unsigned messages = 0;
 
-	sides[0] = (struct side){ .c = new_client(4242), .fd = -1 };
-	sides[1] = (struct side){ .c = new_client(4243), .fd = -1 };
+	sides[0] = (struct side){ .c = books_new_client(&broker, 4242), .fd = -1 };
+	sides[1] = (struct side){ .c = books_new_client(&broker, 4243), .fd = -1 };
 	open_channel(&sides[0]);
 	open_channel(&sides[1]);
 	for (int steps = 0; steps < 64 && in->left && messages < MAX_MESSAGES; steps++) {
@@ -627,22 +477,8 @@ static void run(struct input *in)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	static int ready;
-	struct input in = { data, size };
-	unsigned fds;
+	/* a short run first: what sd-event sets up once (timerfds) is not a leak */
+	static const uint8_t warm[] = { 4, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0 };
 
-	if (!ready) {
-		static const uint8_t warm[] = { 4, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0 };
-		struct input w = { warm, sizeof(warm) };
-		setup();
-		run(&w); /* what sd-event sets up once (timerfds) is not a leak */
-		ready = 1;
-	}
-	fds = count_fds();
-	run(&in);
-	if (count_fds() != fds) {
-		fprintf(stderr, "fuzz-access: %u fds before the input, %u after\n", fds, count_fds());
-		abort();
-	}
-	return 0;
+	return fuzz_one_input(data, size, setup, run, &(struct input){ warm, sizeof(warm) });
 }

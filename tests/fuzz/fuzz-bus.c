@@ -45,30 +45,11 @@
 #include "log.h"
 #include "stream.h"
 
+#define FUZZ_NAME "fuzz-bus"
+#include "fuzz-util.h"
+#include "fuzz-books.h"
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define check(x) do { if (!(x)) { fprintf(stderr, "fuzz-bus: %s:%d: %s\n", __FILE__, __LINE__, #x); abort(); } } while (0)
-
-struct input {
-	const uint8_t *p;
-	size_t left;
-};
-
-static uint8_t byte(struct input *in)
-{
-	if (!in->left)
-		return 0;
-	in->left--;
-	return *in->p++;
-}
-
-static uint64_t bytes(struct input *in, unsigned n)
-{
-	uint64_t v = 0;
-	for (unsigned i = 0; i < n; i++)
-		v = v << 8 | byte(in);
-	return v;
-}
 
 static const char *const words[] = {
 	"backend", "device", "shm", "heap", "drm", "label", "mode", "fifo", "mailbox", "buffers", "width", "height",
@@ -107,32 +88,9 @@ static const char *type_end(const char *t)
 
 static int append_fd(sd_bus_message *m, struct input *in)
 {
-	int fd = -1, pair[2], r;
+	static const enum fuzz_fd_kind kinds[] = { FUZZ_FD_MEMFD, FUZZ_FD_PIPE, FUZZ_FD_SOCKET, FUZZ_FD_NULL };
+	int fd = fuzz_new_fd(in, kinds[byte(in) % 4], 2), r;
 
-	switch (byte(in) % 4) {
-	case 0:
-		fd = memfd_create("fuzz", MFD_CLOEXEC);
-		if (fd >= 0 && ftruncate(fd, (off_t)(bytes(in, 2) * 64)) < 0) {
-			close(fd);
-			fd = -1;
-		}
-		break;
-	case 1:
-		if (pipe2(pair, O_CLOEXEC) == 0) {
-			close(pair[1]);
-			fd = pair[0];
-		}
-		break;
-	case 2:
-		if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) == 0) {
-			close(pair[1]);
-			fd = pair[0];
-		}
-		break;
-	default:
-		fd = open("/dev/null", O_RDWR | O_CLOEXEC);
-		break;
-	}
 	if (fd < 0)
 		return -1;
 	r = sd_bus_message_append_basic(m, 'h', &fd); /* duplicates it */
@@ -350,16 +308,6 @@ static void pump(void)
 
 /* ---- the books ---- */
 
-static bool client_alive(const struct client *c)
-{
-	if (c == &broker.self || c == &broker.restored)
-		return true;
-	for (const struct client *x = broker.clients; x; x = x->next)
-		if (x == c)
-			return true;
-	return false;
-}
-
 /* What stream.c charges the fd budget (its STREAM_*_FDS): a change there shows here as a budget mismatch. */
 enum { SLOT_FDS = 2 * DMABROKER_STREAM_MAX_BUFFERS, PRODUCER_FDS = 1, CONSUMER_FDS = 3 };
 
@@ -397,28 +345,11 @@ static unsigned list_streams(struct client *viewer, uint64_t *ret_fds)
 /* c's counters are what is registered to it; returns the fds charged for it. */
 static uint64_t check_client(struct client *c, bool is_client)
 {
-	uint64_t held = 0, key;
-	unsigned holds = 0, grants = 0, pending = 0, pending_grants = 0, tokens = 0, fences = 0, directs = 0;
+	unsigned tokens = 0, fences = 0, directs = 0;
+	uint64_t key;
 	void *v;
 
-	for (struct hold *h = c->holds; h; h = h->next_in_client) {
-		check(h->client == c && buffer_held_by(h->buffer, c) == h);
-		held += h->buffer->size;
-		holds++;
-	}
-	check(held == c->bytes && holds == c->n_holds);
-	check(!is_client || holds <= broker.config.max_buffers_per_client);
-	for (struct grant *g = c->grants; g; g = g->next_in_client) {
-		check(g->client == c && hashmap_get(&broker.grants, g->id) == g);
-		grants++;
-	}
-	check(grants == c->n_grants);
-	for (struct request *r = broker.pending; r; r = r->next)
-		if (r->client == c) {
-			pending++;
-			pending_grants += r->n;
-		}
-	check(pending == c->n_pending && pending_grants == c->n_pending_grants);
+	books_check_client(&broker, c, is_client);
 	for (size_t i = 0; hashmap_next(&broker.tokens, &i, &key, &v);)
 		tokens += ((struct token *)v)->creator == c;
 	check(tokens == c->n_tokens);
@@ -454,37 +385,22 @@ static void check_books(void)
 	fds = broker.buffers.len;
 	for (size_t i = 0; hashmap_next(&broker.buffers, &i, &key, &v);) {
 		struct buffer *buf = v;
-		unsigned holders = 0, readers = 0, writers = 0, waiters = 0, attachments = 0, fences = 0;
+		unsigned attachments = 0, fences = 0;
 		check(buf->id == key && buf->fd >= 0);
 		bytes += buf->size;
-		for (struct hold *h = buf->holders; h; h = h->next_in_buffer) {
-			check(h->buffer == buf && client_alive(h->client) && buffer_held_by(buf, h->client) == h);
-			holders++;
-		}
-		check(holders == buf->n_holders && (holders > 0 || buf->stream));
+		n_grants += books_check_buffer(&broker, buf);
 		for (struct attachment *a = buf->attachments; a; a = a->next) {
-			check(client_alive(a->client) && buffer_held_by(buf, a->client));
+			check(books_client_alive(&broker, a->client) && buffer_held_by(buf, a->client));
 			attachments++;
 		}
 		check(attachments == buf->n_attachments);
 		for (struct token *t = buf->tokens; t; t = t->next_in_buffer) {
-			check(t->buffer == buf && client_alive(t->creator));
+			check(t->buffer == buf && books_client_alive(&broker, t->creator));
 			check(hashmap_get(&broker.tokens, t->key) == t);
 			n_tokens++;
 		}
-		for (struct grant *g = buf->resv.grants; g; g = g->next_in_buffer) {
-			check(g->buf == buf && hashmap_get(&broker.grants, g->id) == g);
-			readers += g->mode == DMABROKER_ACCESS_READ;
-			writers += g->mode == DMABROKER_ACCESS_WRITE;
-			n_grants++;
-		}
-		check(readers == buf->resv.readers && writers == buf->resv.writer && !(readers && writers));
-		for (struct request *r = broker.pending; r; r = r->next)
-			for (unsigned k = 0; k < r->n; k++)
-				waiters += r->bufs[k] == buf;
-		check(waiters == buf->resv.waiters);
 		for (struct kept_fence *k = buf->resv.fences; k; k = k->next_in_buffer) {
-			check(k->buf == buf && (!k->client || client_alive(k->client)));
+			check(k->buf == buf && (!k->client || books_client_alive(&broker, k->client)));
 			fences++;
 		}
 		check(fences == buf->resv.n_fences);
@@ -493,24 +409,10 @@ static void check_books(void)
 	check(bytes == broker.bytes);
 	/* every token and grant is on its buffer's list (counted above) and nowhere else */
 	check(n_tokens == broker.tokens.len);
-	check(n_grants == broker.grants.len);
-	for (size_t i = 0; hashmap_next(&broker.grants, &i, &key, &v);) {
-		struct grant *g = v;
-		bool listed = false;
-		check(g->id == key && client_alive(g->client));
-		check(hashmap_get(&broker.buffers, g->buf->id) == g->buf);
-		for (struct grant *x = g->client->grants; x && !listed; x = x->next_in_client)
-			listed = x == g;
-		check(listed);
-	}
+	books_check_grants(&broker, n_grants);
 	for (size_t i = 0; hashmap_next(&broker.tokens, &i, &key, &v);) {
 		struct token *t = v;
 		check(t->key == key && hashmap_get(&broker.buffers, t->buffer->id) == t->buffer);
-	}
-	for (struct request *r = broker.pending; r; r = r->next) {
-		check(client_alive(r->client) && r->n >= 1 && r->n <= DMABROKER_ACCESS_MAX_MULTI);
-		for (unsigned k = 0; k < r->n; k++)
-			check(hashmap_get(&broker.buffers, r->bufs[k]->id) == r->bufs[k]);
 	}
 	for (struct client *c = broker.clients; c; c = c->next)
 		fds += check_client(c, true);
@@ -525,29 +427,12 @@ static void check_books(void)
 	}
 }
 
-static struct client *new_client(void)
-{
-	struct client *c = calloc(1, sizeof(*c));
-	if (!c)
-		abort();
-	c->broker = &broker;
-	c->id = ++broker.next_client_id;
-	c->uid = 4242; /* not an admin */
-	c->gid = 4242;
-	c->pid = getpid();
-	snprintf(c->comm, sizeof(c->comm), "fuzz");
-	c->next = broker.clients;
-	broker.clients = c;
-	broker.n_clients++;
-	return c;
-}
-
 static uint64_t client_ids[2];
 
 static void arrive(unsigned k)
 {
 	struct error e = ERROR_NULL;
-	struct client *c = new_client();
+	struct client *c = books_new_client(&broker, 4242); /* not an admin */
 	int fd = -1;
 
 	client_ids[k] = c->id;
@@ -639,23 +524,6 @@ static void visit(struct input *in)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	static int ready;
-	struct input in = { data, size };
-	int fds;
-
-	if (!ready) {
-		/* an empty visit first: what sd-event opens once (a clock's timerfd) is not a leak */
-		struct input none = { NULL, 0 };
-		setup();
-		visit(&none);
-		ready = 1;
-	}
-	fds = self_fd_count();
-	check(fds > 0);
-	visit(&in);
-	if (self_fd_count() != fds) {
-		fprintf(stderr, "fuzz-bus: %d fds open before the input, %d after\n", fds, self_fd_count());
-		abort();
-	}
-	return 0;
+	/* an empty visit first: what sd-event opens once (a clock's timerfd) is not a leak */
+	return fuzz_one_input(data, size, setup, visit, &(struct input){ NULL, 0 });
 }

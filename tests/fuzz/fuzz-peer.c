@@ -20,26 +20,12 @@
  * application is handed and what the library sends its peers; after the
  * input the stream is destroyed and the process has the fds it had before.
  */
-#include <dirent.h>
-
 #include "stream.c"
 
+#define FUZZ_NAME "fuzz-peer"
+#include "fuzz-util.h"
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define check(x) do { if (!(x)) { fprintf(stderr, "fuzz-peer: %s:%d: %s\n", __FILE__, __LINE__, #x); abort(); } } while (0)
-
-struct input {
-	const uint8_t *p;
-	size_t left;
-};
-
-static uint8_t byte(struct input *in)
-{
-	if (!in->left)
-		return 0;
-	in->left--;
-	return *in->p++;
-}
 
 enum { P_SEND, P_CLOSE, P_TAKE, P_GIVE, P_JOIN, P_IDLE, P_WIRE, P__MAX };
 
@@ -56,17 +42,6 @@ static void print_stats(void)
 {
 	fprintf(stderr, "fuzz-peer: consumer: %lu frames acquired, %lu released; producer: %lu buffers dequeued, "
 		"%lu queued; %lu peers cut off\n", n_taken[0], n_given[0], n_taken[1], n_given[1], n_cut_off);
-}
-
-static unsigned count_fds(void)
-{
-	DIR *d = opendir("/proc/self/fd");
-	unsigned n = 0;
-	check(d);
-	while (readdir(d))
-		n++;
-	closedir(d);
-	return n;
 }
 
 static void on_notify(struct dmabroker_stream *st, void *userdata)
@@ -150,51 +125,13 @@ static void new_stream(struct input *in)
 	dmabroker_stream_set_callback(s, on_notify, NULL);
 }
 
-static int new_fd(uint8_t kind)
+/* An empty memfd, a pipe or /dev/null. */
+static int new_fd(struct input *in, enum fuzz_fd_kind kind)
 {
-	int fd = -1, pair[2];
+	int fd = fuzz_new_fd(in, kind, 0);
 
-	switch (kind % 3) {
-	case 0:
-		fd = memfd_create("fuzz", MFD_CLOEXEC);
-		break;
-	case 1:
-		if (pipe2(pair, O_CLOEXEC) == 0) {
-			close(pair[1]);
-			fd = pair[0];
-		}
-		break;
-	default:
-		fd = open("/dev/null", O_RDWR | O_CLOEXEC);
-		break;
-	}
 	check(fd >= 0);
 	return fd;
-}
-
-/* A peer sends len bytes with n fds. */
-static void peer_says(int sock, const void *data, size_t len, const int *fds, unsigned n)
-{
-	union {
-		struct cmsghdr h;
-		char buf[CMSG_SPACE(2 * sizeof(int))];
-	} u;
-	struct iovec iov = { .iov_base = (void *)data, .iov_len = len };
-	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
-
-	if (n) {
-		struct cmsghdr *cm;
-		memset(&u, 0, sizeof(u));
-		mh.msg_control = u.buf;
-		mh.msg_controllen = CMSG_SPACE(n * sizeof(int));
-		cm = CMSG_FIRSTHDR(&mh);
-		cm->cmsg_level = SOL_SOCKET;
-		cm->cmsg_type = SCM_RIGHTS;
-		cm->cmsg_len = CMSG_LEN(n * sizeof(int));
-		memcpy(CMSG_DATA(cm), fds, n * sizeof(int));
-	}
-	/* fails when the library has hung up on this peer: nothing to check then */
-	(void)sendmsg(sock, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
 }
 
 /*
@@ -217,15 +154,16 @@ static void step_send(struct input *in)
 	case 0:
 		break;
 	case 4:
-		fds[n_fds++] = new_fd(0);
-		fds[n_fds++] = new_fd(1);
+		fds[n_fds++] = new_fd(in, FUZZ_FD_MEMFD);
+		fds[n_fds++] = new_fd(in, FUZZ_FD_PIPE);
 		break;
 	default:
-		fds[n_fds++] = new_fd(fds_sel % 5 - 1);
+		fds[n_fds++] = new_fd(in, fds_sel % 5 - 1);
 		break;
 	}
+	/* fails when the library has hung up on this peer: nothing to check then */
 	if (ends[k] >= 0)
-		peer_says(ends[k], msg, len, fds, n_fds);
+		(void)send_fds(ends[k], msg, len, fds, n_fds, MSG_NOSIGNAL | MSG_DONTWAIT);
 	for (unsigned i = 0; i < n_fds; i++)
 		close(fds[i]);
 }
@@ -244,14 +182,15 @@ static void step_wire(struct input *in)
 		.sequence = byte(in),
 		.timestamp_ns = byte(in),
 	};
-	int fd = fd_sel < 224 ? -1 : new_fd(fd_sel);
+	int fd = fd_sel < 224 ? -1 : new_fd(in, fd_sel % 3);
 
 	for (unsigned i = 0; i < STREAM_WIRE_MAX_DAMAGE && i < w.n_damage; i++)
 		for (unsigned j = 0; j < 4; j++)
 			w.damage[i][j] = (int8_t)byte(in);
 	if (ends[k] >= 0)
-		peer_says(ends[k], &w, w.n_damage <= STREAM_WIRE_MAX_DAMAGE ? STREAM_WIRE_SIZE(w.n_damage) : sizeof(w),
-			  &fd, fd >= 0);
+		(void)send_fds(ends[k], &w,
+			       w.n_damage <= STREAM_WIRE_MAX_DAMAGE ? STREAM_WIRE_SIZE(w.n_damage) : sizeof(w), &fd,
+			       fd >= 0, MSG_NOSIGNAL | MSG_DONTWAIT);
 	safe_close(fd);
 }
 
@@ -437,19 +376,5 @@ static void run(struct input *in)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	static int ready;
-	struct input in = { data, size };
-	unsigned fds;
-
-	if (!ready) {
-		setup();
-		ready = 1;
-	}
-	fds = count_fds();
-	run(&in);
-	if (count_fds() != fds) {
-		fprintf(stderr, "fuzz-peer: %u fds before the input, %u after\n", fds, count_fds());
-		abort();
-	}
-	return 0;
+	return fuzz_one_input(data, size, setup, run, NULL);
 }

@@ -37,22 +37,11 @@
 #include "log.h"
 #include "quota.h"
 
+#define FUZZ_NAME "fuzz-token"
+#include "fuzz-util.h"
+#include "fuzz-books.h"
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define check(x) do { if (!(x)) { fprintf(stderr, "fuzz-token: %s:%d: %s\n", __FILE__, __LINE__, #x); abort(); } } while (0)
-
-struct input {
-	const uint8_t *p;
-	size_t left;
-};
-
-static uint8_t byte(struct input *in)
-{
-	if (!in->left)
-		return 0;
-	in->left--;
-	return *in->p++;
-}
 
 enum { N_CLIENTS = 3, N_BUFFERS = 2, MAX_TOKENS = 48, MAX_STEPS = 48 };
 enum { PER_CLIENT = 4, PER_UID = 6 };
@@ -91,23 +80,6 @@ static void print_stats(void)
 {
 	for (unsigned i = 0; i < A__MAX; i++)
 		fprintf(stderr, "fuzz-token: %-16s %10lu\n", answer_names[i], answers[i]);
-}
-
-static struct client *new_client(uid_t uid)
-{
-	struct client *c = calloc(1, sizeof(*c));
-
-	check(c);
-	c->broker = &b;
-	c->id = ++b.next_client_id;
-	c->uid = uid;
-	c->gid = uid;
-	c->pid = getpid();
-	snprintf(c->comm, sizeof(c->comm), "fuzz");
-	c->next = b.clients;
-	b.clients = c;
-	b.n_clients++;
-	return c;
 }
 
 static struct token *find_token(const char *value)
@@ -411,7 +383,7 @@ static void run(struct input *in)
 	n_toks = 0;
 	for (unsigned k = 0; k < N_CLIENTS; k++) {
 		clients[k].uid = uids[k];
-		clients[k].c = new_client(uids[k]);
+		clients[k].c = books_new_client(&b, uids[k]);
 	}
 	for (unsigned j = 0; j < N_BUFFERS; j++) {
 		struct error e = ERROR_NULL;
@@ -455,23 +427,6 @@ static void run(struct input *in)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	static int ready;
-	struct input in = { data, size };
-	int fds;
-
-	if (!ready) {
-		/* an empty run first: what sd-event opens once (a clock's timerfd) is not a leak */
-		struct input none = { NULL, 0 };
-		setup();
-		run(&none);
-		ready = 1;
-	}
-	fds = self_fd_count();
-	check(fds > 0);
-	run(&in);
-	if (self_fd_count() != fds) {
-		fprintf(stderr, "fuzz-token: %d fds open before the input, %d after\n", fds, self_fd_count());
-		abort();
-	}
-	return 0;
+	/* an empty run first: what sd-event opens once (a clock's timerfd) is not a leak */
+	return fuzz_one_input(data, size, setup, run, &(struct input){ NULL, 0 });
 }

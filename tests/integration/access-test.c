@@ -45,7 +45,6 @@ TAP_DEFINE;
 
 #define R DMABROKER_ACCESS_READ
 #define W DMABROKER_ACCESS_WRITE
-#define CPU_RW (DMABROKER_USAGE_CPU_READ_FLAG | DMABROKER_USAGE_CPU_WRITE_FLAG)
 
 static const char *backend = "shm";
 static int frames = 1000;
@@ -61,17 +60,6 @@ static struct dmabroker_buffer *alloc_buf(struct dmabroker *b, uint32_t w, uint3
 	if (r < 0)
 		tap_diag("allocate on %s: %s", backend, dmabroker_error_message(b));
 	return buf;
-}
-
-/* Shares buf with other: the same buffer, opened by a token. */
-static struct dmabroker_buffer *share(struct dmabroker_buffer *buf, struct dmabroker *other)
-{
-	struct dmabroker_buffer *out = NULL;
-	char *token = NULL;
-	if (dmabroker_buffer_create_token(buf, 0, 0, &token) == 0)
-		dmabroker_open_token(other, token, &out);
-	free(token);
-	return out;
 }
 
 static int64_t now_ms(void)
@@ -107,31 +95,15 @@ static void on_granted(struct dmabroker *b, int error, uint64_t grant, int fence
 	p->fence = fence;
 }
 
+/* ListBuffers' grants, waiters, fences or timeouts of buffer id, or -1. */
 static int buffer_field(uint64_t id, const char *field)
 {
-	/* ListBuffers' waiters (13th) or pending fences (14th) or timeouts (15th). */
-	sd_bus *bus = NULL;
-	sd_bus_message *reply = NULL;
-	uint64_t bid, size, age;
-	uint32_t w, h, f, usage, uid, pid, holders, att, grants, waiters, fences, timeouts;
-	const char *be;
-	int r, out = -1;
+	struct listed_buffer e;
 
-	if (sd_bus_open_user(&bus) < 0)
+	if (listed_buffer_find(NULL, id, &e) <= 0)
 		return -1;
-	r = sd_bus_call_method(bus, "org.dmabroker.Broker1", "/org/dmabroker/Broker1", "org.dmabroker.Broker1",
-			       "ListBuffers", NULL, &reply, "");
-	if (r >= 0)
-		r = sd_bus_message_enter_container(reply, 'a', "(tuuutsuuuuutuuuu)");
-	while (r >= 0 && (r = sd_bus_message_read(reply, "(tuuutsuuuuutuuuu)", &bid, &w, &h, &f, &size, &be, &usage,
-						   &uid, &pid, &holders, &att, &age, &grants, &waiters, &fences,
-						   &timeouts)) > 0)
-		if (bid == id)
-			out = !strcmp(field, "grants") ? (int)grants : !strcmp(field, "waiters") ? (int)waiters :
-			      !strcmp(field, "fences") ? (int)fences : (int)timeouts;
-	sd_bus_message_unref(reply);
-	sd_bus_flush_close_unref(bus);
-	return out;
+	return !strcmp(field, "grants") ? (int)e.grants : !strcmp(field, "waiters") ? (int)e.waiters :
+	       !strcmp(field, "fences") ? (int)e.fences : (int)e.timeouts;
 }
 
 /*
@@ -310,19 +282,19 @@ static bool step_access_channel(void)
 						  .fourcc = DRM_FORMAT_XRGB8888, .usage = CPU_RW, .backend = backend,
 						  .flags = DMABROKER_ALLOC_FRESH };
 		struct dmabroker_buffer *x = NULL;
-		int before = daemon_buffer_count();
+		int before = daemon_property_u32("Buffers");
 		uint64_t offset = 1;
 		uint32_t stride = 0;
 		CHECK(dmabroker_allocate(a, &d, &x) == 0 && x);
 		CHECK(dmabroker_buffer_get_size(x) >= 64 * 64 * 4 && dmabroker_buffer_get_plane_count(x) == 1);
 		CHECK(dmabroker_buffer_get_plane(x, 0, &offset, &stride) == 0 && offset == 0 && stride >= 64 * 4);
-		CHECK(daemon_buffer_count() == before + 1);
+		CHECK(daemon_property_u32("Buffers") == before + 1);
 		CHECK(dmabroker_buffer_begin_access(x, W, 0, &g2, &f2) == 0);
 		CHECK(dmabroker_end_access_oneway(a, g2, -1) == 0);
 		dmabroker_buffer_release(x);
-		for (int t = 0; t < 100 && daemon_buffer_count() != before; t++)
+		for (int t = 0; t < 100 && daemon_property_u32("Buffers") != before; t++)
 			usleep(10000);
-		CHECK(daemon_buffer_count() == before);
+		CHECK(daemon_property_u32("Buffers") == before);
 		d.width = 0;
 		CHECK(expect_error(a, dmabroker_allocate(a, &d, &x), EDOM, "org.dmabroker.Error.InvalidDimensions"));
 		d.width = 64;
@@ -332,7 +304,7 @@ static bool step_access_channel(void)
 		d.fourcc = DRM_FORMAT_XRGB8888;
 		d.backend = "no-such-backend";
 		CHECK(expect_error(a, dmabroker_allocate(a, &d, &x), ENODEV, "org.dmabroker.Error.NoBackend"));
-		CHECK(daemon_buffer_count() == before);
+		CHECK(daemon_property_u32("Buffers") == before);
 	}
 
 	/* by hand: one channel per client; a buffer it does not hold; an unknown grant; a malformed message */
@@ -393,7 +365,7 @@ static bool step_fenceless_holder(void)
 	/* The daemon serves everybody else meanwhile. */
 	other = alloc_buf(c, 32, 32);
 	CHECK(other);
-	CHECK(daemon_buffer_count() >= 2);
+	CHECK(daemon_property_u32("Buffers") >= 2);
 	CHECK(dmabroker_end_access(a, g, -1) == 0);
 	pump(c, &pc.done, 5000);
 	CHECK(pc.done && pc.error == 0 && pc.grant && pc.fence == -1);
@@ -1723,30 +1695,15 @@ static bool wait_watched_fences(int want, sd_bus *bus, const struct call_answer 
 
 static bool buffer_backend_is(uint64_t id, const char *want)
 {
-	sd_bus *bus = NULL;
-	sd_bus_message *reply = NULL;
-	uint64_t bid, size, age;
-	uint32_t w, h, f, usage, uid, pid, holders, att, grants, waiters, fences, timeouts;
-	const char *be;
-	bool ok = false;
-	int r = sd_bus_open_user(&bus);
+	struct listed_buffer e;
 
-	if (r >= 0)
-		r = sd_bus_call_method(bus, "org.dmabroker.Broker1", "/org/dmabroker/Broker1", "org.dmabroker.Broker1",
-				       "ListBuffers", NULL, &reply, "");
-	if (r >= 0)
-		r = sd_bus_message_enter_container(reply, 'a', "(tuuutsuuuuutuuuu)");
-	while (r >= 0 && (r = sd_bus_message_read(reply, "(tuuutsuuuuutuuuu)", &bid, &w, &h, &f, &size, &be, &usage,
-						   &uid, &pid, &holders, &att, &age, &grants, &waiters, &fences,
-						   &timeouts)) > 0)
-		if (bid == id) {
-			ok = strcmp(be, want) == 0;
-			if (!ok)
-				tap_diag("buffer %" PRIu64 " is on %s, not %s", id, be, want);
-		}
-	sd_bus_message_unref(reply);
-	sd_bus_flush_close_unref(bus);
-	return ok;
+	if (listed_buffer_find(NULL, id, &e) <= 0)
+		return false;
+	if (strcmp(e.backend, want) != 0) {
+		tap_diag("buffer %" PRIu64 " is on %s, not %s", id, e.backend, want);
+		return false;
+	}
+	return true;
 }
 
 static bool imports_into(int drm_fd, int dmabuf)
@@ -1964,7 +1921,7 @@ static bool step_mover_dies_mid_move(void)
 	if (seen.fence >= 0)
 		close(seen.fence);
 	CHECK(buffer_backend_is(dmabroker_buffer_get_id(buf), "drm:virtio_gpu"));
-	CHECK(daemon_buffer_count() >= 1); /* the daemon is alive and answers */
+	CHECK(daemon_property_u32("Buffers") >= 1); /* the daemon is alive and answers */
 	CHECK(pattern(bb, false, 0x77));
 	free(token);
 	close(release);

@@ -24,7 +24,6 @@
 
 TAP_DEFINE;
 
-#define CPU_RW (DMABROKER_USAGE_CPU_READ_FLAG | DMABROKER_USAGE_CPU_WRITE_FLAG)
 
 static const struct dmabroker_alloc_desc desc64 = {
 	.version = DMABROKER_ALLOC_DESC_VERSION, .width = 64, .height = 64, .fourcc = DRM_FORMAT_XRGB8888,
@@ -42,7 +41,7 @@ static bool step_connect_address(void)
 	CHECK(address);
 	CHECK(dmabroker_connect_address(address, &b) == 0 && b);
 	CHECK(dmabroker_allocate(b, &desc64, &buf) == 0 && buf);
-	CHECK(daemon_buffer_count() == base.buffers + 1);
+	CHECK(daemon_property_u32("Buffers") == base.buffers + 1);
 	CHECK(dmabroker_open_direct(b) == 0 && dmabroker_is_direct(b));
 	dmabroker_buffer_release(buf);
 	b = dmabroker_disconnect(b);

@@ -38,7 +38,6 @@
 
 TAP_DEFINE;
 
-#define CPU_RW (DMABROKER_USAGE_CPU_READ_FLAG | DMABROKER_USAGE_CPU_WRITE_FLAG)
 #define ELEMENTSOF(a) (sizeof(a) / sizeof((a)[0]))
 #define MAX_BACKENDS 16
 
@@ -414,7 +413,7 @@ static bool step_lifetime_across_holders(void)
 	dmabroker_buffer_release(buf);
 	dmabroker_disconnect(a); /* the owner is gone, the buffer lives on */
 	usleep(50000);
-	CHECK(daemon_buffer_count() == base.buffers + 1);
+	CHECK(daemon_property_u32("Buffers") == base.buffers + 1);
 	CHECK(pattern_io(shared, false));
 	/* Tokens die with their creator. */
 	{
@@ -463,7 +462,7 @@ static bool step_client_death(void)
 	n = read(fds[0], token, sizeof(token) - 1);
 	close(fds[0]);
 	CHECKF(n > 0, "the child did not get its buffers");
-	CHECK(daemon_buffer_count() == base.buffers + 3);
+	CHECK(daemon_property_u32("Buffers") == base.buffers + 3);
 	CHECK(kill(pid, SIGKILL) == 0);
 	CHECK(waitpid(pid, &status, 0) == pid && WIFSIGNALED(status));
 	CHECK(baseline_restored(base));

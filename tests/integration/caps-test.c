@@ -34,11 +34,6 @@
 
 TAP_DEFINE;
 
-#define BUS_NAME "org.dmabroker.Broker1"
-#define PATH "/org/dmabroker/Broker1"
-#define IFACE "org.dmabroker.Broker1"
-#define ERR(n) "org.dmabroker.Error." n
-#define CPU_RW (DMABROKER_USAGE_CPU_READ_FLAG | DMABROKER_USAGE_CPU_WRITE_FLAG)
 #define R DMABROKER_ACCESS_READ
 #define W DMABROKER_ACCESS_WRITE
 
@@ -67,17 +62,6 @@ static bool refused(struct dmabroker *b, int r, int want_errno, const char *want
 		return false;
 	}
 	return true;
-}
-
-static struct dmabroker_buffer *share(struct dmabroker_buffer *buf, struct dmabroker *other)
-{
-	struct dmabroker_buffer *out = NULL;
-	char *token = NULL;
-
-	if (dmabroker_buffer_create_token(buf, 0, 0, &token) == 0)
-		dmabroker_open_token(other, token, &out);
-	free(token);
-	return out;
 }
 
 /* ---- caps.conf ---- */
@@ -310,22 +294,6 @@ static bool step_bytes_per_uid(void)
 
 /* ---- caps-pending.conf ---- */
 
-struct begun {
-	int done, error;
-	uint64_t grant;
-};
-
-static void on_begun(struct dmabroker *b, int error, uint64_t grant, int fence, void *userdata)
-{
-	struct begun *g = userdata;
-
-	g->done++;
-	g->error = error;
-	g->grant = grant;
-	if (fence >= 0)
-		close(fence);
-}
-
 /* Runs b until *done (5 s at most). */
 static bool run_until(struct dmabroker *b, const int *done)
 {
@@ -339,21 +307,15 @@ static bool run_until(struct dmabroker *b, const int *done)
 static bool waiting(struct dmabroker *b, unsigned n)
 {
 	for (int i = 0; i < 500; i++) {
-		sd_bus *bus = NULL;
-		sd_bus_message *reply = NULL;
-		uint32_t waiters = 0, total = 0;
+		struct listed_buffers l;
+		struct listed_buffer e;
+		uint32_t total = 0;
 
 		dmabroker_process(b);
-		if (sd_bus_open_user(&bus) < 0)
-			return false;
-		if (sd_bus_call_method(bus, BUS_NAME, PATH, IFACE, "ListBuffers", NULL, &reply, "") >= 0 &&
-		    sd_bus_message_enter_container(reply, 'a', "(tuuutsuuuuutuuuu)") > 0)
-			while (sd_bus_message_read(reply, "(tuuutsuuuuutuuuu)", NULL, NULL, NULL, NULL, NULL, NULL,
-						   NULL, NULL, NULL, NULL, NULL, NULL, NULL, &waiters, NULL,
-						   NULL) > 0)
-				total += waiters;
-		sd_bus_message_unref(reply);
-		sd_bus_flush_close_unref(bus);
+		if (listed_buffers_begin(&l, NULL) >= 0)
+			while (listed_buffers_next(&l, &e) > 0)
+				total += e.waiters;
+		listed_buffers_end(&l);
 		if (total >= n)
 			return true;
 		usleep(10000);

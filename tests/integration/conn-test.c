@@ -38,9 +38,6 @@
 
 TAP_DEFINE;
 
-#define BUS_NAME "org.dmabroker.Broker1"
-#define PATH "/org/dmabroker/Broker1"
-#define IFACE "org.dmabroker.Broker1"
 #define MAX_FDS 64 /* conn.conf */
 #define RAW_SERIAL 1000000u
 
@@ -48,17 +45,6 @@ static int flood = 2000; /* --flood N */
 static struct dmabroker *owner;
 static struct dmabroker_buffer *shared;
 static char *token;
-
-static struct dmabroker_buffer *alloc_one(struct dmabroker *b, int *ret)
-{
-	struct dmabroker_alloc_desc d = {
-		.version = DMABROKER_ALLOC_DESC_VERSION, .width = 64, .height = 64, .fourcc = DRM_FORMAT_XRGB8888,
-		.usage = DMABROKER_USAGE_CPU_READ_FLAG | DMABROKER_USAGE_CPU_WRITE_FLAG,
-	};
-	struct dmabroker_buffer *buf = NULL;
-	*ret = dmabroker_allocate(b, &d, &buf);
-	return buf;
-}
 
 /* ---- a method call marshalled by hand, to pipeline it without sd-bus reading ---- */
 
@@ -180,7 +166,6 @@ static bool hung_up(int fd, int timeout_ms)
 static bool step_flood(void)
 {
 	sd_bus_error error = SD_BUS_ERROR_NULL;
-	sd_bus_message *reply = NULL;
 	sd_bus *bus = NULL, *direct = NULL;
 	struct baseline base;
 	uint32_t serial = RAW_SERIAL;
@@ -191,17 +176,7 @@ static bool step_flood(void)
 	base = baseline_take();
 	/* a client of its own, with a direct connection */
 	CHECK(sd_bus_open_user(&bus) >= 0);
-	r = sd_bus_call_method(bus, BUS_NAME, PATH, IFACE, "OpenDirect", &error, &reply, "");
-	CHECKF(r >= 0, "OpenDirect: %s", error.message);
-	CHECK(sd_bus_message_read(reply, "h", &fd) >= 0);
-	fd = fcntl(fd, F_DUPFD_CLOEXEC, 3);
-	reply = sd_bus_message_unref(reply);
-	CHECK(fd >= 0);
-	CHECK(sd_bus_new(&direct) >= 0);
-	CHECK(sd_bus_set_fd(direct, fd, fd) >= 0);
-	CHECK(sd_bus_set_anonymous(direct, 1) >= 0);
-	CHECK(sd_bus_negotiate_fds(direct, 1) >= 0);
-	CHECK(sd_bus_start(direct) >= 0);
+	CHECK((direct = raw_direct(bus)) && (fd = sd_bus_get_fd(direct)) >= 0);
 	/* sd-bus made our send buffer megabytes: keep what waits on our side small, to count what the daemon took */
 	CHECK(setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &(int){ 32 * 1024 }, sizeof(int)) >= 0);
 	CHECK(sd_bus_add_filter(direct, NULL, count_replies, NULL) >= 0);

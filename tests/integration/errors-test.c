@@ -30,16 +30,12 @@
 #include <linux/dma-heap.h>
 #include <systemd/sd-bus.h>
 
+#include "fd-util.h"
 #include "tap.h"
 #include "broker-util.h"
 
 TAP_DEFINE;
 
-#define BUS_NAME "org.dmabroker.Broker1"
-#define PATH "/org/dmabroker/Broker1"
-#define IFACE "org.dmabroker.Broker1"
-#define ERR(n) "org.dmabroker.Error." n
-#define CPU_RW (DMABROKER_USAGE_CPU_READ_FLAG | DMABROKER_USAGE_CPU_WRITE_FLAG)
 
 /* ---- helpers ---- */
 
@@ -54,44 +50,6 @@ static struct dmabroker_buffer *alloc_buf(struct dmabroker *b, uint32_t w, uint3
 	if (dmabroker_allocate(b, &d, &buf) < 0)
 		tap_diag("allocate: %s", dmabroker_error_message(b));
 	return buf;
-}
-
-/* A direct connection of our own, opened on bus (which stays open: the client lives on). */
-static sd_bus *raw_direct(sd_bus *bus, int *ret_fd)
-{
-	sd_bus *d = NULL;
-	sd_bus_message *reply = NULL;
-	int fd, own = -1, r;
-
-	r = sd_bus_call_method(bus, BUS_NAME, PATH, IFACE, "OpenDirect", NULL, &reply, "");
-	if (r >= 0)
-		r = sd_bus_message_read(reply, "h", &fd);
-	if (r >= 0 && (own = fcntl(fd, F_DUPFD_CLOEXEC, 3)) < 0)
-		r = -errno;
-	sd_bus_message_unref(reply);
-	if (r >= 0 && ret_fd) { /* the socket itself, to write on by hand */
-		*ret_fd = own;
-		return NULL;
-	}
-	if (r >= 0)
-		r = sd_bus_new(&d);
-	if (r >= 0)
-		r = sd_bus_set_fd(d, own, own);
-	if (r >= 0) {
-		own = -1;
-		r = sd_bus_set_anonymous(d, 1);
-	}
-	if (r >= 0)
-		r = sd_bus_negotiate_fds(d, 1);
-	if (r >= 0)
-		r = sd_bus_start(d);
-	if (r < 0) {
-		if (own >= 0)
-			close(own);
-		tap_diag("a direct connection by hand: %s", strerror(-r));
-		return sd_bus_unref(d);
-	}
-	return d;
 }
 
 static sd_bus *open_bus(void)
@@ -137,17 +95,6 @@ static bool call_refused(sd_bus *bus, sd_bus_message *m, const char *want, const
 	tap_diag("%s: %s", e.name, e.message);
 	sd_bus_error_free(&e);
 	return true;
-}
-
-static int memfd(size_t size)
-{
-	int fd = memfd_create("errors-test", MFD_CLOEXEC);
-
-	if (fd >= 0 && ftruncate(fd, (off_t)size) < 0) {
-		close(fd);
-		return -1;
-	}
-	return fd;
 }
 
 /* ---- Allocate ---- */
@@ -206,7 +153,7 @@ static bool step_import_host(void)
 {
 	struct baseline base = baseline_take();
 	sd_bus *bus = open_bus();
-	int fd = memfd(1 << 20);
+	int fd = memfd_of_size(1 << 20);
 	struct dmabroker *b = connect_session();
 	struct dmabroker_buffer *buf = NULL;
 	struct dmabroker_plane planes[5] = { { 0, 256 }, { 0, 256 }, { 0, 256 }, { 0, 256 }, { 0, 256 } };
@@ -272,7 +219,7 @@ static bool step_import_dmabuf(void)
 	struct dmabroker *b = connect_session();
 	struct dmabroker_buffer *buf = NULL;
 	const struct dmabroker_plane one = { 0, 256 }, two[2] = { { 0, 256 }, { 64 * 256, 256 } };
-	int fd = heap_dmabuf(1 << 20), before = daemon_buffer_count();
+	int fd = heap_dmabuf(1 << 20), before = daemon_property_u32("Buffers");
 
 	CHECK(b && fd >= 0);
 	CHECK(expect_error(b, dmabroker_import(b, fd, 0, 64, DRM_FORMAT_XRGB8888, DRM_FORMAT_MOD_LINEAR, &one, 1,
@@ -290,10 +237,10 @@ static bool step_import_dmabuf(void)
 	CHECK(expect_error(b, dmabroker_import(b, fd, 64, 64, DRM_FORMAT_NV12, DRM_FORMAT_MOD_LINEAR, &one, 1, CPU_RW,
 					       &buf), EINVAL, ERR("InvalidArgument")));
 	CHECK(strstr(dmabroker_error_message(b), "has 2 planes; 1 were described"));
-	CHECK(!buf && daemon_buffer_count() == before);
+	CHECK(!buf && daemon_property_u32("Buffers") == before);
 	/* the positive control: the same fd, described right */
 	CHECK(dmabroker_import(b, fd, 64, 64, DRM_FORMAT_XRGB8888, DRM_FORMAT_MOD_LINEAR, &one, 1, CPU_RW, &buf) == 0);
-	CHECK(daemon_buffer_count() == before + 1);
+	CHECK(daemon_property_u32("Buffers") == before + 1);
 	dmabroker_buffer_release(buf);
 	close(fd);
 	dmabroker_disconnect(b);
@@ -322,7 +269,7 @@ static bool step_long_names(void)
 			   ERR("InvalidArgument")));
 	CHECK(strstr(dmabroker_error_message(b), "device name longer than"));
 	/* a stream name of 200 characters, on a direct connection (where streams are) */
-	direct = raw_direct(bus, NULL);
+	direct = raw_direct(bus);
 	CHECK(direct);
 	m = new_call(direct, true, "CreateStream");
 	CHECK(m && sd_bus_message_append(m, "s", name) >= 0 &&
@@ -340,7 +287,7 @@ static bool step_two_fences(void)
 {
 	struct baseline base = baseline_take();
 	sd_bus *bus = open_bus();
-	int f1 = memfd(16), f2 = memfd(16);
+	int f1 = memfd_of_size(16), f2 = memfd_of_size(16);
 	sd_bus_message *m;
 
 	CHECK(bus && f1 >= 0 && f2 >= 0);
@@ -448,29 +395,6 @@ static void w_field(struct wire *w, uint8_t code, char type, const char *s, uint
 	}
 }
 
-static bool write_all(int fd, const void *p, size_t n, int pass_fd)
-{
-	union {
-		struct cmsghdr h;
-		char buf[CMSG_SPACE(sizeof(int))];
-	} u;
-	struct iovec iov = { .iov_base = (void *)p, .iov_len = n };
-	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
-
-	if (pass_fd >= 0) {
-		struct cmsghdr *c;
-		memset(&u, 0, sizeof(u));
-		mh.msg_control = u.buf;
-		mh.msg_controllen = sizeof(u.buf);
-		c = CMSG_FIRSTHDR(&mh);
-		c->cmsg_level = SOL_SOCKET;
-		c->cmsg_type = SCM_RIGHTS;
-		c->cmsg_len = CMSG_LEN(sizeof(int));
-		memcpy(CMSG_DATA(c), &pass_fd, sizeof(int));
-	}
-	return sendmsg(fd, &mh, MSG_NOSIGNAL) == (ssize_t)n;
-}
-
 /* Reads from fd until text appears (true) or 10 s pass. */
 static bool read_until(int fd, const char *text, char *got, size_t len)
 {
@@ -501,11 +425,11 @@ static bool step_reclaim_over_limit(void)
 	char got[4096];
 	size_t fields_at, fields_end, body_at, array_at;
 	uint32_t len;
-	int sock = -1, fd = memfd(16);
+	int sock = -1, fd = memfd_of_size(16);
 	const char *hello = "AUTH ANONYMOUS\r\nNEGOTIATE_UNIX_FD\r\nBEGIN\r\n";
 
 	CHECK(bus && fd >= 0);
-	CHECK(!raw_direct(bus, &sock) && sock >= 0);
+	CHECK((sock = call_for_fd(bus, "OpenDirect")) >= 0); /* the socket itself, to write on by hand */
 	/* the direct connection's authentication: anonymous, with fds */
 	CHECK(write(sock, "", 1) == 1 && write(sock, hello, strlen(hello)) == (ssize_t)strlen(hello));
 	CHECK(read_until(sock, "AGREE_UNIX_FD\r\n", got, sizeof(got)));
@@ -540,7 +464,7 @@ static bool step_reclaim_over_limit(void)
 	memcpy(w.d + body_at, &len, 4);
 	len = (uint32_t)(w.n - body_at);
 	memcpy(w.d + 4, &len, 4);
-	CHECK(write_all(sock, w.d, w.n, fd));
+	CHECK(send_fds(sock, w.d, w.n, &fd, 1, MSG_NOSIGNAL) == (ssize_t)w.n);
 	CHECK(read_until(sock, "more than 256 buffers at once", got, sizeof(got)));
 	CHECK(memmem(got, sizeof(got), ERR("InvalidArgument"), strlen(ERR("InvalidArgument"))));
 	tap_diag("Reclaim of 257 by hand: InvalidArgument: more than 256 buffers at once");
@@ -560,7 +484,7 @@ static bool step_direct_only(void)
 	sd_bus_message *m;
 
 	CHECK(bus);
-	direct = raw_direct(bus, NULL);
+	direct = raw_direct(bus);
 	CHECK(direct);
 	CHECK(call_refused(direct, new_call(direct, true, "OpenDirect"), ERR("NotPermitted"),
 			   "a direct connection already"));
@@ -635,10 +559,10 @@ static bool step_stream_error(void)
 	struct stream_error se = { 0 };
 	sd_bus *bus = open_bus(), *direct;
 	sd_bus_message *m;
-	int f1 = memfd(16), f2 = memfd(16);
+	int f1 = memfd_of_size(16), f2 = memfd_of_size(16);
 
 	CHECK(bus && f1 >= 0 && f2 >= 0);
-	direct = raw_direct(bus, NULL);
+	direct = raw_direct(bus);
 	CHECK(direct);
 	CHECK(sd_bus_match_signal(direct, NULL, NULL, PATH, IFACE, "StreamError", on_stream_error, &se) >= 0);
 	/* one-way QueueFrame for a stream that is not there: the answer is a StreamError */

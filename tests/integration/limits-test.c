@@ -143,21 +143,6 @@ static bool step_concurrent_allocations(void)
 	return true;
 }
 
-struct begun {
-	int done, error;
-	uint64_t grant;
-};
-
-static void on_begun(struct dmabroker *b, int error, uint64_t grant, int fence, void *userdata)
-{
-	struct begun *g = userdata;
-	g->done++;
-	g->error = error;
-	g->grant = grant;
-	if (fence >= 0)
-		close(fence);
-}
-
 /*
  * limits-quota.conf: max-grants-per-client = 2, max-pending-per-client = 2.
  * Two requests that wait count as the two grants they ask for: a third

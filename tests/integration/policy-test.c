@@ -39,17 +39,6 @@ TAP_DEFINE;
 #define NOBODY 65534
 #define GROUP 12345
 
-static struct dmabroker_buffer *alloc_one(struct dmabroker *b, int *ret)
-{
-	struct dmabroker_alloc_desc d = {
-		.version = DMABROKER_ALLOC_DESC_VERSION, .width = 64, .height = 64, .fourcc = DRM_FORMAT_XRGB8888,
-		.usage = DMABROKER_USAGE_CPU_READ_FLAG | DMABROKER_USAGE_CPU_WRITE_FLAG,
-	};
-	struct dmabroker_buffer *buf = NULL;
-	*ret = dmabroker_allocate(b, &d, &buf);
-	return buf;
-}
-
 /* Runs fn in a child as uid with the given groups; its exit status (0 = passed). */
 static int as_user(uid_t uid, gid_t gid, const gid_t *groups, size_t n, int (*fn)(void *), void *arg)
 {
@@ -130,34 +119,16 @@ struct shared {
  */
 static int list_buffer_ids(sd_bus *bus, uint64_t *ids, int max)
 {
-	sd_bus_message *reply = NULL;
-	sd_bus_error e = SD_BUS_ERROR_NULL;
-	int r, n = 0;
+	struct listed_buffers l;
+	struct listed_buffer e;
+	int r = listed_buffers_begin(&l, bus), n = 0;
 
-	r = sd_bus_call_method(bus, "org.dmabroker.Broker1", "/org/dmabroker/Broker1", "org.dmabroker.Broker1",
-			       "ListBuffers", &e, &reply, "");
-	sd_bus_error_free(&e);
-	if (r < 0)
-		return r;
-	r = sd_bus_message_enter_container(reply, 'a', "(tuuutsuuuuutuuuu)");
-	while (r >= 0 && (r = sd_bus_message_enter_container(reply, 'r', "tuuutsuuuuutuuuu")) > 0) {
-		uint64_t id;
-
-		r = sd_bus_message_read(reply, "t", &id);
-		if (r >= 0)
-			r = sd_bus_message_skip(reply, "uuutsuuuuutuuuu");
-		if (r >= 0)
-			r = sd_bus_message_exit_container(reply);
-		if (r >= 0 && n < max)
-			ids[n] = id;
+	while (r >= 0 && (r = listed_buffers_next(&l, &e)) > 0) {
+		if (n < max)
+			ids[n] = e.id;
 		n++;
 	}
-	if (r >= 0)
-		r = sd_bus_message_exit_container(reply);
-	/* the whole body read: nothing left behind the array */
-	if (r >= 0 && !sd_bus_message_at_end(reply, true))
-		r = -EBADMSG;
-	sd_bus_message_unref(reply);
+	listed_buffers_end(&l);
 	return r < 0 ? r : n;
 }
 
@@ -781,41 +752,6 @@ static int child_consumer(void *arg)
 	return 0;
 }
 
-/* A direct connection spoken by hand (CreateStream and JoinStream run on one), or NULL. */
-static sd_bus *raw_direct(void)
-{
-	sd_bus *bus = NULL, *d = NULL;
-	sd_bus_message *reply = NULL;
-	int fd, own = -1, r = sd_bus_open_user(&bus);
-
-	if (r >= 0)
-		r = sd_bus_call_method(bus, "org.dmabroker.Broker1", "/org/dmabroker/Broker1", "org.dmabroker.Broker1",
-				       "OpenDirect", NULL, &reply, "");
-	if (r >= 0)
-		r = sd_bus_message_read(reply, "h", &fd);
-	if (r >= 0 && (own = fcntl(fd, F_DUPFD_CLOEXEC, 3)) < 0)
-		r = -errno;
-	sd_bus_message_unref(reply);
-	if (r >= 0)
-		r = sd_bus_new(&d);
-	if (r >= 0)
-		r = sd_bus_set_fd(d, own, own);
-	if (r >= 0)
-		r = sd_bus_set_anonymous(d, 1);
-	if (r >= 0)
-		r = sd_bus_negotiate_fds(d, 1);
-	if (r >= 0)
-		r = sd_bus_start(d);
-	sd_bus_unref(bus); /* the client lives on while its direct connection does */
-	if (r < 0) {
-		tap_diag("a direct connection by hand: %s", strerror(-r));
-		if (!d && own >= 0)
-			close(own);
-		return sd_bus_unref(d);
-	}
-	return d;
-}
-
 /* Calls method (CreateStream or JoinStream) of "webcam" with one option; its error name, or "". */
 static const char *raw_stream_call(sd_bus *d, const char *method, const char *key, const char *type, uint32_t u,
 				   char *out, size_t len)
@@ -839,7 +775,7 @@ static const char *raw_stream_call(sd_bus *d, const char *method, const char *ke
 static bool step_stream_producer_uid_option(void)
 {
 	struct baseline base = baseline_take();
-	sd_bus *d = raw_direct();
+	sd_bus *d = raw_direct(NULL); /* CreateStream and JoinStream run on one */
 	char name[128];
 
 	CHECK(d);
@@ -1159,23 +1095,10 @@ static bool step_pipelined_first_calls(void)
 	return true;
 }
 
-static int daemon_client_count(void)
-{
-	sd_bus *bus = NULL;
-	uint32_t n = 0;
-	int r = sd_bus_open_user(&bus);
-
-	if (r >= 0)
-		r = sd_bus_get_property_trivial(bus, "org.dmabroker.Broker1", "/org/dmabroker/Broker1",
-						"org.dmabroker.Broker1", "Clients", NULL, 'u', &n);
-	sd_bus_flush_close_unref(bus);
-	return r < 0 ? r : (int)n;
-}
-
 static bool step_leaves_while_held(void)
 {
 	struct baseline base = baseline_take();
-	int clients = daemon_client_count();
+	int clients = daemon_property_u32("Clients");
 	static struct answers a;
 	static struct call calls[8];
 	bool same = false;
@@ -1204,11 +1127,11 @@ static bool step_leaves_while_held(void)
 	}
 	/* every one of them forgotten: no client, no buffer, no fd left */
 	for (int i = 0; i < 500 && !same; i++) {
-		same = daemon_client_count() == clients;
+		same = daemon_property_u32("Clients") == clients;
 		if (!same)
 			usleep(10000);
 	}
-	CHECKF(same, "%d clients, %d before", daemon_client_count(), clients);
+	CHECKF(same, "%d clients, %d before", daemon_property_u32("Clients"), clients);
 	CHECK(baseline_restored(base));
 	return true;
 }

@@ -235,29 +235,14 @@ static bool step_bounded(void)
 		uint32_t n = 0;
 		uint64_t bytes = 0;
 		CHECK(sd_bus_open_user(&bus) >= 0);
-		CHECK(sd_bus_get_property_trivial(bus, "org.dmabroker.Broker1", "/org/dmabroker/Broker1",
-						  "org.dmabroker.Broker1", "PoolBuffers", NULL, 'u', &n) >= 0);
-		CHECK(sd_bus_get_property_trivial(bus, "org.dmabroker.Broker1", "/org/dmabroker/Broker1",
-						  "org.dmabroker.Broker1", "PoolBytes", NULL, 't', &bytes) >= 0);
+		CHECK(sd_bus_get_property_trivial(bus, BUS_NAME, PATH, IFACE, "PoolBuffers", NULL, 'u', &n) >= 0);
+		CHECK(sd_bus_get_property_trivial(bus, BUS_NAME, PATH, IFACE, "PoolBytes", NULL, 't', &bytes) >= 0);
 		tap_diag("PoolBuffers %u, PoolBytes %llu", n, (unsigned long long)bytes);
 		CHECK(n == 3 && bytes == 3 * 16384);
 		sd_bus_flush_close_unref(bus);
 	}
 	dmabroker_disconnect(b);
 	return true;
-}
-
-static uint32_t pool_buffers(void)
-{
-	sd_bus *bus = NULL;
-	uint32_t n = UINT32_MAX;
-
-	if (sd_bus_open_user(&bus) >= 0 &&
-	    sd_bus_get_property_trivial(bus, "org.dmabroker.Broker1", "/org/dmabroker/Broker1", "org.dmabroker.Broker1",
-					"PoolBuffers", NULL, 'u', &n) < 0)
-		n = UINT32_MAX;
-	sd_bus_flush_close_unref(bus);
-	return n;
 }
 
 /*
@@ -275,7 +260,7 @@ static bool step_oldest_first(void)
 	int fds0;
 
 	CHECK(b);
-	CHECK(pool_buffers() == 3);
+	CHECK(daemon_property_u32("PoolBuffers") == 3);
 	for (int i = 0; i < 4; i++) {
 		CHECK((bufs[i] = alloc_buf(b, DMABROKER_ALLOC_FRESH)));
 		CHECK(contents(bufs[i], 0) == 0);
@@ -287,7 +272,7 @@ static bool step_oldest_first(void)
 		/* its fd went to the pool, the pool's oldest was closed: one fd fewer each time */
 		CHECK(fds_become(fds0 - 1 - i));
 	}
-	CHECK(pool_buffers() == 3);
+	CHECK(daemon_property_u32("PoolBuffers") == 3);
 	for (int i = 0; i < 4; i++) {
 		CHECK((bufs[i] = alloc_buf(b, 0)));
 		got[i] = contents(bufs[i], 0);
@@ -300,7 +285,7 @@ static bool step_oldest_first(void)
 		seen[got[i] / 0x10000] = true;
 	}
 	CHECK(got[3] == 0); /* 1, the oldest, was evicted: new memory */
-	CHECK(pool_buffers() == 0);
+	CHECK(daemon_property_u32("PoolBuffers") == 0);
 	for (int i = 0; i < 4; i++)
 		dmabroker_buffer_release(bufs[i]);
 	dmabroker_disconnect(b);

@@ -31,6 +31,8 @@
 #include <systemd/sd-bus.h>
 
 #include "dmabroker.h"
+#include "fd-util.h"
+#include "fdmsg.h"
 #include "tap.h"
 #include "broker-util.h"
 #include "uapi-extra.h"
@@ -38,7 +40,6 @@
 
 TAP_DEFINE;
 
-#define CPU_RW (DMABROKER_USAGE_CPU_READ_FLAG | DMABROKER_USAGE_CPU_WRITE_FLAG)
 #define W 64
 #define H 64
 
@@ -427,20 +428,6 @@ static bool step_negotiation(void)
 	return true;
 }
 
-/* The daemon's Streams property, or <0. */
-static int daemon_stream_count(void)
-{
-	sd_bus *bus = NULL;
-	uint32_t n = 0;
-	int r = sd_bus_open_user(&bus);
-
-	if (r >= 0)
-		r = sd_bus_get_property_trivial(bus, "org.dmabroker.Broker1", "/org/dmabroker/Broker1",
-						"org.dmabroker.Broker1", "Streams", NULL, 'u', &n);
-	sd_bus_unref(bus);
-	return r < 0 ? r : (int)n;
-}
-
 /*
  * The stream's buffers are allocated like the producer's own Allocate:
  * charged to it before they are taken (on the daemon's worker threads),
@@ -472,7 +459,7 @@ static bool step_negotiation_allocates(void)
 	CHECK(strstr(dmabroker_error_message(c), "max-buffers-per-client"));
 	CHECK(expect_error(p, dmabroker_stream_wait_ready(ps, 5000), EPROTO, "org.dmabroker.Error.NegotiationFailed"));
 	/* of the stream's buffers, none is kept, and what could be reserved is free again */
-	CHECK(daemon_buffer_count() == base.buffers + 29);
+	CHECK(daemon_property_u32("Buffers") == base.buffers + 29);
 	for (int i = 0; i < 3; i++)
 		CHECKF(dmabroker_allocate(p, &d, &extra[i]) == 0, "allocate: %s", dmabroker_error_message(p));
 	for (int i = 0; i < 3; i++)
@@ -482,15 +469,15 @@ static bool step_negotiation_allocates(void)
 	for (unsigned i = 0; i < sizeof(mine) / sizeof(mine[0]); i++)
 		dmabroker_buffer_release(mine[i]);
 	/* the releases may travel on the access channel, not ordered with the bus calls below: seen through */
-	for (int t = 0; t < 1000 && daemon_buffer_count() != base.buffers; t++)
+	for (int t = 0; t < 1000 && daemon_property_u32("Buffers") != base.buffers; t++)
 		usleep(10000);
-	CHECK(daemon_buffer_count() == base.buffers);
+	CHECK(daemon_property_u32("Buffers") == base.buffers);
 	/* with the quota free, the same stream runs */
 	CHECK(dmabroker_stream_create(p, &pd, &ps) == 0);
 	CHECK(dmabroker_stream_join(c, &cd, &cs) == 0);
 	CHECK(all_ready(conns, 2, (struct dmabroker_stream *[]){ ps, cs }, 2));
 	CHECK(dmabroker_stream_get_buffer_count(cs) == 4);
-	CHECK(daemon_stream_count() == 1); /* the Streams property counts it */
+	CHECK(daemon_property_u32("Streams") == 1); /* the Streams property counts it */
 	dmabroker_stream_destroy(cs);
 	dmabroker_stream_destroy(ps);
 
@@ -871,48 +858,6 @@ static bool step_take_both(void)
 
 /* ---- FIFO peer channels, spoken by hand ---- */
 
-/*
- * A direct connection of our own, to speak the protocol without libdmabroker.
- * Its bus connection is closed at once, so the client lives on its direct
- * connection alone: the daemon used to spin at full CPU then, serving nobody
- * (an sd_bus_track handler called for ever), and the second call here timed out.
- */
-static sd_bus *raw_direct(void)
-{
-	sd_bus *bus = NULL, *d = NULL;
-	sd_bus_message *reply = NULL;
-	int fd, own = -1, r = sd_bus_open_user(&bus);
-
-	if (r >= 0)
-		r = sd_bus_call_method(bus, "org.dmabroker.Broker1", "/org/dmabroker/Broker1", "org.dmabroker.Broker1",
-				       "OpenDirect", NULL, &reply, "");
-	if (r < 0)
-		tap_diag("OpenDirect by hand: %s", strerror(-r));
-	if (r >= 0)
-		r = sd_bus_message_read(reply, "h", &fd);
-	if (r >= 0)
-		own = fcntl(fd, F_DUPFD_CLOEXEC, 3);
-	sd_bus_message_unref(reply);
-	sd_bus_unref(bus);
-	if (r >= 0 && own < 0)
-		r = -errno;
-	if (r >= 0)
-		r = sd_bus_new(&d);
-	if (r >= 0)
-		r = sd_bus_set_fd(d, own, own);
-	if (r >= 0)
-		r = sd_bus_set_anonymous(d, 1);
-	if (r >= 0)
-		r = sd_bus_negotiate_fds(d, 1);
-	if (r >= 0)
-		r = sd_bus_start(d);
-	if (r < 0) {
-		tap_diag("a direct connection by hand: %s", strerror(-r));
-		return sd_bus_unref(d);
-	}
-	return d;
-}
-
 /* StreamBuffers by hand: the counters memfd and the (one, or first) channel, ours. */
 static bool raw_buffers(sd_bus *d, uint64_t id, int *counters, int *channel, uint32_t *n_channels)
 {
@@ -965,39 +910,12 @@ static uint64_t raw_stream(sd_bus *d, const char *method, const char *name, uint
 	return id;
 }
 
+/* One message of the peer protocol, with pass_fd (-1: none), on channel fd: 0 or a negative errno. */
 static int wire_send(int fd, uint32_t type, uint32_t index, uint64_t seq, int pass_fd)
 {
 	struct stream_wire w = { .type = type, .index = index, .sequence = seq };
-	union {
-		struct cmsghdr h;
-		char buf[CMSG_SPACE(sizeof(int))];
-	} u = { 0 };
-	struct iovec iov = { .iov_base = &w, .iov_len = STREAM_WIRE_SIZE(0) };
-	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
 
-	if (pass_fd >= 0) {
-		struct cmsghdr *c;
-		mh.msg_control = u.buf;
-		mh.msg_controllen = sizeof(u.buf);
-		c = CMSG_FIRSTHDR(&mh);
-		*c = (struct cmsghdr){ .cmsg_len = CMSG_LEN(sizeof(int)), .cmsg_level = SOL_SOCKET,
-				       .cmsg_type = SCM_RIGHTS };
-		memcpy(CMSG_DATA(c), &pass_fd, sizeof(int));
-	}
-	return sendmsg(fd, &mh, MSG_NOSIGNAL) < 0 ? -errno : 0;
-}
-
-static int self_fd_count(void)
-{
-	struct dirent *e;
-	int n = 0;
-	DIR *d = opendir("/proc/self/fd");
-
-	while (d && (e = readdir(d)))
-		n += e->d_name[0] != '.';
-	if (d)
-		closedir(d);
-	return n;
+	return fdmsg_send(fd, &w, STREAM_WIRE_SIZE(0), pass_fd);
 }
 
 static bool step_peer_channels(void)
@@ -1011,7 +929,14 @@ static bool step_peer_channels(void)
 	struct dmabroker_frame f;
 	struct stream_wire w;
 	struct counters cnt;
-	sd_bus *raw = raw_direct(), *rawp = raw_direct();
+	/*
+	 * Direct connections of clients of their own, to speak the protocol
+	 * without libdmabroker. Their bus connections are closed at once, so the
+	 * clients live on their direct connections alone: the daemon used to spin
+	 * at full CPU then, serving nobody (an sd_bus_track handler called for
+	 * ever), and the second call here timed out.
+	 */
+	sd_bus *raw = raw_direct(NULL), *rawp = raw_direct(NULL);
 	sd_bus_error e = SD_BUS_ERROR_NULL;
 	int counters = -1, chan = -1, pipefd[2], fds_before, r, back = 0;
 	uint32_t n_chan;

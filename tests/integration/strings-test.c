@@ -48,9 +48,6 @@
 TAP_DEFINE;
 
 #define ELEMENTSOF(a) (sizeof(a) / sizeof((a)[0]))
-#define BUS_NAME "org.dmabroker.Broker1"
-#define PATH "/org/dmabroker/Broker1"
-#define IFACE "org.dmabroker.Broker1"
 
 /* ---- the protocol, from its XML ---- */
 
@@ -508,37 +505,6 @@ static sd_bus *open_bus(void)
 	return bus;
 }
 
-/* A direct connection of the client that bus is. */
-static sd_bus *open_direct(sd_bus *bus)
-{
-	sd_bus_message *reply = NULL;
-	sd_bus *direct = NULL;
-	int fd = -1, r;
-
-	r = sd_bus_call_method(bus, BUS_NAME, PATH, IFACE, "OpenDirect", NULL, &reply, "");
-	if (r >= 0)
-		r = sd_bus_message_read(reply, "h", &fd);
-	if (r >= 0)
-		fd = fcntl(fd, F_DUPFD_CLOEXEC, 3);
-	sd_bus_message_unref(reply);
-	if (r < 0 || fd < 0)
-		return NULL;
-	r = sd_bus_new(&direct);
-	if (r >= 0)
-		r = sd_bus_set_fd(direct, fd, fd);
-	if (r >= 0)
-		r = sd_bus_set_anonymous(direct, 1);
-	if (r >= 0)
-		r = sd_bus_negotiate_fds(direct, 1);
-	if (r >= 0)
-		r = sd_bus_start(direct);
-	if (r < 0) {
-		sd_bus_unref(direct);
-		return NULL;
-	}
-	return direct;
-}
-
 /* A 64x64 buffer of the shm backend, held by bus's client. */
 static uint64_t allocate(sd_bus *bus)
 {
@@ -594,7 +560,7 @@ static bool probe_all(bool direct)
 	CHECK(bus && fd >= 0);
 	buffer = allocate(bus);
 	CHECK(buffer != 0);
-	door = direct ? open_direct(bus) : sd_bus_ref(bus);
+	door = direct ? raw_direct(bus) : sd_bus_ref(bus);
 	CHECK(door);
 	for (unsigned k = 0; k < n_methods; k++) {
 		const struct method *me = &methods[k];
@@ -669,7 +635,7 @@ static bool test_comm(void)
 			m = sd_bus_message_unref(m);
 		}
 		/* the stream's default label is the comm */
-		direct = open_direct(bus);
+		direct = raw_direct(bus);
 		CHECK(direct);
 		CHECK(sd_bus_message_new_method_call(direct, &m, NULL, PATH, IFACE, "CreateStream") >= 0);
 		CHECK(sd_bus_message_append(m, "sa{sv}", name, 3, "formats", "au", 1, xrgb, "width", "u", 64, "height",
@@ -710,9 +676,9 @@ static bool test_labels(void)
 		uint64_t stream = 0;
 
 		CHECK(pb && cb && xb);
-		pd = open_direct(pb);
-		cd = open_direct(cb);
-		xd = open_direct(xb);
+		pd = raw_direct(pb);
+		cd = raw_direct(cb);
+		xd = raw_direct(xb);
 		CHECK(pd && cd && xd);
 		snprintf(name, sizeof(name), "strings-label-%u", s);
 		/* a label is at most 31 bytes: the longest that fits, cut between characters */

@@ -31,15 +31,12 @@
 
 #include "access-wire.h"
 #include "errors.h"
+#include "fdmsg.h"
 #include "tap.h"
 #include "broker-util.h"
 
 TAP_DEFINE;
 
-#define BUS_NAME "org.dmabroker.Broker1"
-#define PATH "/org/dmabroker/Broker1"
-#define IFACE "org.dmabroker.Broker1"
-#define CPU_RW (DMABROKER_USAGE_CPU_READ_FLAG | DMABROKER_USAGE_CPU_WRITE_FLAG)
 #define R DMABROKER_ACCESS_READ
 #define W DMABROKER_ACCESS_WRITE
 
@@ -229,68 +226,29 @@ static bool step_channel_off(void)
 /* A bus connection of our own and its access channel. */
 static bool raw_channel(sd_bus **ret_bus, int *ret_ch)
 {
-	sd_bus_message *reply = NULL;
-	sd_bus_error e = SD_BUS_ERROR_NULL;
-	int fd, r = sd_bus_open_user(ret_bus);
+	int r = sd_bus_open_user(ret_bus);
 
-	if (r >= 0)
-		r = sd_bus_call_method(*ret_bus, BUS_NAME, PATH, IFACE, "OpenAccessChannel", &e, &reply, "");
-	if (r >= 0)
-		r = sd_bus_message_read(reply, "h", &fd);
-	if (r >= 0 && (*ret_ch = fcntl(fd, F_DUPFD_CLOEXEC, 3)) < 0)
-		r = -errno;
-	sd_bus_message_unref(reply);
-	if (r < 0)
-		tap_diag("OpenAccessChannel by hand: %s %s", strerror(-r), e.message ? e.message : "");
-	sd_bus_error_free(&e);
-	return r >= 0;
-}
-
-static int send_with_fd(int ch, const void *p, size_t len, int fd)
-{
-	union {
-		struct cmsghdr h;
-		char buf[CMSG_SPACE(sizeof(int))];
-	} u;
-	struct iovec iov = { .iov_base = (void *)p, .iov_len = len };
-	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
-
-	if (fd >= 0) {
-		struct cmsghdr *c;
-		memset(&u, 0, sizeof(u));
-		mh.msg_control = u.buf;
-		mh.msg_controllen = sizeof(u.buf);
-		c = CMSG_FIRSTHDR(&mh);
-		c->cmsg_level = SOL_SOCKET;
-		c->cmsg_type = SCM_RIGHTS;
-		c->cmsg_len = CMSG_LEN(sizeof(int));
-		memcpy(CMSG_DATA(c), &fd, sizeof(int));
+	if (r < 0) {
+		tap_diag("sd_bus_open_user: %s", strerror(-r));
+		return false;
 	}
-	return sendmsg(ch, &mh, MSG_NOSIGNAL) == (ssize_t)len ? 0 : -errno;
+	*ret_ch = call_for_fd(*ret_bus, "OpenAccessChannel");
+	return *ret_ch >= 0;
 }
 
 /* The next message on ch (5 s at most): its size, 0 at the end, <0 on error or timeout; an fd with it is closed. */
 static ssize_t answer(int ch, void *buf, size_t len)
 {
 	struct pollfd p = { .fd = ch, .events = POLLIN };
-	char cbuf[CMSG_SPACE(4 * sizeof(int))];
-	struct iovec iov = { .iov_base = buf, .iov_len = len };
-	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf, .msg_controllen = sizeof(cbuf) };
 	ssize_t n;
+	int fd;
 
 	memset(buf, 0, len);
 	if (poll(&p, 1, 5000) != 1)
 		return -ETIMEDOUT;
-	n = recvmsg(ch, &mh, MSG_CMSG_CLOEXEC);
-	if (n < 0)
-		return -errno;
-	for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c))
-		if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS)
-			for (size_t k = 0; k < (c->cmsg_len - CMSG_LEN(0)) / sizeof(int); k++) {
-				int fd;
-				memcpy(&fd, CMSG_DATA(c) + k * sizeof(int), sizeof(int));
-				close(fd);
-			}
+	n = fdmsg_recv(ch, buf, len, &fd, 0);
+	if (fd >= 0)
+		close(fd);
 	return n;
 }
 
@@ -321,7 +279,7 @@ static bool closes_channel(const char *what, const void *msg, size_t len, int fd
 	int ch = -1;
 
 	CHECK(raw_channel(&bus, &ch));
-	CHECK(send_with_fd(ch, msg, len, fd) == 0);
+	CHECK(fdmsg_send(ch, msg, len, fd) == 0);
 	CHECKF(answer(ch, &ans, sizeof(ans)) == 0, "%s: the channel is still open", what);
 	CHECK(still_served(bus));
 	close(ch);
@@ -373,7 +331,7 @@ static bool step_bad_allocate(void)
 	CHECK(fd >= 0 && raw_channel(&bus, &ch));
 	a.cookie = 10;
 	a.flags = 2;
-	CHECK(send_with_fd(ch, &a, sizeof(a), -1) == 0);
+	CHECK(fdmsg_send(ch, &a, sizeof(a), -1) == 0);
 	CHECK(answer(ch, &ans, sizeof(ans)) == sizeof(ans.reply));
 	tap_diag("flags 2: %d: %s", ans.reply.code, ans.reply.message);
 	CHECK(ans.reply.op == ACCESS_WIRE_ERROR && ans.reply.cookie == 10 && ans.reply.error == EINVAL &&
@@ -381,7 +339,7 @@ static bool step_bad_allocate(void)
 	a.cookie = 11;
 	a.flags = 0;
 	a.n_modifiers = ACCESS_WIRE_MAX_MODIFIERS + 1;
-	CHECK(send_with_fd(ch, &a, sizeof(a), -1) == 0);
+	CHECK(fdmsg_send(ch, &a, sizeof(a), -1) == 0);
 	CHECK(answer(ch, &ans, sizeof(ans)) == sizeof(ans.reply));
 	tap_diag("17 modifiers: %d: %s", ans.reply.code, ans.reply.message);
 	CHECK(ans.reply.op == ACCESS_WIRE_ERROR && ans.reply.cookie == 11 && ans.reply.error == EINVAL &&
@@ -390,22 +348,22 @@ static bool step_bad_allocate(void)
 	a.cookie = 12;
 	a.n_modifiers = 1;
 	a.modifiers[0] = I915_FORMAT_MOD_X_TILED;
-	CHECK(send_with_fd(ch, &a, sizeof(a), -1) == 0);
+	CHECK(fdmsg_send(ch, &a, sizeof(a), -1) == 0);
 	CHECK(answer(ch, &ans, sizeof(ans)) == sizeof(ans.reply));
 	CHECK(ans.reply.op == ACCESS_WIRE_ERROR && ans.reply.cookie == 12 &&
 	      ans.reply.code == DMABROKER_E_UNSUPPORTED_MODIFIER);
 	/* a one-way END of an unknown grant, with a fence: refused in the log, the fence not kept */
-	CHECK(send_with_fd(ch, &end, sizeof(end), fd) == 0);
+	CHECK(fdmsg_send(ch, &end, sizeof(end), fd) == 0);
 	/* the channel is still open: a good ALLOCATE is answered with its buffer, which RELEASE gives back */
 	a.cookie = 13;
 	a.n_modifiers = 0;
-	CHECK(send_with_fd(ch, &a, sizeof(a), -1) == 0);
+	CHECK(fdmsg_send(ch, &a, sizeof(a), -1) == 0);
 	CHECK(answer(ch, &ans, sizeof(ans)) == sizeof(ans.buffer));
 	CHECK(ans.buffer.op == ACCESS_WIRE_BUFFER && ans.buffer.cookie == 13 && ans.buffer.n_planes == 1);
-	CHECK(daemon_buffer_count() == base.buffers + 1);
+	CHECK(daemon_property_u32("Buffers") == base.buffers + 1);
 	end.op = ACCESS_WIRE_RELEASE;
 	end.id = ans.buffer.id;
-	CHECK(send_with_fd(ch, &end, sizeof(end), -1) == 0);
+	CHECK(fdmsg_send(ch, &end, sizeof(end), -1) == 0);
 	close(fd);
 	close(ch);
 	sd_bus_flush_close_unref(bus);
@@ -429,7 +387,7 @@ static bool step_failed_handover(void)
 
 	CHECK(raw_channel(&bus, &ch));
 	CHECK(shutdown(ch, SHUT_RD) == 0);
-	CHECK(send_with_fd(ch, &a, sizeof(a), -1) == 0);
+	CHECK(fdmsg_send(ch, &a, sizeof(a), -1) == 0);
 	/* the daemon shuts its end once the answer failed: our side hangs up */
 	p = (struct pollfd){ .fd = ch, .events = POLLOUT };
 	for (int i = 0; i < 500 && !(p.revents & (POLLHUP | POLLERR)); i++) {
@@ -473,18 +431,13 @@ static bool step_answer_after_close(void)
 	reply = sd_bus_message_unref(reply);
 	free(token);
 	fds_open = daemon_fd_count();
-	CHECK(send_with_fd(ch, &req, sizeof(req), -1) == 0);
+	CHECK(fdmsg_send(ch, &req, sizeof(req), -1) == 0);
 	/* it waits: ListBuffers says so (one waiter), then the channel closes under it */
 	for (int i = 0; i < 200; i++) {
-		uint32_t waiters = 0;
-		uint64_t id;
-		CHECK(sd_bus_call_method(bus, BUS_NAME, PATH, IFACE, "ListBuffers", NULL, &reply, "") >= 0);
-		CHECK(sd_bus_message_enter_container(reply, 'a', "(tuuutsuuuuutuuuu)") > 0);
-		while (sd_bus_message_read(reply, "(tuuutsuuuuutuuuu)", &id, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
-					   NULL, NULL, NULL, NULL, NULL, &waiters, NULL, NULL) > 0 && id != req.id)
-			;
-		reply = sd_bus_message_unref(reply);
-		if (waiters == 1)
+		struct listed_buffer e;
+		int found = listed_buffer_find(bus, req.id, &e);
+		CHECK(found >= 0);
+		if (found && e.waiters == 1)
 			break;
 		CHECKF(i < 199, "the BEGIN never waited");
 		usleep(10000);
