@@ -23,7 +23,7 @@
 
 
 static const char usage_text[] =
-	"Usage: dmabrokerctl [OPTION]... COMMAND [ARG]...\n"
+	"Usage: dmabrokerctl [OPTION]... COMMAND [ARG]... [OPTION]...\n"
 	"\n"
 	"Look at and try out a running dmabrokerd.\n"
 	"\n"
@@ -46,7 +46,7 @@ static const char usage_text[] =
 	"      --share                 also print a sharing token for it\n"
 	"      --hold                  keep it until Ctrl-C (to look at it with 'buffers')\n"
 	"\n"
-	"Options:\n"
+	"Options (before or after the command):\n"
 	"  --system                    talk to the daemon on the system bus (default)\n"
 	"  --session                   talk to the daemon on the session bus\n"
 	"  --json                      print JSON instead of columns\n"
@@ -441,51 +441,34 @@ static int cmd_streams(void)
 	return list_end(reply, bus, r);
 }
 
-static int cmd_alloc(int argc, char **argv)
+/* alloc's own options, parsed with the others in main(). */
+struct alloc_options {
+	struct dmabroker_alloc_desc desc;
+	bool share, hold;
+};
+
+/* alloc WxH FORMAT: args[0] and args[1]. */
+static int cmd_alloc(struct alloc_options *o, int nargs, char **args)
 {
-	enum { OPT_USAGE = 256, OPT_BACKEND, OPT_DEVICE, OPT_SHARE, OPT_HOLD };
-	static const struct option options[] = {
-		{ "usage", required_argument, NULL, OPT_USAGE },
-		{ "backend", required_argument, NULL, OPT_BACKEND },
-		{ "device", required_argument, NULL, OPT_DEVICE },
-		{ "share", no_argument, NULL, OPT_SHARE },
-		{ "hold", no_argument, NULL, OPT_HOLD },
-		{ 0 },
-	};
-	struct dmabroker_alloc_desc d = { .version = DMABROKER_ALLOC_DESC_VERSION,
-					  .usage = DMABROKER_USAGE_CPU_READ_FLAG | DMABROKER_USAGE_CPU_WRITE_FLAG };
+	struct dmabroker_alloc_desc d = o->desc;
 	const struct format_info *all, *f = NULL;
 	struct dmabroker_buffer *buf = NULL;
 	struct dmabroker *b = NULL;
-	bool share = false, hold = false;
+	bool share = o->share, hold = o->hold;
 	char *token = NULL, fcc[5];
 	unsigned n;
-	int c, r;
+	int r;
 
-	optind = 0; /* 0: reset getopt fully, including the "+" of main's option string */
-	while ((c = getopt_long(argc, argv, "", options, NULL)) != -1) {
-		switch (c) {
-		case OPT_USAGE:
-			if (!parse_usage(optarg, &d.usage))
-				return usage_error("bad --usage '%s'", optarg);
-			break;
-		case OPT_BACKEND: d.backend = optarg; break;
-		case OPT_DEVICE: d.device = optarg; break;
-		case OPT_SHARE: share = true; break;
-		case OPT_HOLD: hold = true; break;
-		default: return 2;
-		}
-	}
-	if (argc - optind != 2)
+	if (nargs != 2)
 		return usage_error("%s", "alloc needs WxH and FORMAT, e.g. 'alloc 640x480 XRGB8888'");
-	if (sscanf(argv[optind], "%ux%u%c", &d.width, &d.height, fcc) != 2)
-		return usage_error("bad size '%s' (want WIDTHxHEIGHT)", argv[optind]);
+	if (sscanf(args[0], "%ux%u%c", &d.width, &d.height, fcc) != 2)
+		return usage_error("bad size '%s' (want WIDTHxHEIGHT)", args[0]);
 	all = format_all(&n);
 	for (unsigned i = 0; i < n && !f; i++)
-		if (strcasecmp(all[i].name, argv[optind + 1]) == 0)
+		if (strcasecmp(all[i].name, args[1]) == 0)
 			f = &all[i];
 	if (!f)
-		return usage_error("unknown format '%s' (see --help)", argv[optind + 1]);
+		return usage_error("unknown format '%s' (see --help)", args[1]);
 	d.fourcc = f->fourcc;
 
 	r = dmabroker_connect(which_bus, &b);
@@ -548,49 +531,87 @@ static int cmd_alloc(int argc, char **argv)
 	return 0;
 }
 
+static const struct command {
+	const char *name;
+	int (*run)(void);
+} commands[] = {
+	{ "status", cmd_status },
+	{ "buffers", cmd_buffers },
+	{ "clients", cmd_clients },
+	{ "backends", cmd_backends },
+	{ "streams", cmd_streams },
+	{ "usage", cmd_usage },
+};
+
 int main(int argc, char **argv)
 {
-	enum { OPT_SYSTEM = 256, OPT_SESSION, OPT_JSON };
+	enum { OPT_SYSTEM = 256, OPT_SESSION, OPT_JSON, OPT_USAGE, OPT_BACKEND, OPT_DEVICE, OPT_SHARE, OPT_HOLD };
 	static const struct option options[] = {
 		{ "system", no_argument, NULL, OPT_SYSTEM },
 		{ "session", no_argument, NULL, OPT_SESSION },
 		{ "json", no_argument, NULL, OPT_JSON },
 		{ "help", no_argument, NULL, 'h' },
+		/* alloc's */
+		{ "usage", required_argument, NULL, OPT_USAGE },
+		{ "backend", required_argument, NULL, OPT_BACKEND },
+		{ "device", required_argument, NULL, OPT_DEVICE },
+		{ "share", no_argument, NULL, OPT_SHARE },
+		{ "hold", no_argument, NULL, OPT_HOLD },
 		{ 0 },
 	};
-	const char *cmd;
-	int c;
+	struct alloc_options alloc = {
+		.desc = { .version = DMABROKER_ALLOC_DESC_VERSION,
+			  .usage = DMABROKER_USAGE_CPU_READ_FLAG | DMABROKER_USAGE_CPU_WRITE_FLAG },
+	};
+	/* The command and its arguments: no command takes more than two; nargs counts them all. */
+	char *args[3];
+	const char *alloc_option = NULL;
+	int nargs = 0, c;
 
-	/* Global options come before the command; the command parses the rest. */
-	while ((c = getopt_long(argc, argv, "+h", options, NULL)) != -1) {
+	/*
+	 * Options come before or after the command, as with systemctl and busctl. The leading "-" makes getopt
+	 * return every other argument in order, as option 1 (whatever POSIXLY_CORRECT says); "--" ends the
+	 * options.
+	 */
+	while ((c = getopt_long(argc, argv, "-h", options, NULL)) != -1) {
 		switch (c) {
+		case 1:
+			if (nargs < (int)(sizeof(args) / sizeof(args[0])))
+				args[nargs] = optarg;
+			nargs++;
+			break;
 		case OPT_SYSTEM: which_bus = DMABROKER_BUS_SYSTEM; break;
 		case OPT_SESSION: which_bus = DMABROKER_BUS_SESSION; break;
 		case OPT_JSON: json = true; break;
 		case 'h': fputs(usage_text, stdout); return 0;
+		case OPT_USAGE:
+			if (!parse_usage(optarg, &alloc.desc.usage))
+				return usage_error("bad --usage '%s'", optarg);
+			alloc_option = "--usage";
+			break;
+		case OPT_BACKEND: alloc.desc.backend = optarg; alloc_option = "--backend"; break;
+		case OPT_DEVICE: alloc.desc.device = optarg; alloc_option = "--device"; break;
+		case OPT_SHARE: alloc.share = true; alloc_option = "--share"; break;
+		case OPT_HOLD: alloc.hold = true; alloc_option = "--hold"; break;
 		default: fputs("Try 'dmabrokerctl --help' for more information.\n", stderr); return 2;
 		}
 	}
-	if (optind >= argc)
+	for (; optind < argc; optind++, nargs++)
+		if (nargs < (int)(sizeof(args) / sizeof(args[0])))
+			args[nargs] = argv[optind];
+	if (nargs == 0)
 		return usage_error("%s", "no command given");
-	cmd = argv[optind];
 	sd_bus_error_add_map(dmabroker_error_map);
-	if (strcmp(cmd, "status") == 0 && argc - optind == 1)
-		return cmd_status();
-	if (strcmp(cmd, "buffers") == 0 && argc - optind == 1)
-		return cmd_buffers();
-	if (strcmp(cmd, "clients") == 0 && argc - optind == 1)
-		return cmd_clients();
-	if (strcmp(cmd, "backends") == 0 && argc - optind == 1)
-		return cmd_backends();
-	if (strcmp(cmd, "streams") == 0 && argc - optind == 1)
-		return cmd_streams();
-	if (strcmp(cmd, "usage") == 0 && argc - optind == 1)
-		return cmd_usage();
-	if (strcmp(cmd, "alloc") == 0)
-		return cmd_alloc(argc - optind, argv + optind);
-	if (!strcmp(cmd, "status") || !strcmp(cmd, "buffers") || !strcmp(cmd, "clients") || !strcmp(cmd, "backends") ||
-	    !strcmp(cmd, "streams") || !strcmp(cmd, "usage"))
-		return usage_error("'%s' takes no arguments", cmd);
-	return usage_error("unknown command '%s'", cmd);
+	if (strcmp(args[0], "alloc") == 0)
+		return cmd_alloc(&alloc, nargs - 1, args + 1);
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
+		if (strcmp(args[0], commands[i].name) != 0)
+			continue;
+		if (alloc_option)
+			return usage_error("%s is an option of alloc, not of %s", alloc_option, args[0]);
+		if (nargs > 1)
+			return usage_error("'%s' takes no arguments", args[0]);
+		return commands[i].run();
+	}
+	return usage_error("unknown command '%s'", args[0]);
 }

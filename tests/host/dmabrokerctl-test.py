@@ -98,6 +98,38 @@ def test_errors():
     check(r.returncode == 0 and "backends" in r.stdout and "--json" in r.stdout, "help", r.stdout)
 
 
+def test_option_order():
+    """options after the command work as before it; an unknown one, or alloc's on another command, is bad usage
+
+    As with systemctl: the same output either way, alloc's options among its arguments."""
+    def raw(*args):
+        return subprocess.run([CTL, *args], env=bus.env(), capture_output=True, text=True, timeout=60)
+
+    # the daemon is on the session bus only: --session after the command is read, or the call fails
+    for cmd in ("backends", "streams", "buffers"):
+        for fmt in ([], ["--json"]):
+            before, after = raw("--session", *fmt, cmd), raw(cmd, *fmt, "--session")
+            check(before.returncode == 0 and after.returncode == 0 and before.stdout
+                  and (before.stdout, before.stderr) == (after.stdout, after.stderr),
+                  "%s %s: both orders" % (cmd, fmt), before, after)
+    # (status counts clients, which may change between two calls)
+    r = raw("status", "--session")
+    check(r.returncode == 0 and "on the session bus" in r.stdout, "status --session", r)
+    r = raw("status", "--json", "--session")
+    check(r.returncode == 0 and json.loads(r.stdout)["version"], "status --json --session", r)
+    r = raw("alloc", "--json", "64x32", "--session", "NV12", "--share", "--usage=cpu-read")
+    info = json.loads(r.stdout) if r.returncode == 0 else {}
+    check(info.get("format") == "NV12" and info.get("width") == 64 and len(info.get("token", "")) == 32,
+          "alloc with options among its arguments", r.returncode, r.stdout, r.stderr)
+    for args, what in ((["buffers", "--frob"], "unrecognized option '--frob'"),
+                       (["--frob", "buffers"], "unrecognized option '--frob'"),
+                       (["buffers", "--hold"], "--hold is an option of alloc, not of buffers"),
+                       (["status", "--", "--json"], "'status' takes no arguments")):
+        r = ctl(*args, ok=False)
+        check(r.returncode == 2 and what in r.stderr and "Try 'dmabrokerctl --help'" in r.stderr and not r.stdout,
+              "args %r" % args, r.returncode, r.stdout, r.stderr)
+
+
 def test_not_running():
     """no daemon: a clear message"""
     other = PrivateBus()
@@ -115,7 +147,7 @@ def test_daemon_stops_cleanly():
 
 try:
     check(daemon.ready, "daemon not ready", daemon.log())
-    run([test_backends, test_alloc_and_list, test_streams_empty, test_errors, test_not_running,
+    run([test_backends, test_alloc_and_list, test_streams_empty, test_errors, test_option_order, test_not_running,
          test_daemon_stops_cleanly])
 finally:
     daemon.close()
