@@ -102,7 +102,11 @@ int dmabroker_connect_address(const char *address, struct dmabroker **ret);
  * client's access channel (OpenAccessChannel), on which
  * dmabroker_buffer_begin_access(), dmabroker_end_access_oneway(),
  * dmabroker_allocate() and dmabroker_buffer_release() then go as one
- * binary message each: about half the cost of a D-Bus call.
+ * binary message each: about half the cost of a D-Bus call. The two
+ * paths stay in order: a D-Bus call made after a one-way EndAccess or
+ * Release on the channel reaches the daemon after them (the library waits
+ * for the channel to answer first, one round trip, only when such a
+ * message was sent since its last answer).
  * The environment variable DMABROKER_ACCESS_CHANNEL=0 keeps them on D-Bus.
  */
 int dmabroker_open_direct(struct dmabroker *b);
@@ -140,7 +144,11 @@ struct dmabroker *dmabroker_disconnect(struct dmabroker *b);
 
 /* ---- event loop ---- */
 
-/** An fd to poll for POLLIN (borrowed; owned by b). */
+/**
+ * An fd to poll for POLLIN (borrowed; owned by b): one epoll fd over every
+ * fd of b (the bus, the direct connection, the access channel, the
+ * streams' channels).
+ */
 int dmabroker_get_fd(struct dmabroker *b);
 /** Dispatches whatever is pending without blocking: completes async calls. */
 int dmabroker_process(struct dmabroker *b);

@@ -33,6 +33,10 @@
 #include "fdmsg.h"
 #include "fence.h"
 #include "internal.h"
+#include "access.h"
+#include "buffers.h"
+#include "connection.h"
+#include "stream.h"
 #include "stream-wire.h"
 
 #define MAX_BUFFERS 16
