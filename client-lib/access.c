@@ -141,13 +141,8 @@ EXPORT int dmabroker_begin_access_multi(struct dmabroker *b, unsigned n, struct 
 EXPORT int dmabroker_end_access(struct dmabroker *b, uint64_t grant, int release_fence)
 {
 	sd_bus_message *m = NULL, *reply = NULL;
-	int r = new_call(b, "EndAccess", &m);
+	int r = new_end_call(b, grant, release_fence, &m);
 
-	if (r >= 0)
-		r = sd_bus_message_append(m, "t", grant);
-	if (r >= 0)
-		r = release_fence >= 0 ? sd_bus_message_append(m, "ah", 1, release_fence)
-				       : sd_bus_message_append(m, "ah", 0);
 	if (r < 0) {
 		sd_bus_message_unref(m);
 		return set_error(b, NULL, r);

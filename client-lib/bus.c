@@ -140,18 +140,25 @@ static int send_oneway(struct dmabroker *b, sd_bus_message *m, int r)
 	return 0;
 }
 
+int new_end_call(struct dmabroker *b, uint64_t grant, int release_fence, sd_bus_message **ret)
+{
+	int r = new_call(b, "EndAccess", ret);
+
+	if (r >= 0)
+		r = sd_bus_message_append(*ret, "t", grant);
+	if (r >= 0)
+		r = release_fence >= 0 ? sd_bus_message_append(*ret, "ah", 1, release_fence)
+				       : sd_bus_message_append(*ret, "ah", 0);
+	return r;
+}
+
 static int bus_end_oneway(struct dmabroker *b, uint64_t grant, int release_fence)
 {
 	sd_bus_message *m = NULL;
 	int r;
 
 	b->dbus_calls++;
-	r = new_call(b, "EndAccess", &m);
-	if (r >= 0)
-		r = sd_bus_message_append(m, "t", grant);
-	if (r >= 0)
-		r = release_fence >= 0 ? sd_bus_message_append(m, "ah", 1, release_fence)
-				       : sd_bus_message_append(m, "ah", 0);
+	r = new_end_call(b, grant, release_fence, &m);
 	return send_oneway(b, m, r);
 }
 

@@ -69,7 +69,7 @@ static int on_name_owner_changed(sd_bus_message *m, void *userdata, sd_bus_error
 	if (sd_bus_message_read(m, "sss", &name, &old_owner, &new_owner) < 0 || strcmp(name, BUS_NAME) != 0 ||
 	    !*new_owner)
 		return 0;
-	if (b->daemon_owner[0] && strcmp(b->daemon_owner, new_owner) != 0 && !b->reconnecting)
+	if (!b->reconnecting && (b->down || (b->daemon_owner[0] && strcmp(b->daemon_owner, new_owner) != 0)))
 		reconnect(b);
 	remember_owner(b, new_owner);
 	return 0;
@@ -307,6 +307,10 @@ int call(struct dmabroker *b, sd_bus_message *m, sd_bus_message **reply)
 	 */
 	while (!b->direct && !b->reconnecting && sd_bus_process(b->bus, NULL) > 0)
 		;
+	if (b->down && !b->reconnecting && reconnect(b) < 0) {
+		sd_bus_message_unref(m);
+		return set_error(b, NULL, -ENOTCONN); /* the daemon is not back: say so at once */
+	}
 	transport_sync(b);
 	if (sd_bus_message_get_bus(m) != calls(b)) {
 		sd_bus_message *again = NULL;
@@ -317,13 +321,14 @@ int call(struct dmabroker *b, sd_bus_message *m, sd_bus_message **reply)
 		m = again;
 	}
 	r = sd_bus_call(calls(b), m, 0, &e, reply);
-	if (r < 0 && connection_lost(r, &e) && !b->reconnecting && reconnect(b) == 0) {
+	if (r < 0 && connection_lost(r, &e) && !b->reconnecting) {
 		sd_bus_message *again = NULL;
-		if (copy_call(b, m, &again) >= 0) {
-			sd_bus_error_free(&e);
+		sd_bus_error_free(&e);
+		if (reconnect(b) < 0)
+			r = -ENOTCONN;
+		else if ((r = copy_call(b, m, &again)) >= 0)
 			r = sd_bus_call(calls(b), again, 0, &e, reply);
-			sd_bus_message_unref(again);
-		}
+		sd_bus_message_unref(again);
 	}
 	if (r >= 0 && !b->direct)
 		remember_owner(b, sd_bus_message_get_sender(*reply));
@@ -371,22 +376,11 @@ static int reclaim_some(struct dmabroker *b, struct dmabroker_buffer *buf, unsig
 /* At most this many buffers per Reclaim (the daemon's limit). */
 #define RECLAIM_BATCH 256u
 
-/*
- * The daemon restarted (or went away): wait up to 10 s for it, open a new
- * direct connection if we had one, and reclaim every buffer we hold by
- * showing our fd of it: in batches, and one at a time in a batch the
- * daemon refused (a buffer it did not restore, or not ours to take back).
- * Buffers it did not keep stay usable locally (the fd is ours) but are no
- * longer the broker's.
- */
-static int reconnect(struct dmabroker *b)
+/* Closes what the daemon's going took with it; its streams end. */
+static void go_down(struct dmabroker *b)
 {
-	sd_bus_message *reply = NULL;
-	bool had_direct = b->direct != NULL;
-	struct dmabroker_buffer *buf;
-	int r = -ETIMEDOUT;
-
-	b->reconnecting = true;
+	b->down = true;
+	b->had_direct = b->direct != NULL;
 	if (b->direct) {
 		sd_bus_detach_event(b->direct);
 		b->direct = sd_bus_flush_close_unref(b->direct);
@@ -395,23 +389,42 @@ static int reconnect(struct dmabroker *b)
 	b->access_channel = safe_close(b->access_channel);
 	b->channel_unsynced = false;
 	transport_update(b);
-	for (int i = 0; i < 200; i++) {
-		const char *owner;
-		r = sd_bus_call_method(b->bus, "org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus",
-				       "GetNameOwner", NULL, &reply, "s", BUS_NAME);
-		if (r >= 0 && sd_bus_message_read(reply, "s", &owner) > 0) {
-			remember_owner(b, owner);
-			break;
-		}
-		reply = sd_bus_message_unref(reply);
-		usleep(50000);
-	}
+	streams_daemon_lost(b);
+}
+
+/*
+ * The connection state machine. Up: calls go on b->transport. A call that
+ * finds the connection gone, or NameOwnerChanged naming a new owner, takes
+ * b down (go_down()) and tries to come back up at once: it asks the bus
+ * who owns the daemon's name, once, and never waits for the daemon to
+ * appear. Nobody: b stays down, calls fail at once with -ENOTCONN, and
+ * dmabroker_process() tries again when NameOwnerChanged says the daemon is
+ * back. The new daemon: a new direct connection if we had one, and every
+ * buffer we hold reclaimed by showing our fd of it: in batches, and one
+ * at a time in a batch the daemon refused (a buffer it did not restore,
+ * or not ours to take back). Buffers it did not keep stay usable locally
+ * (the fd is ours) but are no longer the broker's. 0 when up again, or a
+ * negative errno (still down).
+ */
+static int reconnect(struct dmabroker *b)
+{
+	sd_bus_message *reply = NULL;
+	struct dmabroker_buffer *buf;
+	const char *owner;
+	int r;
+
+	if (!b->down)
+		go_down(b);
+	b->reconnecting = true;
+	r = sd_bus_call_method(b->bus, "org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus",
+			       "GetNameOwner", NULL, &reply, "s", BUS_NAME);
+	if (r >= 0 && sd_bus_message_read(reply, "s", &owner) > 0)
+		remember_owner(b, owner);
+	else
+		r = -ENOTCONN; /* nobody has the name yet */
 	reply = sd_bus_message_unref(reply);
-	if (r < 0)
-		goto out;
-	if (had_direct && (r = dmabroker_open_direct(b)) < 0)
-		goto out;
-	r = 0;
+	if (r >= 0 && b->had_direct)
+		r = dmabroker_open_direct(b);
 	for (buf = b->buffers; r >= 0 && buf;) {
 		struct dmabroker_buffer *next = buf;
 		unsigned n = 0;
@@ -426,10 +439,16 @@ static int reconnect(struct dmabroker *b)
 			r = 0;
 		buf = next;
 	}
-	if (r >= 0)
+	if (r >= 0) {
+		b->down = false;
 		b->reconnects++;
-out:
-	streams_daemon_lost(b);
+	} else if (b->direct) { /* half way: down again, the next try starts over */
+		sd_bus_detach_event(b->direct);
+		b->direct = sd_bus_flush_close_unref(b->direct);
+		b->channel_source = sd_event_source_unref(b->channel_source);
+		b->access_channel = safe_close(b->access_channel);
+		transport_update(b);
+	}
 	b->reconnecting = false;
 	return r < 0 ? r : 0;
 }
@@ -455,6 +474,11 @@ int call_async(struct dmabroker *b, sd_bus_message *m, sd_bus_message_handler_t 
 	sd_bus_slot *slot = NULL;
 	int r;
 
+	if (b->down && !b->reconnecting && reconnect(b) < 0) {
+		sd_bus_message_unref(m);
+		free(closure);
+		return set_error(b, NULL, -ENOTCONN);
+	}
 	transport_sync(b);
 	r = sd_bus_call_async(calls(b), &slot, m, handler, closure, 0);
 

@@ -334,12 +334,30 @@ int dmabroker_buffer_get_plane(const struct dmabroker_buffer *buf, unsigned i, u
 
 /*
  * Daemon restarts: when dmabrokerd restarts with its fd store (crash or
- * upgrade under systemd), the library notices (the bus name changes hands,
- * or a call finds the connection gone), waits up to 10 s for the daemon,
- * reopens the direct connection, and reclaims every buffer this client
- * holds; the call that noticed is then retried once. Buffers, their ids and
- * fds stay as they were. Grants and streams do not survive a restart:
- * streams end (consumers see -EPIPE, producers StreamEnded).
+ * upgrade under systemd), the library notices (a call finds the connection
+ * gone, or the bus says the daemon's name changed hands). It never waits
+ * for the daemon to come back: it asks the bus once who has the name.
+ * When the new daemon is there, the library opens a new direct connection
+ * (if it had one) and reclaims every buffer this client holds; buffers,
+ * their ids and fds stay as they were. When it is not there yet, b is
+ * down until dmabroker_process() (or the sd-event loop) hears the daemon's
+ * name taken again and reconnects then. Grants and streams do not survive
+ * a restart. What each call does meanwhile:
+ *
+ *  - calls that wait for a reply (dmabroker_allocate(), _import(),
+ *    _open_token(), _buffer_create_token(), _revoke_token(),
+ *    _buffer_attach(), _buffer_detach(), _buffer_begin_access(),
+ *    _begin_access_multi(), _end_access(), _buffer_cpu_begin() and
+ *    _cpu_end(), _stream_create(), _stream_join()): with the daemon back,
+ *    reconnect, reclaim, and go once more on the new connection; with the
+ *    daemon not back, fail at once with -ENOTCONN, never waiting for it;
+ *  - the asynchronous ones (dmabroker_allocate_async(),
+ *    _buffer_begin_access_async()): started while b is down, -ENOTCONN at
+ *    once; in flight when the connection went, their callback gets an error;
+ *  - the one-way ones: dmabroker_end_access_oneway() returns 0 (the grant
+ *    ended with the daemon); dmabroker_buffer_release() frees buf (the
+ *    daemon drops its restored copy when its restore-grace ends);
+ *  - streams end: consumers see -EPIPE, producers StreamEnded (-EPIPE).
  */
 /** How many times b reconnected to a restarted daemon. */
 unsigned dmabroker_get_reconnect_count(const struct dmabroker *b);

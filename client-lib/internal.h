@@ -43,6 +43,8 @@ struct dmabroker {
 	dmabroker_move_callback on_move;
 	void *move_userdata;
 	char daemon_owner[64];       /* the daemon's unique name, to notice a restart */
+	bool down;                   /* the daemon went away and is not back (connection.c: reconnect()) */
+	bool had_direct;             /* when it went: a direct connection to open again */
 	bool reconnecting;
 	unsigned reconnects;         /* daemon restarts reconnected to */
 };

@@ -59,3 +59,5 @@ int new_allocate_call(struct dmabroker *b, const struct dmabroker_alloc_desc *d,
 int parse_allocate_reply(struct dmabroker *b, const struct dmabroker_alloc_desc *d, sd_bus_message *m,
 			 struct dmabroker_buffer **ret);
 int new_begin_call(struct dmabroker_buffer *buf, uint32_t mode, uint32_t flags, sd_bus_message **ret);
+/* EndAccess of grant with release_fence (borrowed; -1 = none). */
+int new_end_call(struct dmabroker *b, uint64_t grant, int release_fence, sd_bus_message **ret);

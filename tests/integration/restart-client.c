@@ -4,8 +4,10 @@
  * Allocates three buffers and writes a pattern in each, shares one with a
  * second connection by token, opens a direct connection, and leaves one
  * more buffer with a child process that will be gone by the restart.
- * Prints "ready IDS..." and waits for a line on stdin; by then the daemon
- * was killed and restarted. Then it uses every buffer again without doing
+ * Prints "ready IDS..." and waits for a line on stdin ("down"): the daemon
+ * was killed; two calls then (BeginAccess, CreateToken) must fail at once
+ * ("child gone; while down: begin ERRNO, token ERRNO, SECONDS s"). Then a second line
+ * ("go"): the daemon was restarted. Then it uses every buffer again without doing
  * anything special (the library must reconnect and reclaim by itself),
  * checks each content, and allocates and shares anew. Exit 0 when all of
  * that worked; a message on stderr otherwise.
@@ -44,6 +46,7 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <drm_fourcc.h>
@@ -367,7 +370,18 @@ int main(int argc, char **argv)
 		FAIL("expected 'down'");
 	if (write(to_child[1], "x", 1) != 1 || waitpid(child, NULL, 0) != child)
 		FAIL("child");
-	printf("child gone\n");
+	/* calls while the daemon is down fail at once (dmabroker.h: daemon restarts) */
+	{
+		struct timespec t0, t1;
+		uint64_t grant;
+		int fence = -1, r1, r2;
+		clock_gettime(CLOCK_MONOTONIC, &t0);
+		r1 = dmabroker_buffer_begin_access(bufs[0], DMABROKER_ACCESS_READ, 0, &grant, &fence);
+		r2 = dmabroker_buffer_create_token(bufs[0], 0, 0, &token);
+		clock_gettime(CLOCK_MONOTONIC, &t1);
+		printf("child gone; while down: begin %d, token %d, %.3f s\n", r1, r2,
+		       (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9);
+	}
 	fflush(stdout);
 	if (!fgets(line, sizeof(line), stdin) || strncmp(line, "go", 2) != 0)
 		FAIL("expected 'go'");
