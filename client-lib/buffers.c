@@ -400,7 +400,9 @@ int buffer_on_moved(sd_bus_message *m, void *userdata, sd_bus_error *ret_error)
 	buf->size = size;
 	buf->n_planes = n;
 	memcpy(buf->planes, planes, n * sizeof(*planes));
-	if (b->on_move)
+	if (b->listener.moved)
+		b->listener.moved(b, buf, fence, b->listener_userdata);
+	else if (b->on_move)
 		b->on_move(b, buf, fence, b->move_userdata);
 	else
 		safe_close(fence);

@@ -379,6 +379,8 @@ static int reclaim_some(struct dmabroker *b, struct dmabroker_buffer *buf, unsig
 /* Closes what the daemon's going took with it; its streams end. */
 static void go_down(struct dmabroker *b)
 {
+	bool was_up = !b->down;
+
 	b->down = true;
 	b->had_direct = b->direct != NULL;
 	if (b->direct) {
@@ -390,6 +392,8 @@ static void go_down(struct dmabroker *b)
 	b->channel_unsynced = false;
 	transport_update(b);
 	streams_daemon_lost(b);
+	if (was_up && b->listener.connection_lost)
+		b->listener.connection_lost(b, b->listener_userdata);
 }
 
 /*
@@ -442,6 +446,8 @@ static int reconnect(struct dmabroker *b)
 	if (r >= 0) {
 		b->down = false;
 		b->reconnects++;
+		if (b->listener.daemon_restarted)
+			b->listener.daemon_restarted(b, b->listener_userdata);
 	} else if (b->direct) { /* half way: down again, the next try starts over */
 		sd_bus_detach_event(b->direct);
 		b->direct = sd_bus_flush_close_unref(b->direct);
@@ -458,6 +464,15 @@ int daemon_lost(struct dmabroker *b, int r)
 	if (!connection_lost(r, NULL) || b->reconnecting)
 		return 0;
 	return reconnect(b) == 0 ? 1 : -1;
+}
+
+EXPORT int dmabroker_set_listener(struct dmabroker *b, const struct dmabroker_listener *listener, void *userdata)
+{
+	if (listener && listener->version != DMABROKER_LISTENER_VERSION)
+		return -EINVAL;
+	b->listener = listener ? *listener : (struct dmabroker_listener){ 0 };
+	b->listener_userdata = userdata;
+	return 0;
 }
 
 EXPORT unsigned dmabroker_get_reconnect_count(const struct dmabroker *b)

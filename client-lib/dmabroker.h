@@ -41,6 +41,7 @@ extern "C" {
 
 struct dmabroker;
 struct dmabroker_buffer;
+struct dmabroker_stream;
 
 /** Which bus to find the daemon on. */
 enum dmabroker_bus {
@@ -309,8 +310,39 @@ int dmabroker_fence_add_to_event(sd_event *event, int fence, dmabroker_fence_cal
  */
 typedef void (*dmabroker_move_callback)(struct dmabroker *b, struct dmabroker_buffer *buf, int fence,
 					void *userdata);
-/** Sets (or with NULL clears) the move handler of b. */
+/**
+ * Sets (or with NULL clears) the move handler of b: the one the listener's
+ * moved stands for while the listener has none (dmabroker_set_listener()).
+ */
 void dmabroker_set_move_handler(struct dmabroker *b, dmabroker_move_callback cb, void *userdata);
+
+/**
+ * Every event of a connection, in one struct. Zero-initialise it, set
+ * version and the handlers wanted (NULL: not told). They run from
+ * dmabroker_process() or the sd-event loop, or, for a restart, from the
+ * call that noticed it; userdata is the one given to
+ * dmabroker_set_listener().
+ */
+struct dmabroker_listener {
+	uint32_t version;              /**< DMABROKER_LISTENER_VERSION */
+	/** A buffer of b moved to new memory: as a dmabroker_move_callback, the callee owning fence. */
+	void (*moved)(struct dmabroker *b, struct dmabroker_buffer *buf, int fence, void *userdata);
+	/**
+	 * A stream of b has news: a frame or a buffer came, or it ended or
+	 * failed (a stream's own dmabroker_stream_callback runs as well).
+	 */
+	void (*stream)(struct dmabroker *b, struct dmabroker_stream *s, void *userdata);
+	/** The daemon went away: b is down, calls fail with -ENOTCONN until daemon_restarted. */
+	void (*connection_lost)(struct dmabroker *b, void *userdata);
+	/** b reconnected to a restarted daemon and reclaimed its buffers. */
+	void (*daemon_restarted)(struct dmabroker *b, void *userdata);
+};
+#define DMABROKER_LISTENER_VERSION 1u
+/**
+ * Sets b's listener (copied; NULL clears it): 0, or -EINVAL for an
+ * unknown version.
+ */
+int dmabroker_set_listener(struct dmabroker *b, const struct dmabroker_listener *listener, void *userdata);
 
 /* Accessors: valid until the buffer is released. */
 uint64_t dmabroker_buffer_get_id(const struct dmabroker_buffer *buf);

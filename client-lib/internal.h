@@ -40,7 +40,9 @@ struct dmabroker {
 	bool channel_warned;         /* said so on stderr (once) */
 	struct dmabroker_buffer *buffers;
 	sd_bus_error error;          /* the last failure */
-	dmabroker_move_callback on_move;
+	struct dmabroker_listener listener; /* every event (dmabroker_set_listener()); version 0: none */
+	void *listener_userdata;
+	dmabroker_move_callback on_move; /* dmabroker_set_move_handler(): when the listener has no moved */
 	void *move_userdata;
 	char daemon_owner[64];       /* the daemon's unique name, to notice a restart */
 	bool down;                   /* the daemon went away and is not back (connection.c: reconnect()) */

@@ -15,6 +15,9 @@
  * "restart-client --backend NAME" allocates from that backend (the VM test
  * uses heap:system, so real dma-bufs go through the store).
  *
+ * Its listener (dmabroker_set_listener()) must hear each restart: the
+ * connection lost once and the daemon restarted once, and stream events.
+ *
  * After that first restart it waits for "again" (the harness restarts the
  * daemon once more, with SIGTERM) and uses every buffer again the same way.
  *
@@ -299,11 +302,39 @@ static int burst(unsigned n)
 	return 0;
 }
 
+/* What a's listener heard (dmabroker_set_listener()). */
+struct heard {
+	unsigned lost, restarted, stream;
+};
+
+static void on_lost(struct dmabroker *b, void *userdata)
+{
+	((struct heard *)userdata)->lost++;
+}
+
+static void on_restarted(struct dmabroker *b, void *userdata)
+{
+	((struct heard *)userdata)->restarted++;
+}
+
+static void on_stream(struct dmabroker *b, struct dmabroker_stream *s, void *userdata)
+{
+	((struct heard *)userdata)->stream++;
+}
+
+static void check_heard(const struct heard *h, unsigned restarts)
+{
+	if (h->lost != restarts || h->restarted != restarts || !h->stream)
+		FAIL("listener: %u connection losses, %u restarts, %u stream events; want %u, %u, some", h->lost,
+		     h->restarted, h->stream, restarts, restarts);
+}
+
 int main(int argc, char **argv)
 {
 	struct dmabroker *a = NULL, *b = NULL;
 	struct dmabroker_buffer *bufs[3], *shared = NULL, *fresh;
 	struct dmabroker_stream *ps, *cs;
+	struct heard heard = { 0 };
 	char *token = NULL, line[64];
 	int to_child[2], from_child[2];
 	unsigned long long orphan = 0;
@@ -328,6 +359,11 @@ int main(int argc, char **argv)
 		FAIL("usage: restart-client [--backend NAME] [forge ID | reclaim ID FD | share | open T1 T2 | burst N]");
 	if (dmabroker_connect(DMABROKER_BUS_SESSION, &a) < 0 || dmabroker_connect(DMABROKER_BUS_SESSION, &b) < 0)
 		FAIL("connect");
+	if (dmabroker_set_listener(a, &(struct dmabroker_listener){ .version = 99 }, NULL) != -EINVAL ||
+	    dmabroker_set_listener(a, &(struct dmabroker_listener){
+		    .version = DMABROKER_LISTENER_VERSION, .connection_lost = on_lost,
+		    .daemon_restarted = on_restarted, .stream = on_stream }, &heard) < 0)
+		FAIL("set_listener");
 	if (dmabroker_open_direct(a) < 0)
 		FAIL("open_direct: %s", dmabroker_error_message(a));
 	buf_owner = a;
@@ -427,6 +463,7 @@ int main(int argc, char **argv)
 	if (dmabroker_buffer_create_token(bufs[0], 0, 0, &token) < 0)
 		FAIL("token after the restart: %s", dmabroker_error_message(a));
 	free(token);
+	check_heard(&heard, 1);
 	printf("stream ended by the restart and made again; reclaimed and used: 3 buffers of one client, 1 of another, new id %llu\n",
 	       (unsigned long long)dmabroker_buffer_get_id(fresh));
 	fflush(stdout);
@@ -442,6 +479,7 @@ int main(int argc, char **argv)
 	if (dmabroker_get_reconnect_count(a) != 2 || dmabroker_get_reconnect_count(b) != 2)
 		FAIL("reconnects: %u and %u, want 2 each", dmabroker_get_reconnect_count(a),
 		     dmabroker_get_reconnect_count(b));
+	check_heard(&heard, 2);
 	say("again: reclaimed and used 4 buffers of one client, 1 of another");
 	if (!fgets(line, sizeof(line), stdin))
 		FAIL("expected 'end'");
