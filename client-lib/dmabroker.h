@@ -35,12 +35,16 @@
 
 #include <systemd/sd-event.h>
 
+/* The protocol's names, flags and limits (DMABROKER_USAGE_*, DMABROKER_ACCESS_*, ...), defined once. */
+#include "dmabroker-protocol.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
 
 struct dmabroker;
 struct dmabroker_buffer;
+struct dmabroker_stream;
 
 /** Which bus to find the daemon on. */
 enum dmabroker_bus {
@@ -50,18 +54,19 @@ enum dmabroker_bus {
 
 /** Usage flags: how a buffer will be used (Allocate, Import, Attach). */
 enum dmabroker_usage_flags {
-	DMABROKER_USAGE_CPU_READ_FLAG = 1u << 0,
-	DMABROKER_USAGE_CPU_WRITE_FLAG = 1u << 1,
-	DMABROKER_USAGE_SCANOUT_FLAG = 1u << 2,
-	DMABROKER_USAGE_CAPTURE_FLAG = 1u << 3,
-	DMABROKER_USAGE_GPU_FLAG = 1u << 4,
-	DMABROKER_USAGE_CONTIGUOUS_FLAG = 1u << 5,
+	DMABROKER_USAGE_CPU_READ_FLAG = DMABROKER_USAGE_CPU_READ,
+	DMABROKER_USAGE_CPU_WRITE_FLAG = DMABROKER_USAGE_CPU_WRITE,
+	DMABROKER_USAGE_SCANOUT_FLAG = DMABROKER_USAGE_SCANOUT,
+	DMABROKER_USAGE_CAPTURE_FLAG = DMABROKER_USAGE_CAPTURE,
+	DMABROKER_USAGE_GPU_FLAG = DMABROKER_USAGE_GPU,
+	DMABROKER_USAGE_CONTIGUOUS_FLAG = DMABROKER_USAGE_CONTIGUOUS,
 };
 
-/** Token flags for dmabroker_buffer_create_token(). */
-#define DMABROKER_TOKEN_SINGLE_USE 1u
-/** Attach flags: a static attachment pins the buffer (no moves). */
-#define DMABROKER_ATTACH_STATIC 1u
+/*
+ * Token flags for dmabroker_buffer_create_token(): DMABROKER_TOKEN_SINGLE_USE.
+ * Attach flags: DMABROKER_ATTACH_STATIC, a static attachment pins the buffer
+ * (no moves). Both from dmabroker-protocol.h.
+ */
 
 /** What to allocate. Zero-initialise it, then set version and the fields. */
 struct dmabroker_alloc_desc {
@@ -102,7 +107,11 @@ int dmabroker_connect_address(const char *address, struct dmabroker **ret);
  * client's access channel (OpenAccessChannel), on which
  * dmabroker_buffer_begin_access(), dmabroker_end_access_oneway(),
  * dmabroker_allocate() and dmabroker_buffer_release() then go as one
- * binary message each: about half the cost of a D-Bus call.
+ * binary message each: about half the cost of a D-Bus call. The two
+ * paths stay in order: a D-Bus call made after a one-way EndAccess or
+ * Release on the channel reaches the daemon after them (the library waits
+ * for the channel to answer first, one round trip, only when such a
+ * message was sent since its last answer).
  * The environment variable DMABROKER_ACCESS_CHANNEL=0 keeps them on D-Bus.
  */
 int dmabroker_open_direct(struct dmabroker *b);
@@ -140,7 +149,11 @@ struct dmabroker *dmabroker_disconnect(struct dmabroker *b);
 
 /* ---- event loop ---- */
 
-/** An fd to poll for POLLIN (borrowed; owned by b). */
+/**
+ * An fd to poll for POLLIN (borrowed; owned by b): one epoll fd over every
+ * fd of b (the bus, the direct connection, the access channel, the
+ * streams' channels).
+ */
 int dmabroker_get_fd(struct dmabroker *b);
 /** Dispatches whatever is pending without blocking: completes async calls. */
 int dmabroker_process(struct dmabroker *b);
@@ -215,11 +228,11 @@ int dmabroker_buffer_detach(struct dmabroker_buffer *buf, uint32_t id);
 
 /* ---- access: every touch of a shared buffer is inside a grant ---- */
 
-/** Access modes. */
-#define DMABROKER_ACCESS_READ 1u
-#define DMABROKER_ACCESS_WRITE 2u
-/** Begin-access flag: fail with -EBUSY instead of waiting for other holders. */
-#define DMABROKER_ACCESS_NONBLOCK 1u
+/*
+ * Access modes DMABROKER_ACCESS_READ and DMABROKER_ACCESS_WRITE; the
+ * begin-access flag DMABROKER_ACCESS_NONBLOCK fails with -EBUSY instead of
+ * waiting for other holders (dmabroker-protocol.h).
+ */
 
 /**
  * Asks for access to buf. Blocks until the daemon grants it (other clients
@@ -301,8 +314,39 @@ int dmabroker_fence_add_to_event(sd_event *event, int fence, dmabroker_fence_cal
  */
 typedef void (*dmabroker_move_callback)(struct dmabroker *b, struct dmabroker_buffer *buf, int fence,
 					void *userdata);
-/** Sets (or with NULL clears) the move handler of b. */
+/**
+ * Sets (or with NULL clears) the move handler of b: the one the listener's
+ * moved stands for while the listener has none (dmabroker_set_listener()).
+ */
 void dmabroker_set_move_handler(struct dmabroker *b, dmabroker_move_callback cb, void *userdata);
+
+/**
+ * Every event of a connection, in one struct. Zero-initialise it, set
+ * version and the handlers wanted (NULL: not told). They run from
+ * dmabroker_process() or the sd-event loop, or, for a restart, from the
+ * call that noticed it; userdata is the one given to
+ * dmabroker_set_listener().
+ */
+struct dmabroker_listener {
+	uint32_t version;              /**< DMABROKER_LISTENER_VERSION */
+	/** A buffer of b moved to new memory: as a dmabroker_move_callback, the callee owning fence. */
+	void (*moved)(struct dmabroker *b, struct dmabroker_buffer *buf, int fence, void *userdata);
+	/**
+	 * A stream of b has news: a frame or a buffer came, or it ended or
+	 * failed (a stream's own dmabroker_stream_callback runs as well).
+	 */
+	void (*stream)(struct dmabroker *b, struct dmabroker_stream *s, void *userdata);
+	/** The daemon went away: b is down, calls fail with -ENOTCONN until daemon_restarted. */
+	void (*connection_lost)(struct dmabroker *b, void *userdata);
+	/** b reconnected to a restarted daemon and reclaimed its buffers. */
+	void (*daemon_restarted)(struct dmabroker *b, void *userdata);
+};
+#define DMABROKER_LISTENER_VERSION 1u
+/**
+ * Sets b's listener (copied; NULL clears it): 0, or -EINVAL for an
+ * unknown version.
+ */
+int dmabroker_set_listener(struct dmabroker *b, const struct dmabroker_listener *listener, void *userdata);
 
 /* Accessors: valid until the buffer is released. */
 uint64_t dmabroker_buffer_get_id(const struct dmabroker_buffer *buf);
@@ -326,12 +370,30 @@ int dmabroker_buffer_get_plane(const struct dmabroker_buffer *buf, unsigned i, u
 
 /*
  * Daemon restarts: when dmabrokerd restarts with its fd store (crash or
- * upgrade under systemd), the library notices (the bus name changes hands,
- * or a call finds the connection gone), waits up to 10 s for the daemon,
- * reopens the direct connection, and reclaims every buffer this client
- * holds; the call that noticed is then retried once. Buffers, their ids and
- * fds stay as they were. Grants and streams do not survive a restart:
- * streams end (consumers see -EPIPE, producers StreamEnded).
+ * upgrade under systemd), the library notices (a call finds the connection
+ * gone, or the bus says the daemon's name changed hands). It never waits
+ * for the daemon to come back: it asks the bus once who has the name.
+ * When the new daemon is there, the library opens a new direct connection
+ * (if it had one) and reclaims every buffer this client holds; buffers,
+ * their ids and fds stay as they were. When it is not there yet, b is
+ * down until dmabroker_process() (or the sd-event loop) hears the daemon's
+ * name taken again and reconnects then. Grants and streams do not survive
+ * a restart. What each call does meanwhile:
+ *
+ *  - calls that wait for a reply (dmabroker_allocate(), _import(),
+ *    _open_token(), _buffer_create_token(), _revoke_token(),
+ *    _buffer_attach(), _buffer_detach(), _buffer_begin_access(),
+ *    _begin_access_multi(), _end_access(), _buffer_cpu_begin() and
+ *    _cpu_end(), _stream_create(), _stream_join()): with the daemon back,
+ *    reconnect, reclaim, and go once more on the new connection; with the
+ *    daemon not back, fail at once with -ENOTCONN, never waiting for it;
+ *  - the asynchronous ones (dmabroker_allocate_async(),
+ *    _buffer_begin_access_async()): started while b is down, -ENOTCONN at
+ *    once; in flight when the connection went, their callback gets an error;
+ *  - the one-way ones: dmabroker_end_access_oneway() returns 0 (the grant
+ *    ended with the daemon); dmabroker_buffer_release() frees buf (the
+ *    daemon drops its restored copy when its restore-grace ends);
+ *  - streams end: consumers see -EPIPE, producers StreamEnded (-EPIPE).
  */
 /** How many times b reconnected to a restarted daemon. */
 unsigned dmabroker_get_reconnect_count(const struct dmabroker *b);
@@ -398,7 +460,7 @@ struct dmabroker_stream_desc {
  */
 #define DMABROKER_STREAM_PRODUCER_UID 1u
 
-#define DMABROKER_FRAME_MAX_DAMAGE 16
+#define DMABROKER_FRAME_MAX_DAMAGE DMABROKER_STREAM_MAX_DAMAGE
 
 /** A frame (consumer) or a free buffer (producer). */
 struct dmabroker_frame {

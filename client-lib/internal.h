@@ -1,5 +1,10 @@
 /* SPDX-License-Identifier: MIT */
-/* libdmabroker's insides, shared by its modules (dmabroker.c, stream.c). */
+/*
+ * libdmabroker's insides: the connection and buffer structs every module
+ * shares. Each concept has its own header for its functions:
+ * connection.h (connection.c), channel.h (channel.c), buffers.h
+ * (buffers.c), access.h (access.c), stream.h (stream.c); fences.c has none.
+ */
 #pragma once
 
 #include <stdbool.h>
@@ -9,12 +14,10 @@
 #include <systemd/sd-event.h>
 
 #include "dmabroker.h"
+#include "dmabroker-protocol.h"
 
 #define EXPORT __attribute__((visibility("default")))
 
-#define BUS_NAME "org.dmabroker.Broker1"
-#define BROKER_PATH "/org/dmabroker/Broker1"
-#define BROKER_INTERFACE "org.dmabroker.Broker1"
 #define MAX_PLANES 4
 
 struct dmabroker {
@@ -22,8 +25,12 @@ struct dmabroker {
 	sd_event *event;             /* ours, or the caller's after attach_event */
 	sd_bus *bus;
 	sd_bus *direct;              /* NULL until dmabroker_open_direct() */
+	const struct transport *transport; /* how Allocate, BeginAccess, EndAccess and Release go (transport.h) */
 	int access_channel;          /* opened with direct (protocol/access-wire.h), or -1 */
 	uint32_t access_cookie;      /* the last BEGIN's */
+	sd_event_source *channel_source; /* the channel in b->event */
+	int channel_timeout_ms;      /* how long a BEGIN waits for its answer (the D-Bus call timeout); -1: forever */
+	bool channel_unsynced;       /* one-way messages sent on the channel since its last answer */
 	/* dmabroker_get_channel_stats(): the per-frame calls on each path, and the channel's failures */
 	uint64_t channel_calls, dbus_calls;
 	unsigned channel_fallbacks;
@@ -31,9 +38,13 @@ struct dmabroker {
 	bool channel_warned;         /* said so on stderr (once) */
 	struct dmabroker_buffer *buffers;
 	sd_bus_error error;          /* the last failure */
-	dmabroker_move_callback on_move;
+	struct dmabroker_listener listener; /* every event (dmabroker_set_listener()); version 0: none */
+	void *listener_userdata;
+	dmabroker_move_callback on_move; /* dmabroker_set_move_handler(): when the listener has no moved */
 	void *move_userdata;
 	char daemon_owner[64];       /* the daemon's unique name, to notice a restart */
+	bool down;                   /* the daemon went away and is not back (connection.c: reconnect()) */
+	bool had_direct;             /* when it went: a direct connection to open again */
 	bool reconnecting;
 	unsigned reconnects;         /* daemon restarts reconnected to */
 };
@@ -53,32 +64,3 @@ struct dmabroker_buffer {
 	struct dmabroker_buffer *next, **prevp;
 };
 
-
-sd_bus *calls(const struct dmabroker *b);
-const char *destination(const struct dmabroker *b);
-/* Records the failure (e, or r alone) as the last error; returns r. */
-int set_error(struct dmabroker *b, const sd_bus_error *e, int r);
-void clear_error(struct dmabroker *b);
-struct dmabroker_buffer *buffer_new(struct dmabroker *b);
-void buffer_free(struct dmabroker_buffer *buf);
-int read_planes(sd_bus_message *m, struct dmabroker_buffer *buf);
-/* A CLOEXEC duplicate of fd (borrowed from a message) in *ret. */
-int take_fd(int fd, int *ret);
-/* Sends m (taken) and waits; records the error. */
-int call(struct dmabroker *b, sd_bus_message *m, sd_bus_message **reply);
-int new_call(struct dmabroker *b, const char *method, sd_bus_message **ret);
-/* Reads "ah" holding zero or one fd into *ret (a duplicate the caller owns, or -1). */
-int read_fence_array(sd_bus_message *m, int *ret);
-/* stream.c: the signals of streams, on the direct connection. */
-int stream_on_signal(sd_bus_message *m, void *userdata, sd_bus_error *ret_error);
-void streams_free_all(struct dmabroker *b);
-/* Moves the streams' peer channels to b->event (after dmabroker_attach_event). */
-void streams_attach_event(struct dmabroker *b);
-/*
- * r came from a send on a connection that may be gone: if so (and not
- * already reconnecting), reconnect to a restarted daemon. 1 when it did,
- * 0 when r is no such error, -1 when the daemon did not come back.
- */
-int daemon_lost(struct dmabroker *b, int r);
-/* The daemon restarted: its streams are gone (StreamEnded for consumers, an error for producers). */
-void streams_daemon_lost(struct dmabroker *b);

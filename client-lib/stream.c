@@ -33,6 +33,10 @@
 #include "fdmsg.h"
 #include "fence.h"
 #include "internal.h"
+#include "access.h"
+#include "buffers.h"
+#include "connection.h"
+#include "stream.h"
 #include "stream-books.h"
 #include "stream-wire.h"
 
@@ -87,8 +91,12 @@ static struct dmabroker_stream *find(struct dmabroker *b, uint64_t id)
 
 static void notify(struct dmabroker_stream *s)
 {
+	struct dmabroker *b = s->b;
+
 	if (s->cb)
 		s->cb(s, s->userdata);
+	if (b->listener.stream)
+		b->listener.stream(b, s, b->listener_userdata);
 }
 
 static void fail(struct dmabroker_stream *s, const sd_bus_error *e, int r)

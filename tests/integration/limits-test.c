@@ -6,7 +6,8 @@
  *
  *   --quota    (host, shm, limits-quota.conf) a refused Allocate takes no
  *              memory; requests that wait for access count against
- *              max-grants-per-client while they wait.
+ *              max-grants-per-client while they wait; a Release on the
+ *              access channel is seen before the D-Bus call that follows.
  *   --latency  (VM, 2 CPUs, heap:system, limits-latency.conf) while one
  *              client allocates 256 MiB and another's buffer moves to
  *              virtio-gpu, a third client's BeginAccess calls are answered:
@@ -139,6 +140,55 @@ static bool step_concurrent_allocations(void)
 			usleep(1000);
 	tap_diag("%d allocated, %d refused with QuotaExceeded", o.ok, o.refused);
 	CHECK(o.done == 2 && o.ok == 1 && o.refused == 1);
+	dmabroker_disconnect(b);
+	return true;
+}
+
+/*
+ * A Release on the access channel, then a call on the direct connection:
+ * the daemon must have seen the release first. Each round allocates 600
+ * KiB on the channel, releases it there (one-way), and at once opens a
+ * token of another 600 KiB buffer over D-Bus: with 1 MiB allowed, that is
+ * refused with QuotaExceeded whenever the daemon reads the D-Bus call
+ * before the channel's RELEASE (two sockets, no order between them).
+ */
+#define ORDER_ROUNDS 200
+
+static bool step_channel_release_ordered_with_bus(void)
+{
+	struct dmabroker *b = connect_session(), *other = connect_session();
+	struct dmabroker_alloc_desc d = {
+		.version = DMABROKER_ALLOC_DESC_VERSION, .width = 400, .height = 384, .fourcc = DRM_FORMAT_XRGB8888,
+		.usage = CPU, .flags = DMABROKER_ALLOC_FRESH,
+	};
+	struct dmabroker_channel_stats st = { .version = DMABROKER_CHANNEL_STATS_VERSION };
+	struct dmabroker_buffer *shared = NULL;
+	char *token = NULL;
+	int refused = 0, r;
+
+	CHECK(b && other);
+	CHECK(dmabroker_open_direct(b) == 0);
+	CHECK(dmabroker_get_channel_stats(b, &st) == 0 && st.active);
+	CHECKF(dmabroker_allocate(other, &d, &shared) == 0, "%s", dmabroker_error_message(other));
+	CHECK(dmabroker_buffer_create_token(shared, 0, 0, &token) == 0);
+	for (int i = 0; i < ORDER_ROUNDS; i++) {
+		struct dmabroker_buffer *mine = NULL, *opened = NULL;
+		CHECKF(dmabroker_allocate(b, &d, &mine) == 0, "round %d: %s", i, dmabroker_error_message(b));
+		dmabroker_buffer_release(mine);
+		r = dmabroker_open_token(b, token, &opened);
+		if (r == -EDQUOT)
+			refused++;
+		else
+			CHECKF(r == 0, "round %d: OpenToken: %s", i, dmabroker_error_message(b));
+		dmabroker_buffer_release(opened);
+	}
+	CHECK(dmabroker_get_channel_stats(b, &st) == 0 && st.active && st.fallbacks == 0);
+	tap_diag("%d rounds, %d OpenToken refused with QuotaExceeded (the release not yet seen)", ORDER_ROUNDS,
+		 refused);
+	CHECK(refused == 0);
+	free(token);
+	dmabroker_buffer_release(shared);
+	dmabroker_disconnect(other);
 	dmabroker_disconnect(b);
 	return true;
 }
@@ -568,11 +618,13 @@ int main(int argc, char **argv)
 	if (!daemon_pid_from_env("limits-test"))
 		return 2;
 	if (strcmp(mode, "--quota") == 0) {
-		tap_plan(3);
+		tap_plan(4);
 		tap_step("a refused Allocate takes no memory", step_refused_allocation_takes_nothing);
 		tap_step("two allocations in flight: the second is refused at its reservation",
 			 step_concurrent_allocations);
 		tap_step("waiting requests count against max-grants-per-client", step_waiting_grants_count);
+		tap_step("a Release on the access channel is seen before the next D-Bus call",
+			 step_channel_release_ordered_with_bus);
 	} else if (strcmp(mode, "--latency") == 0) {
 		/* Zeroing 256 MiB under TCG on a loaded host can pass sd-bus's 25 s default. */
 		setenv("SYSTEMD_BUS_TIMEOUT", "300", 1);

@@ -4,14 +4,19 @@
  * Allocates three buffers and writes a pattern in each, shares one with a
  * second connection by token, opens a direct connection, and leaves one
  * more buffer with a child process that will be gone by the restart.
- * Prints "ready IDS..." and waits for a line on stdin; by then the daemon
- * was killed and restarted. Then it uses every buffer again without doing
+ * Prints "ready IDS..." and waits for a line on stdin ("down"): the daemon
+ * was killed; two calls then (BeginAccess, CreateToken) must fail at once
+ * ("child gone; while down: begin ERRNO, token ERRNO, SECONDS s"). Then a second line
+ * ("go"): the daemon was restarted. Then it uses every buffer again without doing
  * anything special (the library must reconnect and reclaim by itself),
  * checks each content, and allocates and shares anew. Exit 0 when all of
  * that worked; a message on stderr otherwise.
  *
  * "restart-client --backend NAME" allocates from that backend (the VM test
  * uses heap:system, so real dma-bufs go through the store).
+ *
+ * Its listener (dmabroker_set_listener()) must hear each restart: the
+ * connection lost once and the daemon restarted once, and stream events.
  *
  * After that first restart it waits for "again" (the harness restarts the
  * daemon once more, with SIGTERM) and uses every buffer again the same way.
@@ -44,6 +49,7 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <drm_fourcc.h>
@@ -296,11 +302,39 @@ static int burst(unsigned n)
 	return 0;
 }
 
+/* What a's listener heard (dmabroker_set_listener()). */
+struct heard {
+	unsigned lost, restarted, stream;
+};
+
+static void on_lost(struct dmabroker *b, void *userdata)
+{
+	((struct heard *)userdata)->lost++;
+}
+
+static void on_restarted(struct dmabroker *b, void *userdata)
+{
+	((struct heard *)userdata)->restarted++;
+}
+
+static void on_stream(struct dmabroker *b, struct dmabroker_stream *s, void *userdata)
+{
+	((struct heard *)userdata)->stream++;
+}
+
+static void check_heard(const struct heard *h, unsigned restarts)
+{
+	if (h->lost != restarts || h->restarted != restarts || !h->stream)
+		FAIL("listener: %u connection losses, %u restarts, %u stream events; want %u, %u, some", h->lost,
+		     h->restarted, h->stream, restarts, restarts);
+}
+
 int main(int argc, char **argv)
 {
 	struct dmabroker *a = NULL, *b = NULL;
 	struct dmabroker_buffer *bufs[3], *shared = NULL, *fresh;
 	struct dmabroker_stream *ps, *cs;
+	struct heard heard = { 0 };
 	char *token = NULL, line[64];
 	int to_child[2], from_child[2];
 	unsigned long long orphan = 0;
@@ -325,6 +359,11 @@ int main(int argc, char **argv)
 		FAIL("usage: restart-client [--backend NAME] [forge ID | reclaim ID FD | share | open T1 T2 | burst N]");
 	if (dmabroker_connect(DMABROKER_BUS_SESSION, &a) < 0 || dmabroker_connect(DMABROKER_BUS_SESSION, &b) < 0)
 		FAIL("connect");
+	if (dmabroker_set_listener(a, &(struct dmabroker_listener){ .version = 99 }, NULL) != -EINVAL ||
+	    dmabroker_set_listener(a, &(struct dmabroker_listener){
+		    .version = DMABROKER_LISTENER_VERSION, .connection_lost = on_lost,
+		    .daemon_restarted = on_restarted, .stream = on_stream }, &heard) < 0)
+		FAIL("set_listener");
 	if (dmabroker_open_direct(a) < 0)
 		FAIL("open_direct: %s", dmabroker_error_message(a));
 	buf_owner = a;
@@ -367,7 +406,18 @@ int main(int argc, char **argv)
 		FAIL("expected 'down'");
 	if (write(to_child[1], "x", 1) != 1 || waitpid(child, NULL, 0) != child)
 		FAIL("child");
-	printf("child gone\n");
+	/* calls while the daemon is down fail at once (dmabroker.h: daemon restarts) */
+	{
+		struct timespec t0, t1;
+		uint64_t grant;
+		int fence = -1, r1, r2;
+		clock_gettime(CLOCK_MONOTONIC, &t0);
+		r1 = dmabroker_buffer_begin_access(bufs[0], DMABROKER_ACCESS_READ, 0, &grant, &fence);
+		r2 = dmabroker_buffer_create_token(bufs[0], 0, 0, &token);
+		clock_gettime(CLOCK_MONOTONIC, &t1);
+		printf("child gone; while down: begin %d, token %d, %.3f s\n", r1, r2,
+		       (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9);
+	}
 	fflush(stdout);
 	if (!fgets(line, sizeof(line), stdin) || strncmp(line, "go", 2) != 0)
 		FAIL("expected 'go'");
@@ -413,6 +463,7 @@ int main(int argc, char **argv)
 	if (dmabroker_buffer_create_token(bufs[0], 0, 0, &token) < 0)
 		FAIL("token after the restart: %s", dmabroker_error_message(a));
 	free(token);
+	check_heard(&heard, 1);
 	printf("stream ended by the restart and made again; reclaimed and used: 3 buffers of one client, 1 of another, new id %llu\n",
 	       (unsigned long long)dmabroker_buffer_get_id(fresh));
 	fflush(stdout);
@@ -428,6 +479,7 @@ int main(int argc, char **argv)
 	if (dmabroker_get_reconnect_count(a) != 2 || dmabroker_get_reconnect_count(b) != 2)
 		FAIL("reconnects: %u and %u, want 2 each", dmabroker_get_reconnect_count(a),
 		     dmabroker_get_reconnect_count(b));
+	check_heard(&heard, 2);
 	say("again: reclaimed and used 4 buffers of one client, 1 of another");
 	if (!fgets(line, sizeof(line), stdin))
 		FAIL("expected 'end'");

@@ -18,6 +18,7 @@ notify socket, with every fd-store message delivered in order later.
 usage: restart-test.py DMABROKERD RESTART_CLIENT [BACKEND]
 (BACKEND: what the client allocates from, e.g. heap:system in the VM)"""
 import array
+import errno
 import fcntl
 import os
 import select
@@ -260,7 +261,13 @@ def test_restart_reclaim():
     store.pump(0.2)
     client.stdin.write("down\n")
     client.stdin.flush()
-    check(read_line(client, HANG) == "child gone", "the short-lived client left during the downtime")
+    line = read_line(client, HANG)
+    print("# " + line)
+    check(line.startswith("child gone;"), "the short-lived client left during the downtime", line)
+    fields = line.replace(",", "").split()
+    check(fields[2:4] == ["while", "down:"] and fields[5] == str(-errno.ENOTCONN) and fields[7] == str(-errno.ENOTCONN)
+          and float(fields[8]) < 5,
+          "calls while the daemon is down fail with ENOTCONN at once, not waiting for it", line)
     check(len(store.buffer_names()) == 4, "the store kept all 4 while the daemon was down", store.buffer_names())
     daemon = store.start(bus)
     STATE["daemon"] = daemon

@@ -24,6 +24,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <drm_fourcc.h>
@@ -456,12 +457,67 @@ static bool step_answer_after_close(void)
 	return true;
 }
 
+/*
+ * A BEGIN on the channel that waits past the call timeout gives up with
+ * -ETIMEDOUT (the wait is a poll() with that timeout); its grant, when it
+ * comes later, makes dmabroker_get_fd() readable and dmabroker_process()
+ * hands it straight back: another writer is then granted at once.
+ */
+static bool step_late_grant_handed_back(void)
+{
+	struct baseline base = baseline_take();
+	struct dmabroker *owner = connect_session(), *waiter;
+	struct dmabroker_buffer *buf = NULL, *shared = NULL;
+	struct timespec t0, t1;
+	char *token = NULL;
+	uint64_t g, g2;
+	int fence = -1, r;
+	double waited;
+
+	CHECK(owner);
+	setenv("SYSTEMD_BUS_TIMEOUT", "1", 1); /* read by each connection, the direct one too */
+	waiter = connect_session();
+	r = waiter ? dmabroker_open_direct(waiter) : -ENOTCONN;
+	unsetenv("SYSTEMD_BUS_TIMEOUT");
+	CHECK(r == 0 && stats_of(waiter).active);
+	CHECK(dmabroker_allocate(owner, &desc64, &buf) == 0);
+	CHECK(dmabroker_buffer_create_token(buf, 0, 0, &token) == 0);
+	CHECK(dmabroker_open_token(waiter, token, &shared) == 0);
+	CHECK(dmabroker_buffer_begin_access(buf, W, 0, &g, &fence) == 0);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	r = dmabroker_buffer_begin_access(shared, W, 0, &g2, &fence);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	waited = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+	tap_diag("the waiting BEGIN returned %d after %.2f s", r, waited);
+	CHECK(r == -ETIMEDOUT && waited >= 0.9 && waited < 5);
+	CHECK(stats_of(waiter).active);
+	/* the owner ends: the daemon grants the BEGIN that gave up; the waiter's loop hands it back */
+	CHECK(dmabroker_end_access(owner, g, -1) == 0);
+	CHECK(poll(&(struct pollfd){ .fd = dmabroker_get_fd(waiter), .events = POLLIN }, 1, 5000) == 1);
+	CHECK(dmabroker_process(waiter) >= 0);
+	for (int i = 0; i < 100; i++) {
+		r = dmabroker_buffer_begin_access(buf, W, DMABROKER_ACCESS_NONBLOCK, &g, &fence);
+		if (r != -EBUSY)
+			break;
+		usleep(10000);
+	}
+	CHECKF(r == 0, "the late grant was not handed back: %s", dmabroker_error_message(owner));
+	CHECK(dmabroker_end_access(owner, g, -1) == 0);
+	free(token);
+	dmabroker_buffer_release(shared);
+	dmabroker_buffer_release(buf);
+	dmabroker_disconnect(waiter);
+	dmabroker_disconnect(owner);
+	CHECK(baseline_restored(base));
+	return true;
+}
+
 int main(void)
 {
 	if (!daemon_pid_from_env("wire-test"))
 		return 2;
 	unsetenv("DMABROKER_ACCESS_CHANNEL");
-	tap_plan(7);
+	tap_plan(8);
 	tap_step("the library's per-frame calls go on the access channel, and its counters say so", step_channel_used);
 	tap_step("a broken channel: the calls go on over D-Bus, said once on stderr and counted", step_channel_broken);
 	tap_step("DMABROKER_ACCESS_CHANNEL=0: D-Bus by choice, counted, nothing said", step_channel_off);
@@ -473,5 +529,7 @@ int main(void)
 		 step_failed_handover);
 	tap_step("a BEGIN that waits, then the channel closes: its grant goes to nobody, nothing left",
 		 step_answer_after_close);
+	tap_step("a BEGIN that waits past the call timeout gives up; its late grant is handed back from "
+		 "dmabroker_process()", step_late_grant_handed_back);
 	return tap_done();
 }
