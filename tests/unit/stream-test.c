@@ -78,13 +78,15 @@ static bool step_negotiated(void)
 	fixture_setup(NULL);
 	prod = fixture_client(1000);
 	cons = fixture_client(1000);
-	/* the producer offers ARGB first; the consumer takes XRGB or NV12 */
-	pp.formats[0] = DRM_FORMAT_ARGB8888;
+	/* the producer prefers XRGB to ARGB and offers no NV12; the consumer lists NV12, ARGB, XRGB */
+	pp.formats[0] = DRM_FORMAT_RGB565;
 	pp.formats[1] = DRM_FORMAT_XRGB8888;
-	pp.n_formats = 2;
+	pp.formats[2] = DRM_FORMAT_ARGB8888;
+	pp.n_formats = 3;
 	cp.formats[0] = DRM_FORMAT_NV12;
-	cp.formats[1] = DRM_FORMAT_XRGB8888;
-	cp.n_formats = 2;
+	cp.formats[1] = DRM_FORMAT_ARGB8888;
+	cp.formats[2] = DRM_FORMAT_XRGB8888;
+	cp.n_formats = 3;
 	cp.modifiers[0] = 0x0100000000000001ULL; /* a tiled one, and linear */
 	cp.modifiers[1] = DRM_FORMAT_MOD_LINEAR;
 	cp.n_modifiers = 2;
