@@ -14,6 +14,7 @@
  */
 #pragma once
 
+#include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -128,6 +129,21 @@ static inline struct completion call_of(struct client *c, uint64_t cookie)
 static struct broker b;
 static sd_event *event;
 static unsigned next_peer;
+static unsigned fds_before;
+
+/* The fds this process has open. */
+static inline unsigned count_fds(void)
+{
+	DIR *d = opendir("/proc/self/fd");
+	unsigned n = 0;
+
+	if (!d)
+		abort();
+	while (readdir(d))
+		n++;
+	closedir(d);
+	return n;
+}
 
 /* A config with only the shm backend and no pool; tune changes it further (may be NULL). */
 static inline void fixture_setup(void (*tune)(struct config *cfg))
@@ -135,6 +151,7 @@ static inline void fixture_setup(void (*tune)(struct config *cfg))
 	struct config cfg;
 
 	memset(&rec, 0, sizeof(rec));
+	fds_before = count_fds();
 	config_init(&cfg);
 	for (unsigned i = 0; i < cfg.n_order; i++)
 		free(cfg.order[i]);
@@ -150,18 +167,27 @@ static inline void fixture_setup(void (*tune)(struct config *cfg))
 		abort();
 }
 
-/* Frees everything; false (with a diagnostic) if the transport's keeps and drops do not balance. */
+/*
+ * Frees everything; false (with a diagnostic) if the transport's keeps and
+ * drops do not balance, the fd budget is not back to 0, or an fd is left.
+ */
 static inline bool fixture_finish(void)
 {
 	bool balanced;
+	unsigned fds;
 
 	broker_finish(&b);
 	balanced = rec.keeps == rec.drops;
 	config_free(&b.config);
 	event = sd_event_unref(event);
+	fds = count_fds();
 	if (!balanced)
 		tap_diag("the transport was kept %u times and dropped %u times", rec.keeps, rec.drops);
-	return balanced && b.fds == 0;
+	if (b.fds)
+		tap_diag("the fd budget has %llu fds charged after the broker ended", (unsigned long long)b.fds);
+	if (fds != fds_before)
+		tap_diag("%u fds open before the step, %u after", fds_before, fds);
+	return balanced && b.fds == 0 && fds == fds_before;
 }
 
 /* A client of uid, as the bus would make it; NULL with *e set when refused. */
