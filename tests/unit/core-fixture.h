@@ -16,6 +16,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -213,6 +214,17 @@ static inline struct client *fixture_client(uid_t uid)
 		abort();
 	}
 	return c;
+}
+
+/* n clients of uid: fixture_clients(1000, 2, &a, &bob). */
+static inline void fixture_clients(uid_t uid, unsigned n, ...)
+{
+	va_list ap;
+
+	va_start(ap, n);
+	for (unsigned i = 0; i < n; i++)
+		*va_arg(ap, struct client **) = fixture_client(uid);
+	va_end(ap);
 }
 
 /* A memfd of size bytes, or -1. */

@@ -72,18 +72,35 @@ static bool end_ok(struct client *c, uint64_t cookie)
 	return true;
 }
 
+/*
+ * A broker with n clients of one uid (pointers to fill in after n) and a
+ * buffer of the first's that all of them hold.
+ */
+static struct buffer *shared_buffer(unsigned n, ...)
+{
+	struct client *c[8];
+	struct buffer *buf;
+	struct error e = ERROR_NULL;
+	va_list ap;
+
+	fixture_setup(NULL);
+	va_start(ap, n);
+	for (unsigned i = 0; i < n; i++)
+		*va_arg(ap, struct client **) = c[i] = fixture_client(1000);
+	va_end(ap);
+	buf = fixture_buffer(c[0]);
+	for (unsigned i = 1; i < n; i++)
+		if (buffer_hold(buf, c[i], &e) < 0)
+			abort();
+	return buf;
+}
+
 static bool step_read_shares_write_excludes(void)
 {
 	struct client *a, *bob, *carol;
 	struct buffer *buf;
-	struct error e;
 
-	fixture_setup(NULL);
-	a = fixture_client(1000);
-	bob = fixture_client(1000);
-	carol = fixture_client(1000);
-	buf = fixture_buffer(a);
-	CHECK(buffer_hold(buf, bob, &e) == 0 && buffer_hold(buf, carol, &e) == 0);
+	buf = shared_buffer(3, &a, &bob, &carol);
 	CHECK(begin_ok(a, 1, buf, R) && begin_ok(bob, 2, buf, R));
 	CHECK(rec.n_answers == 2 && granted_to(1) && granted_to(2));
 	CHECK(buf->resv.readers == 2 && !buf->resv.writer);
@@ -108,14 +125,8 @@ static bool step_fifo_order(void)
 {
 	struct client *c[4];
 	struct buffer *buf;
-	struct error e;
 
-	fixture_setup(NULL);
-	for (unsigned i = 0; i < 4; i++)
-		c[i] = fixture_client(1000);
-	buf = fixture_buffer(c[0]);
-	for (unsigned i = 1; i < 4; i++)
-		CHECK(buffer_hold(buf, c[i], &e) == 0);
+	buf = shared_buffer(4, &c[0], &c[1], &c[2], &c[3]);
 	CHECK(begin_ok(c[0], 1, buf, W));
 	/* three writers wait: served in the order they came */
 	CHECK(begin_ok(c[1], 2, buf, W) && begin_ok(c[2], 3, buf, W) && begin_ok(c[3], 4, buf, W));
@@ -135,12 +146,7 @@ static bool step_writer_not_overtaken(void)
 	struct buffer *buf;
 	struct error e;
 
-	fixture_setup(NULL);
-	reader = fixture_client(1000);
-	writer = fixture_client(1000);
-	late = fixture_client(1000);
-	buf = fixture_buffer(reader);
-	CHECK(buffer_hold(buf, writer, &e) == 0 && buffer_hold(buf, late, &e) == 0);
+	buf = shared_buffer(3, &reader, &writer, &late);
 	CHECK(begin_ok(reader, 1, buf, R));
 	CHECK(begin_ok(writer, 2, buf, W));
 	/* a later reader would share with the active reader, but the writer came first */
@@ -162,11 +168,7 @@ static bool step_nonblock_busy(void)
 	struct buffer *buf;
 	struct error e;
 
-	fixture_setup(NULL);
-	a = fixture_client(1000);
-	bob = fixture_client(1000);
-	buf = fixture_buffer(a);
-	CHECK(buffer_hold(buf, bob, &e) == 0);
+	buf = shared_buffer(2, &a, &bob);
 	CHECK(begin_ok(a, 1, buf, W));
 	CHECK(begin1(bob, 2, buf, R, DMABROKER_ACCESS_NONBLOCK, &e) < 0 && e.code == DMABROKER_E_BUSY);
 	CHECK(strstr(e.message, "a writer holds it"));
@@ -189,9 +191,7 @@ static bool step_multi_all_or_nothing(void)
 	struct error e = ERROR_NULL;
 
 	fixture_setup(NULL);
-	a = fixture_client(1000);
-	bob = fixture_client(1000);
-	carol = fixture_client(1000);
+	fixture_clients(1000, 3, &a, &bob, &carol);
 	b1 = fixture_buffer(bob);
 	b2 = fixture_buffer(a);
 	CHECK(buffer_hold(b2, bob, &e) == 0 && buffer_hold(b1, carol, &e) == 0);
@@ -226,9 +226,7 @@ static bool step_would_deadlock(void)
 	struct error e;
 
 	fixture_setup(NULL);
-	a = fixture_client(1000);
-	bob = fixture_client(1000);
-	carol = fixture_client(1000);
+	fixture_clients(1000, 3, &a, &bob, &carol);
 	b1 = fixture_buffer(a);
 	b2 = fixture_buffer(bob);
 	b3 = fixture_buffer(carol);
@@ -259,12 +257,8 @@ static bool step_release_fails_waiters(void)
 	struct error e;
 	uint64_t id;
 
-	fixture_setup(NULL);
-	a = fixture_client(1000);
-	bob = fixture_client(1000);
-	buf = fixture_buffer(a);
+	buf = shared_buffer(2, &a, &bob);
 	id = buf->id;
-	CHECK(buffer_hold(buf, bob, &e) == 0);
 	CHECK(begin_ok(a, 1, buf, W) && begin_ok(bob, 2, buf, R));
 	CHECK(rec.keeps == 1);
 	e = ERROR_NULL;
@@ -285,11 +279,7 @@ static bool step_drop_requests(void)
 	uint32_t mode = R;
 	struct error e = ERROR_NULL;
 
-	fixture_setup(NULL);
-	a = fixture_client(1000);
-	bob = fixture_client(1000);
-	buf = fixture_buffer(a);
-	CHECK(buffer_hold(buf, bob, &e) == 0);
+	buf = shared_buffer(2, &a, &bob);
 	CHECK(begin_ok(a, 1, buf, W));
 	CHECK(begin_ok(bob, 2, buf, R));
 	other = (struct completion){ .ops = &rec_ops_other, .cookie = 3, .client = bob };
@@ -309,12 +299,7 @@ static bool step_unsent_grant_taken_back(void)
 	struct buffer *buf;
 	struct error e;
 
-	fixture_setup(NULL);
-	a = fixture_client(1000);
-	bob = fixture_client(1000);
-	buf = fixture_buffer(a);
-	carol = fixture_client(1000);
-	CHECK(buffer_hold(buf, bob, &e) == 0 && buffer_hold(buf, carol, &e) == 0);
+	buf = shared_buffer(3, &a, &bob, &carol);
 	/* at once: the call fails and nothing is granted */
 	rec.granted_result = -EPIPE;
 	CHECK(begin1(a, 1, buf, W, 0, &e) == -EPIPE);
@@ -350,15 +335,10 @@ static bool step_internal_in_line(void)
 {
 	struct client *a, *bob;
 	struct buffer *buf;
-	struct error e;
 
-	fixture_setup(NULL);
 	internal_calls = 0;
 	internal_grant = NULL;
-	a = fixture_client(1000);
-	bob = fixture_client(1000);
-	buf = fixture_buffer(a);
-	CHECK(buffer_hold(buf, bob, &e) == 0);
+	buf = shared_buffer(2, &a, &bob);
 	CHECK(begin_ok(a, 1, buf, R));
 	/* the daemon's move waits for the reader, and bob's read waits behind it */
 	CHECK(access_begin_internal(buf, W, on_internal, NULL) == 0 && internal_calls == 0);
@@ -378,11 +358,7 @@ static bool step_end_and_fences(void)
 	uint64_t g;
 	int pipefd[2];
 
-	fixture_setup(NULL);
-	a = fixture_client(1000);
-	bob = fixture_client(1000);
-	buf = fixture_buffer(a);
-	CHECK(buffer_hold(buf, bob, &e) == 0);
+	buf = shared_buffer(2, &a, &bob);
 	CHECK(begin_ok(a, 1, buf, W));
 	g = granted_to(1);
 	/* only the grant's own client may end it */
@@ -413,14 +389,8 @@ static bool step_client_leaves(void)
 {
 	struct client *a, *bob, *carol;
 	struct buffer *buf;
-	struct error e;
 
-	fixture_setup(NULL);
-	a = fixture_client(1000);
-	bob = fixture_client(1000);
-	carol = fixture_client(1000);
-	buf = fixture_buffer(a);
-	CHECK(buffer_hold(buf, bob, &e) == 0 && buffer_hold(buf, carol, &e) == 0);
+	buf = shared_buffer(3, &a, &bob, &carol);
 	CHECK(begin_ok(a, 1, buf, W) && begin_ok(bob, 2, buf, W) && begin_ok(carol, 3, buf, R));
 	/* bob goes: its request is dropped unanswered */
 	client_free(bob);

@@ -223,8 +223,7 @@ static bool step_tokens(void)
 	const char *v;
 
 	fixture_setup(tune_tokens);
-	a = fixture_client(1000);
-	a2 = fixture_client(1000);
+	fixture_clients(1000, 2, &a, &a2);
 	buf = fixture_buffer(a);
 	CHECK(buffer_hold(buf, a2, &e) == 0);
 	CHECK(token_create(buf, a, 0, 60, &v, &e) == 0 && token_create(buf, a, 0, 60, &v, &e) == 0);
@@ -253,9 +252,7 @@ static bool step_streams(void)
 	uint64_t fds;
 
 	fixture_setup(tune_streams);
-	a = fixture_client(1000);
-	a2 = fixture_client(1000);
-	a3 = fixture_client(1000);
+	fixture_clients(1000, 3, &a, &a2, &a3);
 	snprintf(p.name, sizeof(p.name), "one");
 	CHECK(stream_create(a, &p, &s, &e) == 0);
 	snprintf(p.name, sizeof(p.name), "two");
@@ -308,8 +305,7 @@ static bool step_fences_check(void)
 	struct error e = ERROR_NULL;
 
 	fixture_setup(tune_fences);
-	a = fixture_client(1000);
-	a2 = fixture_client(1000);
+	fixture_clients(1000, 2, &a, &a2);
 	a->n_fences = 1;
 	CHECK(quota_check(a, Q_FENCES, 1, &e) == 0);
 	a->n_fences = 2;

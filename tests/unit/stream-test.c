@@ -76,8 +76,7 @@ static bool step_negotiated(void)
 	uint32_t consumer;
 
 	fixture_setup(NULL);
-	prod = fixture_client(1000);
-	cons = fixture_client(1000);
+	fixture_clients(1000, 2, &prod, &cons);
 	/* the producer prefers XRGB to ARGB and offers no NV12; the consumer lists NV12, ARGB, XRGB */
 	pp.formats[0] = DRM_FORMAT_RGB565;
 	pp.formats[1] = DRM_FORMAT_XRGB8888;
@@ -125,8 +124,7 @@ static bool step_any_format_mailbox(void)
 	uint32_t consumer;
 
 	fixture_setup(NULL);
-	prod = fixture_client(1000);
-	cons = fixture_client(1000);
+	fixture_clients(1000, 2, &prod, &cons);
 	/* a fourcc dmabroker does not know is skipped; no consumer awaited: negotiated at once */
 	pp.formats[0] = 0x20202020;
 	pp.formats[1] = DRM_FORMAT_RGB565;
@@ -157,9 +155,7 @@ static bool fails_with(struct stream_params cp, const char *why)
 	uint64_t fds;
 
 	fixture_setup(NULL);
-	prod = fixture_client(1000);
-	cons = fixture_client(1000);
-	late = fixture_client(1000);
+	fixture_clients(1000, 3, &prod, &cons, &late);
 	fds = b.fds;
 	CHECK(stream_create(prod, &pp, &s, &e) == 0);
 	CHECK(buffers_call(s, prod, 1, &e) == 1);
@@ -237,8 +233,7 @@ static bool step_late_joiner_checked(void)
 	uint32_t consumer, n = 99;
 
 	fixture_setup(NULL);
-	prod = fixture_client(1000);
-	cons = fixture_client(1000);
+	fixture_clients(1000, 2, &prod, &cons);
 	CHECK(stream_create(prod, &pp, &s, &e) == 0);
 	/* running: a joiner that cannot take it is refused, the stream goes on */
 	CHECK(stream_join(cons, &bad, &joined, &consumer, &e) < 0 && e.code == DMABROKER_E_NEGOTIATION_FAILED);
