@@ -573,8 +573,10 @@ int access_begin(struct client *c, const struct completion *done, unsigned n, st
 	r = quota_check(c, Q_GRANTS, n, error);
 	if (r < 0)
 		return r;
-	if (grantable(b, bufs, modes, n, NULL))
-		return grant_and_reply(c, done, n, bufs, modes);
+	if (grantable(b, bufs, modes, n, NULL)) {
+		r = grant_and_reply(c, done, n, bufs, modes);
+		return r < 0 ? error_set_errnof(error, r, "cannot grant access: %s", strerror(-r)) : r;
+	}
 	if (flags & DMABROKER_ACCESS_NONBLOCK)
 		return error_setf(error, DMABROKER_E_BUSY, "buffer %llu is busy: %s",
 					 (unsigned long long)bufs[0]->id,
