@@ -28,6 +28,7 @@
 
 #include <linux/dma-buf.h>
 
+#include "bus-damage.h"
 #include "cleanup.h"
 #include "errors.h"
 #include "fdmsg.h"
@@ -908,19 +909,9 @@ int stream_on_signal(sd_bus_message *m, void *userdata, sd_bus_error *ret_error)
 	if (!member || sd_bus_message_read(m, "t", &id) < 0 || !(s = find(b, id)))
 		return 0;
 	if (strcmp(member, "FrameReady") == 0) {
-		int32_t x, y, w, h;
 		r = sd_bus_message_read(m, "utt", &f.index, &f.sequence, &f.timestamp_ns);
 		if (r >= 0)
-			r = sd_bus_message_enter_container(m, 'a', "(iiii)");
-		while (r >= 0 && (r = sd_bus_message_read(m, "(iiii)", &x, &y, &w, &h)) > 0)
-			if (f.n_damage < DMABROKER_FRAME_MAX_DAMAGE) {
-				f.damage[f.n_damage][0] = x;
-				f.damage[f.n_damage][1] = y;
-				f.damage[f.n_damage][2] = w;
-				f.damage[f.n_damage++][3] = h;
-			}
-		if (r >= 0)
-			r = sd_bus_message_exit_container(m);
+			r = bus_read_damage(m, f.damage, DMABROKER_FRAME_MAX_DAMAGE, &f.n_damage);
 		if (r >= 0)
 			r = read_fence_array(m, &f.fence);
 		/* frames may come before the StreamBuffers reply: keep them */

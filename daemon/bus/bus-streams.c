@@ -15,6 +15,7 @@
 #include "cleanup.h"
 #include "error.h"
 #include "log.h"
+#include "bus-damage.h"
 #include "printable.h"
 #include "stream.h"
 
@@ -341,24 +342,10 @@ int method_queue_frame(sd_bus_message *m, void *userdata, struct error *error)
 	struct stream *s;
 	uint64_t id = 0;
 	uint32_t index;
-	int32_t x, y, w, h;
 	int fence = -1, r = sd_bus_message_read(m, "tutt", &id, &index, &meta.sequence, &meta.timestamp_ns);
 
 	if (r >= 0)
-		r = sd_bus_message_enter_container(m, 'a', "(iiii)");
-	while (r >= 0 && (r = sd_bus_message_read(m, "(iiii)", &x, &y, &w, &h)) > 0) {
-		if (meta.n_damage == DMABROKER_STREAM_MAX_DAMAGE) {
-			/* more than that: the whole frame is damaged */
-			meta.n_damage = 0;
-			continue;
-		}
-		meta.damage[meta.n_damage][0] = x;
-		meta.damage[meta.n_damage][1] = y;
-		meta.damage[meta.n_damage][2] = w;
-		meta.damage[meta.n_damage++][3] = h;
-	}
-	if (r >= 0)
-		r = sd_bus_message_exit_container(m);
+		r = bus_read_damage(m, meta.damage, DMABROKER_STREAM_MAX_DAMAGE, &meta.n_damage);
 	if (r >= 0)
 		r = bus_read_optional_fd(m, &fence, error);
 	if (r >= 0)
