@@ -2,6 +2,8 @@
 /* An allocation in flight (allocate.c): reserved on the client, taken on a worker thread. */
 #pragma once
 
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "error.h"
@@ -29,3 +31,20 @@ typedef void (*allocation_done_fn)(struct client *c, struct buffer *buf, int r, 
  */
 int allocation_start(struct client *c, const struct alloc_request *req, struct backend *const *candidates,
 		     unsigned n, allocation_done_fn done_fn, const struct completion *to, struct error *error);
+
+/* allocate.c: Allocate, for every transport. */
+struct alloc_args {
+	uint32_t width, height, fourcc, usage;
+	const uint64_t *mods;
+	size_t n_mods;
+	const char *backend, *device; /* hints, or NULL */
+	bool fresh;
+};
+/*
+ * Checks a, charges c and starts the allocation: 0 (done_fn is called when
+ * it ends, see allocate.h) or < 0 with error set (refused at once).
+ */
+int broker_allocate(struct client *c, const struct alloc_args *a, allocation_done_fn done_fn,
+		    const struct completion *to, struct error *error);
+/* What a client's new buffer needs before it is handed out (the fd store). */
+void broker_allocated(struct client *c, struct buffer *buf);
