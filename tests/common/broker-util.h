@@ -22,12 +22,13 @@
 #include <systemd/sd-bus.h>
 
 #include "dmabroker.h"
+#include "errors.h"
 
 /* The daemon's bus name, object and interface, and its error names (protocol/org.dmabroker.Broker1.xml). */
-#define BUS_NAME "org.dmabroker.Broker1"
-#define PATH "/org/dmabroker/Broker1"
-#define IFACE "org.dmabroker.Broker1"
-#define ERR(n) "org.dmabroker.Error." n
+#define BUS_NAME DMABROKER_BUS_NAME /* dmabroker-protocol.h */
+#define PATH DMABROKER_OBJECT_PATH
+#define IFACE DMABROKER_INTERFACE
+#define ERR(n) DMABROKER_ERROR(n) /* errors.h */
 /* What most test buffers are for: the CPU reads and writes them. */
 #define CPU_RW (DMABROKER_USAGE_CPU_READ_FLAG | DMABROKER_USAGE_CPU_WRITE_FLAG)
 
