@@ -119,11 +119,7 @@ EXPORT int dmabroker_begin_access_multi(struct dmabroker *b, unsigned n, struct 
 		r = sd_bus_message_close_container(m);
 	if (r >= 0)
 		r = sd_bus_message_append(m, "u", flags);
-	if (r < 0) {
-		sd_bus_message_unref(m);
-		return set_error(b, NULL, r);
-	}
-	r = call(b, m, &reply);
+	r = call_built(b, m, r, &reply);
 	if (r >= 0)
 		r = sd_bus_message_enter_container(reply, 'a', "t");
 	while (r >= 0 && got < n && (r = sd_bus_message_read(reply, "t", &ret_grants[got])) > 0)
@@ -143,11 +139,7 @@ EXPORT int dmabroker_end_access(struct dmabroker *b, uint64_t grant, int release
 	sd_bus_message *m = NULL, *reply = NULL;
 	int r = new_end_call(b, grant, release_fence, &m);
 
-	if (r < 0) {
-		sd_bus_message_unref(m);
-		return set_error(b, NULL, r);
-	}
-	r = call(b, m, &reply);
+	r = call_built(b, m, r, &reply);
 	sd_bus_message_unref(reply);
 	return r < 0 ? r : 0;
 }

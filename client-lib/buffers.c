@@ -219,11 +219,7 @@ EXPORT int dmabroker_open_token(struct dmabroker *b, const char *token, struct d
 	r = new_call(b, "OpenToken", &m);
 	if (r >= 0)
 		r = sd_bus_message_append(m, "s", token);
-	if (r < 0) {
-		sd_bus_message_unref(m);
-		return set_error(b, NULL, r);
-	}
-	r = call(b, m, &reply);
+	r = call_built(b, m, r, &reply);
 	if (r < 0)
 		return r;
 	buf = buffer_new(b);
@@ -274,11 +270,7 @@ EXPORT int dmabroker_buffer_create_token(struct dmabroker_buffer *buf, uint32_t 
 
 	if (r >= 0)
 		r = sd_bus_message_append(m, "tuu", buf->id, flags, ttl_seconds);
-	if (r < 0) {
-		sd_bus_message_unref(m);
-		return set_error(b, NULL, r);
-	}
-	r = call(b, m, &reply);
+	r = call_built(b, m, r, &reply);
 	if (r >= 0)
 		r = sd_bus_message_read(reply, "s", &token);
 	if (r >= 0) {
@@ -303,11 +295,7 @@ EXPORT int dmabroker_buffer_attach(struct dmabroker_buffer *buf, uint32_t usage,
 
 	if (r >= 0)
 		r = sd_bus_message_append(m, "tusu", buf->id, usage, device ? device : "", flags);
-	if (r < 0) {
-		sd_bus_message_unref(m);
-		return set_error(b, NULL, r);
-	}
-	r = call(b, m, &reply);
+	r = call_built(b, m, r, &reply);
 	if (r >= 0) {
 		int fd, own = -1;
 		r = sd_bus_message_read(reply, "uh", ret_id, &fd);

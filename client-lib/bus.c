@@ -10,6 +10,7 @@
 
 #include <systemd/sd-bus.h>
 
+#include "bus-fields.h"
 #include "internal.h"
 #include "access.h"
 #include "buffers.h"
@@ -147,8 +148,7 @@ int new_end_call(struct dmabroker *b, uint64_t grant, int release_fence, sd_bus_
 	if (r >= 0)
 		r = sd_bus_message_append(*ret, "t", grant);
 	if (r >= 0)
-		r = release_fence >= 0 ? sd_bus_message_append(*ret, "ah", 1, release_fence)
-				       : sd_bus_message_append(*ret, "ah", 0);
+		r = bus_append_optional_fd(*ret, release_fence);
 	return r;
 }
 

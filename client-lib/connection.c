@@ -294,6 +294,15 @@ static int copy_call(struct dmabroker *b, sd_bus_message *m, sd_bus_message **re
 	return r;
 }
 
+int call_built(struct dmabroker *b, sd_bus_message *m, int r, sd_bus_message **reply)
+{
+	if (r < 0) {
+		sd_bus_message_unref(m);
+		return set_error(b, NULL, r);
+	}
+	return call(b, m, reply);
+}
+
 int call(struct dmabroker *b, sd_bus_message *m, sd_bus_message **reply)
 {
 	sd_bus_error e = SD_BUS_ERROR_NULL;
@@ -520,11 +529,7 @@ int call_simple(struct dmabroker *b, const char *method, const char *sig, ...)
 		r = sd_bus_message_appendv(m, sig, ap);
 		va_end(ap);
 	}
-	if (r < 0) {
-		sd_bus_message_unref(m);
-		return set_error(b, NULL, r);
-	}
-	r = call(b, m, &reply);
+	r = call_built(b, m, r, &reply);
 	sd_bus_message_unref(reply);
 	return r < 0 ? r : 0;
 }

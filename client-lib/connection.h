@@ -13,6 +13,8 @@ int set_error(struct dmabroker *b, const sd_bus_error *e, int r);
 void clear_error(struct dmabroker *b);
 /* Sends m (taken) and waits; records the error. */
 int call(struct dmabroker *b, sd_bus_message *m, sd_bus_message **reply);
+/* call() of m, whose building returned r: when r < 0, m is freed and r is the call's error. */
+int call_built(struct dmabroker *b, sd_bus_message *m, int r, sd_bus_message **reply);
 int new_call(struct dmabroker *b, const char *method, sd_bus_message **ret);
 /*
  * Sends m (taken) without waiting; handler gets closure (taken: freed once

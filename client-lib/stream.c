@@ -28,7 +28,7 @@
 
 #include <linux/dma-buf.h>
 
-#include "bus-damage.h"
+#include "bus-fields.h"
 #include "cleanup.h"
 #include "errors.h"
 #include "fdmsg.h"
@@ -473,11 +473,7 @@ static int stream_new(struct dmabroker *b, const struct dmabroker_stream_desc *d
 		r = sd_bus_message_append(m, "{sv}", "producer-uid", "u", d->producer_uid);
 	if (r >= 0)
 		r = sd_bus_message_close_container(m);
-	if (r < 0) {
-		sd_bus_message_unref(m);
-		return set_error(b, NULL, r);
-	}
-	r = call(b, m, &reply);
+	r = call_built(b, m, r, &reply);
 	if (r < 0)
 		return r;
 	s = calloc(1, sizeof(*s));
@@ -737,7 +733,7 @@ EXPORT int dmabroker_streams_wait(unsigned n, struct dmabroker_stream *const *st
 /* Sends a one-way call; m is taken. */
 static int send_oneway(struct dmabroker_stream *s, sd_bus_message *m, int fence)
 {
-	int r = fence >= 0 ? sd_bus_message_append(m, "ah", 1, fence) : sd_bus_message_append(m, "ah", 0);
+	int r = bus_append_optional_fd(m, fence);
 	if (r >= 0)
 		r = sd_bus_message_set_expect_reply(m, 0);
 	if (r >= 0)

@@ -16,6 +16,7 @@
 #include "cleanup.h"
 #include "error.h"
 #include "log.h"
+#include "bus-fields.h"
 #include "channel.h"
 
 /* BeginAccess: (t grant, ah fence); BeginAccessMulti: (at grants, ah fence). */
@@ -34,7 +35,7 @@ static int send_granted(const struct completion *c, struct grant *const *grants,
 		r = sd_bus_message_append(reply, "t", grants[0]->id);
 	}
 	if (r >= 0)
-		r = fence >= 0 ? sd_bus_message_append(reply, "ah", 1, fence) : sd_bus_message_append(reply, "ah", 0);
+		r = bus_append_optional_fd(reply, fence);
 	if (r >= 0)
 		r = sd_bus_send(NULL, reply, NULL);
 	sd_bus_message_unref(reply);

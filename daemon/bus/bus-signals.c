@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "broker.h"
+#include "bus-fields.h"
 #include "bus.h"
 #include "log.h"
 #include "stream.h"
@@ -56,11 +57,6 @@ static int signal_simple(struct client *to, const char *member, const char *sig,
 	return r;
 }
 
-static int append_fence(sd_bus_message *m, int fence)
-{
-	return fence >= 0 ? sd_bus_message_append(m, "ah", 1, fence) : sd_bus_message_append(m, "ah", 0);
-}
-
 static int fence_timed_out(struct client *to, uint64_t buffer, uint64_t client, bool write)
 {
 	return signal_simple(to, "FenceTimedOut", "ttb", buffer, client, write);
@@ -81,7 +77,7 @@ static int moved(struct client *to, const struct buffer *buf, int fence)
 	if (r >= 0)
 		r = bus_append_planes(m, &buf->layout);
 	if (r >= 0)
-		r = append_fence(m, fence);
+		r = bus_append_optional_fd(m, fence);
 	return send_signal(m, r);
 }
 
@@ -100,14 +96,23 @@ static int frame_ready(struct client *to, uint64_t stream, uint32_t index, const
 	if (r >= 0)
 		r = sd_bus_message_close_container(m);
 	if (r >= 0)
-		r = append_fence(m, fence);
+		r = bus_append_optional_fd(m, fence);
 	return send_signal(m, r);
 }
 
 static int buffer_released(struct client *to, uint64_t stream, uint32_t index, int fence)
 {
-	return fence >= 0 ? signal_simple(to, "BufferReleased", "tuah", stream, index, 1, fence)
-			  : signal_simple(to, "BufferReleased", "tuah", stream, index, 0);
+	sd_bus_message *m = NULL;
+	int r = client_new_signal(to, "BufferReleased", &m);
+
+	if (r >= 0)
+		r = sd_bus_message_append(m, "tu", stream, index);
+	if (r >= 0)
+		r = bus_append_optional_fd(m, fence);
+	r = send_signal(m, r);
+	if (r < 0 && r != -ENOTCONN)
+		log_debug("cannot send BufferReleased to client %llu: %s", (unsigned long long)to->id, strerror(-r));
+	return r;
 }
 
 static int consumer_joined(struct client *to, uint64_t stream, uint32_t consumer, int channel)

@@ -15,7 +15,7 @@
 #include "cleanup.h"
 #include "error.h"
 #include "log.h"
-#include "bus-damage.h"
+#include "bus-fields.h"
 #include "printable.h"
 #include "stream.h"
 
@@ -299,8 +299,7 @@ static int send_stream_buffers(const struct completion *to, struct stream *s, st
 	if (r >= 0)
 		r = sd_bus_message_append(reply, "u", info.max_acquired);
 	if (r >= 0)
-		r = info.counters >= 0 ? sd_bus_message_append(reply, "ah", 1, info.counters)
-				       : sd_bus_message_append(reply, "ah", 0);
+		r = bus_append_optional_fd(reply, info.counters);
 	if (r >= 0)
 		r = sd_bus_message_open_container(reply, 'a', "(uh)");
 	for (unsigned i = 0; r >= 0 && i < info.n_channels; i++)

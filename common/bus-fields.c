@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 #include <stdbool.h>
 
-#include "bus-damage.h"
+#include "bus-fields.h"
 
 int bus_read_damage(sd_bus_message *m, int32_t (*damage)[4], unsigned max, unsigned *n)
 {
@@ -25,4 +25,9 @@ int bus_read_damage(sd_bus_message *m, int32_t (*damage)[4], unsigned max, unsig
 	if (r >= 0)
 		r = sd_bus_message_exit_container(m);
 	return r;
+}
+
+int bus_append_optional_fd(sd_bus_message *m, int fd)
+{
+	return fd >= 0 ? sd_bus_message_append(m, "ah", 1, fd) : sd_bus_message_append(m, "ah", 0);
 }

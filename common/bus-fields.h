@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * A frame's damage on D-Bus, a(iiii) (QueueFrame, FrameReady): read the
- * same way by the daemon and the library.
+ * Fields of the protocol's D-Bus messages that the daemon and the library
+ * read or write the same way: a frame's damage, a(iiii) (QueueFrame,
+ * FrameReady), and an optional fd, ah (fences, the counters memfd).
  */
 #pragma once
 
@@ -14,3 +15,6 @@
  * whole frame, *n = 0). Returns >= 0, or a negative errno from sd-bus.
  */
 int bus_read_damage(sd_bus_message *m, int32_t (*damage)[4], unsigned max, unsigned *n);
+
+/* Appends fd as an "ah" of one fd, or of none when fd < 0. */
+int bus_append_optional_fd(sd_bus_message *m, int fd);
