@@ -333,6 +333,9 @@ int notify_watchdog_start(struct notify *n, sd_event *event, uint64_t *ret_perio
 	 */
 	r = sd_event_add_time(event, &n->watchdog, CLOCK_MONOTONIC, now + n->watchdog_period - n->watchdog_period / 8,
 			      n->watchdog_period / 8, on_watchdog, n);
+	/* when due, before the sources that wait with it: a busy loop is not a wedged one */
+	if (r >= 0)
+		r = sd_event_source_set_priority(n->watchdog, SD_EVENT_PRIORITY_IMPORTANT);
 	if (r < 0)
 		return r;
 	*ret_period = n->watchdog_period;

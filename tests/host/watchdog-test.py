@@ -57,13 +57,16 @@ def test_period():
         check(len(got) >= 5, "%d WATCHDOG=1 in %.2f s, want 9" % (len(got), 9.5 * PERIOD), d.log())
         gaps = [b - a for a, b in zip([ready] + got, got)]
         print("# %d pings; gaps from READY=1 on: %s s" % (len(got), " ".join("%.3f" % g for g in gaps)))
-        # what systemd needs: never WATCHDOG_USEC without one
-        check(max(gaps) < USEC / 1e6, "a gap of %.3f s: systemd would have stopped the daemon" % max(gaps))
-        # the period: a quarter, not every loop iteration, nor half or the whole
-        check(min(gaps[1:]) >= 0.9 * PERIOD, "two pings %.3f s apart: more often than every %.3f s"
-              % (min(gaps[1:]), PERIOD))
+        # what systemd needs: never WATCHDOG_USEC without one (valgrind translates the loop's code on its
+        # first pass after READY=1: 1.1 s once)
+        check(gaps[0] < USEC / 1e6 * (3 if valgrind_on() else 1), "the first ping %.3f s after READY=1" % gaps[0])
+        check(max(gaps[1:]) < USEC / 1e6, "a gap of %.3f s: systemd would have stopped the daemon" % max(gaps))
+        # the period: a quarter, not every loop iteration, nor half or the whole (measured where they
+        # arrive: this process's own scheduling shifts single gaps on a loaded machine)
+        check(len(got) <= 9.5 / 0.875 + 1, "%d pings in %.2f s: more often than every %.3f s"
+              % (len(got), 9.5 * PERIOD, PERIOD))
         median = statistics.median(gaps[1:])
-        check(median <= 1.5 * PERIOD, "median gap %.3f s, want %.3f s" % (median, PERIOD))
+        check(0.8 * PERIOD <= median <= 1.5 * PERIOD, "median gap %.3f s, want %.3f s" % (median, PERIOD))
         says = "watchdog: WATCHDOG=1 every %d ms" % (USEC // 4000)
         check(says in d.log(), "the log does not say %r" % says, d.log())
     finally:
