@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <systemd/sd-bus.h>
 #include <systemd/sd-daemon.h>
@@ -51,8 +52,12 @@ static const char usage_text[] =
 	"  -h, --help          print this help and exit\n"
 	"  --version           print the version and exit\n"
 	"\n"
-	"Under systemd (Type=notify) it reports readiness once its name is owned.\n"
+	"Under systemd (Type=notify) it reports readiness once its name is owned,\n"
+	"and sends WATCHDOG=1 every quarter of $WATCHDOG_USEC (WatchdogSec=).\n"
 	"It stops cleanly on SIGTERM or SIGINT.\n"
+#if DMABROKER_TEST_HOOKS
+	"This is a test build (-Dtest-hooks=true): SIGUSR2 wedges its event loop.\n"
+#endif
 	"\n"
 	"Exit status: 0 after a clean stop, 1 on a start-up error, 2 on bad usage.\n";
 
@@ -61,6 +66,24 @@ static int on_signal(sd_event_source *s, const struct signalfd_siginfo *si, void
 	log_info("received %s, stopping", strsignal((int)si->ssi_signo));
 	return sd_event_exit(sd_event_source_get_event(s), 0);
 }
+
+#if DMABROKER_TEST_HOOKS
+/*
+ * Test builds only (meson -Dtest-hooks=true, off by default): SIGUSR2 wedges
+ * the event loop for good, as a callback that never returns would, so that
+ * the watchdog tests see WATCHDOG=1 stop and the service manager restart the
+ * daemon. SIGTERM is no longer read either (it is blocked, for the signalfd);
+ * SIGABRT, the watchdog's signal, and SIGKILL end the process. Only root and
+ * the daemon's own user may send it a signal, never a client.
+ */
+static int on_wedge(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata)
+{
+	log_warning("received SIGUSR2: wedging the event loop on purpose (a test build)");
+	for (;;)
+		pause();
+	return 0; /* not reached */
+}
+#endif
 
 /*
  * Allocations of 128 KiB and more get their own mapping, unmapped when
@@ -102,6 +125,9 @@ static int run(enum bus_kind kind, struct config *cfg)
 	sigemptyset(&mask);
 	sigaddset(&mask, SIGTERM);
 	sigaddset(&mask, SIGINT);
+#if DMABROKER_TEST_HOOKS
+	sigaddset(&mask, SIGUSR2);
+#endif
 	sigprocmask(SIG_BLOCK, &mask, NULL);
 	raise_fd_limit(cfg);
 	tune_malloc();
@@ -114,6 +140,9 @@ static int run(enum bus_kind kind, struct config *cfg)
 	}
 	sd_event_add_signal(event, NULL, SIGTERM, on_signal, NULL);
 	sd_event_add_signal(event, NULL, SIGINT, on_signal, NULL);
+#if DMABROKER_TEST_HOOKS
+	sd_event_add_signal(event, NULL, SIGUSR2, on_wedge, NULL);
+#endif
 	sd_bus_error_add_map(dmabroker_error_map);
 	broker_init(&broker, event, cfg); /* takes cfg over */
 	r = notify_new(event, NULL, NOTIFY_MAX_QUEUED, &broker.notify);
@@ -149,6 +178,15 @@ static int run(enum bus_kind kind, struct config *cfg)
 	log_info("dmabrokerd %s ready on the %s bus as %s", DMABROKER_VERSION,
 		 kind == BUS_SESSION ? "session" : "system", DMABROKER_BUS_NAME);
 	notify_send(broker.notify, "READY=1\nSTATUS=serving " DMABROKER_BUS_NAME, -1);
+	{
+		uint64_t period;
+		r = notify_watchdog_start(broker.notify, event, &period);
+		if (r < 0)
+			log_warning("no watchdog: cannot send WATCHDOG=1 for $WATCHDOG_USEC=%s: %s",
+				    getenv("WATCHDOG_USEC"), strerror(-r));
+		else if (r > 0)
+			log_info("watchdog: WATCHDOG=1 every %llu ms", (unsigned long long)(period / 1000));
+	}
 	r = sd_event_loop(event);
 	notify_send(broker.notify, "STOPPING=1", -1);
 out:
@@ -184,6 +222,7 @@ int main(int argc, char **argv)
 	int c, level = -1;
 	bool fd_store = false;
 
+	log_open();
 	while ((c = getopt_long(argc, argv, "h", options, NULL)) != -1) {
 		switch (c) {
 		case OPT_SYSTEM:

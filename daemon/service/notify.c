@@ -9,6 +9,11 @@
  * in a bounded queue, in order, and an io source sends it when the socket
  * is writable. Order matters: the fd store takes an fd it holds already
  * under a new name only after the old name was removed.
+ *
+ * The watchdog's WATCHDOG=1 goes the same way, from a timer of the event
+ * loop: sd_event_set_watchdog() would send it with sd_notify(), which can
+ * block, and a loop that no longer runs its timers (wedged in a callback)
+ * stops the pings, which is what the service manager's watchdog is for.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -21,6 +26,8 @@
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <systemd/sd-daemon.h>
 
 #include "cleanup.h"
 #include "log.h"
@@ -41,6 +48,9 @@ struct notify {
 	struct notify_msg *head, *tail;
 	unsigned n_queued, max_queued;
 	bool full_reported;
+	sd_event_source *watchdog;      /* WATCHDOG=1 every watchdog_period */
+	uint64_t watchdog_period;
+	int watchdog_error;             /* the last error reported, not to repeat it every period */
 };
 
 static int set_address(struct notify *n, const char *path)
@@ -116,6 +126,7 @@ struct notify *notify_free(struct notify *n)
 		return NULL;
 	while (n->head)
 		pop(n);
+	n->watchdog = sd_event_source_disable_unref(n->watchdog);
 	/* the source goes before its fd */
 	n->io = sd_event_source_disable_unref(n->io);
 	safe_close(n->fd);
@@ -273,4 +284,60 @@ unsigned notify_flush(struct notify *n, uint64_t timeout_usec)
 	if (n->head)
 		log_warning("notify: %u messages to the service manager were never sent", n->n_queued);
 	return n->n_queued;
+}
+
+static int on_watchdog(sd_event_source *s, uint64_t usec, void *userdata)
+{
+	struct notify *n = userdata;
+	uint64_t now;
+	int r;
+
+	r = notify_send(n, "WATCHDOG=1", -1);
+	/* a full queue was reported by notify_send() */
+	if (r < 0 && r != -ENOBUFS && r != n->watchdog_error)
+		log_warning("notify: cannot send WATCHDOG=1: %s", strerror(-r));
+	n->watchdog_error = r < 0 ? r : 0;
+	/* the next one a period after this one: a late loop does not catch up with a burst */
+	r = sd_event_now(sd_event_source_get_event(s), CLOCK_MONOTONIC, &now);
+	if (r >= 0)
+		r = sd_event_source_set_time(s, now + n->watchdog_period - n->watchdog_period / 8);
+	if (r >= 0)
+		r = sd_event_source_set_enabled(s, SD_EVENT_ON);
+	if (r < 0)
+		log_error("notify: cannot schedule the next WATCHDOG=1, the service manager will stop us: %s",
+			  strerror(-r));
+	return 0;
+}
+
+int notify_watchdog_start(struct notify *n, sd_event *event, uint64_t *ret_period)
+{
+	uint64_t timeout = 0, now;
+	int r;
+
+	*ret_period = 0;
+	r = sd_watchdog_enabled(0, &timeout);
+	if (r <= 0)
+		return r;
+	if (!n)
+		return 0;
+	n->watchdog_period = timeout / NOTIFY_WATCHDOG_DIVISOR;
+	if (n->watchdog_period == 0)
+		return -EINVAL;
+	n->watchdog = sd_event_source_disable_unref(n->watchdog);
+	r = sd_event_now(event, CLOCK_MONOTONIC, &now);
+	if (r < 0)
+		return r;
+	/*
+	 * sd-event fires a timer up to its accuracy late (250 ms by default),
+	 * to wake up less often: in the last eighth of each period here.
+	 */
+	r = sd_event_add_time(event, &n->watchdog, CLOCK_MONOTONIC, now + n->watchdog_period - n->watchdog_period / 8,
+			      n->watchdog_period / 8, on_watchdog, n);
+	/* when due, before the sources that wait with it: a busy loop is not a wedged one */
+	if (r >= 0)
+		r = sd_event_source_set_priority(n->watchdog, SD_EVENT_PRIORITY_IMPORTANT);
+	if (r < 0)
+		return r;
+	*ret_period = n->watchdog_period;
+	return 1;
 }

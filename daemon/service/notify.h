@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Messages to the service manager ($NOTIFY_SOCKET: READY=1, FDSTORE=1 with
- * an fd, FDSTOREREMOVE=1...) that never block the event loop (notify.c).
+ * an fd, FDSTOREREMOVE=1, WATCHDOG=1...) that never block the event loop
+ * (notify.c).
  */
 #pragma once
 
@@ -10,6 +11,9 @@
 #include <systemd/sd-event.h>
 
 struct notify;
+
+/* WATCHDOG=1 goes out every $WATCHDOG_USEC / NOTIFY_WATCHDOG_DIVISOR. */
+#define NOTIFY_WATCHDOG_DIVISOR 4
 
 /* How many messages may wait for the service manager before notify_send() refuses more. */
 #define NOTIFY_MAX_QUEUED 1024
@@ -38,3 +42,13 @@ unsigned notify_queued(const struct notify *n);
  * to go out. Returns how many messages are left.
  */
 unsigned notify_flush(struct notify *n, uint64_t timeout_usec);
+/*
+ * When the service manager asks for keep-alive messages ($WATCHDOG_USEC,
+ * and $WATCHDOG_PID naming this process if it is set: sd_watchdog_enabled()),
+ * sends WATCHDOG=1 from a timer on event every $WATCHDOG_USEC / 4, in
+ * order with the other messages, for as long as the loop runs its timers.
+ * 1 with *ret_period set when started; 0 when not asked (or n is NULL);
+ * -EINVAL for a $WATCHDOG_USEC that is not a number of microseconds (or
+ * is below 4); other <0 on error.
+ */
+int notify_watchdog_start(struct notify *n, sd_event *event, uint64_t *ret_period);

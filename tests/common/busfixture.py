@@ -71,13 +71,14 @@ REPORT = re.compile(r"ERROR: (Address|Leak|Memory|Thread)Sanitizer|runtime error
 def exit_problem(code, log, expected=0):
     """None when a daemon's exit (status code, stderr log) is clean, else
     what was wrong: a status other than expected (a signal, valgrind's 99,
-    a sanitizer's abort) or a valgrind or sanitizer report in its log."""
+    a sanitizer's abort) or a valgrind or sanitizer report in its log.
+    expected may be a signal, as Popen says it: -signal.SIGKILL."""
     m = REPORT.search(log or "")
     if code is None:
         return "did not exit (SIGKILLed)"
     if code == VALGRIND_ERROR and valgrind_on():
         return "valgrind found errors or leaks (status %d)" % code
-    if code < 0:
+    if code < 0 and code != expected:
         try:
             name = signal.Signals(-code).name
         except ValueError:
@@ -155,7 +156,10 @@ class Daemon:
     unless it exited cleanly: status 0 (or expect_status) within
     STOP_TIMEOUT, no valgrind or sanitizer report."""
 
-    def __init__(self, exe, bus, args=("--session",), timeout=None):
+    def __init__(self, exe, bus, args=("--session",), timeout=None, env=None, journal_stream=False):
+        """env: more environment variables; journal_stream: JOURNAL_STREAM
+        names its stderr's device and inode, as when systemd connects
+        stderr to the journal"""
         timeout = timeout or READY_TIMEOUT
         self.dir = tempfile.mkdtemp(prefix="dmabroker-test.")
         self.notify_path = os.path.join(self.dir, "notify")
@@ -166,7 +170,11 @@ class Daemon:
         self.closed = False
         self.killed = False
         self.notes = []  # the fixture's own lines, after the daemon's in log()
-        self.proc = subprocess.Popen(wrapped([exe, *args]), env=bus.env(NOTIFY_SOCKET=self.notify_path),
+        env = dict(env or {}, NOTIFY_SOCKET=self.notify_path)
+        if journal_stream:
+            st = os.fstat(self.stderr.fileno())
+            env["JOURNAL_STREAM"] = "%d:%d" % (st.st_dev, st.st_ino)
+        self.proc = subprocess.Popen(wrapped([exe, *args]), env=bus.env(**env),
                                      stdout=subprocess.DEVNULL, stderr=self.stderr)
         self.notify.settimeout(0.1)
         t0 = time.monotonic()

@@ -1,7 +1,12 @@
 """A small TAP runner for the Python tests: each test is a function; an
-AssertionError (or any exception) fails that test with its message."""
+AssertionError (or any exception) fails that test with its message, Skip
+skips it with its reason."""
 import sys
 import traceback
+
+
+class Skip(Exception):
+    """raised by a test that cannot run here: a TAP skip, with the reason"""
 
 
 def run(tests):
@@ -12,6 +17,8 @@ def run(tests):
         try:
             fn()
             print("ok %d - %s" % (i, name), flush=True)
+        except Skip as e:
+            print("ok %d - %s # SKIP %s" % (i, name, e), flush=True)
         except Exception:
             failed += 1
             for line in traceback.format_exc().rstrip().splitlines():

@@ -4,7 +4,7 @@
  * not read its notify socket never block; they wait, in order, with their
  * fds, and go out from the event loop once it reads; a full queue refuses
  * more without leaking; the exit flush is bounded; no NOTIFY_SOCKET, and
- * an abstract one.
+ * an abstract one; the watchdog's WATCHDOG=1 comes from the loop's timer.
  */
 #include <dirent.h>
 #include <signal.h>
@@ -245,6 +245,82 @@ static bool step_abstract_from_env(void)
 	return true;
 }
 
+static uint64_t now_usec(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+/*
+ * How many WATCHDOG=1 came while the loop ran (run) or stood still (!run)
+ * for usec, read as they come (a fresh network namespace queues 10
+ * datagrams on a socket: net.unix.max_dgram_qlen).
+ */
+static int watchdog_pings(sd_event *event, int reader, bool run, uint64_t usec)
+{
+	uint64_t end = now_usec() + usec, now;
+	char text[64];
+	int fd, got = 0;
+
+	while ((now = now_usec()) < end) {
+		if (!run)
+			usleep(1000);
+		else if (sd_event_run(event, end - now < 2000 ? end - now : 2000) < 0)
+			return -1;
+		while (read_one(reader, text, sizeof(text), &fd)) {
+			safe_close(fd);
+			got += strcmp(text, "WATCHDOG=1") == 0;
+		}
+	}
+	return got;
+}
+
+static bool step_watchdog(void)
+{
+	int reader = make_reader(path), got;
+	struct notify *n = NULL;
+	sd_event *event = NULL;
+	uint64_t period = 1;
+	char pid[32];
+
+	CHECK(reader >= 0 && sd_event_new(&event) >= 0);
+	CHECK(notify_new(event, path, 16, &n) == 0 && n);
+	/* not asked: no $WATCHDOG_USEC, another process's $WATCHDOG_PID; no socket */
+	unsetenv("WATCHDOG_USEC");
+	CHECK(notify_watchdog_start(n, event, &period) == 0 && period == 0);
+	setenv("WATCHDOG_USEC", "40000", 1);
+	setenv("WATCHDOG_PID", "1", 1);
+	CHECK(notify_watchdog_start(n, event, &period) == 0 && period == 0);
+	unsetenv("WATCHDOG_PID");
+	CHECK(notify_watchdog_start(NULL, event, &period) == 0 && period == 0);
+	/* no number, or too short for a quarter */
+	setenv("WATCHDOG_USEC", "soon", 1);
+	CHECK(notify_watchdog_start(n, event, &period) == -EINVAL);
+	setenv("WATCHDOG_USEC", "3", 1);
+	CHECK(notify_watchdog_start(n, event, &period) == -EINVAL);
+	/* 40 ms, this process's pid: every 10 ms while the loop runs, none while it stands still */
+	setenv("WATCHDOG_USEC", "40000", 1);
+	snprintf(pid, sizeof(pid), "%d", (int)getpid());
+	setenv("WATCHDOG_PID", pid, 1);
+	CHECK(notify_watchdog_start(n, event, &period) == 1 && period == 10000);
+	got = watchdog_pings(event, reader, true, 200000);
+	tap_diag("%d WATCHDOG=1 in 200 ms of loop, one every 10 ms", got);
+	CHECK(got >= 10 && got <= 24); /* every 8.75 to 10 ms */
+	got = watchdog_pings(event, reader, false, 100000);
+	CHECK(got == 0);
+	got = watchdog_pings(event, reader, true, 100000);
+	tap_diag("%d WATCHDOG=1 in 100 ms of loop after 100 ms standing still", got);
+	CHECK(got >= 4 && got <= 13); /* one late, then the period again: no burst for the missed ones */
+	unsetenv("WATCHDOG_USEC");
+	unsetenv("WATCHDOG_PID");
+	notify_free(n); /* the timer with it */
+	sd_event_unref(event);
+	close(reader);
+	unlink(path);
+	return true;
+}
+
 int main(void)
 {
 	signal(SIGALRM, on_alarm);
@@ -252,13 +328,15 @@ int main(void)
 	if (!mkdtemp(dir))
 		return 1;
 	snprintf(path, sizeof(path), "%s/notify", dir);
-	tap_plan(5);
+	tap_plan(6);
 	tap_step("a service manager that does not read: nothing blocks, all arrives in order with its fds once it reads",
 		 step_never_blocks);
 	tap_step("a full queue refuses more (ENOBUFS) and leaks no fd", step_full);
 	tap_step("the exit flush is bounded, and sends the rest in order once there is room", step_flush);
 	tap_step("no NOTIFY_SOCKET, nobody listening, a bad address", step_no_socket);
 	tap_step("an abstract NOTIFY_SOCKET from the environment", step_abstract_from_env);
+	tap_step("the watchdog: WATCHDOG=1 every quarter of WATCHDOG_USEC while the loop runs, none while it stands still;"
+		 " not asked, bad values", step_watchdog);
 	rmdir(dir);
 	return tap_done();
 }
