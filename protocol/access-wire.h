@@ -78,3 +78,31 @@ struct access_wire_reply {
 };
 
 #define ACCESS_WIRE_GRANTED_SIZE offsetof(struct access_wire_reply, error)
+
+/*
+ * The same bytes on every ABI. i386 aligns a uint64_t to 4 bytes, x86-64
+ * and arm to 8: every 64-bit field sits at a multiple of 8 and every
+ * struct is a multiple of 8 long, so no ABI pads one differently. A change
+ * that moves a field or changes a size fails the build on every ABI.
+ */
+#define ACCESS_WIRE_AT(type, field, offset) \
+	_Static_assert(offsetof(struct type, field) == (offset), #type "." #field ": the wire layout")
+ACCESS_WIRE_AT(access_wire_alloc, modifiers, 32);
+ACCESS_WIRE_AT(access_wire_alloc, backend, 160);
+ACCESS_WIRE_AT(access_wire_alloc, device, 224);
+_Static_assert(sizeof(struct access_wire_alloc) == 352, "access_wire_alloc: the wire size");
+ACCESS_WIRE_AT(access_wire_buffer, id, 8);
+ACCESS_WIRE_AT(access_wire_buffer, size, 16);
+ACCESS_WIRE_AT(access_wire_buffer, modifier, 24);
+ACCESS_WIRE_AT(access_wire_buffer, n_planes, 32);
+ACCESS_WIRE_AT(access_wire_buffer, planes, 40);
+ACCESS_WIRE_AT(access_wire_buffer, planes[1].offset, 56);
+ACCESS_WIRE_AT(access_wire_buffer, backend, 104);
+_Static_assert(sizeof(struct access_wire_buffer) == 168, "access_wire_buffer: the wire size");
+ACCESS_WIRE_AT(access_wire_request, id, 8);
+ACCESS_WIRE_AT(access_wire_request, mode, 16);
+_Static_assert(sizeof(struct access_wire_request) == 24, "access_wire_request: the wire size");
+ACCESS_WIRE_AT(access_wire_reply, grant, 8);
+ACCESS_WIRE_AT(access_wire_reply, message, 24);
+_Static_assert(ACCESS_WIRE_GRANTED_SIZE == 16, "access_wire_reply: GRANTED's wire size");
+_Static_assert(sizeof(struct access_wire_reply) == 480, "access_wire_reply: the wire size");

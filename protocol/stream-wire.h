@@ -45,3 +45,15 @@ struct stream_wire_counters {
 	uint64_t frames;  /* producer: frames queued; consumer: frames released */
 	uint64_t dropped; /* producer: frames no consumer was there to take */
 };
+
+/*
+ * The same bytes on every ABI (i386 aligns a uint64_t to 4 bytes, x86-64
+ * and arm to 8): the 64-bit fields at multiples of 8, the structs multiples
+ * of 8 long. A change that moves a field fails the build on every ABI.
+ */
+_Static_assert(offsetof(struct stream_wire, sequence) == 8, "stream_wire.sequence: the wire layout");
+_Static_assert(offsetof(struct stream_wire, timestamp_ns) == 16, "stream_wire.timestamp_ns: the wire layout");
+_Static_assert(STREAM_WIRE_HEADER_SIZE == 32, "stream_wire: the header's wire size");
+_Static_assert(sizeof(struct stream_wire) == 288, "stream_wire: the wire size");
+_Static_assert(offsetof(struct stream_wire_counters, dropped) == 8 && sizeof(struct stream_wire_counters) == 16,
+	       "stream_wire_counters: the layout");
