@@ -2,16 +2,20 @@
 /* Buffers: allocate, import, open by token, release, tokens, attachments, moves, accessors. */
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <systemd/sd-bus.h>
 
 #include "cleanup.h"
 #include "access-wire.h"
+#include "errors.h"
 #include "fdmsg.h"
+#include "format.h"
 
 #include "internal.h"
 #include "access.h"
@@ -19,6 +23,70 @@
 #include "channel.h"
 #include "connection.h"
 #include "transport.h"
+
+/* The library seeks in buffers (lseek) and compares their sizes as off_t: 64 bits on every ABI. */
+_Static_assert(sizeof(off_t) == 8, "libdmabroker needs a 64-bit off_t (-D_FILE_OFFSET_BITS=64, which meson sets)");
+
+bool size_fits(uint64_t size)
+{
+	return size <= SIZE_MAX && size <= INT64_MAX;
+}
+
+int size_refused(uint64_t size, bool least, sd_bus_error *e)
+{
+	return sd_bus_error_setf(e, ERR_TOO_LARGE, "a buffer of %s%" PRIu64 " bytes: more than this %u-bit client can map "
+				 "(%zu bytes at most)", least ? "at least " : "", size, (unsigned)(sizeof(void *) * 8),
+				 (size_t)SIZE_MAX);
+}
+
+int refuse_size(struct dmabroker *b, uint64_t size, bool least)
+{
+	sd_bus_error e = SD_BUS_ERROR_NULL;
+	int r = size_refused(size, least, &e);
+
+	set_error(b, &e, r);
+	sd_bus_error_free(&e);
+	return r;
+}
+
+int buffer_refused(struct dmabroker_buffer *buf)
+{
+	struct dmabroker *b = buf->b;
+	uint64_t size = buf->size;
+
+	if (size_fits(size))
+		return 0;
+	dmabroker_buffer_release(buf);
+	return refuse_size(b, size, false);
+}
+
+/*
+ * A buffer whose least size (its rows unaligned) does not fit is refused
+ * before the daemon makes it; the size the daemon answers is checked as
+ * well. A 64-bit client is never refused here.
+ */
+static int check_alloc_size(struct dmabroker *b, const struct dmabroker_alloc_desc *d)
+{
+	const struct layout_constraints c = {
+		.stride_align = 1, .offset_align = 1, .max_size = UINT64_MAX, .max_dimension = UINT32_MAX,
+	};
+	const struct format_info *f = format_lookup(d->fourcc);
+	struct layout l;
+
+	if (!f || layout_compute(f, d->width, d->height, &c, &l) < 0 || size_fits(l.size))
+		return 0; /* fits, or for the daemon to refuse */
+	return refuse_size(b, l.size, true);
+}
+
+/* A descriptor the library can send, of a buffer this client can map: 0, or the error recorded. */
+static int check_alloc(struct dmabroker *b, const struct dmabroker_alloc_desc *d)
+{
+	int r = check_alloc_desc(d);
+
+	if (r < 0)
+		return set_error(b, NULL, r);
+	return check_alloc_size(b, d);
+}
 
 /* An allocated buffer (id, fd, size, modifier and planes set) takes the rest from its descriptor, and is ours. */
 void allocated(struct dmabroker_buffer *buf, const struct dmabroker_alloc_desc *d, const char *backend,
@@ -96,10 +164,10 @@ int take_fd(int fd, int *ret)
 EXPORT int dmabroker_allocate(struct dmabroker *b, const struct dmabroker_alloc_desc *desc,
 			      struct dmabroker_buffer **ret)
 {
-	int r = check_alloc_desc(desc);
+	int r = check_alloc(b, desc);
 
 	if (r < 0)
-		return set_error(b, NULL, r);
+		return r;
 	r = b->transport->allocate(b, desc, ret);
 	if (r == TRANSPORT_MOVED)
 		r = b->transport->allocate(b, desc, ret);
@@ -120,13 +188,10 @@ static int on_allocate_reply(sd_bus_message *m, void *userdata, sd_bus_error *re
 	const sd_bus_error *e = sd_bus_message_get_error(m);
 	int r;
 
-	if (e) {
+	if (e)
 		r = set_error(a->b, e, -sd_bus_message_get_errno(m));
-	} else {
+	else
 		r = parse_allocate_reply(a->b, &a->desc, m, &buf);
-		if (r < 0)
-			set_error(a->b, NULL, r);
-	}
 	a->cb(a->b, r < 0 ? r : 0, buf, a->userdata);
 	return 0;
 }
@@ -140,6 +205,9 @@ EXPORT int dmabroker_allocate_async(struct dmabroker *b, const struct dmabroker_
 
 	if (!cb)
 		return -EINVAL;
+	r = check_alloc(b, desc);
+	if (r < 0)
+		return r;
 	r = new_allocate_call(b, desc, &m);
 	if (r < 0)
 		return set_error(b, NULL, r);
@@ -161,10 +229,14 @@ EXPORT int dmabroker_import(struct dmabroker *b, int fd, uint32_t width, uint32_
 {
 	sd_bus_message *m = NULL, *reply = NULL;
 	struct dmabroker_buffer *buf;
+	struct stat st;
 	int r;
 
 	if (n_planes > MAX_PLANES || (n_planes && !planes))
 		return set_error(b, NULL, -EINVAL);
+	/* a dma-buf's size is its inode's, as a memfd's */
+	if (fstat(fd, &st) == 0 && !size_fits((uint64_t)st.st_size))
+		return refuse_size(b, (uint64_t)st.st_size, false);
 	buf = buffer_new(b);
 	if (!buf)
 		return -ENOMEM;
@@ -203,6 +275,9 @@ EXPORT int dmabroker_import(struct dmabroker *b, int fd, uint32_t width, uint32_
 	snprintf(buf->backend, sizeof(buf->backend), "import");
 	buf->n_planes = n_planes;
 	memcpy(buf->planes, planes, n_planes * sizeof(*planes));
+	r = buffer_refused(buf);
+	if (r < 0)
+		return r;
 	buffer_link(buf);
 	*ret = buf;
 	return 0;
@@ -242,6 +317,9 @@ EXPORT int dmabroker_open_token(struct dmabroker *b, const char *token, struct d
 	}
 	buf->dmabuf = dmabuf;
 	snprintf(buf->backend, sizeof(buf->backend), "shared");
+	r = buffer_refused(buf);
+	if (r < 0)
+		return r;
 	buffer_link(buf);
 	*ret = buf;
 	return 0;

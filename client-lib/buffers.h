@@ -8,6 +8,22 @@
 
 #include "internal.h"
 
+/*
+ * Whether this client can map a buffer of size bytes (mmap takes a size_t,
+ * lseek answers an off_t): a 32-bit client cannot map one above 4 GiB - 1.
+ * Such a buffer is refused, never truncated.
+ */
+bool size_fits(uint64_t size);
+/* Sets *e to TooLarge for size ("at least" size with least), and returns -EFBIG. */
+int size_refused(uint64_t size, bool least, sd_bus_error *e);
+/* The same as b's error (set_error()): -EFBIG. */
+int refuse_size(struct dmabroker *b, uint64_t size, bool least);
+/*
+ * 0 when this client can map buf, a buffer just made or opened and not yet
+ * linked; otherwise gives it back to the daemon, frees it and records
+ * TooLarge: -EFBIG.
+ */
+int buffer_refused(struct dmabroker_buffer *buf);
 struct dmabroker_buffer *buffer_new(struct dmabroker *b);
 /* Makes buf one of b's buffers (dmabroker_disconnect() frees it, a restart reclaims it). */
 void buffer_link(struct dmabroker_buffer *buf);

@@ -66,7 +66,7 @@ int parse_allocate_reply(struct dmabroker *b, const struct dmabroker_alloc_desc 
 	int fd, dmabuf, r;
 
 	if (!buf)
-		return -ENOMEM;
+		return set_error(b, NULL, -ENOMEM);
 	r = sd_bus_message_read(m, "thtt", &buf->id, &fd, &buf->size, &buf->modifier);
 	if (r >= 0)
 		r = take_fd(fd, &buf->fd);
@@ -76,8 +76,11 @@ int parse_allocate_reply(struct dmabroker *b, const struct dmabroker_alloc_desc 
 		r = sd_bus_message_read(m, "sb", &backend, &dmabuf);
 	if (r < 0) {
 		buffer_free(buf);
-		return r;
+		return set_error(b, NULL, r);
 	}
+	r = buffer_refused(buf);
+	if (r < 0)
+		return r;
 	allocated(buf, d, backend, dmabuf, ret);
 	return 0;
 }

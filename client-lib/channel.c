@@ -278,12 +278,13 @@ int channel_allocate(struct dmabroker *b, const struct dmabroker_alloc_desc *d, 
 		safe_close(fd);
 		return -EBADMSG;
 	}
-	buf = buffer_new(b);
+	buf = size_fits(a.buffer.size) ? buffer_new(b) : NULL;
 	if (!buf) {
 		const struct access_wire_request back = { .op = ACCESS_WIRE_RELEASE, .id = a.buffer.id };
+		/* a buffer this client cannot map, or no memory: given back */
 		fdmsg_send(b->access_channel, &back, sizeof(back), -1);
 		safe_close(fd);
-		*refusal = set_error(b, NULL, -ENOMEM);
+		*refusal = size_fits(a.buffer.size) ? set_error(b, NULL, -ENOMEM) : refuse_size(b, a.buffer.size, false);
 		return 1;
 	}
 	buf->id = a.buffer.id;

@@ -172,6 +172,18 @@ const char *dmabroker_error_message(const struct dmabroker *b);
 
 /* ---- buffers ---- */
 
+/*
+ * Sizes are uint64_t on every ABI. A client holds only buffers it can map:
+ * one whose size does not fit its size_t (on a 32-bit client, 4 GiB or
+ * more) is refused with -EFBIG and org.dmabroker.Error.TooLarge, never
+ * truncated, by dmabroker_allocate() and its asynchronous form (before the
+ * call when the format's least size is too large already, otherwise when
+ * the daemon answers: the buffer is given back), dmabroker_import() (before
+ * the call), dmabroker_open_token() (given back) and a stream's buffers
+ * (the stream fails for this party). A buffer a move made that large stays
+ * held, and dmabroker_stream_cpu_begin() refuses to map it.
+ */
+
 /** Allocates a buffer. *ret is freed with dmabroker_buffer_release(). */
 int dmabroker_allocate(struct dmabroker *b, const struct dmabroker_alloc_desc *desc,
 		       struct dmabroker_buffer **ret);

@@ -326,6 +326,7 @@ void streams_attach_event(struct dmabroker *b)
 static int on_buffers(sd_bus_message *m, void *userdata, sd_bus_error *ret_error)
 {
 	struct dmabroker_stream *s = userdata;
+	sd_bus_error too_large = SD_BUS_ERROR_NULL;
 	const char *backend, *mode;
 	int r;
 
@@ -354,6 +355,8 @@ static int on_buffers(sd_bus_message *m, void *userdata, sd_bus_error *ret_error
 		}
 		s->buffers[s->n_buffers++] = buf;
 		r = sd_bus_message_read(m, "tht", &buf->id, &fd, &buf->size);
+		if (r >= 0 && !size_fits(buf->size))
+			r = size_refused(buf->size, false, &too_large); /* the stream fails for this party */
 		if (r >= 0)
 			r = take_fd(fd, &buf->fd);
 		if (r >= 0)
@@ -372,7 +375,8 @@ static int on_buffers(sd_bus_message *m, void *userdata, sd_bus_error *ret_error
 	if (r >= 0)
 		r = read_peers(s, m);
 	if (r < 0) {
-		fail(s, NULL, r);
+		fail(s, &too_large, r);
+		sd_bus_error_free(&too_large);
 		return 0;
 	}
 	s->ready = true;
@@ -986,7 +990,10 @@ EXPORT int dmabroker_stream_cpu_begin(struct dmabroker_stream *s, unsigned index
 			return set_error(s->b, NULL, r == 0 ? -ETIMEDOUT : r);
 	}
 	if (!s->maps[index]) {
-		void *p = mmap(NULL, buf->size, PROT_READ | PROT_WRITE, MAP_SHARED, buf->fd, 0);
+		void *p;
+		if (!size_fits(buf->size)) /* moved to memory larger than this client can map */
+			return refuse_size(s->b, buf->size, false);
+		p = mmap(NULL, buf->size, PROT_READ | PROT_WRITE, MAP_SHARED, buf->fd, 0);
 		if (p == MAP_FAILED)
 			return set_error(s->b, NULL, -errno);
 		s->maps[index] = p;

@@ -55,7 +55,7 @@ void transport_sync(struct dmabroker *b);
 /* A descriptor the library can send: 0 or -EINVAL, before any call. */
 int check_alloc_desc(const struct dmabroker_alloc_desc *d);
 int new_allocate_call(struct dmabroker *b, const struct dmabroker_alloc_desc *d, sd_bus_message **ret);
-/* Parses an Allocate reply into a new buffer. */
+/* Parses an Allocate reply into a new buffer; a failure is recorded (set_error()). */
 int parse_allocate_reply(struct dmabroker *b, const struct dmabroker_alloc_desc *d, sd_bus_message *m,
 			 struct dmabroker_buffer **ret);
 int new_begin_call(struct dmabroker_buffer *buf, uint32_t mode, uint32_t flags, sd_bus_message **ret);

@@ -133,6 +133,8 @@ static int copy_content(const struct move_job *j)
 	uint8_t *src, *dst;
 	int r = 0;
 
+	if (j->src_size > SIZE_MAX || nl->size > SIZE_MAX)
+		return -EFBIG; /* a 32-bit daemon cannot map it whole: never a truncated copy */
 	src = mmap(NULL, j->src_size, PROT_READ, MAP_SHARED, j->src, 0);
 	if (src == MAP_FAILED)
 		return -errno;
