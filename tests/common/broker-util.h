@@ -320,6 +320,22 @@ static inline struct dmabroker_buffer *share(struct dmabroker_buffer *buf, struc
 	return out;
 }
 
+/* What dmabroker_allocate_async() answered (on_async_allocated): how many answers, the last error and buffer. */
+struct async_result {
+	int done, error;
+	struct dmabroker_buffer *buf;
+};
+
+/* The callback that fills a struct async_result (userdata). */
+static inline void on_async_allocated(struct dmabroker *b, int error, struct dmabroker_buffer *buf, void *userdata)
+{
+	struct async_result *res = userdata;
+
+	res->done++;
+	res->error = error;
+	res->buf = buf;
+}
+
 /* What dmabroker_buffer_begin_access_async() answered (on_begun): how many answers, the last error and grant. */
 struct begun {
 	int done, error;

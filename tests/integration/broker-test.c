@@ -241,19 +241,6 @@ static bool step_every_format(void)
 	return true;
 }
 
-struct async_result {
-	int done, error;
-	struct dmabroker_buffer *buf;
-};
-
-static void on_allocated(struct dmabroker *b, int error, struct dmabroker_buffer *buf, void *userdata)
-{
-	struct async_result *res = userdata;
-	res->done++;
-	res->error = error;
-	res->buf = buf;
-}
-
 static bool step_async_and_event_loop(void)
 {
 	struct dmabroker *b = connect_session();
@@ -262,9 +249,9 @@ static bool step_async_and_event_loop(void)
 	struct pollfd p;
 
 	CHECK(b);
-	CHECK(dmabroker_allocate_async(b, &d, on_allocated, &ok) == 0);
+	CHECK(dmabroker_allocate_async(b, &d, on_async_allocated, &ok) == 0);
 	d.width = 0;
-	CHECK(dmabroker_allocate_async(b, &d, on_allocated, &bad) == 0);
+	CHECK(dmabroker_allocate_async(b, &d, on_async_allocated, &bad) == 0);
 	CHECK(ok.done == 0); /* nothing completes before the loop runs */
 	p.fd = dmabroker_get_fd(b);
 	p.events = POLLIN;
@@ -289,7 +276,7 @@ static bool step_sd_event_helper(void)
 	CHECK(b);
 	CHECK(sd_event_new(&event) >= 0);
 	CHECK(dmabroker_attach_event(b, event, SD_EVENT_PRIORITY_NORMAL) == 0);
-	CHECK(dmabroker_allocate_async(b, &d, on_allocated, &ok) == 0);
+	CHECK(dmabroker_allocate_async(b, &d, on_async_allocated, &ok) == 0);
 	for (int i = 0; i < 100 && !ok.done; i++)
 		CHECK(sd_event_run(event, 100000) >= 0);
 	CHECK(ok.done == 1 && ok.error == 0 && ok.buf);
