@@ -155,9 +155,16 @@ static void pump(struct dmabroker *a, struct dmabroker *b)
 }
 
 /*
+ * How long one state may take to come, only so that a stalled one fails. In the test bed (one TCG CPU) on a
+ * host with a load of 10-16, streams kept cycling (143 cycles in 110 s) but the slowest setups took more than
+ * the 20 s this used to be.
+ */
+#define STATE_WAIT_MS 60000
+
+/*
  * One stream cycle: a FIFO stream made on a, joined on b, one frame (sequence n, under a pending ready fence
  * given fences) over its peer channel, taken and checked by its sequence, released, then both leave.
- * 0 or an exit code. Every wait is for a state, bounded by 20 s only to fail.
+ * 0 or an exit code. Every wait is for a state, bounded by STATE_WAIT_MS only to fail.
  */
 static int stream_cycle(struct dmabroker *a, struct dmabroker *b, int timeline, uint32_t *point, uint64_t n)
 {
@@ -175,7 +182,7 @@ static int stream_cycle(struct dmabroker *a, struct dmabroker *b, int timeline, 
 	};
 	struct dmabroker_stream *ps = NULL, *cs = NULL;
 	struct dmabroker_frame f;
-	uint64_t end = now_ms() + 20000;
+	uint64_t end = now_ms() + STATE_WAIT_MS;
 	int ready = -1, r = 0;
 
 	snprintf(name, sizeof(name), "soak-%d-%" PRIu64, (int)getpid(), n);
