@@ -10,31 +10,36 @@ spread: min-max). A BUILDDIR that does not exist is named as missing in the
 table. The sizes are the files' sizes after `strip` (the build's own
 architecture's strip), as they would lie on a target's disk.
 
-Start-up: from spawning dmabrokerd to its READY=1 on NOTIFY_SOCKET, after
-one start that is not counted (its files are then in the page cache).
-Memory: the daemon runs on a private dbus-daemon with NOTIFY_SOCKET set (the
-test fixtures', tests/common/busfixture.py) and footprint.conf. Idle RSS is
-VmRSS of /proc/PID/status a moment after READY=1, most of it the pages of
-libc and libsystemd that every process mapping them shares (a reference line
-gives sleep(1)'s, measured the same way); "private" is Private_Clean +
-Private_Dirty of /proc/PID/smaps_rollup, the pages only the daemon maps. Per
-buffer: footprint-client allocates --buffers buffers (64x64 XRGB8888, shm on
-a host without dma-buf exporters) after a warm-up of 100, on one connection;
-the VmRSS growth over them divided by their number. Per client: the same for
---clients bus connections, each calling GetUsage once, after a warm-up of 10.
-The buffers' own memory (memfds, dma-bufs) and the kernel's objects for the
-fds are not in the daemon's RSS and are not counted.
+Start-up: from spawning dmabrokerd to its READY=1 on NOTIFY_SOCKET, over
+--repeats starts and stops of a daemon that does nothing else, after one
+that is not counted (its files are then in the page cache). Each daemon runs
+on one private dbus-daemon, with NOTIFY_SOCKET set (the test fixtures',
+tests/common/busfixture.py) and footprint.conf.
+Idle RSS: VmRSS of /proc/PID/status 0.3 s after READY=1 in the start-up
+runs, most of it the pages of libc and libsystemd that every process mapping
+them shares (the reference line gives sleep(1)'s, measured the same way);
+"private" is Private_Clean + Private_Dirty of /proc/PID/smaps_rollup, the
+pages only the daemon maps.
+Per buffer: in --repeats more runs, footprint-client allocates --buffers
+buffers (64x64 XRGB8888, shm on a host without dma-buf exporters) on one
+connection after a warm-up of 100: the daemon's VmRSS growth over them
+divided by their number. Per client: the same for --clients bus connections,
+each calling GetUsage once, after a warm-up of 10. The buffers' own memory
+(memfds, dma-bufs) and the kernel's objects for the fds are not in the
+daemon's RSS and are not counted.
 
 Options:
   --repeats N       daemon runs per build for the runtime figures (default 5)
   --buffers N       buffers in the per-buffer slope (default 1000)
   --clients N       clients in the per-client slope (default 100)
   --sizes           only the sizes and options, no runtime figure
+  --no-load         no RSS per buffer and per client: only the start-ups
+                    (and the idle RSS they give)
   --check           also judge the targets (README, "Footprint"): dmabrokerd
                     stripped <= 150 KiB for every build given, and, where
                     measured, the idle daemon's private memory <= 2 MiB and
-                    its RSS per buffer <= 1 KiB (the medians). One TAP line per build and figure; exits 1
-                    when one fails.
+                    its RSS per buffer <= 1 KiB (the medians). One TAP
+                    line per build and figure; exits 1 when one fails.
 Exit status: 0, 1 when a figure could not be measured or a check failed, 2 on
 bad usage."""
 import json
@@ -173,17 +178,39 @@ class Load:
             raise RuntimeError("footprint-client exited with status %d" % self.proc.returncode)
 
 
-def one_run(d, bus, conf, n_buffers, n_clients):
-    """one daemon: (start-up s, idle RSS, idle private, per buffer, per client)"""
+def started(d, bus, conf):
+    """a daemon of build d, ready, and the seconds from its spawning to READY=1"""
     t0 = time.monotonic()
     daemon = Daemon(os.path.join(d, FILES[0][1]), bus, args=["--session", "--config", conf])
-    start = time.monotonic() - t0
+    secs = time.monotonic() - t0
+    if not daemon.ready:
+        log = daemon.log()
+        daemon.close()
+        raise RuntimeError("dmabrokerd did not become ready:\n" + log)
+    return daemon, secs
+
+
+def stopped(daemon):
+    daemon.stop(signal.SIGTERM)
+    daemon.close()
+
+
+def start_run(d, bus, conf):
+    """a daemon started and stopped: (start-up s, idle RSS, idle private)"""
+    daemon, secs = started(d, bus, conf)
     try:
-        if not daemon.ready:
-            raise RuntimeError("dmabrokerd did not become ready:\n" + daemon.log())
-        pid = daemon.proc.pid
         time.sleep(0.3)
-        idle, private = status(pid)
+        idle, private = status(daemon.proc.pid)
+    finally:
+        stopped(daemon)
+    return secs, idle, private
+
+
+def load_run(d, bus, conf, n_buffers, n_clients):
+    """a daemon under footprint-client's load: (RSS per buffer, RSS per client)"""
+    daemon, _ = started(d, bus, conf)
+    try:
+        pid = daemon.proc.pid
         load = Load(os.path.join(d, "tools", "footprint-client"), bus)
         try:
             load.add("buffers", WARMUP_BUFFERS)
@@ -196,10 +223,9 @@ def one_run(d, bus, conf, n_buffers, n_clients):
             r3 = status(pid)[0]
         finally:
             load.close()
-        daemon.stop(signal.SIGTERM)
     finally:
-        daemon.close()
-    return start, idle, private, (r1 - r0) / n_buffers, (r3 - r2) / n_clients
+        stopped(daemon)
+    return (r1 - r0) / n_buffers, (r3 - r2) / n_clients
 
 
 def spread(values, fmt):
@@ -237,6 +263,8 @@ def main():
                                              "--clients": (repeats, n_buffers, v)}[a]
         elif a == "--sizes":
             sizes_only = True
+        elif a == "--no-load":
+            n_buffers = 0
         elif a == "--check":
             check = True
         elif "=" in a and not a.startswith("-"):
@@ -280,15 +308,19 @@ def main():
                     bus = PrivateBus()
                 # one start first, not counted: the figures are of a daemon
                 # whose files are in the page cache
-                Daemon(os.path.join(d, FILES[0][1]), bus, args=["--session", "--config", conf]).close()
-                runs = [one_run(d, bus, conf, n_buffers, n_clients) for _ in range(repeats)]
-                start, idle, private, per_buf, per_client = zip(*runs)
-                col[3:] = [spread(idle, mib), spread(private, mib), spread(per_buf, byte), spread(per_client, byte),
-                           spread(start, ms)]
+                start_run(d, bus, conf)
+                start, idle, private = zip(*[start_run(d, bus, conf) for _ in range(repeats)])
+                col[3:5] = [spread(idle, mib), spread(private, mib)]
+                col[7] = spread(start, ms)
+                if n_buffers:
+                    per_buf, per_client = zip(*[load_run(d, bus, conf, n_buffers, n_clients) for _ in range(repeats)])
+                    col[5:7] = [spread(per_buf, byte), spread(per_client, byte)]
+                    checks.append((statistics.median(per_buf) <= MAX_PER_BUFFER, "%s: RSS per buffer %s <= %s" % (
+                        label, byte(statistics.median(per_buf)), byte(MAX_PER_BUFFER))))
+                else:
+                    col[5:7] = ["not measured (--no-load)"] * 2
                 checks.append((statistics.median(private) <= MAX_IDLE, "%s: idle private memory %s <= %s" % (
                     label, mib(statistics.median(private)), mib(MAX_IDLE))))
-                checks.append((statistics.median(per_buf) <= MAX_PER_BUFFER, "%s: RSS per buffer %s <= %s" % (
-                    label, byte(statistics.median(per_buf)), byte(MAX_PER_BUFFER))))
         except (OSError, RuntimeError, ValueError) as e:
             notes.append("%s: ERROR: %s" % (label, e))
             failed = True
@@ -298,9 +330,9 @@ def main():
         bus.close()
         ref = reference()
         notes.append("reference: sleep(1) here: VmRSS %s, private %s" % (mib(ref[0]), mib(ref[1])))
-    print("Footprint (tools/footprint/footprint.py, %s, %s; runtime: median [min-max] of %d runs, %d buffers, "
-          "%d clients; load average %.1f)" % (time.strftime("%Y-%m-%d"), platform.release(), repeats, n_buffers,
-                                              n_clients, os.getloadavg()[0]))
+    load = "%d buffers, %d clients" % (n_buffers, n_clients) if n_buffers else "no load"
+    print("Footprint (tools/footprint/footprint.py, %s, kernel %s; runtime: median [min-max] of %d runs, %s; "
+          "load average %.1f)" % (time.strftime("%Y-%m-%d"), platform.release(), repeats, load, os.getloadavg()[0]))
     print()
     print("| | " + " | ".join(label for label, _ in builds) + " |")
     print("|---|" + "---|" * len(builds))
