@@ -70,6 +70,30 @@ static inline long daemon_rss_kib(void)
 }
 
 /*
+ * Whether the daemon runs under qemu-user (a cross build's tests, through
+ * binfmt_misc): its /proc/PID/exe is then the emulator, named in why, and
+ * its RSS is the emulator's, translated code included, not the daemon's.
+ */
+static inline bool daemon_emulated(char *why, size_t size)
+{
+	char path[64], exe[PATH_MAX];
+	const char *base;
+	ssize_t n;
+
+	snprintf(path, sizeof(path), "/proc/%d/exe", (int)daemon_pid);
+	n = readlink(path, exe, sizeof(exe) - 1);
+	if (n <= 0)
+		return false;
+	exe[n] = 0;
+	base = strrchr(exe, '/') ? strrchr(exe, '/') + 1 : exe;
+	if (strncmp(base, "qemu-", 5) != 0)
+		return false;
+	snprintf(why, size, "the daemon runs under qemu-user (%s is %s), whose RSS is the emulator's, its translated code "
+		 "included", path, exe);
+	return true;
+}
+
+/*
  * The daemon's property `name` of type u (Buffers, Clients, Streams,
  * PoolBuffers), read on a bus connection of its own, or a negative errno.
  */
