@@ -78,7 +78,9 @@ def check_row(st, out, section, name, n, base=None):
         return p50 if ok else None
     b = out.rows.get(base)
     ratio = num(r["ratio"][:-1]) if r["ratio"] != "base" else None
-    if not st.check(ratio is not None and ratio > 0, "%s: '%s': ratio %s" % (section, name, r["ratio"])):
+    # 0.00x is a ratio under 0.005 (a pooled 32 MiB Allocate against a fresh one by hand in the test bed: its
+    # p50s are checked positive above, and the ratio against them below)
+    if not st.check(ratio is not None and ratio >= 0, "%s: '%s': ratio %s" % (section, name, r["ratio"])):
         return None
     if b is not None and ok and num(b["p50"]):
         want = p50 / num(b["p50"])
@@ -206,7 +208,8 @@ def main():
             if not st.check(mm is not None, "unreadable target line: %s" % line):
                 continue
             v, lim = num(mm.group(2)), num(mm.group(4))
-            if st.check(v is not None and v > 0 and lim is not None, "target not finite: %s" % line):
+            # printed to 0.01: a pooled Allocate can read 0.00 (see check_row)
+            if st.check(v is not None and v >= 0 and lim is not None, "target not finite: %s" % line):
                 st.check((mm.group(6) == "met") == (v <= lim), "judged wrongly: %s" % line)
 
     print("1..%d" % len(steps))
