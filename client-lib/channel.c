@@ -95,6 +95,30 @@ static int64_t now_ms(void)
 }
 
 /*
+ * A message to the daemon. A full socket is the daemon reading slower than
+ * this client sends (a burst of one-way ENDs or RELEASEs): wait for room, as
+ * a blocking send would, until the channel's timeout. Only then, or on a
+ * real error, has the channel failed.
+ */
+static int channel_send(struct dmabroker *b, const void *data, size_t len, int fd)
+{
+	int64_t deadline = b->channel_timeout_ms < 0 ? -1 : now_ms() + b->channel_timeout_ms;
+
+	for (;;) {
+		struct pollfd p = { .fd = b->access_channel, .events = POLLOUT };
+		int r = fdmsg_send(b->access_channel, data, len, fd);
+		int64_t left = deadline < 0 ? -1 : deadline - now_ms();
+
+		if (r != -EAGAIN)
+			return r;
+		if (deadline >= 0 && left <= 0)
+			return -ETIMEDOUT;
+		if (poll(&p, 1, left > INT_MAX ? INT_MAX : (int)left) < 0 && errno != EINTR)
+			return -errno;
+	}
+}
+
+/*
  * The next answer: waits in poll() until deadline (CLOCK_MONOTONIC ms; -1:
  * no limit), then reads without blocking. Its size, 0 at the end of the
  * channel, -ETIMEDOUT, or a negative errno.
@@ -128,7 +152,7 @@ static void give_back(struct dmabroker *b, const union wire_answer *ans, ssize_t
 	}
 	safe_close(fd);
 	if (ans->head.op == ACCESS_WIRE_GRANTED || back.op == ACCESS_WIRE_RELEASE)
-		fdmsg_send(b->access_channel, &back, sizeof(back), -1);
+		channel_send(b, &back, sizeof(back), -1);
 }
 
 /*
@@ -174,7 +198,7 @@ int channel_call(struct dmabroker *b, const void *req, size_t len, uint32_t cook
 		 int *ret_fd, int *refusal)
 {
 	int64_t deadline = b->channel_timeout_ms < 0 ? -1 : now_ms() + b->channel_timeout_ms;
-	int r = fdmsg_send(b->access_channel, req, len, -1);
+	int r = channel_send(b, req, len, -1);
 
 	while (r >= 0) {
 		int fd;
@@ -282,7 +306,7 @@ int channel_allocate(struct dmabroker *b, const struct dmabroker_alloc_desc *d, 
 	if (!buf) {
 		const struct access_wire_request back = { .op = ACCESS_WIRE_RELEASE, .id = a.buffer.id };
 		/* a buffer this client cannot map, or no memory: given back */
-		fdmsg_send(b->access_channel, &back, sizeof(back), -1);
+		channel_send(b, &back, sizeof(back), -1);
 		safe_close(fd);
 		*refusal = size_fits(a.buffer.size) ? set_error(b, NULL, -ENOMEM) : refuse_size(b, a.buffer.size, false);
 		return 1;
@@ -356,7 +380,7 @@ static int chan_begin(struct dmabroker_buffer *buf, uint32_t mode, uint32_t flag
 /* A one-way message: sent, or the channel broke (said, and the state moved on). */
 static int chan_send_oneway(struct dmabroker *b, const struct access_wire_request *w, int fence)
 {
-	int r = fdmsg_send(b->access_channel, w, sizeof(*w), fence);
+	int r = channel_send(b, w, sizeof(*w), fence);
 
 	if (r < 0) {
 		channel_lost(b, r, "broke");
@@ -400,7 +424,7 @@ static int chan_sync(struct dmabroker *b)
 	}
 	if (r == 0 && a.head.op == ACCESS_WIRE_GRANTED) { /* cannot be; give it back */
 		const struct access_wire_request end = { .op = ACCESS_WIRE_END, .id = a.reply.grant };
-		fdmsg_send(b->access_channel, &end, sizeof(end), -1);
+		channel_send(b, &end, sizeof(end), -1);
 	}
 	safe_close(fd);
 	clear_error(b);

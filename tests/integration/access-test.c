@@ -229,6 +229,46 @@ static bool step_end_oneway(void)
 	return true;
 }
 
+/*
+ * More one-way calls than the channel's socket holds, sent while the daemon is stopped (SIGSTOP, SIGCONT from
+ * a child 300 ms later): the library waits for room, as a blocking send would; the channel does not break and
+ * nothing falls back to D-Bus. (It broke with EAGAIN when a client released a thousand buffers at once in the
+ * test bed, where the daemon reads slower than a client sends.)
+ */
+static bool step_channel_backpressure(void)
+{
+	enum { N = 1000 };
+	struct baseline base = baseline_take();
+	struct dmabroker *a = connect_session();
+	struct dmabroker_channel_stats st0 = { .version = DMABROKER_CHANNEL_STATS_VERSION }, st1 = st0;
+	struct dmabroker_buffer **bufs = calloc(N, sizeof(*bufs));
+	int status;
+	pid_t child;
+
+	CHECK(a && bufs && dmabroker_open_direct(a) == 0);
+	for (int i = 0; i < N; i++)
+		CHECK((bufs[i] = alloc_buf(a, 16, 16)));
+	CHECK(dmabroker_get_channel_stats(a, &st0) == 0 && st0.active);
+	CHECK(kill(daemon_pid, SIGSTOP) == 0);
+	child = fork();
+	if (child == 0) {
+		usleep(300000);
+		_exit(kill(daemon_pid, SIGCONT) == 0 ? 0 : 1);
+	}
+	CHECK(child > 0);
+	for (int i = 0; i < N; i++)
+		dmabroker_buffer_release(bufs[i]);
+	CHECK(waitpid(child, &status, 0) == child && WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	CHECK(dmabroker_get_channel_stats(a, &st1) == 0);
+	tap_diag("%d releases in a burst: channel %s, %u fallbacks before, %u after", N,
+		 st1.active ? "open" : "closed", st0.fallbacks, st1.fallbacks);
+	CHECK(st1.active && st1.fallbacks == st0.fallbacks);
+	free(bufs);
+	dmabroker_disconnect(a);
+	CHECK(baseline_restored(base));
+	return true;
+}
+
 /* A BEGIN or END by hand on a raw access channel. */
 static int wire_request(int ch, uint32_t op, uint32_t cookie, uint64_t id, uint32_t mode)
 {
@@ -1982,9 +2022,11 @@ int main(int argc, char **argv)
 		tap_step("a grant held past hold-timeout is reported and ended; the waiter is served", step_lease);
 		return tap_done();
 	}
-	tap_plan(fences ? 22 : 9);
+	tap_plan(fences ? 23 : 10);
 	tap_step("grants: readers share, a writer is exclusive, named errors", step_grant_basics);
 	tap_step("one-way EndAccess ends the grant with no reply; a bad fence is refused locally", step_end_oneway);
+	tap_step("a burst of one-way calls larger than the channel's socket, the daemon stopped: the library waits "
+		 "for room, the channel holds", step_channel_backpressure);
 	tap_step("the access channel: one queue with D-Bus, Allocate and Release, named refusals, one per client, "
 		 "a bad message closes it, nothing leaks", step_access_channel);
 	tap_step("a fence-less writer blocks a second writer and a reader (queued, not granted); the daemon serves "
