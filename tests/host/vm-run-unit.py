@@ -108,6 +108,23 @@ def test_usage_errors():
     check(r.returncode == 125 and "/nonexistent/bzImage" in r.stderr, "missing kernel", r.returncode, r.stderr)
 
 
+def test_systemd_setup():
+    """the --systemd set-up: empty fstab, the host's enabled units left out, the masks, vmtest.target; the policies linked and ldconfig run only after an install"""
+    plain = vm.systemd_setup()
+    check(plain.startswith("set -e\n"), "stops at the first failure", plain)
+    check(": > /etc/fstab" in plain and "rm -rf /etc/systemd/system/*.wants" in plain, "fstab, wants", plain)
+    for u in vm.SYSTEMD_MASKED:
+        check("ln -sf /dev/null /etc/systemd/system/%s\n" % u in plain, "masked: " + u)
+    check("cat > /etc/systemd/system/vmtest.target <<'EOF'\n" + vm.VMTEST_TARGET + "EOF\n" in plain, "the target", plain)
+    check("ExecStart=/bin/sh /run/dmabroker-vm/run-cmd" in plain, "the service runs run-cmd", plain)
+    check("\nldconfig\n" not in plain and "system.d/\n" not in plain, "no install, nothing of it", plain)
+    inst = vm.systemd_setup(True, ["/usr/local/share/dbus-1/system.d/org.example.conf"])
+    check(inst.endswith("ln -sf /usr/local/share/dbus-1/system.d/org.example.conf /etc/dbus-1/system.d/\nldconfig\nsystemd-sysusers\n"),
+          "policy linked, then ldconfig and sysusers", inst[-200:])
+    r = subprocess.run([VM_RUN, "--install", "/nonexistent", "true"], capture_output=True, text=True)
+    check(r.returncode == 2 and "--install needs --systemd" in r.stderr, "--install alone", r.returncode, r.stderr)
+
+
 def test_missing_parts_fail_loudly():
     """no test kernel built, or no qemu: the run fails (125) and says what to do"""
     import tempfile
@@ -124,4 +141,4 @@ def test_missing_parts_fail_loudly():
 
 
 run([test_clean_log, test_lockdep, test_warning_trace, test_bug, test_initramfs, test_usage_errors,
-     test_missing_parts_fail_loudly])
+     test_systemd_setup, test_missing_parts_fail_loudly])

@@ -4,13 +4,22 @@
 # dev, debugfs and /run, chroots and runs /run/dmabroker-vm/cmd, which the
 # host runner (tests/vm/vm-run) wrote. Output, exit status and the kernel log
 # go back through the writable share mounted at /run/dmabroker-vm.
+# When the runner wrote a setup script (vm-run --systemd), the install tree it
+# made (if any) is copied onto the root, the script prepares the root, and
+# systemd becomes PID 1 on it (switch_root): its vmtest.service runs the
+# command the same way (/run/dmabroker-vm/run-cmd).
 /bin/busybox mkdir -p /proc /sys /dev /usr/bin /usr/sbin /sbin
 /bin/busybox --install -s
 mount -t proc proc /proc
 mount -t sysfs sys /sys
 mount -t devtmpfs dev /dev 2>/dev/null
 
-fail() { echo "vm-init: $*" >&2; echo 125 > /run-share/status 2>/dev/null; sync; reboot -f; }
+fail() {
+	echo "vm-init: $*" >&2
+	echo 125 > /run-share/status 2>/dev/null || echo 125 > /newroot/run/dmabroker-vm/status
+	sync
+	reboot -f
+}
 
 mkdir -p /host /rw /newroot /run-share
 mount -t 9p -o trans=virtio,version=9p2000.L,msize=512000,cache=none vmrun /run-share ||
@@ -35,6 +44,17 @@ mkdir -p $r/run/dmabroker-vm $r/run/udev/data
 mount --move /run-share $r/run/dmabroker-vm
 s=$r/run/dmabroker-vm
 hostname dmabroker-vm
+
+if [ -f $s/setup ]; then
+	if [ -d $s/install ]; then
+		cp -a $s/install/. $r/ || fail "cannot copy the install tree"
+	fi
+	chroot $r /bin/sh /run/dmabroker-vm/setup </dev/null >$s/setup.log 2>&1 ||
+		{ cat $s/setup.log >&2; fail "the systemd set-up failed"; }
+	exec switch_root $r /lib/systemd/systemd
+fi
+
+cat /proc/uptime > $s/started
 
 chroot $r /bin/sh /run/dmabroker-vm/cmd </dev/null >$s/stdout 2>$s/stderr
 echo $? > $s/status.tmp
