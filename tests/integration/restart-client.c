@@ -40,6 +40,13 @@
  *                   line comes, then leaves without a word
  *   burst N         allocates N 16x16 buffers ("allocated N"), holds them
  *                   until a line comes, then releases them and ends
+ *   hold            allocates two buffers, writes a pattern in each and
+ *                   shares the second: "holding ID1 ID2 TOKEN"
+ *   peer TOKEN      opens the token and checks the pattern: "peer ID"
+ *   (hold and peer, driven by the systemd tests across restarts they do
+ *   not announce: each line "check" checks every pattern again, which
+ *   reconnects and reclaims after a restart, and prints "intact N" with N
+ *   the connection's reconnect count; "end" ends)
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -302,6 +309,44 @@ static int burst(unsigned n)
 	return 0;
 }
 
+/* hold and peer: buffers kept across restarts the client is not told about, checked on "check" */
+static int hold(const char *token)
+{
+	struct dmabroker *a = NULL;
+	struct dmabroker_buffer *bufs[2] = { NULL, NULL };
+	char line[64] = "", *t = NULL;
+	int n = token ? 1 : 2;
+
+	if (dmabroker_connect(DMABROKER_BUS_SESSION, &a) < 0)
+		FAIL("hold: connect");
+	buf_owner = a;
+	if (token) {
+		if (dmabroker_open_token(a, token, &bufs[0]) < 0)
+			FAIL("peer: open: %s", dmabroker_error_message(a));
+		pattern(bufs[0], 2, false);
+		say("peer %llu", (unsigned long long)dmabroker_buffer_get_id(bufs[0]));
+	} else {
+		for (int i = 0; i < 2; i++) {
+			bufs[i] = alloc(a);
+			pattern(bufs[i], (uint32_t)i + 1, true);
+		}
+		if (dmabroker_buffer_create_token(bufs[1], 0, 0, &t) < 0)
+			FAIL("hold: token: %s", dmabroker_error_message(a));
+		say("holding %llu %llu %s", (unsigned long long)dmabroker_buffer_get_id(bufs[0]),
+		    (unsigned long long)dmabroker_buffer_get_id(bufs[1]), t);
+		free(t);
+	}
+	while (fgets(line, sizeof(line), stdin) && strncmp(line, "check", 5) == 0) {
+		for (int i = 0; i < n; i++)
+			pattern(bufs[i], token ? 2 : (uint32_t)i + 1, false);
+		say("intact %u", dmabroker_get_reconnect_count(a));
+	}
+	if (strncmp(line, "end", 3) != 0)
+		FAIL("expected 'check' or 'end'");
+	dmabroker_disconnect(a);
+	return 0;
+}
+
 /* What a's listener heard (dmabroker_set_listener()). */
 struct heard {
 	unsigned lost, restarted, stream;
@@ -355,8 +400,13 @@ int main(int argc, char **argv)
 		return open_tokens(argv[2], argv[3]);
 	if (argc == 3 && strcmp(argv[1], "burst") == 0)
 		return burst((unsigned)atoi(argv[2]));
+	if (argc == 2 && strcmp(argv[1], "hold") == 0)
+		return hold(NULL);
+	if (argc == 3 && strcmp(argv[1], "peer") == 0)
+		return hold(argv[2]);
 	if (argc != 1)
-		FAIL("usage: restart-client [--backend NAME] [forge ID | reclaim ID FD | share | open T1 T2 | burst N]");
+		FAIL("usage: restart-client [--backend NAME] [forge ID | reclaim ID FD | share | open T1 T2 | burst N | hold | "
+		     "peer TOKEN]");
 	if (dmabroker_connect(DMABROKER_BUS_SESSION, &a) < 0 || dmabroker_connect(DMABROKER_BUS_SESSION, &b) < 0)
 		FAIL("connect");
 	if (dmabroker_set_listener(a, &(struct dmabroker_listener){ .version = 99 }, NULL) != -EINVAL ||
