@@ -6,7 +6,7 @@ none of them can own the broker's name.
 usage: bus-test.py BUILDDIR PREFIX SYSCONFDIR"""
 import json
 
-from sdtest import (UNIT, NOBODY, OTHER, DMABROKERCTL, run, check, sh, show, main_pid, Client, cursor, journal,
+from sdtest import (UNIT, NOBODY, OTHER, DMABROKERCTL, run, check, sh, show, main_pid, Client, mark, journal,
                     daemon_lines)
 
 STATE = {}
@@ -15,7 +15,7 @@ STATE = {}
 def test_activation():
     """the first call, by an unprivileged user, starts the daemon through bus activation (the unit, not a bare process)"""
     check(show("ActiveState") == "inactive", "not running before the call", show("ActiveState"))
-    since = cursor()
+    since = mark()
     r = sh(DMABROKERCTL, "--system", "--json", "status", user=NOBODY)
     check(r.returncode == 0, "dmabrokerctl status as nobody", r.stdout, r.stderr)
     status = json.loads(r.stdout)

@@ -10,7 +10,7 @@ usage: journal-test.py BUILDDIR PREFIX SYSCONFDIR"""
 import re
 import subprocess
 
-from sdtest import (UNIT, NOBODY, DMABROKERCTL, run, check, sh, systemctl, cursor,
+from sdtest import (UNIT, NOBODY, DMABROKERCTL, run, check, sh, systemctl, mark,
                     journal, daemon_lines, write_config, client_env, CONFIG)
 
 SHIPPED = open(CONFIG).read()
@@ -25,7 +25,7 @@ WANT = [(7, r"^fd limit \d+: max-fds = "), (4, r"^max-fds = 100000000, but the f
 
 def test_lines():
     """a line at each level from debug to err, each with its priority, no <N> left in the text, identified as dmabrokerd"""
-    since = cursor()
+    since = mark()
     write_config(CONF)
     try:
         r = systemctl("restart", UNIT)

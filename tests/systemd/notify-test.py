@@ -9,7 +9,7 @@ import signal
 import time
 
 from sdtest import (UNIT, PREFIX, CONFIG, run, check, sh, systemctl, show, main_pid, wait_for, wait_state, start,
-                    journal, daemon_lines, cursor, journal_text, write_config)
+                    journal, daemon_lines, mark, journal_text, write_config)
 
 SHIPPED = open(CONFIG).read()
 # A bad key in a good file: the daemon names the file and the line.
@@ -32,7 +32,7 @@ def test_active_after_ready():
     check(r.returncode == 0, "dbus started", r.stderr)
     bus_pid = int(show("MainPID", "dbus.service"))
     check(bus_pid > 0, "dbus-daemon runs")
-    since = cursor()
+    since = mark()
     os.kill(bus_pid, signal.SIGSTOP)
     try:
         r = systemctl("start", "--no-block", UNIT)
@@ -58,7 +58,7 @@ def test_active_after_ready():
 def test_broken_config():
     """a daemon whose config is broken: systemctl start reports the failure (exit status 1), and the journal holds the reason at priority err"""
     systemctl("stop", UNIT)
-    since = cursor()
+    since = mark()
     write_config(BROKEN)
     try:
         r = systemctl("start", UNIT)
@@ -96,4 +96,22 @@ def test_stop():
     check(not os.path.exists("/proc/%d" % pid), "the daemon is gone")
 
 
-run([test_installed, test_active_after_ready, test_broken_config, test_stop])
+def test_startup_time():
+    """start-up under systemd, 5 starts: from the daemon's exec to READY=1 (systemd's own timestamps: ExecMainStart and ActiveEnter), and what `systemctl start` took; each start active"""
+    execs, calls = [], []
+    for _ in range(5):
+        systemctl("stop", UNIT)
+        t0 = time.monotonic()
+        start()
+        calls.append(time.monotonic() - t0)
+        # ExecMainStartTimestampMonotonic is taken by systemd as it forks the daemon, ActiveEnter... on READY=1
+        execs.append((int(show("ActiveEnterTimestampMonotonic")) - int(show("ExecMainStartTimestampMonotonic"))) / 1e6)
+    execs.sort()
+    calls.sort()
+    print("# start-up to READY=1 under systemd (exec to active): median %.2f s [%.2f-%.2f]; systemctl start: "
+          "median %.2f s [%.2f-%.2f]" % (execs[2], execs[0], execs[-1], calls[2], calls[0], calls[-1]))
+    check(all(0 < e <= c for e, c in zip(sorted(execs), sorted(calls))), "exec to READY=1 within each systemctl start",
+          execs, calls)
+
+
+run([test_installed, test_active_after_ready, test_broken_config, test_startup_time, test_stop])

@@ -15,7 +15,7 @@ import signal
 import time
 
 from sdtest import (UNIT, NOBODY, OTHER, DMABROKERCTL, HANG, Skip, run, check, sh, systemctl, show, main_pid, wait_for,
-                    wait_state, start, Client, cursor, journal, daemon_lines, journal_text)
+                    wait_state, start, Client, mark, journal, daemon_lines, journal_text)
 
 STATE = {"restarts": 0}
 
@@ -61,7 +61,7 @@ def restarted(how, old_pid, since):
 
 def test_systemctl_restart():
     """systemctl restart: the store is handed to the new daemon; buffers intact, clients reconnected once"""
-    old, since = main_pid(), cursor()
+    old, since = main_pid(), mark()
     r = systemctl("restart", UNIT)
     check(r.returncode == 0, "systemctl restart", r.stderr)
     restarted("systemctl restart", old, since)
@@ -70,7 +70,7 @@ def test_systemctl_restart():
 
 def test_kill9():
     """kill -9: Restart=on-failure starts the daemon again with the store; buffers intact, clients reconnected once"""
-    old, since = main_pid(), cursor()
+    old, since = main_pid(), mark()
     os.kill(old, signal.SIGKILL)
     restarted("SIGKILL", old, since)
     check(show("NRestarts") == "1", "one automatic restart", show("NRestarts"))
@@ -85,7 +85,7 @@ def test_watchdog():
            "org.freedesktop.systemd1.Service", "WatchdogUSec", check_ok=True)
     usec = int(r.stdout.split()[1])
     check(usec > 0, "the unit sets WatchdogSec=", show("WatchdogUSec"))
-    old, since = main_pid(), cursor()
+    old, since = main_pid(), mark()
     t0 = time.monotonic()
     os.kill(old, signal.SIGUSR2)
     wait_for(lambda: main_pid() != old, "the watchdog's restart", usec / 1e6 + HANG)
@@ -100,7 +100,7 @@ def test_watchdog():
 
 def test_stop_start():
     """systemctl stop, then start: systemd 252 empties the fd store when the unit stops; the new daemon has no buffers, and a client using one is told it is gone"""
-    since = cursor()
+    since = mark()
     r = systemctl("stop", UNIT)
     check(r.returncode == 0, "stopped", r.stderr)
     check(show("ActiveState") == "inactive", "inactive", show("ActiveState"))

@@ -94,11 +94,12 @@ def start():
 
 
 def journal(since=None):
-    """the unit's journal entries (dicts), after the cursor since; journald's own lines about the unit left out"""
-    cmd = ["journalctl", "-u", UNIT, "-o", "json", "--no-pager"] + (["--after-cursor", since] if since else [])
+    """the unit's journal entries (dicts) of this boot, received after since (a mark()); journald's own lines about
+    the unit left out"""
     sh("journalctl", "--sync")
-    r = sh(*cmd, check_ok=True)
-    return [json.loads(line) for line in r.stdout.splitlines() if line.strip()]
+    r = sh("journalctl", "-b", "-u", UNIT, "-o", "json", "--no-pager", check_ok=True)
+    entries = [json.loads(line) for line in r.stdout.splitlines() if line.strip()]
+    return [e for e in entries if since is None or int(e["__MONOTONIC_TIMESTAMP"]) > since]
 
 
 def daemon_lines(entries):
@@ -107,10 +108,12 @@ def daemon_lines(entries):
             if e.get("SYSLOG_IDENTIFIER") == "dmabrokerd"]
 
 
-def cursor():
+def mark():
+    """now, as journald stamps what it receives (CLOCK_MONOTONIC, µs): journal(mark()) is what came after.
+    Not a cursor: systemd 252's `journalctl -u UNIT --after-cursor C` skips the first entry of the unit after C
+    when C is not the unit's (a wedged daemon's last line went missing that way)"""
     sh("journalctl", "--sync")
-    r = sh("journalctl", "-n", "0", "--show-cursor", "--no-pager", check_ok=True)
-    return r.stdout.strip().split("cursor: ")[-1]
+    return time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000
 
 
 def journal_text():
