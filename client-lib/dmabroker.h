@@ -460,7 +460,7 @@ struct dmabroker_stream_desc {
 	size_t n_allow_uids;
 	const uint32_t *allow_gids;
 	size_t n_allow_gids;
-	uint32_t flags;                /**< version 2: DMABROKER_STREAM_PRODUCER_UID */
+	uint32_t flags;                /**< version 2: DMABROKER_STREAM_PRODUCER_UID, DMABROKER_STREAM_NATIVE */
 	uint32_t producer_uid;         /**< version 2, a consumer's, with DMABROKER_STREAM_PRODUCER_UID */
 };
 #define DMABROKER_STREAM_DESC_VERSION 2u
@@ -471,6 +471,15 @@ struct dmabroker_stream_desc {
  * is refused as if there were none (-ENXIO, UnknownStream).
  */
 #define DMABROKER_STREAM_PRODUCER_UID 1u
+/**
+ * Any party's: the devices it lists read only buffers allocated on them,
+ * though they may import others (Mesa's kms_swrast, the software GL of a
+ * KMS-only device, maps dumb buffers: a foreign dma-buf imports but cannot
+ * be read). The buffers are then placed on that device, as for a device
+ * that imports no foreign dma-buf at all; a stream whose parties need two
+ * such devices fails negotiation, naming both.
+ */
+#define DMABROKER_STREAM_NATIVE 2u
 
 #define DMABROKER_FRAME_MAX_DAMAGE DMABROKER_STREAM_MAX_DAMAGE
 

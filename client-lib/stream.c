@@ -396,7 +396,7 @@ static int stream_new(struct dmabroker *b, const struct dmabroker_stream_desc *d
 
 	/* version 1 descriptors end before flags */
 	if (!d || d->version < 1 || d->version > DMABROKER_STREAM_DESC_VERSION || !d->name ||
-	    (d->version >= 2 && (d->flags & ~DMABROKER_STREAM_PRODUCER_UID)) ||
+	    (d->version >= 2 && (d->flags & ~(DMABROKER_STREAM_PRODUCER_UID | DMABROKER_STREAM_NATIVE))) ||
 	    (d->version >= 2 && producer && (d->flags & DMABROKER_STREAM_PRODUCER_UID)))
 		return set_error(b, NULL, -EINVAL);
 	r = dmabroker_open_direct(b);
@@ -473,6 +473,8 @@ static int stream_new(struct dmabroker *b, const struct dmabroker_stream_desc *d
 					  "consumers", "u", d->consumers);
 	if (r >= 0 && !producer && d->max_acquired)
 		r = sd_bus_message_append(m, "{sv}", "max-acquired", "u", d->max_acquired);
+	if (r >= 0 && d->version >= 2 && (d->flags & DMABROKER_STREAM_NATIVE))
+		r = sd_bus_message_append(m, "{sv}", "native", "b", 1);
 	if (r >= 0 && !producer && d->version >= 2 && (d->flags & DMABROKER_STREAM_PRODUCER_UID))
 		r = sd_bus_message_append(m, "{sv}", "producer-uid", "u", d->producer_uid);
 	if (r >= 0)

@@ -107,6 +107,12 @@ static int read_stream_params(sd_bus_message *m, bool producer, struct stream_pa
 		} else if (strcmp(key, "producer-uid") == 0) {
 			r = read_u(m, &p->producer_uid, key, error);
 			p->has_producer_uid = r >= 0;
+		} else if (strcmp(key, "native") == 0) {
+			int v;
+			r = sd_bus_message_read(m, "v", "b", &v);
+			if (r < 0)
+				return error_setf(error, DMABROKER_E_INVALID_ARGUMENT, "option 'native' must be a boolean (b)");
+			p->native = v;
 		} else if (strcmp(key, "max-acquired") == 0) {
 			r = read_u(m, &p->max_acquired, key, error);
 		} else if (strcmp(key, "usage") == 0) {
@@ -158,8 +164,8 @@ static int read_stream_params(sd_bus_message *m, bool producer, struct stream_pa
 		} else {
 			return error_setf(error, DMABROKER_E_INVALID_ARGUMENT,
 						 "unknown option '%s' (known: label, mode, buffers, width, height, "
-						 "consumers, max-acquired, usage, formats, modifiers, devices, allow-uids, allow-gids, "
-						 "producer-uid)", PRINTABLE(key));
+						 "consumers, max-acquired, usage, formats, modifiers, devices, native, allow-uids, "
+						 "allow-gids, producer-uid)", PRINTABLE(key));
 		}
 		if (r < 0)
 			return r;

@@ -38,8 +38,10 @@
  *
  * Negotiation picks the first of the producer's formats every consumer
  * accepts, the linear modifier, and a placement: on a DRM device that some
- * party uses and that imports no foreign dma-buf (virtio-gpu), else
- * wherever the union of usages can be served. A refusal names the party.
+ * party uses and that imports no foreign dma-buf (virtio-gpu) or that the
+ * party declares it reads only its own buffers from (option native: Mesa's
+ * kms_swrast), else wherever the union of usages can be served. A refusal
+ * names the party.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -370,6 +372,12 @@ static bool takes_linear(const struct stream_params *p)
 	return p->n_modifiers == 0;
 }
 
+/* Whether party p's device be needs the buffers allocated on it: it imports none, or p reads only its own. */
+static bool needs_native(const struct stream_party *p, const struct backend *be)
+{
+	return be && (!be->imports || p->p.native);
+}
+
 static struct backend *drm_backend_for(struct broker *b, const char *device)
 {
 	for (struct backend *be = b->backends.list; be; be = be->next)
@@ -410,11 +418,12 @@ static int check_party(struct stream *s, const struct stream_party *p, uint32_t 
 					 (unsigned long long)p->p.modifiers[0], p->p.n_modifiers);
 	for (unsigned d = 0; placed && d < p->p.n_devices; d++) {
 		struct backend *be = drm_backend_for(s->broker, p->p.devices[d]);
-		if (be && !be->imports && be != placed)
+		if (needs_native(p, be) && be != placed)
 			return error_setf(error, DMABROKER_E_NEGOTIATION_FAILED,
-						 "stream '%s': %s uses %s (%s), which imports no foreign dma-buf, but "
-						 "the buffers are on %s", s->p.name, who(s, p, w, sizeof(w)),
-						 be->driver, be->device, placed->name);
+						 "stream '%s': %s uses %s (%s), which %s, but the buffers are on %s",
+						 s->p.name, who(s, p, w, sizeof(w)), be->driver, be->device,
+						 be->imports ? "it reads only buffers allocated on it (native)"
+							     : "imports no foreign dma-buf", placed->name);
 	}
 	if (placed && (p->p.usage & DMABROKER_USAGE_CONTIGUOUS) && !placed->contiguous)
 		return error_setf(error, DMABROKER_E_NEGOTIATION_FAILED,
@@ -483,18 +492,20 @@ static int negotiate_plan(struct stream *s, struct alloc_request *req, struct ba
 			return r;
 		usage |= all[i]->p.usage;
 	}
-	/* placement: the one device that imports nothing, if a party uses one */
+	/* placement: the one device that imports nothing or is read natively only, if a party uses one */
 	for (unsigned i = 0; i < n; i++)
 		for (unsigned d = 0; d < all[i]->p.n_devices; d++) {
 			struct backend *be = drm_backend_for(b, all[i]->p.devices[d]);
-			if (!be || be->imports)
+			if (!needs_native(all[i], be))
 				continue;
 			if (need && need != be)
 				return error_setf(error, DMABROKER_E_NEGOTIATION_FAILED,
-							 "stream '%s': %s needs the buffers on %s (%s) and %s on %s (%s); "
-							 "neither device imports foreign dma-bufs, so no placement serves both",
-							 s->p.name, who(s, needer, w, sizeof(w)), need->driver, need->device,
-							 who(s, all[i], w2, sizeof(w2)), be->driver, be->device);
+							 "stream '%s': %s needs the buffers on %s (%s) and %s on %s (%s); %s, "
+							 "so no placement serves both", s->p.name, who(s, needer, w, sizeof(w)),
+							 need->driver, need->device, who(s, all[i], w2, sizeof(w2)), be->driver,
+							 be->device, !need->imports && !be->imports
+								 ? "neither device imports foreign dma-bufs"
+								 : "each reads only buffers allocated on it");
 			need = be;
 			needer = all[i];
 		}

@@ -32,6 +32,7 @@ struct stream_params {
 	unsigned n_modifiers;
 	char devices[DMABROKER_STREAM_MAX_DEVICES][128];
 	unsigned n_devices;
+	bool native;                    /* its devices read only buffers allocated on them */
 	/* the producer's: who else may join (its own uid and admins always may) */
 	uint32_t allow_uids[DMABROKER_STREAM_MAX_ALLOW], allow_gids[DMABROKER_STREAM_MAX_ALLOW];
 	unsigned n_allow_uids, n_allow_gids;

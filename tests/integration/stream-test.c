@@ -1233,6 +1233,91 @@ static bool step_mailbox_damage(void)
 	return true;
 }
 
+/* Whether the test bed has a DRM device of driver (its MODALIAS platform:DRIVER, as vkms and vgem have). */
+static bool have_platform_drm(const char *driver)
+{
+	char path[64], line[128], want[64];
+	bool found = false;
+
+	snprintf(want, sizeof(want), "MODALIAS=platform:%s\n", driver);
+	for (int i = 0; i < 16 && !found; i++) {
+		FILE *f;
+		snprintf(path, sizeof(path), "/sys/class/drm/card%d/device/uevent", i);
+		f = fopen(path, "re");
+		if (!f)
+			continue;
+		while (!found && fgets(line, sizeof(line), f))
+			found = strcmp(line, want) == 0;
+		fclose(f);
+	}
+	return found;
+}
+
+/*
+ * Placement for a party whose device reads only buffers allocated on it
+ * (DMABROKER_STREAM_NATIVE: Mesa's kms_swrast on vkms): the buffers go to
+ * that device, though it imports foreign dma-bufs; two parties that each
+ * need their own device fail negotiation, naming both.
+ */
+static bool step_native_placement(void)
+{
+	struct baseline base = baseline_take();
+	struct dmabroker *p = connect_session(), *c1 = connect_session(), *c2 = connect_session();
+	struct dmabroker *conns[] = { p, c1, c2 };
+	const char *vkms[] = { "vkms" }, *vgem[] = { "vgem" };
+	struct dmabroker_stream_desc pd = producer_desc("native", DMABROKER_STREAM_FIFO, 1);
+	struct dmabroker_stream_desc cd1 = consumer_desc("native", "gl-on-vkms"), cd2;
+	struct dmabroker_stream *ps = NULL, *cs1 = NULL, *cs2 = NULL;
+
+	CHECK(p && c1 && c2);
+	CHECK(have_platform_drm("vkms") && have_platform_drm("vgem"));
+	/* without the flag, a device that imports foreign dma-bufs places nothing */
+	cd1.devices = vkms;
+	cd1.n_devices = 1;
+	cd1.usage = DMABROKER_USAGE_GPU_FLAG;
+	CHECK(dmabroker_stream_create(p, &pd, &ps) == 0);
+	CHECK(dmabroker_stream_join(c1, &cd1, &cs1) == 0);
+	CHECK(all_ready(conns, 2, (struct dmabroker_stream *[]){ ps, cs1 }, 2));
+	tap_diag("devices vkms, not native: on %s", dmabroker_stream_get_backend(cs1));
+	dmabroker_stream_destroy(cs1);
+	dmabroker_stream_destroy(ps);
+	/* with it, the buffers are vkms's own */
+	cd1.flags = DMABROKER_STREAM_NATIVE;
+	CHECK(dmabroker_stream_create(p, &pd, &ps) == 0);
+	CHECK(dmabroker_stream_join(c1, &cd1, &cs1) == 0);
+	CHECK(all_ready(conns, 2, (struct dmabroker_stream *[]){ ps, cs1 }, 2));
+	tap_diag("devices vkms, native: on %s", dmabroker_stream_get_backend(cs1));
+	CHECK(strcmp(dmabroker_stream_get_backend(cs1), "drm:vkms") == 0);
+	CHECK(strcmp(dmabroker_stream_get_backend(ps), "drm:vkms") == 0);
+	dmabroker_stream_destroy(cs1);
+	dmabroker_stream_destroy(ps);
+	/* two parties, each native to its own device: refused, both named */
+	pd = producer_desc("native2", DMABROKER_STREAM_FIFO, 2);
+	cd1 = consumer_desc("native2", "gl-on-vkms");
+	cd1.devices = vkms;
+	cd1.n_devices = 1;
+	cd1.flags = DMABROKER_STREAM_NATIVE;
+	cd2 = cd1;
+	cd2.label = "gl-on-vgem";
+	cd2.devices = vgem;
+	CHECK(dmabroker_stream_create(p, &pd, &ps) == 0);
+	CHECK(dmabroker_stream_join(c1, &cd1, &cs1) == 0);
+	CHECK(dmabroker_stream_join(c2, &cd2, &cs2) == 0);
+	CHECK(expect_error(c2, dmabroker_stream_wait_ready(cs2, 5000), EPROTO, "org.dmabroker.Error.NegotiationFailed"));
+	tap_diag("%s", dmabroker_error_message(c2));
+	CHECK(strstr(dmabroker_error_message(c2), "gl-on-vkms") && strstr(dmabroker_error_message(c2), "gl-on-vgem") &&
+	      strstr(dmabroker_error_message(c2), "each reads only buffers allocated on it"));
+	dmabroker_stream_destroy(cs2);
+	dmabroker_stream_destroy(cs1);
+	dmabroker_stream_destroy(ps);
+
+	dmabroker_disconnect(c2);
+	dmabroker_disconnect(c1);
+	dmabroker_disconnect(p);
+	CHECK(baseline_restored(base));
+	return true;
+}
+
 int main(int argc, char **argv)
 {
 	for (int i = 1; i < argc; i++) {
@@ -1247,7 +1332,7 @@ int main(int argc, char **argv)
 	}
 	if (!daemon_pid_from_env("stream-test"))
 		return 2;
-	tap_plan(11);
+	tap_plan(12);
 	tap_step("negotiation: the first common format; refusals name the party and what; bad requests",
 		 step_negotiation);
 	tap_step("negotiation allocates as the producer: charged first, nothing kept when it fails or a party leaves",
@@ -1270,5 +1355,11 @@ int main(int argc, char **argv)
 		 step_tail_frame_mailbox);
 	tap_step("mailbox: damage travels through the daemon; more than 16 rectangles are the whole frame",
 		 step_mailbox_damage);
+	if (fences)
+		tap_step("placement: a party's device that reads only its own buffers (native) gets them; two such "
+			 "devices are refused, both named", step_native_placement);
+	else
+		tap_skip("placement: a party's device that reads only its own buffers (native) gets them",
+			 "needs DRM devices: runs in the test bed (stream-fences)");
 	return tap_done();
 }
