@@ -6,7 +6,7 @@ none of them can own the broker's name.
 usage: bus-test.py BUILDDIR PREFIX SYSCONFDIR"""
 import json
 
-from sdtest import (UNIT, NOBODY, OTHER, DMABROKERCTL, run, check, sh, show, main_pid, Client, mark, journal,
+from sdtest import (diag, UNIT, NOBODY, OTHER, DMABROKERCTL, run, check, sh, show, main_pid, Client, mark, journal,
                     daemon_lines)
 
 STATE = {}
@@ -19,7 +19,7 @@ def test_activation():
     r = sh(DMABROKERCTL, "--system", "--json", "status", user=NOBODY)
     check(r.returncode == 0, "dmabrokerctl status as nobody", r.stdout, r.stderr)
     status = json.loads(r.stdout)
-    print("# status: " + r.stdout.strip())
+    diag("status: " + r.stdout.strip())
     check(show("ActiveState") == "active", "the unit is active", show("ActiveState"))
     check(main_pid() > 0, "with its main process")
     entries = journal(since)
@@ -57,12 +57,12 @@ def test_cannot_own():
     """an unprivileged user cannot own org.dmabroker.Broker1: the bus refuses (AccessDenied), and a dmabrokerd it starts says why and exits"""
     r = sh("busctl", "--system", "call", "org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus",
            "RequestName", "su", "org.dmabroker.Broker1", "4", user=NOBODY)
-    print("# RequestName as nobody: %d %s" % (r.returncode, r.stderr.strip()))
+    diag("RequestName as nobody: %d %s" % (r.returncode, r.stderr.strip()))
     check(r.returncode != 0 and "Access denied" in r.stderr or "AccessDenied" in r.stderr,
           "RequestName refused", r.stdout, r.stderr)
     daemon = sh("systemctl", "show", "-p", "ExecStart", "--value", UNIT).stdout.split("path=")[1].split(" ")[0]
     r = sh(daemon, "--system", user=NOBODY)
-    print("# %s --system as nobody: %d %s" % (daemon, r.returncode, r.stderr.strip()))
+    diag("%s --system as nobody: %d %s" % (daemon, r.returncode, r.stderr.strip()))
     check(r.returncode == 1 and "cannot own the name org.dmabroker.Broker1" in r.stderr and
           "install the bus policy" in r.stderr, "the daemon says it may not own the name", r.stderr)
     r = sh("busctl", "--system", "status", "org.dmabroker.Broker1")

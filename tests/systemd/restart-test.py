@@ -14,8 +14,8 @@ import os
 import signal
 import time
 
-from sdtest import (UNIT, NOBODY, OTHER, DMABROKERCTL, HANG, Skip, run, check, sh, systemctl, show, main_pid, wait_for,
-                    wait_state, start, Client, mark, journal, daemon_lines, journal_text)
+from sdtest import (diag, UNIT, NOBODY, OTHER, DMABROKERCTL, HANG, Skip, run, check, sh, systemctl, show, main_pid,
+                    wait_for, wait_state, start, Client, mark, journal, daemon_lines, journal_text)
 
 STATE = {"restarts": 0}
 
@@ -115,7 +115,7 @@ def test_stop_start():
     holder.tell("check")
     code = holder.proc.wait(60)
     err = holder.stderr()
-    print("# the holder: status %d, %s" % (code, err.strip()))
+    diag("the holder: status %d, %s" % (code, err.strip()))
     check(code == 1 and "cpu_begin on buffer" in err, "the holder's next use of a buffer fails, by name", err)
 
 

@@ -42,6 +42,11 @@ subprocess.run(["udevadm", "trigger", "--action=add", "--subsystem-match=dma_hea
 subprocess.run(["udevadm", "settle", "--timeout=%d" % HANG], check=True)
 
 
+def diag(text):
+    """text as TAP comments, every line of it"""
+    print("\n".join("# " + line for line in str(text).splitlines() or [""]))
+
+
 def sh(*cmd, user=None, check_ok=False, env=None, timeout=HANG):
     """runs cmd (as uid user, with that uid as its group and no other); returns the CompletedProcess"""
     kw = {}

@@ -53,6 +53,7 @@
 #include "tool-util.h"
 #include "linux-dmabuf-unstable-v1-client-protocol.h"
 #include "linux-explicit-synchronization-unstable-v1-client-protocol.h"
+#include "presentation-time-client-protocol.h"
 #include "xdg-shell-client-protocol.h"
 
 #define MAX_BUFFERS 16
@@ -127,6 +128,7 @@ struct client {
 	struct zwp_linux_dmabuf_v1 *dmabuf;
 	uint32_t dmabuf_version;
 	struct zwp_linux_explicit_synchronization_v1 *explicit_sync;
+	struct wp_presentation *presentation;
 	struct zwp_linux_surface_synchronization_v1 *surface_sync;
 	struct wl_surface *surface;
 	struct xdg_surface *xdg_surface;
@@ -143,6 +145,8 @@ struct client {
 	struct { uint32_t format; uint32_t pad; uint64_t modifier; } *table;
 	size_t table_len;
 	char device[64];                /* the device named to the broker */
+	bool native;                    /* and it reads only buffers allocated on it */
+	bool implicit_modifier;         /* the buffers went to the compositor as DRM_FORMAT_MOD_INVALID */
 	/* the stream */
 	struct dmabroker *b;
 	struct dmabroker_stream *s;
@@ -153,6 +157,7 @@ struct client {
 	struct held next;
 	/* stats */
 	uint64_t n_shown, n_skipped, n_waited, t_first, t_last, wait_ns;
+	uint64_t n_presented, n_zero_copy, n_discarded; /* wp_presentation feedback */
 	double *latency_ms;
 	unsigned n_latency;
 	bool quiet;
@@ -300,6 +305,50 @@ static int device_node(dev_t dev, char *out, size_t len)
 	return -ENOENT;
 }
 
+/*
+ * Whether the compositor reads only buffers allocated on its device: a DRM
+ * device with no render node (vkms, a KMS-only driver) is rendered by Mesa's
+ * kms_swrast, which maps dumb buffers and cannot read a foreign dma-buf
+ * though it imports one. dev: a node path or a driver name.
+ */
+static bool reads_native_only(const char *dev)
+{
+	char path[96], driver[64];
+	bool render = false, match = false;
+
+	for (int i = 0; i < 64 && !match; i++) {
+		char link[PATH_MAX], node[24];
+		ssize_t n;
+		snprintf(node, sizeof(node), "/dev/dri/card%d", i);
+		snprintf(path, sizeof(path), "/sys/class/drm/card%d/device/driver", i);
+		n = readlink(path, link, sizeof(link) - 1);
+		driver[0] = 0;
+		if (n > 0) {
+			link[n] = 0;
+			snprintf(driver, sizeof(driver), "%.63s", strrchr(link, '/') ? strrchr(link, '/') + 1 : link);
+		} else {
+			/* vkms and vgem have no driver link: their MODALIAS names them */
+			FILE *f;
+			char line[128];
+			snprintf(path, sizeof(path), "/sys/class/drm/card%d/device/uevent", i);
+			f = fopen(path, "re");
+			while (f && fgets(line, sizeof(line), f))
+				if (strncmp(line, "MODALIAS=platform:", 18) == 0)
+					snprintf(driver, sizeof(driver), "%.*s", (int)strcspn(line + 18, "\n"), line + 18);
+			if (f)
+				fclose(f);
+		}
+		if (strcmp(dev, node) != 0 && !(driver[0] && strcmp(dev, driver) == 0))
+			continue;
+		match = true;
+		for (int k = 128; k < 192 && !render; k++) {
+			snprintf(path, sizeof(path), "/sys/class/drm/card%d/device/drm/renderD%d", i, k);
+			render = access(path, F_OK) == 0;
+		}
+	}
+	return match && !render;
+}
+
 /* ---- the window ---- */
 
 static void wm_ping(void *data, struct xdg_wm_base *wm, uint32_t serial)
@@ -348,6 +397,8 @@ static void registry_global(void *data, struct wl_registry *r, uint32_t name, co
 		c->dmabuf = wl_registry_bind(r, name, &zwp_linux_dmabuf_v1_interface, c->dmabuf_version);
 		if (c->dmabuf_version < 4)
 			zwp_linux_dmabuf_v1_add_listener(c->dmabuf, &dmabuf_listener, c);
+	} else if (strcmp(iface, wp_presentation_interface.name) == 0) {
+		c->presentation = wl_registry_bind(r, name, &wp_presentation_interface, 1);
 	} else if (strcmp(iface, zwp_linux_explicit_synchronization_v1_interface.name) == 0) {
 		c->explicit_sync = wl_registry_bind(r, name, &zwp_linux_explicit_synchronization_v1_interface, 1);
 	}
@@ -474,17 +525,17 @@ static const struct zwp_linux_buffer_params_v1_listener params_listener = {
 	.failed = params_failed,
 };
 
-static int import_buffers(struct client *c)
+/* Makes a wl_buffer of every stream buffer, described with modifier; 0, or 1 when the compositor refused one. */
+static int create_buffers(struct client *c, uint64_t modifier)
 {
 	uint32_t fourcc = dmabroker_stream_get_fourcc(c->s);
-	uint64_t modifier = modifier_for(c, fourcc);
 	uint32_t w = dmabroker_stream_get_width(c->s), h = dmabroker_stream_get_height(c->s);
-	char n[5];
+	bool refused = false;
 
-	c->n_slots = dmabroker_stream_get_buffer_count(c->s);
 	for (unsigned i = 0; i < c->n_slots; i++) {
 		struct dmabroker_buffer *buf = dmabroker_stream_get_buffer(c->s, i);
 		struct zwp_linux_buffer_params_v1 *p = zwp_linux_dmabuf_v1_create_params(c->dmabuf);
+		c->slots[i].failed = false;
 		for (unsigned k = 0; k < dmabroker_buffer_get_plane_count(buf); k++) {
 			uint64_t offset;
 			uint32_t stride;
@@ -493,21 +544,55 @@ static int import_buffers(struct client *c)
 						       modifier >> 32, modifier & 0xffffffff);
 		}
 		zwp_linux_buffer_params_v1_add_listener(p, &params_listener, &c->slots[i]);
+		/* create, not create_immed: a refusal is an event, not a protocol error that ends the client */
 		zwp_linux_buffer_params_v1_create(p, (int32_t)w, (int32_t)h, fourcc, 0);
 	}
 	for (unsigned i = 0; i < c->n_slots; i++)
 		while (!c->slots[i].buffer && !c->slots[i].failed)
 			if (wl_display_dispatch(c->display) < 0)
 				return wl_fail(c, "importing the stream's buffers into the compositor");
-	for (unsigned i = 0; i < c->n_slots; i++) {
-		if (c->slots[i].failed)
-			return fail("the compositor refused the stream's buffer %u: %ux%u %s, modifier %s, %u plane(s) "
-				    "on %s (zwp_linux_buffer_params_v1.failed)", i, w, h, fourcc_name(fourcc, n),
-				    modifier == DRM_FORMAT_MOD_LINEAR ? "linear" : "implicit",
-				    dmabroker_buffer_get_plane_count(dmabroker_stream_get_buffer(c->s, i)),
-				    dmabroker_stream_get_backend(c->s));
-		wl_buffer_add_listener(c->slots[i].buffer, &buffer_listener, &c->slots[i]);
+	for (unsigned i = 0; i < c->n_slots; i++)
+		refused |= c->slots[i].failed;
+	if (refused)
+		for (unsigned i = 0; i < c->n_slots; i++)
+			if (c->slots[i].buffer) {
+				wl_buffer_destroy(c->slots[i].buffer);
+				c->slots[i].buffer = NULL;
+			}
+	return refused ? 1 : 0;
+}
+
+/*
+ * The stream's buffers as wl_buffers, once. They are linear: described as
+ * such (DRM_FORMAT_MOD_LINEAR), which a compositor needs to put them on a
+ * display plane; one that takes only implicit modifiers (it listed INVALID
+ * alone) and refuses the explicit one gets them as INVALID.
+ */
+static int import_buffers(struct client *c)
+{
+	uint32_t fourcc = dmabroker_stream_get_fourcc(c->s);
+	uint32_t w = dmabroker_stream_get_width(c->s), h = dmabroker_stream_get_height(c->s);
+	char n[5];
+	int r;
+
+	c->n_slots = dmabroker_stream_get_buffer_count(c->s);
+	r = create_buffers(c, DRM_FORMAT_MOD_LINEAR);
+	if (r == 1 && modifier_for(c, fourcc) == DRM_FORMAT_MOD_INVALID) {
+		if (!c->quiet)
+			printf("wayland: the compositor refused the buffers as linear; describing them with the implicit "
+			       "modifier, as it listed\n");
+		r = create_buffers(c, DRM_FORMAT_MOD_INVALID);
+		c->implicit_modifier = r == 0;
 	}
+	if (r < 0)
+		return r;
+	if (r == 1)
+		return fail("the compositor refused the stream's buffers: %ux%u %s, linear, %u plane(s) on %s "
+			    "(zwp_linux_buffer_params_v1.failed)", w, h, fourcc_name(fourcc, n),
+			    dmabroker_buffer_get_plane_count(dmabroker_stream_get_buffer(c->s, 0)),
+			    dmabroker_stream_get_backend(c->s));
+	for (unsigned i = 0; i < c->n_slots; i++)
+		wl_buffer_add_listener(c->slots[i].buffer, &buffer_listener, &c->slots[i]);
 	return 0;
 }
 
@@ -583,6 +668,35 @@ static void frame_done(void *data, struct wl_callback *cb, uint32_t time)
 
 static const struct wl_callback_listener frame_listener = { .done = frame_done };
 
+/* wp_presentation: whether each frame reached the screen, and with no copy (on a display plane) */
+static void pf_sync_output(void *data, struct wp_presentation_feedback *f, struct wl_output *o)
+{
+	(void)data, (void)f, (void)o;
+}
+
+static void pf_presented(void *data, struct wp_presentation_feedback *f, uint32_t sec_hi, uint32_t sec_lo,
+			 uint32_t nsec, uint32_t refresh, uint32_t seq_hi, uint32_t seq_lo, uint32_t flags)
+{
+	struct client *c = data;
+	(void)sec_hi, (void)sec_lo, (void)nsec, (void)refresh, (void)seq_hi, (void)seq_lo;
+	c->n_presented++;
+	if (flags & WP_PRESENTATION_FEEDBACK_KIND_ZERO_COPY)
+		c->n_zero_copy++;
+	wp_presentation_feedback_destroy(f);
+}
+
+static void pf_discarded(void *data, struct wp_presentation_feedback *f)
+{
+	((struct client *)data)->n_discarded++;
+	wp_presentation_feedback_destroy(f);
+}
+
+static const struct wp_presentation_feedback_listener presentation_listener = {
+	.sync_output = pf_sync_output,
+	.presented = pf_presented,
+	.discarded = pf_discarded,
+};
+
 /* Waits for fence on the CPU (bounded: a fence that never signals is the producer's fault, not a hang here). */
 static int wait_fence(struct client *c, int fence)
 {
@@ -631,6 +745,9 @@ static int show_next(struct client *c)
 					 h->damage[i][3]);
 	c->frame_cb = wl_surface_frame(c->surface);
 	wl_callback_add_listener(c->frame_cb, &frame_listener, c);
+	if (c->presentation)
+		wp_presentation_feedback_add_listener(wp_presentation_feedback(c->presentation, c->surface),
+						      &presentation_listener, c);
 	wl_surface_commit(c->surface);
 	slot->attached = true;
 	slot->frame = *h;
@@ -694,6 +811,9 @@ static void print_summary(struct client *c)
 		printf(", latency to commit p50 %.2f ms p99 %.2f ms", c->latency_ms[c->n_latency / 2],
 		       c->latency_ms[c->n_latency * 99 / 100]);
 	}
+	if (c->presentation)
+		printf("; presented %" PRIu64 ", %" PRIu64 " of them zero-copy (on a display plane), %" PRIu64
+		       " discarded", c->n_presented, c->n_zero_copy, c->n_discarded);
 	printf("; sync %s", c->explicit ? "explicit" : "implicit");
 	if (c->n_waited)
 		printf(", waited for %" PRIu64 " acquire fences on the CPU, %.3f ms on average", c->n_waited,
@@ -811,6 +931,10 @@ int main(int argc, char **argv)
 	c.latency_ms = calloc(MAX_SAMPLES, sizeof(double));
 	if (!c.latency_ms || connect_compositor(&c, display) < 0)
 		return 1;
+	c.native = c.device[0] && reads_native_only(c.device);
+	if (c.native && !c.quiet)
+		printf("wayland: %s has no render node: its GL (Mesa's kms_swrast) reads only buffers allocated on it, "
+		       "so the stream's buffers are asked for there\n", c.device);
 	if (sync == SYNC_EXPLICIT && !c.explicit_sync)
 		return fail("--sync explicit: the compositor offers no zwp_linux_explicit_synchronization_v1"), 1;
 	c.explicit = sync != SYNC_IMPLICIT && c.explicit_sync;
@@ -825,6 +949,7 @@ int main(int argc, char **argv)
 			.version = DMABROKER_STREAM_DESC_VERSION, .name = stream, .label = "wayland",
 			.usage = DMABROKER_USAGE_GPU_FLAG, .formats = fourccs, .n_formats = c.n_formats,
 			.devices = devices, .n_devices = c.device[0] ? 1 : 0, .max_acquired = 2,
+			.flags = c.native ? DMABROKER_STREAM_NATIVE : 0,
 		};
 		for (unsigned i = 0; i < c.n_formats; i++)
 			fourccs[i] = c.formats[i].fourcc;
