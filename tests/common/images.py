@@ -11,12 +11,14 @@ def _check(cond, msg, *more):
 
 
 def png_read(path):
-    """Decode an 8-bit RGB PNG (what qemu's screendump writes): (w, h, rows)."""
+    """Decode an 8-bit RGB PNG (what qemu's screendump writes) or RGBA (weston-screenshooter's, alpha
+    dropped): (w, h, rows)."""
     with open(path, "rb") as f:
         data = f.read()
     _check(data[:8] == b"\x89PNG\r\n\x1a\n", "not a PNG", data[:16])
     w, h, depth, ctype = struct.unpack(">IIBB", data[16:26])
-    _check(depth == 8 and ctype == 2, "not 8-bit RGB: depth %d type %d" % (depth, ctype))
+    _check(depth == 8 and ctype in (2, 6), "not 8-bit RGB or RGBA: depth %d type %d" % (depth, ctype))
+    bpp = 3 if ctype == 2 else 4
     idat, off = b"", 8
     while off < len(data):
         n, kind = struct.unpack(">I4s", data[off:off + 8])
@@ -24,15 +26,15 @@ def png_read(path):
             idat += data[off + 8:off + 8 + n]
         off += 12 + n
     raw = zlib.decompress(idat)
-    stride = w * 3
+    stride = w * bpp
     _check(len(raw) == h * (stride + 1), "image data of %d bytes for %dx%d" % (len(raw), w, h))
     rows, prev = [], bytearray(stride)
     for y in range(h):
         ft, line = raw[y * (stride + 1)], bytearray(raw[y * (stride + 1) + 1:(y + 1) * (stride + 1)])
         for i in range(stride):
-            a = line[i - 3] if i >= 3 else 0
+            a = line[i - bpp] if i >= bpp else 0
             b = prev[i]
-            c = prev[i - 3] if i >= 3 else 0
+            c = prev[i - bpp] if i >= bpp else 0
             if ft == 1:
                 line[i] = (line[i] + a) & 0xff
             elif ft == 2:
@@ -43,7 +45,7 @@ def png_read(path):
                 p = a + b - c
                 pa, pb, pc = abs(p - a), abs(p - b), abs(p - c)
                 line[i] = (line[i] + (a if pa <= pb and pa <= pc else b if pb <= pc else c)) & 0xff
-        rows.append(bytes(line))
+        rows.append(bytes(line) if bpp == 3 else bytes(v for i, v in enumerate(line) if i % 4 != 3))
         prev = line
     return w, h, rows
 

@@ -109,7 +109,7 @@ def test_usage_errors():
 
 
 def test_systemd_setup():
-    """the --systemd set-up: empty fstab, the host's enabled units left out, the masks, vmtest.target; the policies linked and ldconfig run only after an install"""
+    """the --systemd set-up: empty fstab, the host's enabled units left out, the masks, vmtest.target; the policies and libraries linked and sysusers run only after an install"""
     plain = vm.systemd_setup()
     check(plain.startswith("set -e\n"), "stops at the first failure", plain)
     check(": > /etc/fstab" in plain and "rm -rf /etc/systemd/system/*.wants" in plain, "fstab, wants", plain)
@@ -117,10 +117,14 @@ def test_systemd_setup():
         check("ln -sf /dev/null /etc/systemd/system/%s\n" % u in plain, "masked: " + u)
     check("cat > /etc/systemd/system/vmtest.target <<'EOF'\n" + vm.VMTEST_TARGET + "EOF\n" in plain, "the target", plain)
     check("ExecStart=/bin/sh /run/dmabroker-vm/run-cmd" in plain, "the service runs run-cmd", plain)
-    check("\nldconfig\n" not in plain and "system.d/\n" not in plain, "no install, nothing of it", plain)
-    inst = vm.systemd_setup(True, ["/usr/local/share/dbus-1/system.d/org.example.conf"])
-    check(inst.endswith("ln -sf /usr/local/share/dbus-1/system.d/org.example.conf /etc/dbus-1/system.d/\nldconfig\nsystemd-sysusers\n"),
-          "policy linked, then ldconfig and sysusers", inst[-200:])
+    check("\nsystemd-sysusers\n" not in plain and "system.d/\n" not in plain and vm.LOADER_DIR not in plain,
+          "no install, nothing of it", plain)
+    inst = vm.systemd_setup(True, ["/usr/local/share/dbus-1/system.d/org.example.conf"],
+                            ["/usr/local/lib/x86_64-linux-gnu/libexample.so.0"])
+    check(inst.endswith("ln -sf /usr/local/share/dbus-1/system.d/org.example.conf /etc/dbus-1/system.d/\n"
+                        "ln -sf /usr/local/lib/x86_64-linux-gnu/libexample.so.0 /usr/lib/x86_64-linux-gnu/\n"
+                        "systemd-sysusers\n"), "policy and library linked, then sysusers", inst[-300:])
+    check("\nldconfig\n" not in inst, "no ldconfig (15 s of scanning in TCG)", inst)
     r = subprocess.run([VM_RUN, "--install", "/nonexistent", "true"], capture_output=True, text=True)
     check(r.returncode == 2 and "--install needs --systemd" in r.stderr, "--install alone", r.returncode, r.stderr)
 

@@ -50,6 +50,7 @@
 #include <wayland-client.h>
 
 #include "dmabroker.h"
+#include "format.h"
 #include "tool-util.h"
 #include "linux-dmabuf-unstable-v1-client-protocol.h"
 #include "linux-explicit-synchronization-unstable-v1-client-protocol.h"
@@ -172,9 +173,10 @@ static bool takes_modifier(uint64_t m)
 	return m == DRM_FORMAT_MOD_LINEAR || m == DRM_FORMAT_MOD_INVALID;
 }
 
+/* A format the compositor takes, kept when dmabroker allocates it too (a stream party lists at most 32). */
 static void add_format(struct client *c, uint32_t fourcc, uint64_t modifier)
 {
-	if (!takes_modifier(modifier))
+	if (!takes_modifier(modifier) || !format_lookup(fourcc))
 		return;
 	for (unsigned i = 0; i < c->n_formats; i++)
 		if (c->formats[i].fourcc == fourcc) {
@@ -361,8 +363,14 @@ static const struct xdg_wm_base_listener wm_listener = { .ping = wm_ping };
 
 static void xdg_surface_configure(void *data, struct xdg_surface *xs, uint32_t serial)
 {
+	struct client *c = data;
+
 	xdg_surface_ack_configure(xs, serial);
-	((struct client *)data)->configured = true;
+	/* a configure acked takes effect at the next commit: a shell may map the window only then (kiosk-shell
+	 * sends a second one, fullscreen, after the first buffer), so commit now rather than at the next frame */
+	if (c->configured && c->n_shown)
+		wl_surface_commit(c->surface);
+	c->configured = true;
 }
 
 static const struct xdg_surface_listener xdg_surface_listener = { .configure = xdg_surface_configure };
@@ -459,8 +467,8 @@ static int connect_compositor(struct client *c, const char *name)
 		return wl_fail(c, "reading the compositor's dma-buf formats");
 	}
 	if (!c->n_formats)
-		return fail("the compositor takes no dma-buf format with a linear or implicit modifier, and "
-			    "dmabroker allocates linear buffers");
+		return fail("the compositor takes no dma-buf format with a linear or implicit modifier that dmabroker "
+			    "allocates (dmabroker allocates linear buffers)");
 	if (!c->device[0] && c->have_main_device && device_node(c->main_device, c->device, sizeof(c->device)) < 0)
 		return fail("the compositor's main device %u:%u is no DRM node here", major(c->main_device),
 			    minor(c->main_device));
@@ -470,7 +478,8 @@ static int connect_compositor(struct client *c, const char *name)
 			 fourcc_name(c->formats[i].fourcc, n));
 	}
 	if (!c->quiet)
-		printf("wayland: linux-dmabuf version %u, %u formats (%s%s), main device %s, explicit sync %s\n",
+		printf("wayland: linux-dmabuf version %u, %u formats dmabroker allocates too (%s%s), main device %s, "
+		       "explicit sync %s\n",
 		       c->dmabuf_version, c->n_formats, fourccs, c->n_formats > 24 ? " ..." : "",
 		       c->device[0] ? c->device : "unknown", c->explicit_sync ? "offered" : "not offered");
 	return 0;
