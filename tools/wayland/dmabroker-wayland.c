@@ -157,7 +157,7 @@ struct client {
 	enum wait_mode wait;
 	struct held next;
 	/* stats */
-	uint64_t n_shown, n_skipped, n_waited, t_first, t_last, wait_ns;
+	uint64_t n_shown, n_skipped, n_fenced, n_waited, t_first, t_last, wait_ns;
 	uint64_t n_presented, n_zero_copy, n_discarded; /* wp_presentation feedback */
 	double *latency_ms;
 	unsigned n_latency;
@@ -731,6 +731,8 @@ static int show_next(struct client *c)
 	if (!h->valid || c->frame_cb)
 		return 0;
 	slot = &c->slots[h->index];
+	if (h->fence >= 0)
+		c->n_fenced++;
 	if (h->fence >= 0 && (c->wait == WAIT_ALWAYS || (c->wait == WAIT_IMPLICIT && !c->explicit))) {
 		if (wait_fence(c, h->fence) < 0)
 			return -1;
@@ -823,10 +825,10 @@ static void print_summary(struct client *c)
 	if (c->presentation)
 		printf("; presented %" PRIu64 ", %" PRIu64 " of them zero-copy (on a display plane), %" PRIu64
 		       " discarded", c->n_presented, c->n_zero_copy, c->n_discarded);
-	printf("; sync %s", c->explicit ? "explicit" : "implicit");
+	printf("; sync %s, %" PRIu64 " frames came with an acquire fence, %" PRIu64 " waited for on the CPU before "
+	       "commit", c->explicit ? "explicit" : "implicit", c->n_fenced, c->n_waited);
 	if (c->n_waited)
-		printf(", waited for %" PRIu64 " acquire fences on the CPU, %.3f ms on average", c->n_waited,
-		       (double)c->wait_ns / 1e6 / (double)c->n_waited);
+		printf(" (%.3f ms on average)", (double)c->wait_ns / 1e6 / (double)c->n_waited);
 	printf("\n");
 	fflush(stdout);
 }
