@@ -50,6 +50,7 @@
 #include <wayland-client.h>
 
 #include "dmabroker.h"
+#include "cleanup.h"
 #include "format.h"
 #include "tool-util.h"
 #include "linux-dmabuf-unstable-v1-client-protocol.h"
@@ -159,6 +160,8 @@ struct client {
 	/* stats */
 	uint64_t n_shown, n_skipped, n_fenced, n_waited, t_first, t_last, wait_ns;
 	uint64_t n_presented, n_zero_copy, n_discarded; /* wp_presentation feedback */
+	struct wp_presentation_feedback *feedbacks[8];   /* the ones not answered yet (one per commit) */
+	unsigned n_feedbacks;
 	double *latency_ms;
 	unsigned n_latency;
 	bool quiet;
@@ -683,6 +686,16 @@ static void pf_sync_output(void *data, struct wp_presentation_feedback *f, struc
 	(void)data, (void)f, (void)o;
 }
 
+static void feedback_done(struct client *c, struct wp_presentation_feedback *f)
+{
+	for (unsigned i = 0; i < c->n_feedbacks; i++)
+		if (c->feedbacks[i] == f) {
+			c->feedbacks[i] = c->feedbacks[--c->n_feedbacks];
+			break;
+		}
+	wp_presentation_feedback_destroy(f);
+}
+
 static void pf_presented(void *data, struct wp_presentation_feedback *f, uint32_t sec_hi, uint32_t sec_lo,
 			 uint32_t nsec, uint32_t refresh, uint32_t seq_hi, uint32_t seq_lo, uint32_t flags)
 {
@@ -691,13 +704,14 @@ static void pf_presented(void *data, struct wp_presentation_feedback *f, uint32_
 	c->n_presented++;
 	if (flags & WP_PRESENTATION_FEEDBACK_KIND_ZERO_COPY)
 		c->n_zero_copy++;
-	wp_presentation_feedback_destroy(f);
+	feedback_done(c, f);
 }
 
 static void pf_discarded(void *data, struct wp_presentation_feedback *f)
 {
-	((struct client *)data)->n_discarded++;
-	wp_presentation_feedback_destroy(f);
+	struct client *c = data;
+	c->n_discarded++;
+	feedback_done(c, f);
 }
 
 static const struct wp_presentation_feedback_listener presentation_listener = {
@@ -756,9 +770,11 @@ static int show_next(struct client *c)
 					 h->damage[i][3]);
 	c->frame_cb = wl_surface_frame(c->surface);
 	wl_callback_add_listener(c->frame_cb, &frame_listener, c);
-	if (c->presentation)
-		wp_presentation_feedback_add_listener(wp_presentation_feedback(c->presentation, c->surface),
-						      &presentation_listener, c);
+	if (c->presentation && c->n_feedbacks < ELEMENTSOF(c->feedbacks)) { /* one per frame callback: a few at most */
+		struct wp_presentation_feedback *f = wp_presentation_feedback(c->presentation, c->surface);
+		wp_presentation_feedback_add_listener(f, &presentation_listener, c);
+		c->feedbacks[c->n_feedbacks++] = f;
+	}
 	wl_surface_commit(c->surface);
 	slot->attached = true;
 	slot->frame = *h;
@@ -866,6 +882,20 @@ static void cleanup(void)
 			wl_surface_destroy(c->surface);
 		if (c->feedback)
 			zwp_linux_dmabuf_feedback_v1_destroy(c->feedback);
+		while (c->n_feedbacks)
+			wp_presentation_feedback_destroy(c->feedbacks[--c->n_feedbacks]);
+		if (c->presentation)
+			wp_presentation_destroy(c->presentation);
+		if (c->explicit_sync)
+			zwp_linux_explicit_synchronization_v1_destroy(c->explicit_sync);
+		if (c->dmabuf)
+			zwp_linux_dmabuf_v1_destroy(c->dmabuf);
+		if (c->wm_base)
+			xdg_wm_base_destroy(c->wm_base);
+		if (c->compositor)
+			wl_compositor_destroy(c->compositor);
+		if (c->registry)
+			wl_registry_destroy(c->registry);
 		if (c->table)
 			munmap(c->table, c->table_len * sizeof(*c->table));
 		wl_display_flush(c->display);
