@@ -751,12 +751,6 @@ static void handle_input(struct display *d)
 
 /* ---- exit ---- */
 
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-	return x < y ? -1 : x > y;
-}
-
 static double pct(const double *v, unsigned n, double p)
 {
 	unsigned i = (unsigned)(p / 100.0 * (n - 1) + 0.5);

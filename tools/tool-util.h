@@ -91,6 +91,13 @@ static inline uint64_t monotonic_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
+/* qsort() order of doubles, for the latency percentiles the clients print. */
+static inline int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+	return x < y ? -1 : x > y;
+}
+
 /* Writes an XRGB8888 (little-endian B, G, R, X) image as a binary PPM. 0 or -errno. */
 static inline int write_ppm_xrgb(const char *path, const uint8_t *pixels, uint32_t width, uint32_t height,
 				 uint32_t stride)

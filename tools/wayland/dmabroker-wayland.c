@@ -820,12 +820,6 @@ static int take_frames(struct client *c)
 	return show_next(c);
 }
 
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-	return x < y ? -1 : x > y;
-}
-
 static void print_summary(struct client *c)
 {
 	double secs = c->t_last > c->t_first ? (double)(c->t_last - c->t_first) / 1e9 : 0;
