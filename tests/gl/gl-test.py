@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
-"""dmabroker-gl in the test bed (WORK IN PROGRESS, not yet in meson): vivid
+"""dmabroker-gl in the test bed (gl-pipeline; WORK IN PROGRESS): vivid
 captured by dmabroker-camera, drawn by dmabroker-gl on vkms (Mesa's
-kms_swrast, llvmpipe), shown by dmabroker-display on vkms. The last frame
+kms_swrast, llvmpipe), shown by dmabroker-display on vkms and read by
+check-consumer, which compares every frame with the transform of the
+camera's copy of it (tests/gl/check-consumer.c). The last frame
 on screen (the vkms writeback) equals the camera's last frame mirrored
 left to right with the frame number drawn in its top row, computed here
 on the CPU: exact (GL_NEAREST at texel centres), the X byte ignored.
@@ -20,7 +22,7 @@ import images  # noqa: E402
 BUILD = sys.argv[1]
 TOOLS = os.path.join(BUILD, "tools")
 WORK = tempfile.mkdtemp(prefix="gl-test-")
-FRAMES, W, H = 30, 320, 180
+FRAMES, W, H = int(os.environ.get("GL_TEST_FRAMES", "100")), 320, 180
 STATE = {}
 
 
@@ -44,13 +46,15 @@ def expected(n):
 
 
 def test_pipeline():
-    """camera -> dmabroker-gl (vkms, native buffers) -> dmabroker-display (vkms): every stage ends cleanly"""
+    """camera -> dmabroker-gl (vkms, native buffers) -> dmabroker-display (vkms) and check-consumer: every stage ends cleanly, every frame exactly the transform of the camera's"""
     os.makedirs(os.path.join(WORK, "frames"))
     wb = os.path.join(WORK, "screen.ppm")
     procs = {
         "camera": [os.path.join(TOOLS, "dmabroker-camera"), "--session", "-q", "-f", "XR24", "-W", str(W), "-H",
                    str(H), "-n", str(FRAMES), "-m", "fifo", "--save-frames", os.path.join(WORK, "frames")],
-        "gl": [os.path.join(TOOLS, "gl", "dmabroker-gl"), "--session", "--device", "vkms", "-m", "fifo"],
+        "gl": [os.path.join(TOOLS, "gl", "dmabroker-gl"), "--session", "--device", "vkms", "-m", "fifo", "-c", "2"],
+        "check": [os.path.join(BUILD, "tests", "gl", "check-consumer"), "--session", "--stream", "gl",
+                  "--frames-dir", os.path.join(WORK, "frames")],
         "display": [os.path.join(TOOLS, "dmabroker-display"), "--session", "--device", "vkms", "--stream", "gl",
                     "--input", "none", "--exit-on-end", "--writeback", wb, "--wait", "120"],
     }
@@ -62,6 +66,8 @@ def test_pipeline():
     STATE.update(out=out, wb=wb)
     check("on drm:vkms -> 'gl' on drm:vkms" in out["gl"], "both streams on vkms (native to kms_swrast)", out["gl"])
     check(re.search(r"gl: %d frames" % FRAMES, out["gl"]), "every frame drawn", out["gl"])
+    check("check: %d frames, %d identical, 0 differ" % (FRAMES, FRAMES) in out["check"],
+          "every frame the transform of the camera's, pixel for pixel", out["check"])
 
 
 def test_last_frame():
