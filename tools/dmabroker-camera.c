@@ -456,8 +456,10 @@ int main(int argc, char **argv)
 		if (req.count < cam.n_buffers)
 			return fail("%s takes %u buffers, the stream has %u", cam.path, req.count, cam.n_buffers), 1;
 	}
-	if (!quiet)
+	if (!quiet) {
 		printf("camera: %u buffers on %s\n", cam.n_buffers, dmabroker_stream_get_backend(cam.s));
+		fflush(stdout); /* a supervisor reading a pipe sees it now, not at exit */
+	}
 	if (take_free_buffers(&cam) < 0)
 		return 1;
 	{

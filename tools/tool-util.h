@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* Small helpers shared by the demo clients (camera, display, process). */
+/* Small helpers shared by the clients in tools/ (camera, display, process, wayland, gl). */
 #pragma once
 
 #include <errno.h>
@@ -96,6 +96,22 @@ static inline int cmp_double(const void *a, const void *b)
 {
 	double x = *(const double *)a, y = *(const double *)b;
 	return x < y ? -1 : x > y;
+}
+
+/*
+ * Whether DRM card N's device also has a render node. One without (vkms) is
+ * rendered by Mesa's kms_swrast, which reads and writes only dumb buffers
+ * allocated on that device: a client on it asks for native buffers.
+ */
+static inline bool card_has_render_node(int card)
+{
+	char path[96];
+	for (int k = 128; k < 192; k++) {
+		snprintf(path, sizeof(path), "/sys/class/drm/card%d/device/drm/renderD%d", card, k);
+		if (access(path, F_OK) == 0)
+			return true;
+	}
+	return false;
 }
 
 /* Writes an XRGB8888 (little-endian B, G, R, X) image as a binary PPM. 0 or -errno. */

@@ -5,8 +5,9 @@
  * X byte ignored), with the transform computed here from the camera's own
  * copy of the frame (dmabroker-camera --save-frames DIR): the input frame
  * mirrored left to right, the frame number drawn in the top row as 16 8x8
- * blocks, bit 0 leftmost, white for 1. The number drawn in names the input
- * frame (FIFO end to end: the gl stage's nth frame is the camera's nth).
+ * blocks, bit 0 leftmost, white for 1. FIFO end to end, the gl stage's
+ * frame with sequence N is the camera's frame N (DIR/frame-N.raw), and the
+ * number drawn in must be N (mod 65536).
  *
  * Prints "check: N frames, M identical, K differ" and exits 1 when a frame
  * differs or none came.
@@ -25,7 +26,7 @@
 #include "dmabroker.h"
 
 static int compare(const uint8_t *map, uint64_t off, uint32_t stride, uint32_t w, uint32_t h, const char *dir,
-		   unsigned *counter)
+		   uint64_t seq, unsigned *counter)
 {
 	char path[4096], fourcc[8];
 	unsigned n = 0, fw, fh;
@@ -37,7 +38,8 @@ static int compare(const uint8_t *map, uint64_t off, uint32_t stride, uint32_t w
 		if (map[off + 4 * stride + (8 * bit + 4) * 4] > 0x80)
 			n |= 1u << bit;
 	*counter = n;
-	snprintf(path, sizeof(path), "%s/frame-%u.raw", dir, n);
+	n = (unsigned)(seq & 0xffff); /* what must be drawn in */
+	snprintf(path, sizeof(path), "%s/frame-%llu.raw", dir, (unsigned long long)seq);
 	f = fopen(path, "re");
 	if (!f || fscanf(f, "DMBF %7s %u %u\n", fourcc, &fw, &fh) != 3 || strcmp(fourcc, "XR24") || fw != w || fh != h) {
 		fprintf(stderr, "check-consumer: no XR24 %ux%u camera frame %s\n", w, h, path);
@@ -125,7 +127,8 @@ int main(int argc, char **argv)
 		if (r < 0)
 			return fprintf(stderr, "check-consumer: cpu_begin: %s\n", strerror(-r)), 1;
 		dmabroker_buffer_get_plane(f.buffer, 0, &off, &stride);
-		r = compare(map, off, stride, dmabroker_stream_get_width(s), dmabroker_stream_get_height(s), dir, &counter);
+		r = compare(map, off, stride, dmabroker_stream_get_width(s), dmabroker_stream_get_height(s), dir,
+			    f.sequence, &counter);
 		dmabroker_stream_cpu_end(s, f.index);
 		dmabroker_stream_release(s, f.index, -1);
 		frames++;
@@ -133,8 +136,9 @@ int main(int argc, char **argv)
 			same++;
 		else {
 			differ++;
-			fprintf(stderr, "check-consumer: frame %u (the gl stage's sequence %llu) differs\n", counter,
-				(unsigned long long)f.sequence);
+			if (differ <= 5)
+				fprintf(stderr, "check-consumer: frame %llu differs (number drawn in: %u)\n",
+					(unsigned long long)f.sequence, counter);
 		}
 	}
 	printf("check: %u frames, %u identical, %u differ\n", frames, same, differ);

@@ -120,7 +120,7 @@ static bool has_ext(const char *list, const char *ext)
 static int open_card(struct gl *g, const char *want)
 {
 	for (int i = 0; i < 16; i++) {
-		char path[32], rpath[96];
+		char path[32];
 		drmVersionPtr v;
 		int fd;
 		snprintf(path, sizeof(path), "/dev/dri/card%d", i);
@@ -134,11 +134,7 @@ static int open_card(struct gl *g, const char *want)
 			snprintf(g->driver, sizeof(g->driver), "%s", v->name);
 			drmFreeVersion(v);
 			drmDropMaster(fd); /* fails harmlessly when it was not master */
-			g->native = true;
-			for (int k = 128; k < 192 && g->native; k++) {
-				snprintf(rpath, sizeof(rpath), "/sys/class/drm/card%d/device/drm/renderD%d", i, k);
-				g->native = access(rpath, F_OK) != 0;
-			}
+			g->native = !card_has_render_node(i);
 			return 0;
 		}
 		drmFreeVersion(v);

@@ -346,10 +346,7 @@ static bool reads_native_only(const char *dev)
 		if (strcmp(dev, node) != 0 && !(driver[0] && strcmp(dev, driver) == 0))
 			continue;
 		match = true;
-		for (int k = 128; k < 192 && !render; k++) {
-			snprintf(path, sizeof(path), "/sys/class/drm/card%d/device/drm/renderD%d", i, k);
-			render = access(path, F_OK) == 0;
-		}
+		render = card_has_render_node(i);
 	}
 	return match && !render;
 }
