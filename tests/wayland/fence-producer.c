@@ -9,7 +9,8 @@
  * fence before writing it again and counts the release fences that came
  * pending.
  *
- * Prints one line per frame ("queued N", "signalled N") and a summary:
+ * Prints one line per frame ("queued N at T", "signalled N at T": taken
+ * just before it signals; CLOCK_MONOTONIC seconds) and a summary:
  * "fence-producer: N frames, R release fences, P of them pending".
  *
  * usage: fence-producer --session --stream NAME [--frames N] [--size WxH] [--delay-ms MS] [--mode fifo|mailbox]
@@ -23,12 +24,22 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <drm_fourcc.h>
 
 #include "dmabroker.h"
 #include "uapi-extra.h"
+
+/* CLOCK_MONOTONIC now, as seconds with 6 decimals (wp_presentation's clock in Weston) */
+static const char *now_s(char out[static 32])
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	snprintf(out, 32, "%lld.%06ld", (long long)ts.tv_sec, ts.tv_nsec / 1000);
+	return out;
+}
 
 /* frame n's colour, XRGB8888: the test computes the same */
 static uint32_t colour_of(unsigned n)
@@ -128,14 +139,20 @@ int main(int argc, char **argv)
 		close(fd.fence);
 		if (r < 0)
 			return fprintf(stderr, "fence-producer: queue: %s\n", strerror(-r)), 1;
-		printf("queued %u\n", n);
+		printf("queued %u at %s\n", n, now_s((char[32]){ 0 }));
+		fflush(stdout);
 		dmabroker_process(b);
 		usleep(delay_ms * 1000);
 		for (unsigned y = h / 2; y < h; y++)
 			for (unsigned x = 0; x < w; x++)
 				map[(off + (size_t)y * stride) / 4 + x] = c;
-		r = ioctl(timeline, SW_SYNC_IOC_INC, &(uint32_t){ 1 });
-		printf("signalled %u\n", n);
+		{
+			char t[32];
+			now_s(t); /* before: signalling wakes the fence's waiters, which may run before this process */
+			r = ioctl(timeline, SW_SYNC_IOC_INC, &(uint32_t){ 1 });
+			printf("signalled %u at %s\n", n, t);
+		}
+		fflush(stdout);
 		dmabroker_process(b);
 	}
 	printf("fence-producer: %u frames, %u release fences, %u of them pending\n", frames, releases, pending_releases);

@@ -36,6 +36,7 @@ TOOLS = os.path.join(BUILD, "tools")
 CAMERA = [os.path.join(TOOLS, "dmabroker-camera"), "--session", "-q"]
 WAYLAND = [os.path.join(TOOLS, "wayland", "dmabroker-wayland"), "--session", "--wait", "120"]
 CTL = [os.path.join(TOOLS, "dmabrokerctl"), "--session"]
+FENCE_PRODUCER = [os.path.join(BUILD, "tests", "wayland", "fence-producer"), "--session"]
 WORK = tempfile.mkdtemp(prefix="weston-test-")
 SOCKET = "wayland-dmabroker-test"
 W, H = (640, 480) if MODE == "fullscreen" else (320, 180)
@@ -190,6 +191,38 @@ def test_summary():
         check(zero_copy == 0, "window: composited, not zero-copy", m.group(0))
 
 
+def test_pending_fence():
+    """frames queued under a pending fence (fence-producer: sw_sync, 700 ms, the frame's second half written meanwhile) and committed at once (--wait-fence never). Fullscreen: each is presented only after its fence signalled (on vkms's plane the flip waits for the dma-buf's write fence: implicit sync, bridged by the producer's library). Window: Weston's GL composite on kms_swrast waits for nothing and presents frames before their fences signal, which is why the client waits by default"""
+    frames = 8
+    wl = Proc(WAYLAND + (["--fullscreen"] if MODE == "fullscreen" else []) +
+              ["--device", "vkms", "--stream", "fenced", "--wait-fence", "never", "--verbose", "--exit-on-end"],
+              env=env())
+    prod = Proc(FENCE_PRODUCER + ["--stream", "fenced", "--frames", str(frames), "--size", "%dx%d" % (W, H),
+                                  "--delay-ms", "700", "--mode", "fifo"])
+    check(prod.p.wait(180) == 0, "the producer queued its frames", prod.output())
+    check(wl.p.wait(120) == 0, "the client ends with the stream", wl.output())
+    signalled = {int(n): float(t) for n, t in re.findall(r"^signalled (\d+) at ([\d.]+)$", prod.output(), re.M)}
+    committed = {int(n): (float(t), st) for n, t, st in
+                 re.findall(r"^wayland: frame (\d+) committed at ([\d.]+), its acquire fence (\w+)$", wl.output(), re.M)}
+    presented = {int(n): float(t) for n, t in
+                 re.findall(r"^wayland: frame (\d+) presented at ([\d.]+)(?:, zero-copy)?$", wl.output(), re.M)}
+    check("not CLOCK_MONOTONIC" not in wl.output(), "Weston's presentation clock is CLOCK_MONOTONIC", wl.output())
+    check(len(signalled) == frames and len(committed) >= frames - 1, "every frame signalled and committed",
+          prod.output(), wl.output())
+    for n in sorted(presented):
+        print("# frame %d: committed %+.3f s (its fence %s), presented %+.3f s from its fence's signal" %
+              (n, committed[n][0] - signalled[n], committed[n][1], presented[n] - signalled[n]))
+    # (the first frames may have signalled while the client was still setting its window up)
+    pending = [n for n in presented if committed[n][1] == "pending"]
+    check(len(pending) >= frames // 2, "frames committed with their acquire fence still pending", wl.output())
+    early = sorted(n for n in pending if presented[n] < signalled[n])
+    check(len(presented) >= frames - 2, "frames presented", wl.output())
+    if MODE == "fullscreen":
+        check(not early, "fullscreen: no frame presented before its fence signalled", early)
+    else:
+        check(early, "window: the GL composite does not wait (a frame presented before its fence signalled)")
+
+
 def test_weston_killed():
     """Weston killed mid-stream: the client stops saying the compositor went away, the camera goes on to its last frame, and the stream's buffers go"""
     wl = Proc(WAYLAND + (["--fullscreen"] if MODE == "fullscreen" else []) + ["--device", "vkms", "--stream", "live"],
@@ -219,6 +252,6 @@ def cleanup():
 
 
 try:
-    run([test_shown, test_screenshot, test_summary, test_weston_killed])
+    run([test_shown, test_screenshot, test_summary, test_pending_fence, test_weston_killed])
 finally:
     cleanup()

@@ -95,6 +95,8 @@ static void usage(FILE *f)
 		"  -w, --wait SECONDS     wait this long for the stream to be created (default: 30)\n"
 		"      --display NAME     Wayland display (default: $WAYLAND_DISPLAY, else wayland-0)\n"
 		"      --session          use the session bus (default: the system bus)\n"
+		"  -v, --verbose          a line per frame: when it was committed and when it was presented\n"
+		"                         (CLOCK_MONOTONIC seconds), and whether with no copy\n"
 		"  -q, --quiet            print only errors and the summary\n"
 		"  -h, --help             show this help\n"
 		"\n"
@@ -161,13 +163,23 @@ struct client {
 	uint64_t n_shown, n_skipped, n_fenced, n_waited, t_first, t_last, wait_ns;
 	uint64_t n_presented, n_zero_copy, n_discarded; /* wp_presentation feedback */
 	struct wp_presentation_feedback *feedbacks[8];   /* the ones not answered yet (one per commit) */
+	uint64_t feedback_seq[8];                        /* the frame each is about */
 	unsigned n_feedbacks;
+	uint32_t presentation_clock;                     /* wp_presentation.clock_id */
 	double *latency_ms;
 	unsigned n_latency;
-	bool quiet;
+	bool quiet, verbose;
 };
 
 static struct client *cleanup_client;
+
+static void presentation_clock_id(void *data, struct wp_presentation *p, uint32_t clock)
+{
+	(void)p;
+	((struct client *)data)->presentation_clock = clock;
+}
+
+static const struct wp_presentation_listener presentation_clock_listener = { .clock_id = presentation_clock_id };
 
 /* ---- what the compositor takes ---- */
 
@@ -407,6 +419,7 @@ static void registry_global(void *data, struct wl_registry *r, uint32_t name, co
 			zwp_linux_dmabuf_v1_add_listener(c->dmabuf, &dmabuf_listener, c);
 	} else if (strcmp(iface, wp_presentation_interface.name) == 0) {
 		c->presentation = wl_registry_bind(r, name, &wp_presentation_interface, 1);
+		wp_presentation_add_listener(c->presentation, &presentation_clock_listener, c);
 	} else if (strcmp(iface, zwp_linux_explicit_synchronization_v1_interface.name) == 0) {
 		c->explicit_sync = wl_registry_bind(r, name, &zwp_linux_explicit_synchronization_v1_interface, 1);
 	}
@@ -683,32 +696,46 @@ static void pf_sync_output(void *data, struct wp_presentation_feedback *f, struc
 	(void)data, (void)f, (void)o;
 }
 
-static void feedback_done(struct client *c, struct wp_presentation_feedback *f)
+/* Forgets f, answered: the sequence of the frame it was about. */
+static uint64_t feedback_done(struct client *c, struct wp_presentation_feedback *f)
 {
+	uint64_t seq = 0;
 	for (unsigned i = 0; i < c->n_feedbacks; i++)
 		if (c->feedbacks[i] == f) {
-			c->feedbacks[i] = c->feedbacks[--c->n_feedbacks];
+			seq = c->feedback_seq[i];
+			c->n_feedbacks--;
+			c->feedbacks[i] = c->feedbacks[c->n_feedbacks];
+			c->feedback_seq[i] = c->feedback_seq[c->n_feedbacks];
 			break;
 		}
 	wp_presentation_feedback_destroy(f);
+	return seq;
 }
 
 static void pf_presented(void *data, struct wp_presentation_feedback *f, uint32_t sec_hi, uint32_t sec_lo,
 			 uint32_t nsec, uint32_t refresh, uint32_t seq_hi, uint32_t seq_lo, uint32_t flags)
 {
 	struct client *c = data;
-	(void)sec_hi, (void)sec_lo, (void)nsec, (void)refresh, (void)seq_hi, (void)seq_lo;
+	uint64_t seq = feedback_done(c, f);
+	(void)refresh, (void)seq_hi, (void)seq_lo;
 	c->n_presented++;
 	if (flags & WP_PRESENTATION_FEEDBACK_KIND_ZERO_COPY)
 		c->n_zero_copy++;
-	feedback_done(c, f);
+	if (c->verbose)
+		printf("wayland: frame %" PRIu64 " presented at %" PRIu64 ".%06u%s%s\n", seq,
+		       ((uint64_t)sec_hi << 32) | sec_lo, nsec / 1000,
+		       c->presentation_clock == CLOCK_MONOTONIC ? "" : " (not CLOCK_MONOTONIC)",
+		       flags & WP_PRESENTATION_FEEDBACK_KIND_ZERO_COPY ? ", zero-copy" : "");
+	fflush(stdout);
 }
 
 static void pf_discarded(void *data, struct wp_presentation_feedback *f)
 {
 	struct client *c = data;
+	uint64_t seq = feedback_done(c, f);
 	c->n_discarded++;
-	feedback_done(c, f);
+	if (c->verbose)
+		printf("wayland: frame %" PRIu64 " discarded\n", seq);
 }
 
 static const struct wp_presentation_feedback_listener presentation_listener = {
@@ -744,6 +771,7 @@ static int show_next(struct client *c)
 	slot = &c->slots[h->index];
 	if (h->fence >= 0)
 		c->n_fenced++;
+	const char *fence_state = h->fence < 0 ? "none" : "signalled";
 	if (h->fence >= 0 && (c->wait == WAIT_ALWAYS || (c->wait == WAIT_IMPLICIT && !c->explicit))) {
 		if (wait_fence(c, h->fence) < 0)
 			return -1;
@@ -756,8 +784,11 @@ static int show_next(struct client *c)
 		slot->release = zwp_linux_surface_synchronization_v1_get_release(c->surface_sync);
 		zwp_linux_buffer_release_v1_add_listener(slot->release, &release_listener, slot);
 	}
-	if (h->fence >= 0)
+	if (h->fence >= 0) {
+		if (poll(&(struct pollfd){ .fd = h->fence, .events = POLLIN }, 1, 0) == 0)
+			fence_state = "pending";
 		close(h->fence);
+	}
 	h->fence = -1;
 	wl_surface_attach(c->surface, slot->buffer, 0, 0);
 	if (h->n_damage == 0)
@@ -770,9 +801,16 @@ static int show_next(struct client *c)
 	if (c->presentation && c->n_feedbacks < ELEMENTSOF(c->feedbacks)) { /* one per frame callback: a few at most */
 		struct wp_presentation_feedback *f = wp_presentation_feedback(c->presentation, c->surface);
 		wp_presentation_feedback_add_listener(f, &presentation_listener, c);
+		c->feedback_seq[c->n_feedbacks] = h->sequence;
 		c->feedbacks[c->n_feedbacks++] = f;
 	}
 	wl_surface_commit(c->surface);
+	if (c->verbose) {
+		uint64_t now = monotonic_ns();
+		printf("wayland: frame %" PRIu64 " committed at %" PRIu64 ".%06u, its acquire fence %s\n", h->sequence,
+		       now / 1000000000u, (unsigned)(now % 1000000000u / 1000), fence_state);
+		fflush(stdout);
+	}
 	slot->attached = true;
 	slot->frame = *h;
 	h->valid = false;
@@ -903,7 +941,7 @@ int main(int argc, char **argv)
 		{ "wait-fence", required_argument, NULL, 'F' }, { "frames", required_argument, NULL, 'n' },
 		{ "exit-on-end", no_argument, NULL, 'E' },    { "wait", required_argument, NULL, 'w' },
 		{ "display", required_argument, NULL, 'D' },  { "session", no_argument, NULL, 'S' },
-		{ "quiet", no_argument, NULL, 'q' },          { "help", no_argument, NULL, 'h' },
+		{ "verbose", no_argument, NULL, 'v' },        { "quiet", no_argument, NULL, 'q' },          { "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
 	static struct client c = { .next.fence = -1 };  /* cleanup() runs after main returns */
@@ -914,7 +952,7 @@ int main(int argc, char **argv)
 	char name[5];
 	int opt, r;
 
-	while ((opt = getopt_long(argc, argv, "s:fd:n:w:qh", opts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "s:fd:n:w:vqh", opts, NULL)) != -1) {
 		switch (opt) {
 		case 's': stream = optarg; break;
 		case 'f': c.fullscreen = true; break;
@@ -951,6 +989,7 @@ int main(int argc, char **argv)
 		case 'D': display = optarg; break;
 		case 'S': session = true; break;
 		case 'q': c.quiet = true; break;
+		case 'v': c.verbose = true; break;
 		case 'h': usage(stdout); return 0;
 		default: return usage_error("dmabroker-wayland", NULL);
 		}
