@@ -810,12 +810,43 @@ static int writeback_to_file(struct display *d, const char *path)
 
 static struct display *cleanup_display;
 
+/*
+ * Gives the CRTC back to the output connector when the writeback connector
+ * drives it (vkms cannot clone): a writeback connector left on the CRTC
+ * makes the next DRM master's commits fail (Weston 10: "atomic: couldn't
+ * commit new state: Invalid argument"), as it knows no writeback connector.
+ */
+static void detach_writeback(struct display *d)
+{
+	drmModeAtomicReq *req;
+
+	if (!d->wb_attached || d->fd < 0 || !(req = drmModeAtomicAlloc()))
+		return;
+	while (d->flip_pending) { /* the writeback's commit, if it has not completed */
+		drmEventContext ev = { .version = 2, .page_flip_handler = on_flip };
+		if (poll(&(struct pollfd){ .fd = d->fd, .events = POLLIN }, 1, 2000) <= 0)
+			break;
+		drmHandleEvent(d->fd, &ev);
+	}
+	drmModeAtomicAddProperty(req, d->wb_connector, d->wb_crtc_id, 0);
+	drmModeAtomicAddProperty(req, d->outputs[d->cur].connector, d->conn_crtc_id, d->crtc);
+	drmModeAtomicAddProperty(req, d->crtc, d->crtc_mode_id, d->mode_blob);
+	drmModeAtomicAddProperty(req, d->crtc, d->crtc_active, 1);
+	if (drmModeAtomicCommit(d->fd, req, DRM_MODE_ATOMIC_ALLOW_MODESET, NULL) < 0)
+		fprintf(stderr, "display: warning: cannot give the CRTC back to %s from the writeback connector: %s\n",
+			d->outputs[d->cur].name, strerror(errno));
+	else
+		d->wb_attached = false;
+	drmModeAtomicFree(req);
+}
+
 /* On every exit, also the early ones: nothing left for the leak checkers. */
 static void cleanup(void)
 {
 	struct display *d = cleanup_display;
 	if (!d)
 		return;
+	detach_writeback(d);
 	if (d->s) {
 		release(d, &d->next, -1);
 		release(d, &d->pending, -1);

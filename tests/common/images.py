@@ -100,3 +100,31 @@ def differing_pixels(a, b):
         if ra != rb:
             bad += sum(1 for x in range(w) if ra[3 * x:3 * x + 3] != rb[3 * x:3 * x + 3])
     return bad
+
+
+def gl_transform(img, n):
+    """what dmabroker-gl draws from img (w, h, RGB rows) as its frame n: mirrored left to right, n's 16 low bits
+    as 8x8 blocks along the top row, bit 0 leftmost, white for 1 (tools/gl/dmabroker-gl.c)"""
+    w, h, rows = img
+    out = []
+    for y in range(h):
+        px = [rows[y][x * 3:x * 3 + 3] for x in range(w)]
+        px.reverse()
+        if y < 8:
+            for x in range(min(128, w)):
+                px[x] = b"\xff\xff\xff" if (n >> (x // 8)) & 1 else b"\x00\x00\x00"
+        out.append(b"".join(px))
+    return w, h, out
+
+
+def find(screen, frame):
+    """where frame (w, h, rows) is in screen, pixel for pixel: (x, y), or None"""
+    sw, sh, srows = screen
+    fw, fh, frows = frame
+    for y in range(sh - fh + 1):
+        x = srows[y].find(frows[0])
+        while x >= 0:
+            if x % 3 == 0 and all(srows[y + k][x:x + fw * 3] == frows[k] for k in range(fh)):
+                return x // 3, y
+            x = srows[y].find(frows[0], x + 1)
+    return None

@@ -98,22 +98,15 @@ def finish(p, timeout):
 
 
 def expected(n):
-    """the camera's frame n (DIR/frame-N.raw, XR24) mirrored, with counter n in the top row: (w, h, RGB rows)"""
+    """the camera's frame n (DIR/frame-N.raw, XR24) as dmabroker-gl draws it: (w, h, RGB rows)"""
     with open(os.path.join(WORK, "frames", "frame-%d.raw" % n), "rb") as f:
         head = f.readline().split()
         check(head[:2] == [b"DMBF", b"XR24"], "an XR24 frame", head)
         w, h = int(head[2]), int(head[3])
         data = f.read()
-    rows = []
-    for y in range(h):
-        src = data[y * w * 4:(y + 1) * w * 4]
-        px = [bytes((src[x * 4 + 2], src[x * 4 + 1], src[x * 4])) for x in range(w)]  # B G R X -> R G B
-        px.reverse()
-        if y < 8:
-            for x in range(min(128, w)):
-                px[x] = b"\xff\xff\xff" if (n >> (x // 8)) & 1 else b"\x00\x00\x00"
-        rows.append(b"".join(px))
-    return w, h, rows
+    rows = [bytes(b for x in range(w) for b in (data[(y * w + x) * 4 + 2], data[(y * w + x) * 4 + 1],
+                                                 data[(y * w + x) * 4])) for y in range(h)]  # B G R X -> R G B
+    return images.gl_transform((w, h, rows), n)
 
 
 def test_pipeline():

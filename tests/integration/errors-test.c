@@ -283,6 +283,30 @@ static bool step_long_names(void)
 	return true;
 }
 
+/* The stream option 'native' of the wrong type, in CreateStream and in JoinStream: refused, naming it; nothing kept. */
+static bool step_native_type(void)
+{
+	struct baseline base = baseline_take();
+	sd_bus *bus = open_bus(), *direct;
+	sd_bus_message *m;
+
+	CHECK(bus);
+	direct = raw_direct(bus);
+	CHECK(direct);
+	m = new_call(direct, true, "CreateStream");
+	CHECK(m && sd_bus_message_append(m, "s", "typed") >= 0 &&
+	      sd_bus_message_append(m, "a{sv}", 2, "formats", "au", 1, DRM_FORMAT_XRGB8888, "native", "s", "yes") >= 0);
+	CHECK(call_refused(direct, m, ERR("InvalidArgument"), "option 'native' must be a boolean (b)"));
+	m = new_call(direct, true, "JoinStream");
+	CHECK(m && sd_bus_message_append(m, "s", "typed") >= 0 &&
+	      sd_bus_message_append(m, "a{sv}", 1, "native", "u", (uint32_t)1) >= 0);
+	CHECK(call_refused(direct, m, ERR("InvalidArgument"), "option 'native' must be a boolean (b)"));
+	sd_bus_flush_close_unref(direct);
+	sd_bus_flush_close_unref(bus);
+	CHECK(baseline_restored(base));
+	return true;
+}
+
 static bool step_two_fences(void)
 {
 	struct baseline base = baseline_take();
@@ -599,7 +623,7 @@ int main(int argc, char **argv)
 	}
 	if (!daemon_pid_from_env("errors-test"))
 		return 2;
-	tap_plan(dmabuf ? 9 : 8);
+	tap_plan(dmabuf ? 10 : 9);
 	tap_step("Allocate with 65 modifiers: InvalidArgument (64: allocated)", step_allocate_modifiers);
 	tap_step("Import of 4 or 5 planes: InvalidArgument; of a memfd, a socket, a character device, a directory: "
 		 "NotADmaBuf naming what it is, before its other faults",
@@ -608,6 +632,8 @@ int main(int argc, char **argv)
 		tap_step("Import of a dma-buf: bad dimensions, format, usage, modifier and plane counts, each named "
 			 "(described right: imported)", step_import_dmabuf);
 	tap_step("a device name and a stream name too long: InvalidArgument", step_long_names);
+	tap_step("the stream option 'native' not a boolean, in CreateStream and JoinStream: InvalidArgument naming it",
+		 step_native_type);
 	tap_step("EndAccess with two fences: InvalidArgument", step_two_fences);
 	tap_step("BeginAccessMulti of 17: InvalidArgument; with a buffer not held or unknown: refused by name; no grant left behind",
 		 step_multi_over_limit);

@@ -18,6 +18,7 @@ ones still pending and waits for them.
 
 usage: explicit-test.py BUILD_DIR"""
 import glob
+import json
 import os
 import re
 import subprocess
@@ -124,6 +125,32 @@ def test_release():
     check(int(m.group(2)) >= 1, "a release fence reached the producer still pending", m.group(0))
 
 
+def test_refused():
+    """a compositor that refuses the buffers (zwp_linux_buffer_params_v1.failed; linear, the only modifier it listed): the client exits 1 saying so; the producer goes on to its last frame; no buffer left in the daemon"""
+    sock = SOCKET + "-refusing"
+    comp = start("refusing", [os.path.join(HERE, "mini-compositor"), "--socket", sock, "--main-device",
+                              STATE["node"], "--refuse-buffers"], env=env())
+    deadline = time.monotonic() + 30
+    while not os.path.exists(os.path.join(WORK, "xdg", sock)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    check(comp.poll() is None, "mini-compositor runs", output("refusing"))
+    wl = start("refused", [os.path.join(BUILD, "tools", "wayland", "dmabroker-wayland"), "--session", "--stream",
+                           "refused", "--wait", "60", "--display", sock], env=env())
+    prod = start("producer2", [os.path.join(HERE, "fence-producer"), "--session", "--stream", "refused", "--frames",
+                               "6", "--size", "320x180", "--delay-ms", "20", "--mode", "mailbox"])
+    check(wl.wait(60) == 1, "the client exits 1", output("refused"))
+    out = output("refused")
+    print("# " + out.strip().splitlines()[-1])
+    check(re.search(r"the compositor refused the stream's buffers: 320x180 XR24, linear, 1 plane\(s\) on drm:vkms "
+                    r"\(zwp_linux_buffer_params_v1.failed\)", out), "the message names what was refused", out)
+    check(prod.wait(120) == 0, "the producer went on to its last frame", output("producer2"))
+    comp.terminate()
+    check(comp.wait(30) == 0, "mini-compositor stopped", output("refusing"))
+    r = subprocess.run([os.path.join(BUILD, "tools", "dmabrokerctl"), "--session", "--json", "status"],
+                       capture_output=True, text=True, timeout=60)
+    check(r.returncode == 0 and json.loads(r.stdout)["buffers"] == 0, "no buffer left in the daemon", r.stdout)
+
+
 def cleanup():
     for p, _ in (v for k, v in STATE.items() if k != "node"):
         if p.poll() is None:
@@ -131,6 +158,6 @@ def cleanup():
 
 
 try:
-    run([test_run, test_feedback, test_explicit, test_release])
+    run([test_run, test_feedback, test_explicit, test_release, test_refused])
 finally:
     cleanup()

@@ -21,7 +21,7 @@
  * 500 ms later: the producer gets it still pending) and immediately, or with
  * wl_buffer.release.
  *
- * usage: mini-compositor --socket NAME --main-device /dev/dri/cardN
+ * usage: mini-compositor --socket NAME --main-device /dev/dri/cardN [--refuse-buffers]
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -71,6 +71,7 @@ static struct {
 	int table_fd;
 	struct wl_event_source *timers[64];     /* the release fences' signals to come */
 	unsigned n_timers;
+	bool refuse_buffers;                    /* --refuse-buffers: every zwp_linux_buffer_params_v1.create fails */
 } mc = { .timeline = -1, .table_fd = -1 };
 
 static void destroy_resource(struct wl_client *c, struct wl_resource *r)
@@ -129,7 +130,8 @@ static struct buffer *make_buffer(struct wl_client *c, struct wl_resource *r, ui
 	struct params *p = wl_resource_get_user_data(r);
 	struct buffer *b;
 
-	if (p->used || p->fd < 0 || format != DRM_FORMAT_XRGB8888 || p->modifier != DRM_FORMAT_MOD_LINEAR)
+	if (p->used || p->fd < 0 || format != DRM_FORMAT_XRGB8888 || p->modifier != DRM_FORMAT_MOD_LINEAR ||
+	    mc.refuse_buffers)
 		return NULL;
 	b = calloc(1, sizeof(*b));
 	b->resource = wl_resource_create(c, &wl_buffer_interface, 1, id);
@@ -590,7 +592,8 @@ static int on_term(int sig, void *data)
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{ "socket", required_argument, NULL, 's' }, { "main-device", required_argument, NULL, 'd' }, { 0 },
+		{ "socket", required_argument, NULL, 's' }, { "main-device", required_argument, NULL, 'd' },
+		{ "refuse-buffers", no_argument, NULL, 'R' }, { 0 },
 	};
 	const char *socket = NULL, *device = NULL;
 	struct { uint32_t format, pad; uint64_t modifier; } table = { DRM_FORMAT_XRGB8888, 0, DRM_FORMAT_MOD_LINEAR };
@@ -602,7 +605,9 @@ int main(int argc, char **argv)
 		switch (opt) {
 		case 's': socket = optarg; break;
 		case 'd': device = optarg; break;
-		default: return fprintf(stderr, "usage: mini-compositor --socket NAME --main-device NODE\n"), 2;
+		case 'R': mc.refuse_buffers = true; break;
+		default:
+			return fprintf(stderr, "usage: mini-compositor --socket NAME --main-device NODE [--refuse-buffers]\n"), 2;
 		}
 	}
 	if (!socket || !device || stat(device, &st) < 0)

@@ -121,19 +121,6 @@ def screenshot():
     return images.png_read(new[-1])
 
 
-def find(screen, frame):
-    """where frame (w, h, rows) is in screen, pixel for pixel: (x, y), or None"""
-    sw, sh, srows = screen
-    fw, fh, frows = frame
-    for y in range(sh - fh + 1):
-        x = srows[y].find(frows[0])
-        while x >= 0:
-            if x % 3 == 0 and all(srows[y + k][x:x + fw * 3] == frows[k] for k in range(fh)):
-                return x // 3, y
-            x = srows[y].find(frows[0], x + 1)
-    return None
-
-
 def test_shown():
     """the camera's frames in a Weston window through dmabroker-wayland: buffers on vkms (native to kms_swrast), each frame waited for before commit, every frame presented"""
     start_weston()
@@ -154,7 +141,7 @@ def test_screenshot():
     """the screenshot holds the camera's last frame, pixel for pixel (window: where desktop-shell put it; fullscreen: at 0,0)"""
     last = images.ppm_read(os.path.join(WORK, "last.ppm"))
     screen = screenshot()
-    at = find(screen, last)
+    at = images.find(screen, last)
     print("# screenshot %dx%d; the camera's last frame (%dx%d) found at %s" % (screen[0], screen[1], last[0],
                                                                              last[1], at))
     if at is None:

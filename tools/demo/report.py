@@ -2,11 +2,14 @@
 """dmabroker demo report: reads what tools/demo/demo-guest.sh left in DIR,
 compares the screenshots with the camera's last frame pixel for pixel,
 writes PNGs of them, and prints frames, frame rates, latency percentiles
-and drops.
+and drops; then the compositor part: Weston's screenshot searched for the
+camera's last frame as dmabroker-gl draws it (mirrored, its number in the
+top row), pixel for pixel.
 
 usage: report.py DIR
-Exit status: 0 when every client exited 0 and both screenshots equal the
-camera's frame, 1 otherwise, 2 on bad usage."""
+Exit status: 0 when every client exited 0 and every screenshot holds the
+frame it should (the compositor part may be skipped, saying why), 1
+otherwise, 2 on bad usage."""
 import os
 import re
 import sys
@@ -21,6 +24,44 @@ def text(d, name):
             return f.read()
     except OSError:
         return ""
+
+
+def compositor(d):
+    """the compositor part's report: True when it passed or was skipped (saying why)"""
+    print("dmabroker demo, compositor: vivid --> camera --\"live\"--> dmabroker-gl on vkms --\"live-gl\"--> "
+          "dmabroker-wayland in Weston on vkms")
+    skipped = text(d, "compositor-skipped.txt").strip()
+    if skipped:
+        print("  SKIPPED:     " + skipped)
+        return True
+    camera, gl, wl = text(d, "live-camera.log"), text(d, "gl.log"), text(d, "wayland.log")
+    m = re.search(r"camera: (\d+) frames in ([\d.]+) s \(([\d.]+) fps\)", camera)
+    frames = int(m.group(1)) if m else -1
+    print("  camera:      %s" % ("%s frames captured in %s s (%s fps)" % m.groups() if m else "no summary"))
+    m = re.search(r"gl: '.*", gl)
+    print("  gl:          %s" % (m.group(0) if m else "no stream line (see gl.log)"))
+    m = re.search(r"gl: (\d+) frames, .*", gl)
+    drawn = int(m.group(1)) if m else -2
+    print("               %s" % (m.group(0) if m else "no summary (see gl.log)"))
+    m = re.search(r"wayland: stream .*", wl)
+    print("  wayland:     %s" % (m.group(0) if m else "no stream line (see wayland.log)"))
+    m = re.search(r"wayland: \d+ frames shown.*", wl)
+    print("               %s" % (m.group(0) if m else "no summary (see wayland.log)"))
+    ok = drawn == frames
+    if not ok:
+        print("  FAILED:      the GL stage drew %d frames of the camera's %d" % (drawn, frames))
+    try:
+        want = images.gl_transform(images.read(os.path.join(d, "live-last.ppm")), frames)
+        screen = images.read(os.path.join(d, "weston.png"))
+    except (OSError, ValueError) as e:
+        print("  FAILED:      %s" % e)
+        return False
+    images.png_write(os.path.join(d, "live-gl-expected.png"), *want)
+    at = images.find(screen, want)
+    print("  screenshot:  Weston (%dx%d) vs the camera's last frame as drawn by the GL stage (%dx%d): %s" % (
+        screen[0], screen[1], want[0], want[1], "found at %d,%d, identical" % at if at else "NOT FOUND"))
+    print("  files:       %s/{weston,live-gl-expected}.png, gl.log, wayland.log, weston.log" % d)
+    return ok and at is not None
 
 
 def main():
@@ -81,6 +122,7 @@ def main():
         print("  screenshot:  %-22s vs the camera's last frame (%dx%d): %s" % (what, ref[0], ref[1], verdict))
         ok &= same_size and bad == 0
     print("  files:       %s/{camera-last,vkms-writeback,virtio-gpu}.png, *.log, streams.txt" % d)
+    ok &= compositor(d)
     print("demo %s" % ("passed" if ok else "FAILED"))
     return 0 if ok else 1
 
