@@ -21,6 +21,7 @@ import glob
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 import tempfile
@@ -151,6 +152,38 @@ def test_refused():
     check(r.returncode == 0 and json.loads(r.stdout)["buffers"] == 0, "no buffer left in the daemon", r.stdout)
 
 
+def test_unplugged():
+    """the output unplugged mid-stream (mini-compositor on SIGUSR1: the surface leaves it, the global goes, no frame callback comes): the client says so and gives every frame back unshown, so the FIFO producer goes on to its last frame; the client ends with the stream; no buffer left in the daemon"""
+    sock = SOCKET + "-unplug"
+    comp = start("unplug", [os.path.join(HERE, "mini-compositor"), "--socket", sock, "--main-device",
+                            STATE["node"]], env=env())
+    deadline = time.monotonic() + 30
+    while not os.path.exists(os.path.join(WORK, "xdg", sock)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    check(comp.poll() is None, "mini-compositor runs", output("unplug"))
+    wl = start("unplugged", [os.path.join(BUILD, "tools", "wayland", "dmabroker-wayland"), "--session", "--stream",
+                             "unplug", "--wait", "60", "--display", sock, "--exit-on-end"], env=env())
+    prod = start("producer3", [os.path.join(HERE, "fence-producer"), "--session", "--stream", "unplug", "--frames",
+                               "30", "--size", "320x180", "--delay-ms", "30", "--mode", "fifo"])
+    deadline = time.monotonic() + 60
+    while output("unplug").count("commit ") < 3 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    check(output("unplug").count("commit ") >= 3, "frames shown before the unplug", output("unplug"))
+    comp.send_signal(signal.SIGUSR1)
+    check(prod.wait(120) == 0, "the FIFO producer went on to its last frame", output("producer3"))
+    check(wl.wait(60) == 0, "the client ended with the stream, status 0", output("unplugged"))
+    out = output("unplugged")
+    print("# " + out.strip().splitlines()[-1])
+    check("the window is on no output" in out, "the client says the window is on no output", out)
+    m = re.search(r"(\d+) frames shown, \d+ skipped \((\d+) of them given back unshown", out)
+    check(m and int(m.group(2)) >= 10, "the frames after the unplug given back unshown", out)
+    comp.terminate()
+    check(comp.wait(30) == 0, "mini-compositor stopped", output("unplug"))
+    r = subprocess.run([os.path.join(BUILD, "tools", "dmabrokerctl"), "--session", "--json", "status"],
+                       capture_output=True, text=True, timeout=60)
+    check(r.returncode == 0 and json.loads(r.stdout)["buffers"] == 0, "no buffer left in the daemon", r.stdout)
+
+
 def cleanup():
     for p, _ in (v for k, v in STATE.items() if k != "node"):
         if p.poll() is None:
@@ -158,6 +191,6 @@ def cleanup():
 
 
 try:
-    run([test_run, test_feedback, test_explicit, test_release, test_refused])
+    run([test_run, test_feedback, test_explicit, test_release, test_refused, test_unplugged])
 finally:
     cleanup()

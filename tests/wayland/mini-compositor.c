@@ -21,6 +21,11 @@
  * 500 ms later: the producer gets it still pending) and immediately, or with
  * wl_buffer.release.
  *
+ * One wl_output: a surface enters it on its first commit of a buffer. On
+ * SIGUSR1 it is unplugged: every surface leaves it, its global goes
+ * ("output unplugged"), and from then on no frame callback is sent (nothing
+ * is repainted). --refuse-buffers: every buffer creation fails.
+ *
  * usage: mini-compositor --socket NAME --main-device /dev/dri/cardN [--refuse-buffers]
  */
 #include <errno.h>
@@ -60,6 +65,8 @@ struct surface {
 	struct wl_resource *release, *current_release; /* pending state's and the current buffer's release objects */
 	struct wl_list frames;                  /* wl_callback resources, pending */
 	bool attached;
+	bool entered;                           /* wl_surface.enter sent for the output */
+	struct wl_list link;                    /* mc.surfaces */
 };
 
 static struct {
@@ -72,6 +79,9 @@ static struct {
 	struct wl_event_source *timers[64];     /* the release fences' signals to come */
 	unsigned n_timers;
 	bool refuse_buffers;                    /* --refuse-buffers: every zwp_linux_buffer_params_v1.create fails */
+	struct wl_global *output;               /* one output; NULL once unplugged (SIGUSR1) */
+	struct wl_list outputs;                 /* its wl_output resources */
+	struct wl_list surfaces;
 } mc = { .timeline = -1, .table_fd = -1 };
 
 static void destroy_resource(struct wl_client *c, struct wl_resource *r)
@@ -397,6 +407,17 @@ static void surface_commit(struct wl_client *c, struct wl_resource *r)
 		close(s->acquire);
 	s->acquire = -1;
 	s->attached = false;
+	if (!mc.output) { /* on no output: not repainted, so no frame callback (a real compositor's behaviour) */
+		fflush(stdout);
+		return;
+	}
+	if (!s->entered && s->current) {
+		struct wl_resource *o;
+		wl_resource_for_each(o, &mc.outputs)
+			if (wl_resource_get_client(o) == wl_resource_get_client(r))
+				wl_surface_send_enter(r, o);
+		s->entered = true;
+	}
 	wl_resource_for_each_safe(cb, tmp, &s->frames) {
 		wl_callback_send_done(cb, 0);
 		wl_resource_destroy(cb);
@@ -433,6 +454,7 @@ static void surface_destroyed(struct wl_resource *r)
 		wl_resource_set_user_data(s->sync, NULL);
 	if (s->acquire >= 0)
 		close(s->acquire);
+	wl_list_remove(&s->link);
 	/* callbacks the client's end destroys later: out of the list, which goes now */
 	wl_resource_for_each_safe(cb, tmp, &s->frames) {
 		wl_list_remove(wl_resource_get_link(cb));
@@ -451,6 +473,7 @@ static void compositor_create_surface(struct wl_client *c, struct wl_resource *r
 	s->resource = wl_resource_create(c, &wl_surface_interface, wl_resource_get_version(r), id);
 	s->acquire = -1;
 	wl_list_init(&s->frames);
+	wl_list_insert(&mc.surfaces, &s->link);
 	wl_resource_set_implementation(s->resource, &surface_impl, s, surface_destroyed);
 }
 
@@ -459,6 +482,56 @@ static void compositor_create_region(struct wl_client *c, struct wl_resource *r,
 	struct wl_resource *region = wl_resource_create(c, &wl_region_interface, 1, id);
 	(void)r;
 	wl_resource_set_implementation(region, &region_impl, NULL, NULL);
+}
+
+/* ---- wl_output: one, 640x480, unplugged on SIGUSR1 ---- */
+
+static void output_release(struct wl_client *c, struct wl_resource *r)
+{
+	(void)c;
+	wl_resource_destroy(r);
+}
+
+static const struct wl_output_interface output_impl = { .release = output_release };
+
+static void output_destroyed(struct wl_resource *r)
+{
+	wl_list_remove(wl_resource_get_link(r));
+}
+
+static void bind_output(struct wl_client *c, void *data, uint32_t version, uint32_t id)
+{
+	struct wl_resource *r = wl_resource_create(c, &wl_output_interface, version, id);
+	(void)data;
+	wl_resource_set_implementation(r, &output_impl, NULL, output_destroyed);
+	wl_list_insert(&mc.outputs, wl_resource_get_link(r));
+	wl_output_send_geometry(r, 0, 0, 0, 0, WL_OUTPUT_SUBPIXEL_UNKNOWN, "dmabroker", "mini", WL_OUTPUT_TRANSFORM_NORMAL);
+	wl_output_send_mode(r, WL_OUTPUT_MODE_CURRENT, 640, 480, 60000);
+	if (version >= 2)
+		wl_output_send_done(r);
+}
+
+/* SIGUSR1: the output goes, as when a monitor is unplugged: every surface leaves it, the global is removed. */
+static int on_unplug(int sig, void *data)
+{
+	struct surface *s;
+	struct wl_resource *o;
+	(void)sig, (void)data;
+	if (!mc.output)
+		return 0;
+	wl_list_for_each(s, &mc.surfaces, link) {
+		if (!s->entered)
+			continue;
+		wl_resource_for_each(o, &mc.outputs)
+			if (wl_resource_get_client(o) == wl_resource_get_client(s->resource))
+				wl_surface_send_leave(s->resource, o);
+		s->entered = false;
+	}
+	wl_global_destroy(mc.output);
+	mc.output = NULL;
+	printf("output unplugged\n");
+	fflush(stdout);
+	return 0;
 }
 
 static const struct wl_compositor_interface compositor_impl = {
@@ -597,7 +670,7 @@ int main(int argc, char **argv)
 	};
 	const char *socket = NULL, *device = NULL;
 	struct { uint32_t format, pad; uint64_t modifier; } table = { DRM_FORMAT_XRGB8888, 0, DRM_FORMAT_MOD_LINEAR };
-	struct wl_event_source *sigs[2];
+	struct wl_event_source *sigs[3];
 	struct stat st;
 	int opt;
 
@@ -625,8 +698,12 @@ int main(int argc, char **argv)
 	wl_global_create(mc.display, &xdg_wm_base_interface, 1, NULL, bind_wm);
 	wl_global_create(mc.display, &zwp_linux_dmabuf_v1_interface, 4, NULL, bind_dmabuf);
 	wl_global_create(mc.display, &zwp_linux_explicit_synchronization_v1_interface, 2, NULL, bind_explicit);
+	wl_list_init(&mc.outputs);
+	wl_list_init(&mc.surfaces);
+	mc.output = wl_global_create(mc.display, &wl_output_interface, 3, NULL, bind_output);
 	sigs[0] = wl_event_loop_add_signal(wl_display_get_event_loop(mc.display), SIGTERM, on_term, NULL);
 	sigs[1] = wl_event_loop_add_signal(wl_display_get_event_loop(mc.display), SIGINT, on_term, NULL);
+	sigs[2] = wl_event_loop_add_signal(wl_display_get_event_loop(mc.display), SIGUSR1, on_unplug, NULL);
 	printf("mini-compositor: listening on %s, main device %s\n", socket, device);
 	wl_display_run(mc.display);
 	printf("mini-compositor: %u commits, %u buffers, %u releases\n", mc.commits, mc.buffers, mc.releases);
@@ -635,6 +712,7 @@ int main(int argc, char **argv)
 		wl_event_source_remove(mc.timers[--mc.n_timers]);
 	wl_event_source_remove(sigs[0]);
 	wl_event_source_remove(sigs[1]);
+	wl_event_source_remove(sigs[2]);
 	wl_display_destroy(mc.display);
 	close(mc.table_fd);
 	close(mc.timeline);

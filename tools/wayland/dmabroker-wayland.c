@@ -58,6 +58,7 @@
 #include "presentation-time-client-protocol.h"
 #include "xdg-shell-client-protocol.h"
 
+#define MAX_OUTPUTS 8
 #define MAX_BUFFERS 16
 #define MAX_FORMATS 128
 #define MAX_SAMPLES 100000
@@ -139,6 +140,10 @@ struct client {
 	struct xdg_toplevel *toplevel;
 	struct wl_callback *frame_cb;
 	bool configured, closed, fullscreen;
+	/* the outputs, and which the window is on (wl_surface.enter/leave) */
+	struct output { struct wl_output *o; uint32_t name; bool on; } outputs[MAX_OUTPUTS];
+	unsigned n_outputs;
+	bool entered, hidden;           /* on an output once; on none now (unplugged) */
 	/* what the compositor takes: formats with the linear or implicit modifier */
 	struct format { uint32_t fourcc; uint64_t modifier; } formats[MAX_FORMATS];
 	unsigned n_formats;
@@ -160,7 +165,7 @@ struct client {
 	enum wait_mode wait;
 	struct held next;
 	/* stats */
-	uint64_t n_shown, n_skipped, n_fenced, n_waited, t_first, t_last, wait_ns;
+	uint64_t n_shown, n_skipped, n_unshown, n_fenced, n_waited, t_first, t_last, wait_ns;
 	uint64_t n_presented, n_zero_copy, n_discarded; /* wp_presentation feedback */
 	struct wp_presentation_feedback *feedbacks[8];   /* the ones not answered yet (one per commit) */
 	uint64_t feedback_seq[8];                        /* the frame each is about */
@@ -422,13 +427,82 @@ static void registry_global(void *data, struct wl_registry *r, uint32_t name, co
 		wp_presentation_add_listener(c->presentation, &presentation_clock_listener, c);
 	} else if (strcmp(iface, zwp_linux_explicit_synchronization_v1_interface.name) == 0) {
 		c->explicit_sync = wl_registry_bind(r, name, &zwp_linux_explicit_synchronization_v1_interface, 1);
+	} else if (strcmp(iface, wl_output_interface.name) == 0 && c->n_outputs < MAX_OUTPUTS) {
+		/* bound so that wl_surface.enter and leave name it: which outputs the window is on */
+		c->outputs[c->n_outputs++] = (struct output){
+			.o = wl_registry_bind(r, name, &wl_output_interface, version < 3 ? version : 3), .name = name };
+	}
+}
+
+static void output_destroy(struct wl_output *o)
+{
+	if (wl_output_get_version(o) >= WL_OUTPUT_RELEASE_SINCE_VERSION)
+		wl_output_release(o);
+	else
+		wl_output_destroy(o);
+}
+
+/*
+ * Whether the window is on no output any more, though it was on one: an
+ * output unplugged. The compositor then repaints it nowhere and sends no
+ * frame callback, so frames go back to the stream unshown (a FIFO producer
+ * would otherwise wait for ever), until the window is on an output again.
+ */
+static void update_visibility(struct client *c)
+{
+	bool on = false;
+	for (unsigned i = 0; i < c->n_outputs; i++)
+		on |= c->outputs[i].on;
+	if (on)
+		c->entered = true;
+	if (c->hidden == (c->entered && !on))
+		return;
+	c->hidden = !c->hidden;
+	if (!c->quiet)
+		printf(c->hidden ? "wayland: the window is on no output now (an output unplugged?): frames go back to "
+				   "the stream unshown until it is on one again\n"
+				 : "wayland: the window is on an output again\n");
+	fflush(stdout);
+	if (!c->hidden && c->frame_cb) { /* the callback asked for while hidden may never come */
+		wl_callback_destroy(c->frame_cb);
+		c->frame_cb = NULL;
 	}
 }
 
 static void registry_global_remove(void *data, struct wl_registry *r, uint32_t name)
 {
-	(void)data, (void)r, (void)name;
+	struct client *c = data;
+	(void)r;
+	for (unsigned i = 0; i < c->n_outputs; i++)
+		if (c->outputs[i].name == name) {
+			output_destroy(c->outputs[i].o);
+			c->outputs[i] = c->outputs[--c->n_outputs];
+			update_visibility(c);
+			break;
+		}
 }
+
+static void surface_enter_leave(struct client *c, struct wl_output *o, bool on)
+{
+	for (unsigned i = 0; i < c->n_outputs; i++)
+		if (c->outputs[i].o == o)
+			c->outputs[i].on = on;
+	update_visibility(c);
+}
+
+static void surface_enter(void *data, struct wl_surface *s, struct wl_output *o)
+{
+	(void)s;
+	surface_enter_leave(data, o, true);
+}
+
+static void surface_leave(void *data, struct wl_surface *s, struct wl_output *o)
+{
+	(void)s;
+	surface_enter_leave(data, o, false);
+}
+
+static const struct wl_surface_listener surface_listener = { .enter = surface_enter, .leave = surface_leave };
 
 static const struct wl_registry_listener registry_listener = {
 	.global = registry_global,
@@ -503,6 +577,7 @@ static int create_window(struct client *c, const char *stream)
 	char title[96];
 
 	c->surface = wl_compositor_create_surface(c->compositor);
+	wl_surface_add_listener(c->surface, &surface_listener, c);
 	c->xdg_surface = xdg_wm_base_get_xdg_surface(c->wm_base, c->surface);
 	xdg_surface_add_listener(c->xdg_surface, &xdg_surface_listener, c);
 	c->toplevel = xdg_surface_get_toplevel(c->xdg_surface);
@@ -833,7 +908,20 @@ static int take_frames(struct client *c)
 	struct dmabroker_frame f;
 	int r = 0;
 
+	if (c->hidden && c->next.valid) { /* the frame waiting for a frame callback that will not come */
+		give_back(c, &c->next, c->next.fence);
+		c->n_skipped++;
+		c->n_unshown++;
+	}
 	while (!(fifo && c->next.valid) && (r = dmabroker_stream_acquire(c->s, &f)) == 0) {
+		if (c->hidden) { /* on no output: back at once, done when the producer's write is */
+			dmabroker_stream_release(c->s, f.index, f.fence);
+			if (f.fence >= 0)
+				close(f.fence);
+			c->n_skipped++;
+			c->n_unshown++;
+			continue;
+		}
 		if (c->next.valid) { /* replaced before it was shown */
 			give_back(c, &c->next, -1);
 			c->n_skipped++;
@@ -860,6 +948,8 @@ static void print_summary(struct client *c)
 	double secs = c->t_last > c->t_first ? (double)(c->t_last - c->t_first) / 1e9 : 0;
 
 	printf("wayland: %" PRIu64 " frames shown, %" PRIu64 " skipped", c->n_shown, c->n_skipped);
+	if (c->n_unshown)
+		printf(" (%" PRIu64 " of them given back unshown: the window on no output)", c->n_unshown);
 	if (secs > 0)
 		printf(", %.1f frames/s", (double)(c->n_shown - 1) / secs);
 	if (c->n_latency) {
@@ -899,6 +989,8 @@ static void cleanup(void)
 	if (c->b)
 		dmabroker_disconnect(c->b);
 	if (c->display) {
+		while (c->n_outputs)
+			output_destroy(c->outputs[--c->n_outputs].o);
 		if (c->frame_cb)
 			wl_callback_destroy(c->frame_cb);
 		if (c->surface_sync)
