@@ -152,6 +152,26 @@ def test_screenshot():
         check(at == (0, 0), "fullscreen: at the output's origin", at)
 
 
+def test_scanout():
+    """what vkms's primary plane scans out (read by scanout-read as root: the plane's framebuffer, mapped) holds the camera's last frame, pixel for pixel: fullscreen, the framebuffer is the frame itself (640x480, direct scanout); in a window, Weston's composite holds it"""
+    out = os.path.join(WORK, "scanout.ppm")
+    r = subprocess.run([os.path.join(BUILD, "tests", "wayland", "scanout-read"), "vkms", out], capture_output=True,
+                       text=True, timeout=60)
+    check(r.returncode == 0, "scanout-read", r.stdout, r.stderr)
+    print("# " + r.stdout.strip())
+    last, screen = images.ppm_read(os.path.join(WORK, "last.ppm")), images.ppm_read(out)
+    at = images.find(screen, last)
+    print("# the camera's last frame (%dx%d) in the %dx%d scanout: at %s" % (last[0], last[1], screen[0], screen[1],
+                                                                            at))
+    if at is None:
+        images.png_write(os.path.join(os.environ.get("DMABROKER_VM_ARTIFACTS", WORK), "scanout-%s.png" % MODE),
+                         *screen)
+    check(at is not None, "the frame is scanned out exactly")
+    if MODE == "fullscreen":
+        check(screen[:2] == last[:2] and at == (0, 0), "fullscreen: the plane's framebuffer is the frame's size",
+              screen[:2])
+
+
 def test_summary():
     """the client's summary: frames shown and presented, each acquire fence waited for on the CPU (implicit sync, kms_swrast does not wait); fullscreen: presented zero-copy, and Weston's drm-backend says the view is on the primary plane"""
     wl = STATE["wl"]
@@ -239,6 +259,6 @@ def cleanup():
 
 
 try:
-    run([test_shown, test_screenshot, test_summary, test_pending_fence, test_weston_killed])
+    run([test_shown, test_screenshot, test_scanout, test_summary, test_pending_fence, test_weston_killed])
 finally:
     cleanup()
