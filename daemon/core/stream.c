@@ -420,10 +420,10 @@ static int check_party(struct stream *s, const struct stream_party *p, uint32_t 
 		struct backend *be = drm_backend_for(s->broker, p->p.devices[d]);
 		if (needs_native(p, be) && be != placed)
 			return error_setf(error, DMABROKER_E_NEGOTIATION_FAILED,
-						 "stream '%s': %s uses %s (%s), %s, but the buffers are on %s",
+						 "stream '%s': %s uses %s (%s)%s, but the buffers are on %s",
 						 s->p.name, who(s, p, w, sizeof(w)), be->driver, be->device,
-						 be->imports ? "and reads only buffers allocated on it (native)"
-							     : "which imports no foreign dma-buf", placed->name);
+						 be->imports ? " and reads only buffers allocated on it (native)"
+							     : ", which imports no foreign dma-buf", placed->name);
 	}
 	if (placed && (p->p.usage & DMABROKER_USAGE_CONTIGUOUS) && !placed->contiguous)
 		return error_setf(error, DMABROKER_E_NEGOTIATION_FAILED,

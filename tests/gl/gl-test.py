@@ -149,26 +149,34 @@ def test_checker_and_refusal():
     """the checker fails on frames that are not the transform (the camera's own, on a heap); the GL stage joining that stream late is refused, naming itself, its device and the placement"""
     frames = os.path.join(WORK, "frames-raw")
     os.makedirs(frames)
-    cam = popen(CAMERA + ["-r", "5", "-m", "mailbox", "-s", "raw", "--save-frames", frames])  # until SIGINT
-    chk = popen(CHECK + ["--stream", "raw", "--frames-dir", frames])
-    m = expect_line(cam, r"camera: \d+ buffers on (\S+)")
-    print("# " + m.group(0))
-    check(m.group(1).startswith("heap"), "a consumer with no device: the buffers on a heap", m.group(0))
-    r = subprocess.run(GL + ["-i", "raw", "-o", "never"], capture_output=True, text=True, timeout=120)
-    print("# dmabroker-gl: " + r.stderr.strip().splitlines()[-1] if r.stderr.strip() else "# (no message)")
-    check(r.returncode == 1, "the GL stage exits 1", r.returncode, r.stdout, r.stderr)
-    check(re.search(r"stream 'raw': .*gl:vkms.* uses vkms \(/dev/dri/card\d+\) and reads only buffers allocated on it \(native\), but the "
-                    r"buffers are on heap", r.stderr), "the refusal names the stage, its device and the placement",
-          r.stderr)
-    time.sleep(2)
-    cam.send_signal(signal.SIGINT)
-    rc, out = finish(cam, 60)
-    check(rc == 0, "the camera went on until stopped", out)
-    rc, out = finish(chk, 60)
-    m = re.search(r"check: (\d+) frames, (\d+) identical, (\d+) differ", out)
-    print("# " + (m.group(0) if m else out.strip()))
-    check(rc == 1 and m and int(m.group(1)) > 0 and int(m.group(2)) == 0,
-          "the checker fails every frame that is not the transform", out)
+    procs = []
+    try:
+        cam = popen(CAMERA + ["-r", "5", "-m", "mailbox", "-s", "raw", "--save-frames", frames])  # until SIGINT
+        chk = popen(CHECK + ["--stream", "raw", "--frames-dir", frames])
+        procs += [cam, chk]
+        m = expect_line(cam, r"camera: \d+ buffers on (\S+)")
+        print("# " + m.group(0))
+        check(m.group(1).startswith("heap"), "a consumer with no device: the buffers on a heap", m.group(0))
+        r = subprocess.run(GL + ["-i", "raw", "-o", "never"], capture_output=True, text=True, timeout=120)
+        print("# dmabroker-gl: " + r.stderr.strip().splitlines()[-1] if r.stderr.strip() else "# (no message)")
+        check(r.returncode == 1, "the GL stage exits 1", r.returncode, r.stdout, r.stderr)
+        check(re.search(r"stream 'raw': .*gl:vkms.* uses vkms \(/dev/dri/card\d+\) and reads only buffers allocated "
+                        r"on it \(native\), but the buffers are on heap", r.stderr),
+              "the refusal names the stage, its device and the placement", r.stderr)
+        time.sleep(2)
+        cam.send_signal(signal.SIGINT)
+        rc, out = finish(cam, 60)
+        check(rc == 0, "the camera went on until stopped", out)
+        rc, out = finish(chk, 60)
+        m = re.search(r"check: (\d+) frames, (\d+) identical, (\d+) differ", out)
+        print("# " + (m.group(0) if m else out.strip()))
+        check(rc == 1 and m and int(m.group(1)) > 0 and int(m.group(2)) == 0,
+              "the checker fails every frame that is not the transform", out)
+    finally:  # a failed step leaves no process holding vivid for the next
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait(30)
 
 
 def at_baseline(what):
@@ -185,24 +193,32 @@ def at_baseline(what):
 
 def test_gl_killed():
     """the GL stage killed mid-stream: the display is told the stream ended, the camera goes on, a new stage joins the camera's stream and renders, and afterwards the daemon's fds and buffers are at baseline"""
-    cam = popen(CAMERA + ["-q", "-n", "150", "-m", "mailbox", "-s", "live"])
-    gl = popen(GL + ["-i", "live", "-o", "gl-live"])
-    disp = popen([os.path.join(TOOLS, "dmabroker-display"), "--session", "--device", "vkms", "--stream", "gl-live",
-                  "--input", "none", "--exit-on-end", "--wait", "120"])
-    expect_line(gl, r"gl: 'live' .* -> 'gl-live'")
-    time.sleep(3)
-    gl.send_signal(signal.SIGKILL)
-    gl.wait(30)
-    rc, out = finish(disp, 60)
-    print("# display: " + " | ".join(out.strip().splitlines()[-2:]))
-    check(rc == 0 and re.search(r"ended|went away|gone", out), "the display says the stream ended", out)
-    r = subprocess.run(GL + ["-i", "live", "-o", "gl-again", "-c", "0", "-n", "10"], capture_output=True, text=True,
-                       timeout=180)
-    print("# a new stage: " + r.stdout.strip().splitlines()[-1] if r.stdout.strip() else "# (no output)")
-    check(r.returncode == 0 and "gl: 10 frames" in r.stdout, "a new stage joins the running stream and renders",
-          r.stdout, r.stderr)
-    rc, out = finish(cam, 180)
-    check(rc == 0, "the camera goes on to its 150 frames", out)
+    procs = []
+    try:
+        cam = popen(CAMERA + ["-q", "-n", "150", "-m", "mailbox", "-s", "live"])
+        gl = popen(GL + ["-i", "live", "-o", "gl-live"])
+        disp = popen([os.path.join(TOOLS, "dmabroker-display"), "--session", "--device", "vkms", "--stream", "gl-live",
+                      "--input", "none", "--exit-on-end", "--wait", "120"])
+        procs += [cam, gl, disp]
+        expect_line(gl, r"gl: 'live' .* -> 'gl-live'")
+        time.sleep(3)
+        gl.send_signal(signal.SIGKILL)
+        gl.wait(30)
+        rc, out = finish(disp, 60)
+        print("# display: " + " | ".join(out.strip().splitlines()[-2:]))
+        check(rc == 0 and re.search(r"ended|went away|gone", out), "the display says the stream ended", out)
+        r = subprocess.run(GL + ["-i", "live", "-o", "gl-again", "-c", "0", "-n", "10"], capture_output=True, text=True,
+                           timeout=180)
+        print("# a new stage: " + r.stdout.strip().splitlines()[-1] if r.stdout.strip() else "# (no output)")
+        check(r.returncode == 0 and "gl: 10 frames" in r.stdout, "a new stage joins the running stream and renders",
+              r.stdout, r.stderr)
+        rc, out = finish(cam, 180)
+        check(rc == 0, "the camera goes on to its 150 frames", out)
+    finally:  # a failed step leaves no process holding vivid or vkms
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait(30)
     at_baseline("all gone")
 
 

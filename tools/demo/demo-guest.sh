@@ -10,7 +10,8 @@
 #
 #   vivid --> dmabroker-camera --"live"--> dmabroker-gl on vkms --"live-gl"--> dmabroker-wayland in Weston
 #
-# usage: demo-guest.sh BUILD_DIR FRAMES
+# usage: demo-guest.sh BUILD_DIR FRAMES [COMPOSITOR_FRAMES]
+# (COMPOSITOR_FRAMES: the compositor part's, default FRAMES)
 # Writes into $DMABROKER_VM_ARTIFACTS: the logs, camera-last.ppm (the last
 # captured frame), vkms-writeback.ppm (vkms's output read back through its
 # writeback connector), virtio-gpu.png (qemu's screendump of virtio-gpu,
@@ -21,6 +22,7 @@
 set -u
 build=$1
 frames=$2
+compositor_frames=${3:-$2}
 out=${DMABROKER_VM_ARTIFACTS:?not inside the test bed}
 src=$(cd "$(dirname "$0")/../.." && pwd)
 ctl="$build/tools/dmabrokerctl --session"
@@ -95,7 +97,7 @@ compositor() {
 		--wait 120 >"$out/gl.log" 2>&1 &
 	gl=$!
 	"$build/tools/dmabroker-camera" --session --stream live --format XR24 --width 320 --height 180 \
-		--mode fifo --frames "$frames" --save-last "$out/live-last.ppm" >"$out/live-camera.log" 2>&1
+		--mode fifo --frames "$compositor_frames" --save-last "$out/live-last.ppm" >"$out/live-camera.log" 2>&1
 	echo "live-camera exit $?" >>"$out/status.txt"
 	wait $gl
 	echo "gl exit $?" >>"$out/status.txt"
