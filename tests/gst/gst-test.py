@@ -26,6 +26,7 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "common"))
 from taptest import run, check  # noqa: E402
+from busfixture import REPORT  # noqa: E402
 
 PLUGIN_DIR, PART = sys.argv[1], sys.argv[2]
 TMP = tempfile.mkdtemp(prefix="dmabroker-gst.")
@@ -44,8 +45,6 @@ def gst_env():
         # the ASan build's plugin in an uninstrumented gst-launch-1.0: its runtime must come first
         lib = subprocess.run(["cc", "-print-file-name=libasan.so"], capture_output=True, text=True).stdout.strip()
         env["LD_PRELOAD"] = lib
-        # GLib and GStreamer keep their type system's memory to the end: not this plugin's leaks
-        env["ASAN_OPTIONS"] = env.get("ASAN_OPTIONS", "") + ":detect_leaks=0"
     return env
 
 
@@ -62,6 +61,9 @@ def finish(p):
         p.kill()
         out, err = p.communicate()
         raise AssertionError("%s did not end in %d s:\n%s%s" % (" ".join(p.args), LAUNCH_TIMEOUT, out, err))
+    # the ASan build's plugin: a memory error, undefined behaviour or a leak fails whatever the status
+    m = REPORT.search(out + err)
+    check(not m, "%s: a sanitizer's report: %r" % (" ".join(p.args), m and m.group(0)), out + err)
     return p.returncode, out + err
 
 
@@ -243,8 +245,18 @@ PARTS = {
     "errors": [test_stream_never_appears, test_format_refused, test_bad_mode, test_out_of_range, test_bad_stream_name],
 }
 
+def build_registry():
+    """GStreamer's registry written once, before the tests: building it leaks
+    16 KiB inside GLib (LeakSanitizer says so, with no plugin of ours in the
+    pipeline), not the plugin's to answer for"""
+    env = gst_env()
+    env["ASAN_OPTIONS"] = env.get("ASAN_OPTIONS", "") + ":detect_leaks=0"
+    subprocess.run(["gst-inspect-1.0", "fakesink"], env=env, capture_output=True, timeout=LAUNCH_TIMEOUT)
+
+
 if __name__ == "__main__":
     try:
+        build_registry()
         run(PARTS[PART])
     finally:
         shutil.rmtree(TMP, ignore_errors=True)
