@@ -96,33 +96,17 @@ static gboolean gst_dmabroker_sink_start(GstBaseSink *bsink)
 {
 	GstDmaBrokerSink *self = GST_DMABROKER_SINK(bsink);
 	gboolean session;
-	int r;
+	char *name;
+	gboolean ok;
 
 	GST_OBJECT_LOCK(self);
 	session = self->session;
+	name = g_strdup(self->stream_name);
 	self->frames = self->copies = 0;
-	if (!gst_dmabroker_valid_stream_name(self->stream_name)) {
-		GST_OBJECT_UNLOCK(self);
-		GST_ELEMENT_ERROR(self, RESOURCE, SETTINGS,
-				  ("stream name '%s' is not valid: 1 to 63 of A-Z a-z 0-9 - _ .",
-				   self->stream_name ? self->stream_name : ""), (NULL));
-		return FALSE;
-	}
 	GST_OBJECT_UNLOCK(self);
-	r = gst_dmabroker_wake_init(&self->wake);
-	if (r < 0) {
-		GST_ELEMENT_ERROR(self, RESOURCE, FAILED, ("eventfd: %s", g_strerror(-r)), (NULL));
-		return FALSE;
-	}
-	r = dmabroker_connect(session ? DMABROKER_BUS_SESSION : DMABROKER_BUS_SYSTEM, &self->b);
-	if (r < 0) {
-		GST_ELEMENT_ERROR(self, RESOURCE, OPEN_WRITE,
-				  ("cannot reach dmabrokerd on the %s bus: %s", session ? "session" : "system",
-				   g_strerror(-r)), (NULL));
-		gst_dmabroker_wake_close(&self->wake);
-		return FALSE;
-	}
-	return TRUE;
+	ok = gst_dmabroker_start(GST_ELEMENT(self), name, session, &self->wake, &self->b);
+	g_free(name);
+	return ok;
 }
 
 static gboolean gst_dmabroker_sink_stop(GstBaseSink *bsink)

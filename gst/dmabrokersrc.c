@@ -131,35 +131,17 @@ static gboolean gst_dmabroker_src_start(GstBaseSrc *bsrc)
 {
 	GstDmaBrokerSrc *self = GST_DMABROKER_SRC(bsrc);
 	gboolean session;
-	int r;
+	char *name;
+	gboolean ok;
 
 	GST_OBJECT_LOCK(self);
 	session = self->session;
+	name = g_strdup(self->stream_name);
 	self->frames = self->copies = 0;
-	if (!gst_dmabroker_valid_stream_name(self->stream_name)) {
-		GST_OBJECT_UNLOCK(self);
-		GST_ELEMENT_ERROR(self, RESOURCE, SETTINGS,
-				  ("stream name '%s' is not valid: 1 to 63 of A-Z a-z 0-9 - _ .",
-				   self->stream_name ? self->stream_name : ""), (NULL));
-		return FALSE;
-	}
 	GST_OBJECT_UNLOCK(self);
-	r = gst_dmabroker_wake_init(&self->wake);
-	if (r < 0) {
-		GST_ELEMENT_ERROR(self, RESOURCE, FAILED, ("eventfd: %s", g_strerror(-r)), (NULL));
-		return FALSE;
-	}
-	g_mutex_lock(&self->lock);
-	r = dmabroker_connect(session ? DMABROKER_BUS_SESSION : DMABROKER_BUS_SYSTEM, &self->b);
-	g_mutex_unlock(&self->lock);
-	if (r < 0) {
-		GST_ELEMENT_ERROR(self, RESOURCE, OPEN_READ,
-				  ("cannot reach dmabrokerd on the %s bus: %s", session ? "session" : "system",
-				   g_strerror(-r)), (NULL));
-		gst_dmabroker_wake_close(&self->wake);
-		return FALSE;
-	}
-	return TRUE;
+	ok = gst_dmabroker_start(GST_ELEMENT(self), name, session, &self->wake, &self->b);
+	g_free(name);
+	return ok;
 }
 
 static gboolean gst_dmabroker_src_stop(GstBaseSrc *bsrc)
@@ -348,7 +330,8 @@ static gboolean gst_dmabroker_src_negotiate(GstBaseSrc *bsrc)
 	wait_s = self->wait_s;
 	GST_OBJECT_UNLOCK(self);
 
-	r = join_stream(self, name, wait_s, fourccs, n);
+	/* joined already when an earlier attempt was cut short by a flush */
+	r = self->s ? 0 : join_stream(self, name, wait_s, fourccs, n);
 	if (r == 0)
 		r = run_until(self, check_ready, -ETIMEDOUT, NULL);
 	if (r == -EINTR) {
@@ -437,6 +420,16 @@ static GstFlowReturn gst_dmabroker_src_create(GstPushSrc *psrc, GstBuffer **ret)
 		GST_DMABROKER_STREAM_ERROR(self, RESOURCE, READ, self->b, r, self->stream_name);
 		return GST_FLOW_ERROR;
 	}
+	if (f.index >= self->n_buffers) {
+		if (f.fence >= 0)
+			close(f.fence);
+		g_mutex_lock(&self->lock);
+		dmabroker_stream_release(self->s, f.index, -1);
+		g_mutex_unlock(&self->lock);
+		GST_ELEMENT_ERROR(self, RESOURCE, READ, ("stream '%s': a frame in buffer %u of %u", self->stream_name,
+							 f.index, self->n_buffers), (NULL));
+		return GST_FLOW_ERROR;
+	}
 	/* nothing downstream may touch the frame before its acquire fence signalled */
 	if (f.fence >= 0) {
 		int w = dmabroker_fence_wait(f.fence, FENCE_TIMEOUT_MS);
@@ -450,11 +443,6 @@ static GstFlowReturn gst_dmabroker_src_create(GstPushSrc *psrc, GstBuffer **ret)
 					   w == 0 ? "did not signal in 10 s" : g_strerror(-w)), (NULL));
 			return GST_FLOW_ERROR;
 		}
-	}
-	if (f.index >= self->n_buffers) {
-		GST_ELEMENT_ERROR(self, RESOURCE, READ, ("stream '%s': a frame in buffer %u of %u", self->stream_name,
-							 f.index, self->n_buffers), (NULL));
-		return GST_FLOW_ERROR;
 	}
 	for (unsigned i = 0; i < n_planes; i++) {
 		uint64_t off;

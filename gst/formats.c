@@ -171,3 +171,29 @@ char *gst_dmabroker_stream_message(struct dmabroker *b, int r, const char *name)
 		return g_strdup(msg);
 	return g_strdup_printf("stream '%s': %s", name ? name : "", msg);
 }
+
+gboolean gst_dmabroker_start(GstElement *element, const char *name, gboolean session, struct gst_dmabroker_wake *w,
+			     struct dmabroker **b)
+{
+	int r;
+
+	if (!gst_dmabroker_valid_stream_name(name)) {
+		GST_ELEMENT_ERROR(element, RESOURCE, SETTINGS,
+				  ("stream name '%s' is not valid: 1 to 63 of A-Z a-z 0-9 - _ .", name ? name : ""), (NULL));
+		return FALSE;
+	}
+	r = gst_dmabroker_wake_init(w);
+	if (r < 0) {
+		GST_ELEMENT_ERROR(element, RESOURCE, FAILED, ("eventfd: %s", g_strerror(-r)), (NULL));
+		return FALSE;
+	}
+	r = dmabroker_connect(session ? DMABROKER_BUS_SESSION : DMABROKER_BUS_SYSTEM, b);
+	if (r < 0) {
+		GST_ELEMENT_ERROR(element, RESOURCE, OPEN_READ_WRITE,
+				  ("cannot reach dmabrokerd on the %s bus: %s", session ? "session" : "system", g_strerror(-r)),
+				  (NULL));
+		gst_dmabroker_wake_close(w);
+		return FALSE;
+	}
+	return TRUE;
+}

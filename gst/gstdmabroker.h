@@ -59,6 +59,15 @@ void gst_dmabroker_wake_set(struct gst_dmabroker_wake *w, bool flushing);
  */
 int gst_dmabroker_poll(struct dmabroker *b, struct gst_dmabroker_wake *w, int timeout_ms);
 
+/*
+ * What both elements' start() does: name checked (the stream name), w's
+ * eventfd opened, *b connected to dmabrokerd on the session or the system
+ * bus. FALSE when one failed: the element's error is posted, nothing left
+ * open.
+ */
+gboolean gst_dmabroker_start(GstElement *element, const char *name, gboolean session, struct gst_dmabroker_wake *w,
+			     struct dmabroker **b);
+
 /* What a failed call's error says: the daemon's message, or strerror(-r). */
 const char *gst_dmabroker_error(struct dmabroker *b, int r);
 /* The same about stream name: "stream 'NAME': ...", unless the daemon's message names it already. Free it. */
