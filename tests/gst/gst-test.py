@@ -11,7 +11,8 @@ roundtrip and errors parts run against a dmabrokerd on a private session bus
              file byte-identical to videotestsrc ! filesink of the same
              caps, for BGRx, NV12 and YUY2, at 320x180 and at 328x184
              (where the stream's 64-byte stride needs padding and
-             GStreamer's does not); and dmabrokersrc ! videoconvert (which
+             GStreamer's does not); NV12 at 322x182 (both padded: the
+             visible bytes compared); and dmabrokersrc ! videoconvert (which
              reads GstVideoMeta) pushed every frame without a copy
   errors     a stream that never appears, a format the producer does not
              make (the daemon's refusal in the error), bad property values
@@ -162,10 +163,43 @@ def identical_test(fmt, w, h):
         same_files(out, ref, FRAME_SIZE[fmt](w, h))
         check(stopped(plog, "dmabrokersink") == (FRAMES, FRAMES), "the sink did not queue and copy %d frames" % FRAMES,
               plog)
-        frames, _ = stopped(clog, "dmabrokersrc")
-        check(frames == FRAMES, "the source pushed %d frames, not %d" % (frames, FRAMES), clog)
-    t.__doc__ = "%s %dx%d: %d frames through a stream byte-identical to videotestsrc's" % (fmt, w, h, FRAMES)
+        # filesink reads no GstVideoMeta: the source copies exactly when the stream's layout is not GStreamer's
+        copies = 0 if w % 64 == 0 else FRAMES
+        check(stopped(clog, "dmabrokersrc") == (FRAMES, copies),
+              "the source did not push %d frames, %d of them copied" % (FRAMES, copies), clog)
+    t.__doc__ = ("%s %dx%d: %d frames through a stream byte-identical to videotestsrc's, %s" %
+                 (fmt, w, h, FRAMES, "none copied by the source" if w % 64 == 0 else
+                  "each copied by the source into GStreamer's layout"))
     return t
+
+
+def nv12_visible(data, w, h):
+    """the visible bytes of NV12 frames in GStreamer's layout: rows of 4-byte aligned strides, their padding dropped"""
+    stride, rows = (w + 3) // 4 * 4, (h + 1) // 2 * 2
+    frame = stride * rows + stride * rows // 2
+    out = bytearray()
+    for f in range(len(data) // frame):
+        base = f * frame
+        for y in range(h):
+            out += data[base + y * stride:base + y * stride + w]
+        for y in range((h + 1) // 2):
+            row = base + stride * rows + y * stride
+            out += data[row:row + (w + 1) // 2 * 2]
+    return len(data) // frame, len(data) % frame, bytes(out)
+
+
+def test_padded_both_sides():
+    """NV12 322x182: GStreamer's rows padded to 324, the stream's to 384: every frame's visible bytes identical"""
+    w, h = 322, 182
+    out, ref, plog, clog = roundtrip("NV12", w, h, "padded", "video/x-raw,format=NV12 ! filesink", "filesink")
+    # the padding bytes of GStreamer's own layout are whatever the allocation held: not compared
+    n_out, rest_out, a = nv12_visible(open(out, "rb").read(), w, h)
+    n_ref, rest_ref, b = nv12_visible(open(ref, "rb").read(), w, h)
+    check(n_ref == FRAMES and rest_ref == 0, "the reference holds %d frames and %d bytes more" % (n_ref, rest_ref))
+    check(n_out == FRAMES and rest_out == 0, "the consumer wrote %d frames and %d bytes more" % (n_out, rest_out))
+    if a != b:
+        raise AssertionError("the visible bytes differ from byte %d on" % next(k for k in range(len(a)) if a[k] != b[k]))
+    check(stopped(clog, "dmabrokersrc") == (FRAMES, FRAMES), "the source did not copy every frame", clog)
 
 
 def test_zero_copy_downstream():
@@ -241,7 +275,7 @@ def test_bad_stream_name():
 PARTS = {
     "inspect": [test_plugin_lists_both, test_sink_properties, test_src_properties],
     "roundtrip": [identical_test(f, w, h) for (w, h) in ((320, 180), (328, 184)) for f in ("BGRx", "NV12", "YUY2")]
-    + [test_zero_copy_downstream],
+    + [test_padded_both_sides, test_zero_copy_downstream],
     "errors": [test_stream_never_appears, test_format_refused, test_bad_mode, test_out_of_range, test_bad_stream_name],
 }
 
