@@ -13,7 +13,8 @@ roundtrip and errors parts run against a dmabrokerd on a private session bus
              (where the stream's 64-byte stride needs padding and
              GStreamer's does not); NV12 at 322x182 (both padded: the
              visible bytes compared); and dmabrokersrc ! videoconvert (which
-             reads GstVideoMeta) pushed every frame without a copy
+             reads GstVideoMeta) pushed every frame without a copy; the
+             producer's pipeline killed mid-stream: the consumer's ends (EOS)
   errors     a stream that never appears, a format the producer does not
              make (the daemon's refusal in the error), bad property values
 """
@@ -212,6 +213,34 @@ def test_zero_copy_downstream():
     check(stopped(clog, "dmabrokersrc") == (FRAMES, 0), "the source copied frames", clog)
 
 
+def test_producer_killed():
+    """the producer pipeline SIGKILLed mid-stream: the consumer's pipeline ends (EOS, status 0), whole frames written"""
+    w, h = 320, 180
+    size = w * h * 4
+    out, ref = os.path.join(TMP, "killed.raw"), os.path.join(TMP, "killed.ref")
+    consumer = launch("dmabrokersrc stream=killed session=true wait=30 ! video/x-raw,format=BGRx ! filesink "
+                      "location=%s buffer-mode=unbuffered" % out, wait=False)
+    producer = launch("videotestsrc is-live=true pattern=smpte ! video/x-raw,format=BGRx,width=%d,height=%d,"
+                      "framerate=30/1 ! dmabrokersink stream=killed session=true" % (w, h), wait=False)
+    deadline = time.monotonic() + LAUNCH_TIMEOUT
+    while time.monotonic() < deadline and (not os.path.exists(out) or os.path.getsize(out) < 5 * size):
+        time.sleep(0.1)
+    producer.kill()
+    finish(producer)
+    crc, clog = finish(consumer)
+    check(crc == 0, "the consumer: status %d, not an EOS" % crc, clog)
+    check("the stream ended" in clog, "the consumer did not say the stream ended", clog)
+    data = open(out, "rb").read()
+    check(len(data) >= 5 * size and len(data) % size == 0, "the consumer wrote %d bytes: not 5 or more whole frames"
+          % len(data))
+    n = len(data) // size
+    rc, log = launch("videotestsrc num-buffers=%d pattern=smpte ! video/x-raw,format=BGRx,width=%d,height=%d ! "
+                     "filesink location=%s" % (n, w, h, ref))
+    check(rc == 0, "reference: status %d" % rc, log)
+    # FIFO: no frame dropped, so frame i is videotestsrc's frame i
+    check(data == open(ref, "rb").read(), "the %d frames differ from videotestsrc's first %d" % (n, n))
+
+
 # ---- errors ----
 
 def test_stream_never_appears():
@@ -275,7 +304,7 @@ def test_bad_stream_name():
 PARTS = {
     "inspect": [test_plugin_lists_both, test_sink_properties, test_src_properties],
     "roundtrip": [identical_test(f, w, h) for (w, h) in ((320, 180), (328, 184)) for f in ("BGRx", "NV12", "YUY2")]
-    + [test_padded_both_sides, test_zero_copy_downstream],
+    + [test_padded_both_sides, test_zero_copy_downstream, test_producer_killed],
     "errors": [test_stream_never_appears, test_format_refused, test_bad_mode, test_out_of_range, test_bad_stream_name],
 }
 
