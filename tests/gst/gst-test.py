@@ -14,7 +14,8 @@ roundtrip and errors parts run against a dmabrokerd on a private session bus
              GStreamer's does not); NV12 at 322x182 (both padded: the
              visible bytes compared); and dmabrokersrc ! videoconvert (which
              reads GstVideoMeta) pushed every frame without a copy; the
-             producer's pipeline killed mid-stream: the consumer's ends (EOS)
+             producer's pipeline killed mid-stream: the consumer's ends (EOS);
+             the consumer's killed: the producer's goes on to its end
   errors     a stream that never appears, a format the producer does not
              make (the daemon's refusal in the error), bad property values
 """
@@ -213,6 +214,13 @@ def test_zero_copy_downstream():
     check(stopped(clog, "dmabrokersrc") == (FRAMES, 0), "the source copied frames", clog)
 
 
+def wait_for_size(path, size):
+    """until the consumer's file holds size bytes (at most LAUNCH_TIMEOUT)"""
+    deadline = time.monotonic() + LAUNCH_TIMEOUT
+    while time.monotonic() < deadline and (not os.path.exists(path) or os.path.getsize(path) < size):
+        time.sleep(0.1)
+
+
 def test_producer_killed():
     """the producer pipeline SIGKILLed mid-stream: the consumer's pipeline ends (EOS, status 0), whole frames written"""
     w, h = 320, 180
@@ -222,9 +230,7 @@ def test_producer_killed():
                       "location=%s buffer-mode=unbuffered" % out, wait=False)
     producer = launch("videotestsrc is-live=true pattern=smpte ! video/x-raw,format=BGRx,width=%d,height=%d,"
                       "framerate=30/1 ! dmabrokersink stream=killed session=true" % (w, h), wait=False)
-    deadline = time.monotonic() + LAUNCH_TIMEOUT
-    while time.monotonic() < deadline and (not os.path.exists(out) or os.path.getsize(out) < 5 * size):
-        time.sleep(0.1)
+    wait_for_size(out, 5 * size)
     producer.kill()
     finish(producer)
     crc, clog = finish(consumer)
@@ -239,6 +245,22 @@ def test_producer_killed():
     check(rc == 0, "reference: status %d" % rc, log)
     # FIFO: no frame dropped, so frame i is videotestsrc's frame i
     check(data == open(ref, "rb").read(), "the %d frames differ from videotestsrc's first %d" % (n, n))
+
+
+def test_consumer_killed():
+    """the consumer pipeline SIGKILLed mid-stream: the producer's goes on to its last frame and ends (status 0)"""
+    w, h = 320, 180
+    out = os.path.join(TMP, "gone.raw")
+    consumer = launch("dmabrokersrc stream=gone session=true wait=30 ! video/x-raw,format=BGRx ! filesink "
+                      "location=%s buffer-mode=unbuffered" % out, wait=False)
+    producer = launch("videotestsrc num-buffers=60 pattern=smpte ! video/x-raw,format=BGRx,width=%d,height=%d,"
+                      "framerate=30/1 ! dmabrokersink stream=gone session=true" % (w, h), wait=False)
+    wait_for_size(out, 5 * w * h * 4)
+    consumer.kill()
+    finish(consumer)
+    prc, plog = finish(producer)
+    check(prc == 0, "the producer: status %d" % prc, plog)
+    check(stopped(plog, "dmabrokersink")[0] == 60, "the producer did not queue its 60 frames", plog)
 
 
 # ---- errors ----
@@ -304,7 +326,8 @@ def test_bad_stream_name():
 PARTS = {
     "inspect": [test_plugin_lists_both, test_sink_properties, test_src_properties],
     "roundtrip": [identical_test(f, w, h) for (w, h) in ((320, 180), (328, 184)) for f in ("BGRx", "NV12", "YUY2")]
-    + [test_padded_both_sides, test_zero_copy_downstream, test_producer_killed],
+    + [test_padded_both_sides, test_zero_copy_downstream, test_producer_killed,
+       test_consumer_killed],
     "errors": [test_stream_never_appears, test_format_refused, test_bad_mode, test_out_of_range, test_bad_stream_name],
 }
 
